@@ -1,0 +1,32 @@
+"""Who may do what in a workspace. Every app asks here; nothing else reads roles."""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.models import ROLE_RANK, Membership, User, Workspace
+
+Role = Membership.Role
+
+NOT_A_MEMBER = "No such workspace."
+ROLE_TOO_LOW = "This needs the {role} role or higher in the workspace."
+
+
+def workspaces_for_user(user: User) -> QuerySet[Workspace]:
+    return Workspace.objects.filter(memberships__user=user)
+
+
+def role_of(user: User, workspace: Workspace) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(workspace=workspace, user=user).values_list("role", flat=True).first()
+
+
+def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
+    """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403."""
+    role = role_of(user, workspace)
+    if role is None:
+        raise Http404(NOT_A_MEMBER)
+    if ROLE_RANK[role] < ROLE_RANK[minimum]:
+        raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
+    return role

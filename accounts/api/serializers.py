@@ -1,0 +1,65 @@
+from rest_framework import serializers
+
+from accounts.models import Membership, User, Workspace
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "name"]
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class MeWorkspaceSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="workspace.id")
+    name = serializers.CharField(source="workspace.name")
+    role = serializers.CharField()
+
+
+class MeSerializer(serializers.ModelSerializer):
+    workspaces = MeWorkspaceSerializer(source="memberships", many=True, read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "name", "is_staff", "date_joined", "workspaces"]
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True, help_text="The caller's role in this workspace.")
+    member_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "is_personal", "role", "member_count", "created_at", "updated_at"]
+        read_only_fields = ["is_personal", "created_at", "updated_at"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = UserSerializer(read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.VIEWER)
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.Role.choices)

@@ -1,0 +1,19 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts.api import views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
+router.register(r"workspaces/(?P<workspace_pk>[0-9a-f-]{36})/members", views.MembershipViewSet, basename="member")
+
+urlpatterns = [
+    path("auth/register", views.RegisterView.as_view(), name="auth-register"),
+    path("auth/token", TokenObtainPairView.as_view(), name="auth-token"),
+    path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("auth/me", views.MeView.as_view(), name="auth-me"),
+    path("auth/password", views.PasswordChangeView.as_view(), name="auth-password"),
+    *router.urls,
+]

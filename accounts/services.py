@@ -1,0 +1,143 @@
+"""Every change to users, workspaces and memberships."""
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.access import ensure_role
+from accounts.models import ROLE_RANK, Membership, User, Workspace
+from config.problems import Conflict
+
+Role = Membership.Role
+
+REGISTRATION_CLOSED = "Registration is turned off on this server."
+EMAIL_TAKEN = "A user with this email address already exists."
+WRONG_PASSWORD = "The current password is not correct."  # noqa: S105 - a message, not a secret
+PERSONAL_WORKSPACE = "A personal workspace cannot be deleted."
+LAST_OWNER = "A workspace must keep at least one owner."
+ALREADY_MEMBER = "This user is already a member of the workspace."
+NO_SUCH_USER = "No user has this email address; they must register first."
+OWNERS_ONLY = "Only an owner can grant, change or remove the owner role."
+
+
+def user_register(*, email: str, password: str, name: str = "") -> User:
+    """Create a user with a personal workspace they own. Raises ValidationError or PermissionDenied."""
+    if not settings.ACCOUNTS_ALLOW_REGISTRATION:
+        raise PermissionDenied(REGISTRATION_CLOSED)
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email=email).exists():
+        raise ValidationError({"email": [EMAIL_TAKEN]})
+    candidate = User(email=email, name=name)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from error
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, name=name)
+            _personal_workspace_create(user)
+    except IntegrityError as error:  # two registrations of one email racing each other
+        raise ValidationError({"email": [EMAIL_TAKEN]}) from error
+    return user
+
+
+def _personal_workspace_create(user: User) -> Workspace:
+    workspace = Workspace.objects.create(
+        name=f"{user.name or user.email}'s workspace", is_personal=True, created_by=user
+    )
+    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+    return workspace
+
+
+def user_change_password(*, user: User, old_password: str, new_password: str) -> None:
+    if not user.check_password(old_password):
+        raise ValidationError({"old_password": [WRONG_PASSWORD]})
+    try:
+        password_validation.validate_password(new_password, user=user)
+    except ValidationError as error:
+        raise ValidationError({"new_password": error.messages}) from error
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+
+
+def workspace_create(*, actor: User, name: str) -> Workspace:
+    with transaction.atomic():
+        workspace = Workspace.objects.create(name=name, created_by=actor)
+        Membership.objects.create(workspace=workspace, user=actor, role=Role.OWNER)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, actor: User, name: str) -> Workspace:
+    ensure_role(actor, workspace, Role.ADMIN)
+    workspace.name = name
+    workspace.save(update_fields=["name", "updated_at"])
+    return workspace
+
+
+def workspace_delete(*, workspace: Workspace, actor: User) -> None:
+    """Delete a shared workspace with everything in it. Owners only; personal ones stay."""
+    ensure_role(actor, workspace, Role.OWNER)
+    if workspace.is_personal:
+        raise Conflict(PERSONAL_WORKSPACE)
+    workspace.delete()
+
+
+def _ensure_may_touch_role(actor_role: str, *roles: str) -> None:
+    """Admins manage editors and viewers (and other admins); owner roles are for owners to give."""
+    if Role.OWNER in roles and actor_role != Role.OWNER:
+        raise PermissionDenied(OWNERS_ONLY)
+
+
+def _ensure_another_owner_remains(membership: Membership) -> None:
+    if membership.role != Role.OWNER:
+        return
+    owners = Membership.objects.select_for_update().filter(workspace_id=membership.workspace_id, role=Role.OWNER)
+    if owners.exclude(pk=membership.pk).count() == 0:
+        raise Conflict(LAST_OWNER)
+
+
+def membership_add(*, workspace: Workspace, actor: User, email: str, role: str) -> Membership:
+    actor_role = ensure_role(actor, workspace, Role.ADMIN)
+    _ensure_may_touch_role(actor_role, role)
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise ValidationError({"email": [NO_SUCH_USER]})
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError as error:
+        raise Conflict(ALREADY_MEMBER) from error
+
+
+def membership_change_role(*, membership: Membership, actor: User, role: str) -> Membership:
+    actor_role = ensure_role(actor, membership.workspace, Role.ADMIN)
+    _ensure_may_touch_role(actor_role, role, membership.role)
+    with transaction.atomic():
+        if ROLE_RANK[role] < ROLE_RANK[membership.role]:
+            _ensure_another_owner_remains(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: User) -> None:
+    """Admins remove others; anyone may leave. The last owner can do neither."""
+    if membership.user_id == actor.pk:
+        ensure_role(actor, membership.workspace, Role.VIEWER)
+    else:
+        actor_role = ensure_role(actor, membership.workspace, Role.ADMIN)
+        _ensure_may_touch_role(actor_role, membership.role)
+    with transaction.atomic():
+        _ensure_another_owner_remains(membership)
+        membership.delete()
+
+
+def superuser_ensure(*, email: str, password: str) -> bool:
+    """Create the first superuser (with a personal workspace) if the database has no user yet."""
+    with transaction.atomic():
+        if User.objects.exists():
+            return False
+        user = User.objects.create_superuser(email=email, password=password, name="Admin")
+        _personal_workspace_create(user)
+    return True

@@ -1,0 +1,42 @@
+"""The product's own Prometheus metric families, next to django-prometheus's.
+
+Counters are updated by `workflows.events.publish()` (one place for every run event). Label values
+known in advance are created at zero so dashboards and alerts see the series before the first run.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUN_FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+EVENT_TYPES = (
+    "run.created",
+    "run.started",
+    "run.waiting",
+    "run.succeeded",
+    "run.failed",
+    "run.cancelled",
+    "step.queued",
+    "step.started",
+    "step.delta",
+    "step.retrying",
+    "step.succeeded",
+    "step.failed",
+    "step.skipped",
+    "document.created",
+)
+
+workflow_runs_total = Counter("dwc_workflow_runs_total", "Workflow runs that finished, by final status.", ["status"])
+step_executions_total = Counter(
+    "dwc_step_executions_total", "Step executions that finished, by node type and status.", ["type", "status"]
+)
+run_duration_seconds = Histogram(
+    "dwc_run_duration_seconds",
+    "Wall time of finished runs, from start to finish.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+websocket_connections_active = Gauge("dwc_websocket_connections_active", "Open websocket connections.")
+events_published_total = Counter("dwc_events_published_total", "Run events published, by type.", ["type"])
+
+for _status in RUN_FINAL_STATUSES:
+    workflow_runs_total.labels(status=_status)
+for _type in EVENT_TYPES:
+    events_published_total.labels(type=_type)

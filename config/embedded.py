@@ -1,0 +1,58 @@
+"""The embedded mode's in-process Celery worker and beat.
+
+One process serves HTTP and websockets (daphne) and runs Celery beside it: a worker with the
+`threads` pool and beat, both in threads, on the in-memory broker. It is the same Celery code the
+distributed mode runs in separate processes, only wired together here. Celery's own `Worker` class
+installs signal handlers, which only the main thread may do, so the bare `WorkController` is used
+and daphne keeps the main thread and its SIGTERM/SIGINT handling.
+"""
+
+import logging
+import socket
+import threading
+
+from celery.beat import EmbeddedService
+from django.conf import settings
+
+from config.celery import app
+
+logger = logging.getLogger(__name__)
+
+_state: dict[str, object] = {}
+
+
+def start() -> None:
+    worker = app.WorkController(
+        hostname=f"embedded@{socket.gethostname()}",
+        pool_cls="threads",
+        concurrency=settings.DWC_EMBEDDED_WORKER_CONCURRENCY,
+        queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
+        loglevel=settings.LOG_LEVEL,
+        without_mingle=True,
+        without_gossip=True,
+    )
+    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
+    thread.start()
+    beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
+    beat.start()
+    _state.update(worker=worker, worker_thread=thread, beat=beat)
+    logger.info("embedded worker and beat started", extra={"concurrency": worker.concurrency})
+
+
+def stop(timeout: float = 8.0) -> None:
+    """Stop beat, then let the worker finish what it is running (bounded by `timeout`)."""
+    beat = _state.pop("beat", None)
+    worker = _state.pop("worker", None)
+    thread = _state.pop("worker_thread", None)
+    if beat is not None:
+        beat.stop()
+    if worker is not None:
+        worker.stop(in_sighandler=False)
+    if thread is not None:
+        thread.join(timeout)
+    logger.info("embedded worker and beat stopped")
+
+
+def worker_is_running() -> bool:
+    thread = _state.get("worker_thread")
+    return isinstance(thread, threading.Thread) and thread.is_alive()

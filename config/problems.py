@@ -1,0 +1,110 @@
+"""RFC 9457 problem details for every error the API returns.
+
+DRF's exceptions go through `problem_exception_handler`; Django's own 404/500 under /api/ through
+`api_not_found` and `server_error`, so no API client ever has to parse an HTML error page.
+"""
+
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ProblemResponse(JsonResponse):
+    def __init__(self, status: int, detail: str, *, code: str | None = None, **extra):
+        super().__init__(
+            problem_body(status, detail, code=code, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE
+        )
+
+
+class Conflict(Exception):
+    """The request is valid but the resource's current state forbids it (409)."""
+
+
+class _ConflictAPIException(exceptions.APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+def problem_body(status: int, detail: str, *, code: str | None = None, **extra) -> dict:
+    title = HTTPStatus(status).phrase
+    type_ = f"/problems/{code.replace('_', '-')}" if code else "about:blank"
+    return {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+
+
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """{"nodes": [{"key": ["..."]}]} → {"nodes.0.key": ["..."]}: one flat map a form can show."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(detail, list) and detail and all(isinstance(item, str) for item in detail):
+        flat[prefix or "non_field_errors"] = [str(item) for item in detail]
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if value:
+                flat.update(flatten_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "non_field_errors"] = [str(detail)]
+    return flat
+
+
+def _validation_summary(errors: dict[str, list[str]]) -> str:
+    parts = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
+    return "Invalid input. " + "; ".join(parts)
+
+
+def problem_exception_handler(exc, context) -> Response | None:
+    # Services raise Django's own exceptions (and Conflict) so that they stay usable outside DRF.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Conflict):
+        exc = _ConflictAPIException(str(exc))
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500 handling (api_server_error) takes over
+
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        body = problem_body(response.status_code, _validation_summary(errors), code="validation_error", errors=errors)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        if isinstance(detail, (dict, list)):
+            errors = flatten_errors(detail)
+            body = problem_body(response.status_code, _validation_summary(errors), code="invalid", errors=errors)
+        else:
+            body = problem_body(response.status_code, str(detail), code=code if isinstance(code, str) else None)
+    response.data = body
+    # The browsable API keeps its HTML page; JSON clients get the problem media type.
+    renderer = getattr(context.get("request"), "accepted_renderer", None)
+    if renderer is None or isinstance(renderer, JSONRenderer):
+        response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def api_not_found(request, exception=None):
+    return ProblemResponse(404, f"No resource at {request.path}.", code="not_found")
+
+
+def server_error(request):
+    """Django's handler500: problem details under /api/, the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return ProblemResponse(
+            500, "The server failed to handle this request; it has been logged.", code="server_error"
+        )
+    return defaults.server_error(request)

@@ -1,0 +1,13 @@
+"""Tests: real PostgreSQL and Redis on localhost, overridable by env."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+
+from config.settings.base import *  # noqa: F403
+
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOG_LEVEL = "WARNING"
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from analytics import ops
+from config.problems import api_not_found
+
+api_v3 = [
+    path("", include("accounts.api.urls")),
+    path("", include("analytics.api.urls")),
+]
+
+urlpatterns = [
+    path("health", ops.health, name="health"),
+    path("ready", ops.ready, name="ready"),
+    path("status", ops.status, name="status"),
+    path("metrics", ExportToDjangoView, name="prometheus-django-metrics"),
+    path("admin/", admin.site.urls),
+    path("api-auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/v3/", include(api_v3)),
+    re_path(r"^api/", api_not_found),
+]
+
+handler500 = "config.problems.server_error"
