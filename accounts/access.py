@@ -13,7 +13,8 @@ ROLE_TOO_LOW = "This needs the {role} role or higher in the workspace."
 
 
 def workspaces_for_user(user: User) -> QuerySet[Workspace]:
-    return Workspace.objects.filter(memberships__user=user)
+    # A subquery, not a join, so that callers can still aggregate over all memberships.
+    return Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
 
 
 def role_of(user: User, workspace: Workspace) -> str | None:

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.access import ensure_role
 from accounts.models import ROLE_RANK, Membership, User, Workspace
@@ -57,8 +58,12 @@ def user_change_password(*, user: User, old_password: str, new_password: str) ->
         password_validation.validate_password(new_password, user=user)
     except ValidationError as error:
         raise ValidationError({"new_password": error.messages}) from error
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        # A changed password is often a reaction to a leak: end every session the old one opened.
+        outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+        BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])
 
 
 def workspace_create(*, actor: User, name: str) -> Workspace:

@@ -1,10 +1,10 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.api import views
+from config.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
 router.register(r"workspaces/(?P<workspace_pk>[0-9a-f-]{36})/members", views.MembershipViewSet, basename="member")
 

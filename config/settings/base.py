@@ -168,7 +168,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Without collectstatic (the embedded mode) WhiteNoise serves straight from the app folders,
 # and its warning about the missing collectstatic folder is noise there.
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 
 if REDIS_URL:
     CACHES = {

@@ -1,0 +1,63 @@
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.factories import UserFactory
+
+SERVICES_HINT = {
+    "PostgreSQL": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "Redis": 'start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+}
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The suite runs against real PostgreSQL and Redis; without them it stops at once, saying why."""
+    database = settings.DATABASES["default"]
+    redis_url = urlsplit(settings.REDIS_URL)
+    wanted = {
+        "PostgreSQL": (database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)),
+        "Redis": (redis_url.hostname or "127.0.0.1", redis_url.port or 6379),
+    }
+    missing = [
+        f"{name} is not reachable at {host}:{port}; {SERVICES_HINT[name]}"
+        for name, (host, port) in wanted.items()
+        if not _reachable(host, port)
+    ]
+    if missing:
+        pytest.exit("\n".join(missing), returncode=3)
+    # Leftover messages and cache entries of an earlier run must not leak into this one.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def user_api(user) -> APIClient:
+    return client_for(user)
