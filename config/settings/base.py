@@ -56,6 +56,14 @@ def persistent_secret(name: str, make) -> str:
 
 SECRET_KEY = persistent_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
 CREDENTIALS_KEY = persistent_secret("CREDENTIALS_KEY", lambda: Fernet.generate_key().decode())
+try:  # a bad key would otherwise surface only when the first credential is encrypted
+    for _key in CREDENTIALS_KEY.split(","):
+        Fernet(_key.strip())
+except ValueError as _error:
+    raise ImproperlyConfigured(
+        "CREDENTIALS_KEY must be one or more comma-separated Fernet keys (the first encrypts, all decrypt); "
+        'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+    ) from _error
 DEBUG = env_bool("DEBUG", False)
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
