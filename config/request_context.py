@@ -24,7 +24,8 @@ access_log = logging.getLogger("dwc.access")
 
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         if not hasattr(record, "user"):
             record.user = user_id_var.get()
         return True
@@ -54,6 +55,7 @@ class RequestContextMiddleware:
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "user": user_id,
+                    "request_id": request_id,
                 },
             )
             return response

@@ -125,9 +125,7 @@ def test_logout_with_an_invalid_token_is_401(api):
 
 
 def test_password_change(api, user, user_api):
-    wrong = user_api.post(
-        "/api/v3/auth/password", {"old_password": "nope", "new_password": STRONG}, format="json"
-    )
+    wrong = user_api.post("/api/v3/auth/password", {"old_password": "nope", "new_password": STRONG}, format="json")
     assert wrong.status_code == 400
     assert wrong.json()["errors"] == {"old_password": [WRONG_PASSWORD]}
 
