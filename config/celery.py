@@ -1,12 +1,23 @@
 import os
+from logging.config import dictConfig
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def use_django_logging(**_kwargs) -> None:
+    # With a receiver here Celery leaves logging alone: workers log the same JSON lines as the server.
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
 
 # Connects the hooks that carry X-Request-ID from the request into the tasks it enqueues.
 import config.request_context  # noqa: E402,F401

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 
+from celery.app.trace import setup_worker_optimizations
 from celery.beat import EmbeddedService
 from django.conf import settings
 
@@ -22,8 +23,11 @@ _state: dict[str, object] = {}
 
 
 def start() -> None:
+    hostname = f"embedded@{socket.gethostname()}"
+    # What celery.apps.worker.Worker does before starting: without it tasks see the bare host name.
+    setup_worker_optimizations(app, hostname)
     worker = app.WorkController(
-        hostname=f"embedded@{socket.gethostname()}",
+        hostname=hostname,
         pool_cls="threads",
         concurrency=settings.DWC_EMBEDDED_WORKER_CONCURRENCY,
         queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],

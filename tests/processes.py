@@ -1,0 +1,92 @@
+"""Real processes for end-to-end tests: the server, Celery workers, and waiting on them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment without this test process's Django settings, plus `overrides`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+class Process:
+    """A child process in its own session, with its output in a file that failures can show."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str):
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"dwc-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            args, cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 10) -> float:
+        """SIGTERM the whole group; return how long it took to exit (SIGKILL after `timeout`)."""
+        started = time.monotonic()
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.popen.wait(5)
+        return time.monotonic() - started
+
+    def __repr__(self) -> str:
+        return f"<{self.name} pid={self.popen.pid}>\n{self.output()[-4000:]}"
+
+
+def wait_for_http(url: str, process: Process, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise AssertionError(f"{process.name} exited with {process.popen.returncode}:\n{process.output()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout}s:\n{process.output()}")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, message="condition"):
+    """Poll `predicate` until truthy; `message` may be a callable, evaluated only on failure."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message() if callable(message) else message} not met within {timeout}s")

@@ -1,0 +1,170 @@
+"""Both modes end to end, each with real processes: the embedded `make run`, and the distributed
+server with a separate Celery worker on PostgreSQL and Redis. Plus the websocket ping against a real
+server."""
+
+import json
+import signal
+import time
+
+import httpx
+import pytest
+from django.conf import settings
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.factories import PASSWORD, UserFactory
+from tests.processes import Process, clean_env, free_port, wait_for_http, wait_until
+
+STRONG = "a-Sturdy-passphrase-42"
+PING_DELAY_MS = 1500
+
+
+def database_url_for_subprocesses() -> str:
+    database = settings.DATABASES["default"]
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+def register_and_login(base: str) -> httpx.Client:
+    created = httpx.post(f"{base}/api/v3/auth/register", json={"email": "e2e@example.com", "password": STRONG})
+    assert created.status_code == 201, created.text
+    tokens = httpx.post(f"{base}/api/v3/auth/token", json={"email": "e2e@example.com", "password": STRONG})
+    assert tokens.status_code == 200, tokens.text
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens.json()['access']}"})
+
+
+def assert_background_task_runs_after_the_request_returned(api: httpx.Client) -> dict:
+    """A worker ping sleeps PING_DELAY_MS in the worker: the request must not wait for it."""
+    started = time.monotonic()
+    enqueued = api.post("/api/v3/system/worker-pings", json={"delay_ms": PING_DELAY_MS})
+    request_seconds = time.monotonic() - started
+    assert enqueued.status_code == 202, enqueued.text
+    assert enqueued.json()["status"] == "queued"
+    assert request_seconds < PING_DELAY_MS / 1000
+    ping_url = f"/api/v3/system/worker-pings/{enqueued.json()['id']}"
+    assert api.get(ping_url).json()["status"] == "queued"
+
+    done = wait_until(
+        lambda: (ping := api.get(ping_url).json())["status"] == "done" and ping,
+        timeout=30,
+        message="the worker ping to complete",
+    )
+    assert done["round_trip_ms"] >= PING_DELAY_MS
+    assert done["worker"]
+    return done
+
+
+def test_embedded_mode_end_to_end(tmp_path):
+    port = free_port()
+    server = Process(
+        ["make", "run"],
+        clean_env(HOST="127.0.0.1", PORT=str(port), DWC_VAR_DIR=str(tmp_path), DWC_ADMIN_PASSWORD=STRONG),
+        "embedded",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", server)
+        assert (tmp_path / "db.sqlite3").exists()
+        status = httpx.get(f"{base}/status").json()
+        assert (status["mode"], status["database"], status["broker"], status["workers"]) == (
+            "embedded",
+            "sqlite",
+            "memory://localhost/",
+            1,
+        )
+        assert httpx.get(f"{base}/ready").status_code == 200
+        admin_login = httpx.post(f"{base}/api/v3/auth/token", json={"email": "admin@example.com", "password": STRONG})
+        assert admin_login.status_code == 200
+
+        with register_and_login(base) as api:
+            done = assert_background_task_runs_after_the_request_returned(api)
+        assert done["worker"].startswith("embedded@")
+        assert httpx.get(f"{base}/static/admin/css/base.css").status_code == 200
+    finally:
+        stop_seconds = server.stop(timeout=10)
+    assert stop_seconds < 10, server
+    output = server.output()
+    assert "Created admin user admin@example.com" in output
+    access_lines = [json.loads(line) for line in output.splitlines() if '"dwc.access"' in line]
+    assert any(line["path"] == "/api/v3/system/worker-pings" and line["status"] == 202 for line in access_lines)
+    assert all(line["request_id"] for line in access_lines)
+    assert '"message": "stopped"' in output, output[-3000:]
+
+
+@pytest.fixture
+def distributed_server(transactional_db):
+    port = free_port()
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DATABASE_URL=database_url_for_subprocesses(),
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY=settings.SECRET_KEY,
+        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
+    )
+    server = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", server)
+        yield base, env
+    finally:
+        assert server.stop() < 10, server
+
+
+def test_distributed_mode_end_to_end(distributed_server):
+    base, env = distributed_server
+    status = httpx.get(f"{base}/status").json()
+    assert (status["mode"], status["database"]) == ("distributed", "postgresql")
+    worker = Process(
+        [
+            ".venv/bin/celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency",
+            "1",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname",
+            "e2e@%h",
+        ],
+        env,
+        "worker",
+    )
+    try:
+        wait_until(
+            lambda: "ready." in worker.output(), timeout=60, message=lambda: f"the worker to be ready: {worker!r}"
+        )
+        with register_and_login(base) as api:
+            done = assert_background_task_runs_after_the_request_returned(api)
+        assert done["worker"].startswith("e2e@")
+    finally:
+        worker.stop()
+
+
+def test_websocket_ping_with_a_real_client(distributed_server):
+    base, _ = distributed_server
+    user = UserFactory()
+    access = httpx.post(f"{base}/api/v3/auth/token", json={"email": user.email, "password": PASSWORD}).json()["access"]
+    ws_base = base.replace("http://", "ws://")
+    origin = base
+
+    with connect(f"{ws_base}/ws/ping/?token={access}", origin=origin) as socket:
+        assert json.loads(socket.recv(timeout=5)) == {"type": "hello", "user": str(user.pk)}
+        socket.send(json.dumps({"action": "ping"}))
+        assert json.loads(socket.recv(timeout=5))["type"] == "pong"
+
+    for url in (f"{ws_base}/ws/ping/", f"{ws_base}/ws/ping/?token=forged"):
+        with connect(url, origin=origin) as socket, pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=5)
+        assert closed.value.rcvd.code == 4401
+
+
+def test_serve_stops_cleanly_on_sigint_too(distributed_server):
+    # SIGTERM is covered by every fixture teardown; Ctrl-C in a terminal sends SIGINT.
+    base, env = distributed_server
+    port = free_port()
+    other = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server-sigint")
+    wait_for_http(f"http://127.0.0.1:{port}/health", other)
+    started = time.monotonic()
+    other.popen.send_signal(signal.SIGINT)
+    assert other.popen.wait(10) == 0
+    assert time.monotonic() - started < 10
