@@ -1,5 +1,6 @@
 """Real processes for end-to-end tests: the server, Celery workers, and waiting on them."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -47,10 +48,8 @@ class Process:
         return Path(self.log.name).read_text(errors="replace")
 
     def signal_group(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 10) -> float:
         """SIGTERM the whole group; return how long it took to exit (SIGKILL after `timeout`)."""

@@ -160,7 +160,7 @@ def test_websocket_ping_with_a_real_client(distributed_server):
 
 def test_serve_stops_cleanly_on_sigint_too(distributed_server):
     # SIGTERM is covered by every fixture teardown; Ctrl-C in a terminal sends SIGINT.
-    base, env = distributed_server
+    _base, env = distributed_server
     port = free_port()
     other = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server-sigint")
     wait_for_http(f"http://127.0.0.1:{port}/health", other)
