@@ -49,6 +49,10 @@ class UserAdmin(DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]
 
+    def get_inline_instances(self, request, obj=None):
+        # Adding a user is the short email-and-password form; memberships come on the change page.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(workspace_total=Count("memberships"))
 

@@ -1,0 +1,54 @@
+import pytest
+
+from accounts.models import Membership, User, Workspace
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client):
+    client.force_login(User.objects.create_superuser(email="root@example.com", password="x-Long-enough-1"))
+    return client
+
+
+def test_changelists_and_change_pages_render(operator):
+    membership = MembershipFactory(role="editor")
+    for url in [
+        "/admin/accounts/user/",
+        "/admin/accounts/user/?q=example",
+        "/admin/accounts/workspace/",
+        "/admin/accounts/membership/?role=editor",
+        f"/admin/accounts/user/{membership.user.pk}/change/",
+        f"/admin/accounts/workspace/{membership.workspace.pk}/change/",
+        "/admin/accounts/user/add/",
+    ]:
+        assert operator.get(url).status_code == 200, url
+    page = operator.get(f"/admin/accounts/workspace/{membership.workspace.pk}/change/").content.decode()
+    assert membership.user.email in page  # the membership inline
+
+
+def test_operator_adds_a_user_with_an_email_login(operator):
+    answer = operator.post(
+        "/admin/accounts/user/add/",
+        {"email": "new@example.com", "name": "New", "password1": "x-Long-enough-1", "password2": "x-Long-enough-1"},
+    )
+    assert answer.status_code == 302, answer.context["adminform"].form.errors
+    assert User.objects.get(email="new@example.com").check_password("x-Long-enough-1")
+
+
+def test_operator_adds_a_member_through_the_workspace_inline(operator):
+    workspace, user = Workspace.objects.create(name="Ops"), UserFactory()
+    answer = operator.post(
+        f"/admin/accounts/workspace/{workspace.pk}/change/",
+        {
+            "name": "Ops",
+            "is_personal": "",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-0-user": str(user.pk),
+            "memberships-0-role": "admin",
+        },
+    )
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    assert Membership.objects.get(workspace=workspace, user=user).role == "admin"

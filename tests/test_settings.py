@@ -1,0 +1,34 @@
+import subprocess
+
+from tests.processes import PROJECT_DIR, VENV_BIN, clean_env
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "check"],
+        cwd=PROJECT_DIR,
+        env=clean_env(DJANGO_SETTINGS_MODULE="config.settings.production", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    result = run_check(DWC_VAR_DIR=str(tmp_path), CREDENTIALS_KEY="x")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set in production." in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_refuses_a_credentials_key_that_is_not_a_fernet_key(tmp_path):
+    result = run_check(DWC_VAR_DIR=str(tmp_path), SECRET_KEY="s" * 50, CREDENTIALS_KEY="not-a-key")
+    assert result.returncode != 0
+    assert "CREDENTIALS_KEY must be one or more comma-separated Fernet keys" in result.stderr
+
+
+def test_production_starts_with_its_secrets(tmp_path):
+    result = run_check(
+        DWC_VAR_DIR=str(tmp_path), SECRET_KEY="s" * 50, CREDENTIALS_KEY="dGhpcy1pcy1hLTMyLWJ5dGUta2V5LWZvci10ZXN0cyE="
+    )
+    assert result.returncode == 0, result.stderr
