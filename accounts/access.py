@@ -1,6 +1,6 @@
 """Who may do what in a workspace. Every app asks here; nothing else reads roles."""
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -31,3 +31,15 @@ def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
     if ROLE_RANK[role] < ROLE_RANK[minimum]:
         raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
     return role
+
+
+def personal_workspace(user: User) -> Workspace | None:
+    return Workspace.objects.filter(is_personal=True, memberships__user=user, memberships__role=Role.OWNER).first()
+
+
+def workspace_for_member(user: User, workspace_id) -> Workspace | None:
+    """The workspace if `user` belongs to it; None for unknown ids and strangers alike."""
+    try:
+        return workspaces_for_user(user).get(pk=workspace_id)
+    except (Workspace.DoesNotExist, ValueError, ValidationError):
+        return None

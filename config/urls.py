@@ -9,6 +9,7 @@ from config.problems import api_not_found
 api_v3 = [
     path("", include("accounts.api.urls")),
     path("", include("analytics.api.urls")),
+    path("", include("workflows.api.urls")),
 ]
 
 urlpatterns = [

@@ -19,6 +19,13 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             self.save()
 
+    @factory.post_generation
+    def personal_workspace(self, create, extracted, **kwargs):
+        """Like registration: every user owns a personal workspace (pass personal_workspace=False to skip)."""
+        if create and extracted is not False:
+            workspace = Workspace.objects.create(name=f"{self.email}'s workspace", is_personal=True, created_by=self)
+            Membership.objects.create(workspace=workspace, user=self, role=Membership.Role.OWNER)
+
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -39,7 +39,7 @@ def test_editor_cannot_add_members(team):
     )
     assert answer.status_code == 403
     assert answer["Content-Type"] == "application/problem+json"
-    assert not Membership.objects.filter(user=stranger).exists()
+    assert not Membership.objects.filter(workspace=workspace, user=stranger).exists()
 
 
 def test_strangers_get_404_everywhere(team):
@@ -61,10 +61,11 @@ def test_list_shows_only_my_workspaces_with_my_role(team):
     workspace, members, _ = team
     WorkspaceFactory(name="Someone else's")
     listing = client_for(members["editor"]).get("/api/v3/workspaces").json()
-    assert listing["count"] == 1
-    assert listing["results"][0]["id"] == str(workspace.id)
-    assert listing["results"][0]["role"] == "editor"
-    assert listing["results"][0]["member_count"] == 4
+    assert listing["count"] == 2
+    by_id = {item["id"]: item for item in listing["results"]}
+    assert (by_id[str(workspace.id)]["role"], by_id[str(workspace.id)]["member_count"]) == ("editor", 4)
+    [personal] = [item for item in listing["results"] if item["is_personal"]]
+    assert (personal["role"], personal["member_count"]) == ("owner", 1)
 
 
 def test_create_workspace_makes_the_caller_owner(user, user_api):

@@ -1,0 +1,150 @@
+"""Shapes of what the workflow API returns. Input is validated by the services (workflows.definitions),
+so that the API, the admin, import files and commands share one set of rules."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from workflows.definitions import settings_with_defaults
+from workflows.models import Node, Workflow, WorkflowVersion
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    depends_on = serializers.SerializerMethodField(
+        help_text='Keys this node runs after; {"node": key, "when": "true"|"false"} after a condition.'
+    )
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "workflow",
+            "key",
+            "type",
+            "title",
+            "prompt",
+            "content",
+            "config",
+            "priority",
+            "tags",
+            "position",
+            "retry",
+            "timeout",
+            "trigger_rule",
+            "order",
+            "depends_on",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.JSONField()))
+    def get_depends_on(self, node: Node) -> list:
+        return node.depends_on
+
+
+class EdgeSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="Key of the node that runs first.")
+    target = serializers.CharField(help_text="Key of the node that runs after it.")
+    label = serializers.CharField(allow_blank=True, help_text='"true"/"false" on the branches of a condition.')
+
+
+class WorkflowListSerializer(serializers.ModelSerializer):
+    settings = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    node_count = serializers.IntegerField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "slug",
+            "workspace",
+            "name",
+            "description",
+            "status",
+            "settings",
+            "input_schema",
+            "tags",
+            "version",
+            "node_count",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_settings(self, workflow: Workflow) -> dict:
+        return settings_with_defaults(workflow.settings)
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tags(self, workflow: Workflow) -> list[str]:
+        return [tag.name for tag in workflow.tag_set.all()]
+
+
+class WorkflowSerializer(WorkflowListSerializer):
+    nodes = NodeSerializer(many=True, read_only=True, source="ordered_nodes")
+    edges = serializers.SerializerMethodField()
+
+    class Meta(WorkflowListSerializer.Meta):
+        fields = [*WorkflowListSerializer.Meta.fields, "nodes", "edges"]
+
+    @extend_schema_field(EdgeSerializer(many=True))
+    def get_edges(self, workflow: Workflow) -> list[dict]:
+        return [
+            {
+                "source": dep if isinstance(dep, str) else dep["node"],
+                "target": node.key,
+                "label": "" if isinstance(dep, str) else dep["when"],
+            }
+            for node in workflow.ordered_nodes
+            for dep in node.depends_on
+        ]
+
+
+class WorkflowWriteSerializer(serializers.Serializer):
+    """Documents the body of POST/PUT/PATCH workflows; the service validates it."""
+
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    workspace = serializers.UUIDField(required=False, help_text="Default: the caller's personal workspace.")
+    id = serializers.CharField(required=False, help_text="A client-chosen id; kept as the workflow's slug.")
+    status = serializers.ChoiceField(choices=Workflow.Status.choices, required=False)
+    settings = serializers.JSONField(required=False, help_text="max_nodes, timeout, max_concurrency, on_failure.")
+    input_schema = serializers.JSONField(required=False, help_text="A JSON Schema for the run input.")
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    nodes = serializers.ListField(child=serializers.JSONField(), required=False)
+    steps = serializers.ListField(child=serializers.JSONField(), required=False, help_text="[{name, type, config}]")
+
+
+class NodeWriteSerializer(serializers.Serializer):
+    """Documents a node body; every field is optional (key, type and depends_on are derived)."""
+
+    key = serializers.CharField(required=False)
+    type = serializers.CharField(required=False)
+    title = serializers.CharField(required=False)
+    prompt = serializers.CharField(required=False)
+    content = serializers.CharField(required=False)
+    config = serializers.JSONField(required=False)
+    priority = serializers.IntegerField(required=False, min_value=1, max_value=4)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    depends_on = serializers.ListField(child=serializers.JSONField(), required=False)
+
+
+class VersionListSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = WorkflowVersion
+        fields = ["number", "note", "created_by", "created_at"]
+
+
+class VersionSerializer(VersionListSerializer):
+    class Meta(VersionListSerializer.Meta):
+        fields = [*VersionListSerializer.Meta.fields, "snapshot"]
+
+
+class BulkSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["activate", "pause", "archive", "delete", "tag", "untag"])
+    ids = serializers.ListField(child=serializers.CharField())
+    tag = serializers.CharField(required=False)

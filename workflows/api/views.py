@@ -1,0 +1,183 @@
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.access import Role, personal_workspace, workspace_for_member
+from accounts.models import Workspace
+from workflows import selectors
+from workflows.api import serializers
+from workflows.api.filters import WorkflowFilter
+from workflows.models import Node, Workflow
+from workflows.services import definitions as services
+
+NO_SUCH_WORKSPACE = "No such workspace."
+
+
+def _workspace_from(request: Request, value) -> Workspace:
+    """The workspace a new workflow goes to: the one named, or the caller's personal workspace."""
+    named = value not in (None, "")
+    workspace = workspace_for_member(request.user, value) if named else personal_workspace(request.user)
+    if workspace is None:
+        raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
+    return workspace
+
+
+def _with_nodes(workflow: Workflow) -> Workflow:
+    workflow.ordered_nodes = selectors.workflow_nodes(workflow)
+    return workflow
+
+
+def _node_response(node: Node, status_code: int = status.HTTP_200_OK) -> Response:
+    node = next(n for n in selectors.workflow_nodes(node.workflow) if n.pk == node.pk)
+    return Response(serializers.NodeSerializer(node).data, status=status_code)
+
+
+class WorkflowViewSet(viewsets.GenericViewSet):
+    """Workflow definitions. Viewers read; editors, admins and owners write."""
+
+    filterset_class = WorkflowFilter
+    search_fields = ["name", "description", "nodes__title"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+    ordering = ["-updated_at"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Workflow.objects.none()
+        return selectors.workflow_list(self.request.user)
+
+    def get_serializer_class(self):
+        return serializers.WorkflowListSerializer if self.action == "list" else serializers.WorkflowSerializer
+
+    def _get(self, minimum: str = Role.VIEWER, include_deleted: bool = False) -> Workflow:
+        return selectors.workflow_get(
+            self.request.user, self.kwargs["pk"], minimum=minimum, include_deleted=include_deleted
+        )
+
+    def _detail(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
+        workflow = selectors.workflow_list(self.request.user).get(pk=workflow.pk)
+        return Response(serializers.WorkflowSerializer(_with_nodes(workflow)).data, status=status_code)
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(serializers.WorkflowListSerializer(page, many=True).data)
+
+    @extend_schema(request=serializers.WorkflowWriteSerializer, responses={201: serializers.WorkflowSerializer})
+    def create(self, request):
+        data = request.data
+        workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
+        workflow = services.workflow_create(actor=request.user, workspace=workspace, data=data)
+        return self._detail(workflow, status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        return self._detail(self._get())
+
+    @extend_schema(request=serializers.WorkflowWriteSerializer)
+    def update(self, request, pk=None):
+        workflow = services.workflow_update(workflow=self._get(), actor=request.user, data=request.data, partial=False)
+        return self._detail(workflow)
+
+    @extend_schema(request=serializers.WorkflowWriteSerializer)
+    def partial_update(self, request, pk=None):
+        workflow = services.workflow_update(workflow=self._get(), actor=request.user, data=request.data, partial=True)
+        return self._detail(workflow)
+
+    def destroy(self, request, pk=None):
+        services.workflow_delete(workflow=self._get(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=serializers.WorkflowSerializer)
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        workflow = services.workflow_restore(workflow=self._get(include_deleted=True), actor=request.user)
+        return self._detail(workflow)
+
+    @extend_schema(request=serializers.NodeWriteSerializer, responses={200: serializers.NodeSerializer(many=True)})
+    @action(detail=True, methods=["get", "post"])
+    def nodes(self, request, pk=None):
+        workflow = self._get()
+        if request.method == "GET":
+            return Response(serializers.NodeSerializer(selectors.workflow_nodes(workflow), many=True).data)
+        node = services.node_append(workflow=workflow, actor=request.user, data=request.data)
+        return _node_response(node, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=serializers.VersionListSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request, pk=None):
+        versions = self._get().versions.select_related("created_by").order_by("-number")
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(serializers.VersionListSerializer(page, many=True).data)
+
+    @extend_schema(responses=serializers.VersionSerializer)
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
+    def version(self, request, pk=None, number=None):
+        version = self._get().versions.select_related("created_by").filter(number=int(number)).first()
+        if version is None:
+            raise Http404("No such version.")
+        return Response(serializers.VersionSerializer(version).data)
+
+    @extend_schema(request=None, responses=serializers.WorkflowSerializer)
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/restore")
+    def version_restore(self, request, pk=None, number=None):
+        workflow = self._get()
+        if not workflow.versions.filter(number=int(number)).exists():
+            raise Http404("No such version.")
+        workflow = services.workflow_version_restore(workflow=workflow, actor=request.user, number=int(number))
+        return self._detail(workflow)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        return Response(services.workflow_export(workflow=self._get()))
+
+    @extend_schema(
+        request=dict,
+        responses={201: serializers.WorkflowSerializer(many=True)},
+        parameters=[OpenApiParameter("workspace", str, description="Target workspace; default: personal.")],
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_(self, request):
+        workspace = _workspace_from(request, request.query_params.get("workspace"))
+        created = services.workflows_import(actor=request.user, workspace=workspace, documents=request.data)
+        workflows = selectors.workflow_list(request.user).filter(pk__in=[w.pk for w in created]).order_by("created_at")
+        data = serializers.WorkflowSerializer([_with_nodes(w) for w in workflows], many=True).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.BulkSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        count = services.workflows_bulk(
+            actor=request.user, action=data.get("action"), ids=data.get("ids"), tag=data.get("tag")
+        )
+        return Response({"action": data["action"], "count": count})
+
+
+class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = serializers.NodeSerializer
+    queryset = Node.objects.none()
+
+    def _get(self) -> Node:
+        return selectors.node_get(self.request.user, self.kwargs["pk"])
+
+    def retrieve(self, request, pk=None):
+        return _node_response(self._get())
+
+    @extend_schema(request=serializers.NodeWriteSerializer)
+    def update(self, request, pk=None):
+        return _node_response(
+            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=False)
+        )
+
+    @extend_schema(request=serializers.NodeWriteSerializer)
+    def partial_update(self, request, pk=None):
+        return _node_response(
+            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=True)
+        )
+
+    def destroy(self, request, pk=None):
+        services.node_delete(node=self._get(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,87 @@
+from workflows.engine.nodes.base import NodeType
+
+# RFC 9110 token characters: what a header name may be made of.
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+
+
+class HttpRequestNode(NodeType):
+    """Send one HTTP request and return the response.
+
+    The URL, header values, query values and the body are templates. A response whose status is not in
+    `expected_status` (any 2xx by default) fails the step. The output is `{status, headers, body}`, the
+    body parsed as JSON when the response says it is JSON, text otherwise.
+
+    Not idempotent: a POST may not be safe to send twice, so a step interrupted by a crash is only re-sent
+    when `retry_on_crash` is set (the engine may later decide per method).
+    """
+
+    name = "http_request"
+    description = "Sends an HTTP request and returns the response status, headers and body."
+    idempotent = False
+    template_fields = ("url", "headers", "query", "json", "form", "body")
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["url"],
+        "properties": {
+            "url": {"description": "The request URL (template).", "type": "string", "minLength": 1, "maxLength": 2048},
+            "method": {
+                "description": "The HTTP method.",
+                "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                "default": "GET",
+            },
+            "headers": {
+                "description": "Request headers; values are templates.",
+                "type": "object",
+                "maxProperties": 100,
+                "propertyNames": {"pattern": HEADER_NAME_PATTERN, "maxLength": 200},
+                "additionalProperties": {"type": "string", "maxLength": 8192},
+            },
+            "query": {
+                "description": "Query-string parameters added to the URL; string values are templates.",
+                "type": "object",
+                "maxProperties": 100,
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
+            "json": {"description": "A JSON body; every string inside it is a template. Excludes `form` and `body`."},
+            "form": {
+                "description": "A form-encoded body; values are templates. Excludes `json` and `body`.",
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+            },
+            "body": {"description": "A raw body (template). Excludes `json` and `form`.", "type": "string"},
+            "credential": {
+                "description": "Name of the workspace credential that authenticates the request (never the secret).",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+            },
+            "timeout": {
+                "description": "Seconds to wait for the response.",
+                "type": "number",
+                "minimum": 0.1,
+                "maximum": 300,
+                "default": 30,
+            },
+            "expected_status": {
+                "description": "Response statuses that count as success; any 2xx when absent.",
+                "type": "array",
+                "items": {"type": "integer", "minimum": 100, "maximum": 599},
+                "minItems": 1,
+                "maxItems": 100,
+                "uniqueItems": True,
+            },
+            "follow_redirects": {"description": "Whether to follow redirects.", "type": "boolean", "default": True},
+            "retry_on_crash": {
+                "description": "Whether to send the request again when the worker died during the call.",
+                "type": "boolean",
+                "default": False,
+            },
+        },
+        # At most one body; each forbidden pair is its own error, so the message names the two keys.
+        "allOf": [
+            {"not": {"required": ["json", "form"]}},
+            {"not": {"required": ["json", "body"]}},
+            {"not": {"required": ["form", "body"]}},
+        ],
+    }

@@ -1,0 +1,28 @@
+from workflows.engine.nodes.base import NodeType
+
+
+class SubworkflowNode(NodeType):
+    """Start another workflow with a rendered input, and by default wait for it to finish.
+
+    With `wait` (the default) the output is the child run's output and a failed child fails the step;
+    without it the step finishes once the child run is started and its output is `{run_id}`.
+    """
+
+    name = "subworkflow"
+    description = "Runs another workflow with an input and returns its output."
+    template_fields = ("input",)
+    config_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["workflow"],
+        "properties": {
+            "workflow": {
+                "description": "Id or slug of the workflow to run.",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+            },
+            "input": {"description": "Input of the child run; every string inside it is a template.", "type": "object"},
+            "wait": {"description": "Whether to wait for the child run to finish.", "type": "boolean", "default": True},
+        },
+    }

@@ -1,0 +1,86 @@
+"""Reads used by more than one caller: the API, the admin, commands and services."""
+
+import uuid
+
+from django.db.models import Count, QuerySet
+from django.http import Http404
+
+from accounts.access import Role, ensure_role, workspaces_for_user
+from accounts.models import User
+from workflows.definitions import compact_depends_on
+from workflows.graph import topological_order
+from workflows.models import Edge, Node, Workflow
+
+NO_SUCH_WORKFLOW = "No such workflow."
+
+
+def workflows_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Workflow]:
+    workflows = Workflow.objects.filter(workspace__in=workspaces_for_user(user))
+    return workflows if include_deleted else workflows.filter(deleted_at__isnull=True)
+
+
+def workflow_list(user: User) -> QuerySet[Workflow]:
+    return (
+        workflows_for_user(user)
+        .select_related("created_by")
+        .prefetch_related("tag_set")
+        .annotate(node_count=Count("nodes", distinct=True))
+    )
+
+
+def workflow_get(user: User, workflow_id, *, minimum: str = Role.VIEWER, include_deleted: bool = False) -> Workflow:
+    """The workflow if `user` holds at least `minimum` in its workspace; Http404 hides the rest."""
+    try:
+        workflow = Workflow.objects.select_related("workspace").get(pk=uuid.UUID(str(workflow_id)))
+    except (ValueError, Workflow.DoesNotExist) as error:
+        raise Http404(NO_SUCH_WORKFLOW) from error
+    if workflow.is_deleted and not include_deleted:
+        raise Http404(NO_SUCH_WORKFLOW)
+    ensure_role(user, workflow.workspace, minimum)
+    return workflow
+
+
+def node_get(user: User, node_id, *, minimum: str = Role.VIEWER) -> Node:
+    try:
+        node = Node.objects.select_related("workflow__workspace").get(pk=uuid.UUID(str(node_id)))
+    except (ValueError, Node.DoesNotExist) as error:
+        raise Http404("No such node.") from error
+    if node.workflow.is_deleted:
+        raise Http404("No such node.")
+    ensure_role(user, node.workflow.workspace, minimum)
+    return node
+
+
+def workflow_nodes(workflow: Workflow) -> list[Node]:
+    """Nodes in topological order (ties by `order`), each with `depends_on` in the clients' form."""
+    nodes = list(workflow.nodes.all())
+    edges = list(Edge.objects.filter(workflow=workflow).values_list("source__key", "target__key", "label"))
+    by_key = {node.key: node for node in nodes}
+    for node in nodes:
+        node.depends_on = compact_depends_on(
+            [{"node": source, "when": label} for source, target, label in edges if target == node.key]
+        )
+    ordered = topological_order([node.key for node in nodes], [(source, target) for source, target, _ in edges])
+    return [by_key[key] for key in ordered]
+
+
+def workflow_specs(workflow: Workflow) -> list[dict]:
+    """The stored definition as node specs (see workflows.definitions), in topological order."""
+    return [
+        {
+            "key": node.key,
+            "type": node.type,
+            "title": node.title,
+            "prompt": node.prompt,
+            "content": node.content,
+            "config": node.config,
+            "priority": node.priority,
+            "tags": node.tags,
+            "position": node.position,
+            "retry": node.retry,
+            "timeout": node.timeout,
+            "trigger_rule": node.trigger_rule,
+            "depends_on": [dep if isinstance(dep, dict) else {"node": dep, "when": ""} for dep in node.depends_on],
+        }
+        for node in workflow_nodes(workflow)
+    ]

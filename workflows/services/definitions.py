@@ -1,0 +1,408 @@
+"""Every change to a workflow definition: workflows, nodes, edges, versions.
+
+A change loads the definition as node specs, edits the specs, validates the whole graph
+(`workflows.definitions`), writes nodes and edges, and records a version if what a run would execute
+changed. All of it in one transaction, under a row lock on the workflow so that concurrent edits
+queue instead of interleaving.
+"""
+
+import json
+import uuid
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.access import Role, ensure_role
+from accounts.models import User, Workspace
+from config.problems import Conflict
+from workflows import definitions
+from workflows.models import Edge, Node, Workflow, WorkflowTag, WorkflowVersion
+from workflows.selectors import workflow_specs, workflows_for_user
+
+NODE_VALUE_FIELDS = (
+    "key",
+    "type",
+    "title",
+    "prompt",
+    "content",
+    "config",
+    "priority",
+    "tags",
+    "position",
+    "retry",
+    "timeout",
+    "trigger_rule",
+)
+WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema", "tags")
+# Read-only fields a client may send back from a GET; they are not part of what it changes.
+IGNORED_FIELDS = ("workspace", "version", "created_by", "created_at", "updated_at", "deleted_at", "node_count")
+FIELD_DEFAULTS = {"description": "", "slug": None, "status": Workflow.Status.DRAFT, "settings": {}, "input_schema": {}}
+
+SLUG_TAKEN = "Another workflow of this workspace already uses this id."
+NODES_AND_STEPS = "Send either nodes or steps, not both."
+UNKNOWN_FIELDS = "Unknown field."
+AMBIGUOUS_CONDITION = (
+    "{key!r} is a condition whose branches lead to {children}; deleting it would lose which branch they follow. "
+    "Re-wire or delete those nodes first."
+)
+AMBIGUOUS_FAN = (
+    "{key!r} joins {parents} and fans out to {children}; it is unclear which parent each child should follow. "
+    "Re-wire the children first."
+)
+VERSION_MISSING = "This workflow has no version {number}."
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _parse_body(data: Any, *, creating: bool) -> tuple[dict, list | None]:
+    """Split a request body into workflow fields and raw nodes (None: leave the graph alone)."""
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+    unknown = set(data) - {*WORKFLOW_FIELDS, *IGNORED_FIELDS, "id", "nodes", "steps", "edges", "format"}
+    if unknown:
+        raise ValidationError({name: [UNKNOWN_FIELDS] for name in sorted(unknown)})
+    fields = {name: data[name] for name in WORKFLOW_FIELDS if name in data}
+    if creating and "id" in data and "slug" not in data:
+        # Older clients name their workflows with a non-UUID `id`; it becomes the slug.
+        fields["slug"] = str(data["id"])
+    errors = definitions.workflow_fields_check(fields)
+    if errors:
+        raise ValidationError(errors)
+    if "nodes" in data and "steps" in data:
+        raise ValidationError({"steps": [NODES_AND_STEPS]})
+    if "steps" in data:
+        return fields, definitions.steps_to_nodes(data["steps"])
+    if "nodes" in data:
+        return fields, definitions.nodes_from_document(data)
+    return fields, None
+
+
+def _validated_specs(raw_nodes: list, *, settings: dict, base: list[dict] | None = None) -> list[dict]:
+    specs = definitions.specs_from_input(raw_nodes, base=base)
+    definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
+    return specs
+
+
+def _graph_save(workflow: Workflow, specs: list[dict], *, renamed: dict[str, str] | None = None) -> None:
+    """Make the stored nodes and edges equal `specs`. Nodes keep their ids across edits (and renames)."""
+    existing = {node.key: node for node in Node.objects.filter(workflow=workflow)}
+    for old, new in (renamed or {}).items():
+        existing[new] = existing.pop(old)
+    kept, created = [], []
+    for order, spec in enumerate(specs):
+        node = existing.pop(spec["key"], None)
+        values = {name: value for name, value in spec.items() if name != "depends_on"}
+        if node is None:
+            created.append(Node(workflow=workflow, order=order, **values))
+        else:
+            for name, value in values.items():
+                setattr(node, name, value)
+            node.order = order
+            kept.append(node)
+    Edge.objects.filter(workflow=workflow).delete()
+    Node.objects.filter(pk__in=[node.pk for node in existing.values()]).delete()
+    if kept:
+        Node.objects.bulk_update(kept, [*NODE_VALUE_FIELDS, "order"])
+    Node.objects.bulk_create(created)
+    by_key = {node.key: node for node in [*kept, *created]}
+    Edge.objects.bulk_create(
+        [
+            Edge(workflow=workflow, source=by_key[dep["node"]], target=by_key[spec["key"]], label=dep["when"])
+            for spec in specs
+            for dep in spec["depends_on"]
+        ]
+    )
+
+
+def _fields_of(workflow: Workflow) -> dict:
+    return {name: getattr(workflow, name) for name in ("name", "description", "settings", "input_schema")}
+
+
+def _version_record(workflow: Workflow, *, actor: User | None, note: str = "") -> WorkflowVersion | None:
+    """Record a new version if the executable definition changed since the latest one."""
+    snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
+    latest = workflow.versions.order_by("-number").first()
+    if latest is not None and _canonical(latest.snapshot) == _canonical(snapshot):
+        return None
+    workflow.version = (latest.number if latest else 0) + 1
+    workflow.save(update_fields=["version", "updated_at"])
+    return WorkflowVersion.objects.create(
+        workflow=workflow, number=workflow.version, snapshot=snapshot, created_by=actor, note=note[:200]
+    )
+
+
+def _tags_set(workflow: Workflow, tags: list[str]) -> None:
+    wanted = list(dict.fromkeys(tag.strip() for tag in tags if tag.strip()))
+    workflow.tag_set.exclude(name__in=wanted).delete()
+    WorkflowTag.objects.bulk_create(
+        [WorkflowTag(workflow=workflow, name=name) for name in wanted], ignore_conflicts=True
+    )
+
+
+def _save_fields(workflow: Workflow, fields: dict) -> None:
+    for name, value in fields.items():
+        if name != "tags":
+            setattr(workflow, name, value)
+    try:
+        with transaction.atomic():
+            workflow.save()
+    except IntegrityError as error:
+        raise ValidationError({"slug": [SLUG_TAKEN]}) from error
+
+
+def _locked(workflow: Workflow) -> Workflow:
+    return Workflow.objects.select_for_update().select_related("workspace").get(pk=workflow.pk)
+
+
+def workflow_create(*, actor: User, workspace: Workspace, data: Any, note: str = "created") -> Workflow:
+    """Create a workflow (and its nodes) from an API body, an export document or a `steps` list."""
+    ensure_role(actor, workspace, Role.EDITOR)
+    fields, raw_nodes = _parse_body(data, creating=True)
+    if "name" not in fields:
+        raise ValidationError({"name": ["This field is required."]})
+    specs = _validated_specs(raw_nodes or [], settings=fields.get("settings", {}))
+    with transaction.atomic():
+        workflow = Workflow(workspace=workspace, created_by=actor, **FIELD_DEFAULTS)
+        _save_fields(workflow, fields)
+        _tags_set(workflow, fields.get("tags", []))
+        _graph_save(workflow, specs)
+        _version_record(workflow, actor=actor, note=note)
+    return workflow
+
+
+def workflow_update(*, workflow: Workflow, actor: User, data: Any, partial: bool) -> Workflow:
+    """PUT replaces the workflow's fields (name required); PATCH changes those given.
+
+    The graph changes only when the body carries `nodes` (or `steps`); then it is replaced whole.
+    """
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    fields, raw_nodes = _parse_body(data, creating=False)
+    if not partial:
+        if "name" not in fields:
+            raise ValidationError({"name": ["This field is required."]})
+        fields = {**FIELD_DEFAULTS, "slug": workflow.slug, "tags": [], **fields}
+    with transaction.atomic():
+        workflow = _locked(workflow)
+        settings = fields.get("settings", workflow.settings)
+        specs = workflow_specs(workflow) if raw_nodes is None else _validated_specs(raw_nodes, settings=settings)
+        if raw_nodes is None and "settings" in fields:
+            definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
+        _save_fields(workflow, fields)
+        if "tags" in fields:
+            _tags_set(workflow, fields["tags"])
+        if raw_nodes is not None:
+            _graph_save(workflow, specs)
+        _version_record(workflow, actor=actor, note="updated")
+    return workflow
+
+
+def workflow_delete(*, workflow: Workflow, actor: User) -> None:
+    """Soft delete: the workflow disappears from every list and lookup until restored."""
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+
+
+def workflow_restore(*, workflow: Workflow, actor: User) -> Workflow:
+    ensure_role(actor, workflow.workspace, Role.ADMIN)
+    Workflow.objects.filter(pk=workflow.pk).update(deleted_at=None, updated_at=timezone.now())
+    workflow.refresh_from_db()
+    return workflow
+
+
+def workflow_version_restore(*, workflow: Workflow, actor: User, number: int) -> Workflow:
+    """Make the definition equal to version `number` again, as a new version."""
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    version = workflow.versions.filter(number=number).first()
+    if version is None:
+        raise ValidationError({"version": [VERSION_MISSING.format(number=number)]})
+    snapshot = version.snapshot
+    with transaction.atomic():
+        workflow = _locked(workflow)
+        specs = _validated_specs(definitions.nodes_from_document(snapshot), settings=snapshot["settings"])
+        for name in ("name", "description", "settings", "input_schema"):
+            setattr(workflow, name, snapshot[name])
+        workflow.save()
+        _graph_save(workflow, specs)
+        _version_record(workflow, actor=actor, note=f"restored from version {number}")
+    return workflow
+
+
+def node_append(*, workflow: Workflow, actor: User, data: Any) -> Node:
+    """Add a node; without `depends_on` it follows the current last node of the chain."""
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    with transaction.atomic():
+        workflow = _locked(workflow)
+        base = workflow_specs(workflow)
+        specs = _validated_specs([data], settings=workflow.settings, base=base)
+        _graph_save(workflow, specs)
+        _version_record(workflow, actor=actor, note=f"node {specs[-1]['key']} added")
+        return workflow.nodes.get(key=specs[-1]["key"])
+
+
+def node_update(*, node: Node, actor: User, data: Any, partial: bool) -> Node:
+    """Change one node. A new key is followed by every node that depended on the old one."""
+    workflow = node.workflow
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+    with transaction.atomic():
+        workflow = _locked(workflow)
+        specs = workflow_specs(workflow)
+        index = next(i for i, spec in enumerate(specs) if spec["key"] == node.key)
+        current = specs[index]
+        depends_on = definitions.compact_depends_on(current["depends_on"])
+        # PATCH changes what it names; PUT replaces the node but keeps its key and wiring unless given.
+        base = {**current, "depends_on": depends_on} if partial else {"key": current["key"], "depends_on": depends_on}
+        raw = {**base, **data}
+        others = specs[:index] + specs[index + 1 :]
+        spec, errors = definitions.node_spec_from_input(
+            raw, taken={s["key"] for s in others}, previous=None, label=node.key
+        )
+        if errors:
+            raise ValidationError(errors)
+        renamed = {}
+        if spec["key"] != node.key:
+            renamed = {node.key: spec["key"]}
+            for other in others:
+                for dep in other["depends_on"]:
+                    if dep["node"] == node.key:
+                        dep["node"] = spec["key"]
+        specs[index] = spec
+        definitions.definition_check(
+            specs, max_nodes=definitions.settings_with_defaults(workflow.settings)["max_nodes"]
+        )
+        _graph_save(workflow, specs, renamed=renamed)
+        _version_record(workflow, actor=actor, note=f"node {spec['key']} changed")
+        return workflow.nodes.get(key=spec["key"])
+
+
+def node_delete(*, node: Node, actor: User) -> None:
+    """Remove a node and reconnect: its children follow its parents instead.
+
+    Raises Conflict where that is ambiguous: a condition with children on its branches, or a node
+    that joins several parents and fans out to several children.
+    """
+    workflow = node.workflow
+    ensure_role(actor, workflow.workspace, Role.EDITOR)
+    with transaction.atomic():
+        workflow = _locked(workflow)
+        specs = workflow_specs(workflow)
+        removed = next(spec for spec in specs if spec["key"] == node.key)
+        children = [spec for spec in specs if any(dep["node"] == node.key for dep in spec["depends_on"])]
+        parents = removed["depends_on"]
+        child_keys = ", ".join(repr(child["key"]) for child in children)
+        if children and any(
+            dep["when"] for child in children for dep in child["depends_on"] if dep["node"] == node.key
+        ):
+            raise Conflict(AMBIGUOUS_CONDITION.format(key=node.key, children=child_keys))
+        if len(parents) > 1 and len(children) > 1:
+            parent_keys = ", ".join(repr(dep["node"]) for dep in parents)
+            raise Conflict(AMBIGUOUS_FAN.format(key=node.key, parents=parent_keys, children=child_keys))
+        for child in children:
+            kept = [dep for dep in child["depends_on"] if dep["node"] != node.key]
+            inherited = [dep for dep in parents if dep["node"] not in {k["node"] for k in kept}]
+            child["depends_on"] = kept + [dict(dep) for dep in inherited]
+        specs = [spec for spec in specs if spec["key"] != node.key]
+        _graph_save(workflow, specs)
+        _version_record(workflow, actor=actor, note=f"node {node.key} deleted")
+
+
+def workflow_duplicate(*, workflow: Workflow, actor: User) -> Workflow:
+    """A copy in the same workspace, as a draft, named "<name> (copy)"."""
+    document = workflow_export(workflow=workflow)
+    document.update(name=f"{workflow.name} (copy)"[:200], status=Workflow.Status.DRAFT, slug=None)
+    return workflow_create(actor=actor, workspace=workflow.workspace, data=document, note=f"copy of {workflow.pk}")
+
+
+def workflow_export(*, workflow: Workflow) -> dict:
+    """A self-contained document: no ids, no secrets (credentials are referenced by name)."""
+    snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
+    return {
+        "format": definitions.EXPORT_FORMAT,
+        "slug": workflow.slug,
+        "status": workflow.status,
+        "tags": sorted(tag.name for tag in workflow.tag_set.all()),
+        **snapshot,
+    }
+
+
+def workflows_import(*, actor: User, workspace: Workspace, documents: Any) -> list[Workflow]:
+    """Create one workflow per export document, all or none. Errors are keyed by document index."""
+    batch = documents if isinstance(documents, list) else [documents]
+    if not batch:
+        raise ValidationError({"non_field_errors": ["Nothing to import."]})
+    created = []
+    with transaction.atomic():
+        for index, document in enumerate(batch):
+            if not isinstance(document, dict) or document.get("format") != definitions.EXPORT_FORMAT:
+                raise ValidationError(
+                    {f"{index}.format": [f"Expected an export document ({definitions.EXPORT_FORMAT})."]}
+                )
+            try:
+                created.append(workflow_create(actor=actor, workspace=workspace, data=document, note="imported"))
+            except ValidationError as error:
+                raise ValidationError(
+                    {f"{index}.{field}": messages for field, messages in error.message_dict.items()}
+                    if len(batch) > 1
+                    else error.message_dict
+                ) from error
+    return created
+
+
+BULK_ACTIONS = ("activate", "pause", "archive", "delete", "tag", "untag")
+STATUS_OF_ACTION = {
+    "activate": Workflow.Status.ACTIVE,
+    "pause": Workflow.Status.PAUSED,
+    "archive": Workflow.Status.ARCHIVED,
+}
+
+
+def workflows_bulk(*, actor: User, action: str, ids: Any, tag: str | None = None) -> int:
+    """Apply one action to many workflows: all of them, or none if any id is missing or forbidden."""
+    if action not in BULK_ACTIONS:
+        raise ValidationError({"action": [f"Must be one of: {', '.join(BULK_ACTIONS)}."]})
+    if not isinstance(ids, list) or not ids or len(ids) > 1000:
+        raise ValidationError({"ids": ["Must be a list of 1 to 1000 workflow ids."]})
+    if action in ("tag", "untag") and not (isinstance(tag, str) and 0 < len(tag.strip()) <= 50):
+        raise ValidationError({"tag": ["A tag of 1 to 50 characters is required for tag and untag."]})
+    wanted: dict[str, uuid.UUID | None] = {}
+    for raw in ids:
+        try:
+            wanted[str(raw)] = uuid.UUID(str(raw))
+        except ValueError:
+            wanted[str(raw)] = None
+    visible = {
+        workflow.pk: workflow
+        for workflow in workflows_for_user(actor)
+        .select_related("workspace")
+        .filter(pk__in=[pk for pk in wanted.values() if pk])
+    }
+    errors = {}
+    for raw, pk in wanted.items():
+        workflow = visible.get(pk)
+        if workflow is None:
+            errors[raw] = ["No such workflow."]
+            continue
+        try:
+            ensure_role(actor, workflow.workspace, Role.EDITOR)
+        except PermissionDenied as error:  # reported per id with the others, not raised alone
+            errors[raw] = [str(error)]
+    if errors:
+        raise ValidationError({f"ids.{raw}": messages for raw, messages in errors.items()})
+    targets = Workflow.objects.filter(pk__in=list(visible))
+    with transaction.atomic():
+        if action in STATUS_OF_ACTION:
+            targets.update(status=STATUS_OF_ACTION[action], updated_at=timezone.now())
+        elif action == "delete":
+            targets.update(deleted_at=timezone.now())
+        elif action == "tag":
+            WorkflowTag.objects.bulk_create(
+                [WorkflowTag(workflow_id=pk, name=tag.strip()) for pk in visible], ignore_conflicts=True
+            )
+        else:
+            WorkflowTag.objects.filter(workflow_id__in=list(visible), name=tag.strip()).delete()
+    return len(visible)
