@@ -122,7 +122,7 @@ def _fields_of(workflow: Workflow) -> dict:
     return {name: getattr(workflow, name) for name in ("name", "description", "settings", "input_schema")}
 
 
-def _version_record(workflow: Workflow, *, actor: User | None, note: str = "") -> WorkflowVersion | None:
+def workflow_version_record(workflow: Workflow, *, actor: User | None, note: str = "") -> WorkflowVersion | None:
     """Record a new version if the executable definition changed since the latest one."""
     snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
     latest = workflow.versions.order_by("-number").first()
@@ -170,7 +170,7 @@ def workflow_create(*, actor: User, workspace: Workspace, data: Any, note: str =
         _save_fields(workflow, fields)
         _tags_set(workflow, fields.get("tags", []))
         _graph_save(workflow, specs)
-        _version_record(workflow, actor=actor, note=note)
+        workflow_version_record(workflow, actor=actor, note=note)
     return workflow
 
 
@@ -196,7 +196,7 @@ def workflow_update(*, workflow: Workflow, actor: User, data: Any, partial: bool
             _tags_set(workflow, fields["tags"])
         if raw_nodes is not None:
             _graph_save(workflow, specs)
-        _version_record(workflow, actor=actor, note="updated")
+        workflow_version_record(workflow, actor=actor, note="updated")
     return workflow
 
 
@@ -227,7 +227,7 @@ def workflow_version_restore(*, workflow: Workflow, actor: User, number: int) ->
             setattr(workflow, name, snapshot[name])
         workflow.save()
         _graph_save(workflow, specs)
-        _version_record(workflow, actor=actor, note=f"restored from version {number}")
+        workflow_version_record(workflow, actor=actor, note=f"restored from version {number}")
     return workflow
 
 
@@ -239,7 +239,7 @@ def node_append(*, workflow: Workflow, actor: User, data: Any) -> Node:
         base = workflow_specs(workflow)
         specs = _validated_specs([data], settings=workflow.settings, base=base)
         _graph_save(workflow, specs)
-        _version_record(workflow, actor=actor, note=f"node {specs[-1]['key']} added")
+        workflow_version_record(workflow, actor=actor, note=f"node {specs[-1]['key']} added")
         return workflow.nodes.get(key=specs[-1]["key"])
 
 
@@ -276,7 +276,7 @@ def node_update(*, node: Node, actor: User, data: Any, partial: bool) -> Node:
             specs, max_nodes=definitions.settings_with_defaults(workflow.settings)["max_nodes"]
         )
         _graph_save(workflow, specs, renamed=renamed)
-        _version_record(workflow, actor=actor, note=f"node {spec['key']} changed")
+        workflow_version_record(workflow, actor=actor, note=f"node {spec['key']} changed")
         return workflow.nodes.get(key=spec["key"])
 
 
@@ -308,7 +308,7 @@ def node_delete(*, node: Node, actor: User) -> None:
             child["depends_on"] = kept + [dict(dep) for dep in inherited]
         specs = [spec for spec in specs if spec["key"] != node.key]
         _graph_save(workflow, specs)
-        _version_record(workflow, actor=actor, note=f"node {node.key} deleted")
+        workflow_version_record(workflow, actor=actor, note=f"node {node.key} deleted")
 
 
 def workflow_duplicate(*, workflow: Workflow, actor: User) -> Workflow:
