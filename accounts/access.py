@@ -24,7 +24,12 @@ def role_of(user: User, workspace: Workspace) -> str | None:
 
 
 def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
-    """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403."""
+    """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403.
+
+    Superusers act as owners everywhere: they operate the installation through the admin.
+    """
+    if user.is_authenticated and user.is_superuser:
+        return Role.OWNER
     role = role_of(user, workspace)
     if role is None:
         raise Http404(NOT_A_MEMBER)
