@@ -264,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.routers.schema_paths_without_trailing_slash"],
+    "ENUM_NAME_OVERRIDES": {"WorkflowStatusEnum": "workflows.models.Workflow.Status"},
 }
 
 ACCOUNTS_ALLOW_REGISTRATION = env_bool("ACCOUNTS_ALLOW_REGISTRATION", True)
