@@ -375,11 +375,11 @@ def workflows_bulk(*, actor: User, action: str, ids: Any, tag: str | None = None
             wanted[str(raw)] = uuid.UUID(str(raw))
         except ValueError:
             wanted[str(raw)] = None
+    # Superusers operate every workspace (ensure_role agrees); everyone else sees their own.
+    candidates = Workflow.objects.filter(deleted_at__isnull=True) if actor.is_superuser else workflows_for_user(actor)
     visible = {
         workflow.pk: workflow
-        for workflow in workflows_for_user(actor)
-        .select_related("workspace")
-        .filter(pk__in=[pk for pk in wanted.values() if pk])
+        for workflow in candidates.select_related("workspace").filter(pk__in=[pk for pk in wanted.values() if pk])
     }
     errors = {}
     for raw, pk in wanted.items():
