@@ -90,6 +90,21 @@ NODE_SCHEMA = {
         "depends_on": {"type": "array", "maxItems": MAX_NODES_LIMIT, "items": DEPENDENCY_SCHEMA},
     },
 }
+# The node's own fields, as stored on Node and carried in specs and snapshots (besides depends_on).
+NODE_VALUE_FIELDS = (
+    "key",
+    "type",
+    "title",
+    "prompt",
+    "content",
+    "config",
+    "priority",
+    "tags",
+    "position",
+    "retry",
+    "timeout",
+    "trigger_rule",
+)
 # What a client read from us and may send back unchanged; it is not part of the definition.
 READ_ONLY_NODE_FIELDS = ("id", "order", "workflow", "created_at", "updated_at")
 

@@ -7,7 +7,7 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
-from workflows.definitions import compact_depends_on
+from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
 from workflows.graph import topological_order
 from workflows.models import Edge, Node, Workflow
 
@@ -68,18 +68,7 @@ def workflow_specs(workflow: Workflow) -> list[dict]:
     """The stored definition as node specs (see workflows.definitions), in topological order."""
     return [
         {
-            "key": node.key,
-            "type": node.type,
-            "title": node.title,
-            "prompt": node.prompt,
-            "content": node.content,
-            "config": node.config,
-            "priority": node.priority,
-            "tags": node.tags,
-            "position": node.position,
-            "retry": node.retry,
-            "timeout": node.timeout,
-            "trigger_rule": node.trigger_rule,
+            **{name: getattr(node, name) for name in NODE_VALUE_FIELDS},
             "depends_on": [dep if isinstance(dep, dict) else {"node": dep, "when": ""} for dep in node.depends_on],
         }
         for node in workflow_nodes(workflow)

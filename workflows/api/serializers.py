@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from workflows.definitions import settings_with_defaults
+from workflows.definitions import NODE_VALUE_FIELDS, settings_with_defaults
 from workflows.models import Node, Workflow, WorkflowVersion
 
 
@@ -19,18 +19,7 @@ class NodeSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "workflow",
-            "key",
-            "type",
-            "title",
-            "prompt",
-            "content",
-            "config",
-            "priority",
-            "tags",
-            "position",
-            "retry",
-            "timeout",
-            "trigger_rule",
+            *NODE_VALUE_FIELDS,
             "order",
             "depends_on",
             "created_at",

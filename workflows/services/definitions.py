@@ -21,20 +21,6 @@ from workflows import definitions
 from workflows.models import Edge, Node, Workflow, WorkflowTag, WorkflowVersion
 from workflows.selectors import workflow_specs, workflows_for_user
 
-NODE_VALUE_FIELDS = (
-    "key",
-    "type",
-    "title",
-    "prompt",
-    "content",
-    "config",
-    "priority",
-    "tags",
-    "position",
-    "retry",
-    "timeout",
-    "trigger_rule",
-)
 WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema", "tags")
 # Read-only fields a client may send back from a GET; they are not part of what it changes.
 IGNORED_FIELDS = ("workspace", "version", "created_by", "created_at", "updated_at", "deleted_at", "node_count")
@@ -106,7 +92,7 @@ def _graph_save(workflow: Workflow, specs: list[dict], *, renamed: dict[str, str
     Edge.objects.filter(workflow=workflow).delete()
     Node.objects.filter(pk__in=[node.pk for node in existing.values()]).delete()
     if kept:
-        Node.objects.bulk_update(kept, [*NODE_VALUE_FIELDS, "order"])
+        Node.objects.bulk_update(kept, [*definitions.NODE_VALUE_FIELDS, "order"])
     Node.objects.bulk_create(created)
     by_key = {node.key: node for node in [*kept, *created]}
     Edge.objects.bulk_create(

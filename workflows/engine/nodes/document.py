@@ -1,4 +1,5 @@
 from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.schema import credential_name
 
 
 class DocumentNode(NodeType):
@@ -28,12 +29,9 @@ class DocumentNode(NodeType):
                 "minLength": 1,
                 "maxLength": 200,
             },
-            "credential": {
-                "description": "Name of the workspace credential holding the provider's API key (never the key).",
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-            },
+            "credential": credential_name(
+                "Name of the workspace credential holding the provider's API key (never the key)."
+            ),
             "system": {"description": "System instructions for the model (template).", "type": "string"},
             "temperature": {"description": "Sampling temperature.", "type": "number", "minimum": 0, "maximum": 2},
             "max_tokens": {

@@ -1,7 +1,7 @@
 from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 # RFC 9110 token characters: what a header name may be made of.
-HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 
 
 class HttpRequestNode(NodeType):
@@ -30,13 +30,7 @@ class HttpRequestNode(NodeType):
                 "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                 "default": "GET",
             },
-            "headers": {
-                "description": "Request headers; values are templates.",
-                "type": "object",
-                "maxProperties": 100,
-                "propertyNames": {"pattern": HEADER_NAME_PATTERN, "maxLength": 200},
-                "additionalProperties": {"type": "string", "maxLength": 8192},
-            },
+            "headers": HEADERS,
             "query": {
                 "description": "Query-string parameters added to the URL; string values are templates.",
                 "type": "object",
@@ -50,19 +44,10 @@ class HttpRequestNode(NodeType):
                 "additionalProperties": {"type": "string"},
             },
             "body": {"description": "A raw body (template). Excludes `json` and `form`.", "type": "string"},
-            "credential": {
-                "description": "Name of the workspace credential that authenticates the request (never the secret).",
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-            },
-            "timeout": {
-                "description": "Seconds to wait for the response.",
-                "type": "number",
-                "minimum": 0.1,
-                "maximum": 300,
-                "default": 30,
-            },
+            "credential": credential_name(
+                "Name of the workspace credential that authenticates the request (never the secret)."
+            ),
+            "timeout": TIMEOUT_SECONDS,
             "expected_status": {
                 "description": "Response statuses that count as success; any 2xx when absent.",
                 "type": "array",
@@ -72,11 +57,7 @@ class HttpRequestNode(NodeType):
                 "uniqueItems": True,
             },
             "follow_redirects": {"description": "Whether to follow redirects.", "type": "boolean", "default": True},
-            "retry_on_crash": {
-                "description": "Whether to send the request again when the worker died during the call.",
-                "type": "boolean",
-                "default": False,
-            },
+            "retry_on_crash": RETRY_ON_CRASH,
         },
         # At most one body; each forbidden pair is its own error, so the message names the two keys.
         "allOf": [

@@ -1,4 +1,5 @@
 from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.schema import credential_name
 
 
 class NotifyNode(NodeType):
@@ -25,12 +26,9 @@ class NotifyNode(NodeType):
                 "minLength": 1,
                 "maxLength": 2048,
             },
-            "credential": {
-                "description": "A credential holding the URL, instead of `url` (a `slack_webhook` one for Slack).",
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-            },
+            "credential": credential_name(
+                "A credential holding the URL, instead of `url` (a `slack_webhook` one for Slack)."
+            ),
             "message": {"description": "The message (template).", "type": "string", "minLength": 1},
             "title": {
                 "description": "A title shown above the message (template).",

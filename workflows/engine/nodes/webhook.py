@@ -1,5 +1,5 @@
 from workflows.engine.nodes.base import NodeType
-from workflows.engine.nodes.http_request import HEADER_NAME_PATTERN
+from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 
 class WebhookNode(NodeType):
@@ -21,31 +21,12 @@ class WebhookNode(NodeType):
         "properties": {
             "url": {"description": "The URL to call (template).", "type": "string", "minLength": 1, "maxLength": 2048},
             "method": {"description": "The HTTP method.", "enum": ["POST", "PUT", "PATCH"], "default": "POST"},
-            "headers": {
-                "description": "Extra request headers; values are templates.",
-                "type": "object",
-                "maxProperties": 100,
-                "propertyNames": {"pattern": HEADER_NAME_PATTERN, "maxLength": 200},
-                "additionalProperties": {"type": "string", "maxLength": 8192},
-            },
+            "headers": HEADERS,
             "body": {"description": "The JSON body; every string inside it is a template."},
-            "secret": {
-                "description": "Name of the workspace credential whose value signs the body (never the secret).",
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-            },
-            "timeout": {
-                "description": "Seconds to wait for the response.",
-                "type": "number",
-                "minimum": 0.1,
-                "maximum": 300,
-                "default": 30,
-            },
-            "retry_on_crash": {
-                "description": "Whether to send the call again when the worker died during it.",
-                "type": "boolean",
-                "default": False,
-            },
+            "secret": credential_name(
+                "Name of the workspace credential whose value signs the body (never the secret)."
+            ),
+            "timeout": TIMEOUT_SECONDS,
+            "retry_on_crash": RETRY_ON_CRASH,
         },
     }
