@@ -150,3 +150,176 @@ class WorkflowVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow_id} v{self.number}"
+
+
+class Run(models.Model):
+    """One execution of a pinned WorkflowVersion."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        WAITING = "waiting"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        API = "api"
+        WEBHOOK = "webhook"
+        SCHEDULE = "schedule"
+        EVENT = "event"
+        RETRY = "retry"
+        SUBWORKFLOW = "subworkflow"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.MANUAL)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: most runs have none
+    parent_step = models.ForeignKey(
+        "StepRun", null=True, blank=True, on_delete=models.CASCADE, related_name="child_runs"
+    )
+    # Position of this run among its parent step's children (a loop's item index).
+    parent_index = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="When the run times out.")
+    # The last RunEvent.seq handed out; events are numbered under this row's lock.
+    event_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "idempotency_key"], name="run_unique_idempotency_key"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="run_list_idx"),
+            models.Index(fields=["workflow", "status"], name="run_workflow_status_idx"),
+            models.Index(fields=["status", "deadline_at"], name="run_deadline_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} run {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class StepRun(models.Model):
+    """One node's execution within a run. `attempt` is the fencing token of the worker that holds it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        RETRYING = "retrying"
+        WAITING = "waiting"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_key = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempt = models.PositiveIntegerField(default=0)
+    input = models.JSONField(null=True, blank=True, help_text="What the node was given, templates rendered.")
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    # What a suspended node (delay, approval, loop, subworkflow) keeps between its phases.
+    state = models.JSONField(default=dict, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Queued or waiting until this time.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text="When the running attempt times out.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["run", "queued_at", "node_key"]
+        constraints = [models.UniqueConstraint(fields=["run", "node_key"], name="step_unique_node_per_run")]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="step_lease_idx"),
+            models.Index(fields=["status", "not_before"], name="step_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_key} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class RunEvent(models.Model):
+    """The ordered log of a run: replayed to dashboards after a reconnect, and served as SSE."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    step = models.CharField(max_length=64, blank=True, help_text="Node key, for step events.")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_event_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.seq} {self.type}"
+
+
+class Credential(models.Model):
+    """A workspace secret, encrypted at rest, referenced from node config by its name.
+
+    The value is a small JSON object whose keys depend on the kind (see workflows.credentials).
+    """
+
+    class Kind(models.TextChoices):
+        HTTP_BEARER = "http_bearer"
+        HTTP_BASIC = "http_basic"
+        HTTP_HEADER = "http_header"
+        HMAC_SECRET = "hmac_secret"  # noqa: S105 - a kind name, not a secret
+        SLACK_WEBHOOK = "slack_webhook"
+        OPENAI = "openai"
+        ANTHROPIC = "anthropic"
+        SMTP = "smtp"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="credentials")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    encrypted_value = models.BinaryField(editable=False)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="credential_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"

@@ -9,7 +9,7 @@ from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
 from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
 from workflows.graph import topological_order
-from workflows.models import Edge, Node, Workflow
+from workflows.models import Edge, Node, Run, Workflow
 
 NO_SUCH_WORKFLOW = "No such workflow."
 
@@ -73,3 +73,18 @@ def workflow_specs(workflow: Workflow) -> list[dict]:
         }
         for node in workflow_nodes(workflow)
     ]
+
+
+def runs_for_user(user: User) -> QuerySet[Run]:
+    return Run.objects.filter(workspace__in=workspaces_for_user(user)).select_related("version", "created_by")
+
+
+def run_get(user: User, run_id, *, minimum: str = Role.VIEWER) -> Run:
+    try:
+        run = Run.objects.select_related("workspace", "version", "workflow", "created_by").get(
+            pk=uuid.UUID(str(run_id))
+        )
+    except (ValueError, Run.DoesNotExist) as error:
+        raise Http404("No such run.") from error
+    ensure_role(user, run.workspace, minimum)
+    return run

@@ -218,6 +218,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    # Re-sends what lost messages and dead workers left behind (workflows.engine.scheduler.recover).
+    "recover-runs": {"task": "workflows.tasks.recover_runs", "schedule": 15.0, "options": {"queue": "engine"}},
+}
 DWC_EMBEDDED_WORKER_CONCURRENCY = int(os.environ.get("DWC_EMBEDDED_WORKER_CONCURRENCY", "4"))
 
 # --- REST API -----------------------------------------------------------------------------
@@ -271,6 +275,11 @@ ACCOUNTS_ALLOW_REGISTRATION = env_bool("ACCOUNTS_ALLOW_REGISTRATION", True)
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
+
+# --- Outbound HTTP (workflows.engine.egress) ---
+DWC_OUTBOUND_ALLOWLIST = env_list("DWC_OUTBOUND_ALLOWLIST", "")
+DWC_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("DWC_OUTBOUND_MAX_RESPONSE_BYTES", str(10 * 1024 * 1024)))
 
 # --- Logging: one JSON object per line on stdout ------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from workflows.definitions import NODE_VALUE_FIELDS, settings_with_defaults
-from workflows.models import Node, Workflow, WorkflowVersion
+from workflows.models import Node, Run, StepRun, Workflow, WorkflowVersion
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -137,3 +137,81 @@ class BulkSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["activate", "pause", "archive", "delete", "tag", "untag"])
     ids = serializers.ListField(child=serializers.CharField())
     tag = serializers.CharField(required=False)
+
+
+class StepSummarySerializer(serializers.ModelSerializer):
+    key = serializers.CharField(source="node_key")
+    type = serializers.CharField(source="node_type")
+
+    class Meta:
+        model = StepRun
+        fields = ["key", "type", "status", "attempt", "started_at", "finished_at", "duration_ms"]
+
+
+class StepRunSerializer(StepSummarySerializer):
+    class Meta(StepSummarySerializer.Meta):
+        fields = [
+            "id",
+            *StepSummarySerializer.Meta.fields,
+            "input",
+            "output",
+            "error",
+            "usage",
+            "state",
+            "queued_at",
+            "heartbeat_at",
+            "worker",
+        ]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "workflow",
+            "workspace",
+            "version",
+            "status",
+            "trigger",
+            "input",
+            "output",
+            "error",
+            "parent_step",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "deadline_at",
+            "duration_seconds",
+        ]
+
+    def get_duration_seconds(self, run: Run) -> float | None:
+        if run.started_at is None or run.finished_at is None:
+            return None
+        return round((run.finished_at - run.started_at).total_seconds(), 3)
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = StepSummarySerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "steps"]
+
+
+class RunTriggerSerializer(serializers.Serializer):
+    input = serializers.JSONField(required=False, help_text="The run input; checked against the input_schema.")
+
+
+class LegacyTriggerSerializer(serializers.Serializer):
+    workflow_id = serializers.UUIDField()
+    payload = serializers.JSONField(required=False)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    approved = serializers.BooleanField()
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")

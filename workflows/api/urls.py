@@ -1,8 +1,11 @@
+from django.urls import path
+
 from config.routers import OptionalSlashRouter
-from workflows.api import views
+from workflows.api import runs, views
 
 router = OptionalSlashRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
 router.register("nodes", views.NodeViewSet, basename="node")
+router.register("runs", runs.RunViewSet, basename="run")
 
-urlpatterns = router.urls
+urlpatterns = [path("trigger", runs.LegacyTriggerView.as_view(), name="trigger"), *router.urls]

@@ -11,6 +11,7 @@ from accounts.models import Workspace
 from workflows import selectors
 from workflows.api import serializers
 from workflows.api.filters import WorkflowFilter
+from workflows.api.runs import trigger_response
 from workflows.models import Node, Workflow
 from workflows.services import definitions as services
 
@@ -127,6 +128,18 @@ class WorkflowViewSet(viewsets.GenericViewSet):
             raise Http404("No such version.")
         workflow = services.workflow_version_restore(workflow=workflow, actor=request.user, number=int(number))
         return self._detail(workflow)
+
+    @extend_schema(request=serializers.RunTriggerSerializer, responses={202: serializers.RunSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def runs(self, request, pk=None):
+        """GET: this workflow's runs. POST: start a run (202; 200 for a repeated Idempotency-Key)."""
+        workflow = self._get()
+        if request.method == "GET":
+            page = self.paginate_queryset(workflow.runs.select_related("version", "created_by").order_by("-created_at"))
+            return self.get_paginated_response(serializers.RunSerializer(page, many=True).data)
+        data = serializers.RunTriggerSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return trigger_response(request, workflow, data.validated_data.get("input"))
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])

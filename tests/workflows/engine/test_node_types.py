@@ -115,7 +115,7 @@ VALID = [
         "",
         "",
     ),
-    ("notify", {"channel": "in_app", "message": "Run {{ run.id }} finished"}, "", ""),
+    ("notify", {"channel": "webhook", "url": "https://x.org/h", "message": "Run {{ run.id }} finished"}, "", ""),
     (
         "notify",
         {"channel": "slack", "credential": "team-slack", "message": "Done", "title": "{{ workflow.name }}"},
@@ -192,7 +192,8 @@ INVALID = [
     ("email", {"to": ["a@example.org"], "cc": ["c"] * 51, "subject": "s", "body": "b"}, "config.cc"),
     ("notify", {"message": "m"}, "config.channel"),
     ("notify", {"channel": "sms", "message": "m"}, "config.channel"),
-    ("notify", {"channel": "in_app"}, "config.message"),
+    ("notify", {"channel": "webhook", "url": "https://x.org/h"}, "config.message"),
+    ("notify", {"channel": "in_app", "message": "m"}, "config.channel"),
     ("notify", {"channel": "slack", "message": "m"}, "config"),
     ("notify", {"channel": "teams", "message": "m"}, "config"),
 ]
@@ -338,8 +339,14 @@ TEMPLATE_ERRORS = [
     ("email", {"to": ["a@x.org"], "subject": "s\n{{ s ", "body": "b"}, "", "", "config.subject"),
     ("email", {"to": ["a@x.org"], "subject": "s", "body": "b\n{% if x %}"}, "", "", "config.body"),
     ("notify", {"channel": "webhook", "url": "https://x.org\n{{ u ", "message": "m"}, "", "", "config.url"),
-    ("notify", {"channel": "in_app", "message": "m\n{{ m "}, "", "", "config.message"),
-    ("notify", {"channel": "in_app", "message": "m", "title": "t\n{{ t "}, "", "", "config.title"),
+    ("notify", {"channel": "webhook", "url": "https://x.org/h", "message": "m\n{{ m "}, "", "", "config.message"),
+    (
+        "notify",
+        {"channel": "webhook", "url": "https://x.org/h", "message": "m", "title": "t\n{{ t "},
+        "",
+        "",
+        "config.title",
+    ),
 ]
 
 

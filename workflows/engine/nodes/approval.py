@@ -1,4 +1,9 @@
-from workflows.engine.nodes.base import NodeType
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from workflows.engine.errors import PermanentError
+from workflows.engine.nodes.base import NodeResult, NodeType, Suspend
 
 
 class ApprovalNode(NodeType):
@@ -36,3 +41,31 @@ class ApprovalNode(NodeType):
             },
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult | Suspend:
+        """Ask, then wait. Decisions arrive through the approve service; this runs again only on timeout."""
+        config = prepared["config"]
+        if "requested_at" not in context.state:
+            timeout = config.get("timeout")
+            until = timezone.now() + timedelta(seconds=timeout) if timeout else None
+            return Suspend(
+                reason="approval",
+                until=until,
+                state={"requested_at": timezone.now().isoformat(), "timeout_at": until.isoformat() if until else None},
+                message=config.get("message", ""),
+            )
+        timeout_at = context.state.get("timeout_at")
+        if timeout_at and datetime.fromisoformat(timeout_at) <= timezone.now():
+            if config.get("on_timeout", "reject") == "approve":
+                return NodeResult(output={"approved": True, "by": "timeout", "comment": ""})
+            raise PermanentError(NO_DECISION.format(seconds=config.get("timeout")))
+        return Suspend(
+            reason="approval",
+            until=datetime.fromisoformat(timeout_at) if timeout_at else None,
+            state=context.state,
+            message=config.get("message", ""),
+        )
+
+
+NO_DECISION = "Nobody decided within {seconds} seconds; the approval was rejected (on_timeout: reject)."

@@ -5,6 +5,8 @@ Validation here needs no database, so the API, the admin, import and tests all s
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
@@ -35,6 +37,57 @@ def _schema_error_path(error) -> str:
     return ".".join(["config", *parts])
 
 
+@dataclass
+class StepContext:
+    """What a node type sees while it executes. Plain data: node types never touch the database."""
+
+    run_id: str
+    step_id: str
+    node_key: str
+    attempt: int
+    workspace_id: str
+    # The expression context: input, nodes.<key>.output/content/title, run, workflow.
+    expressions: dict
+    # Kept between the phases of a suspended node (a delay's deadline, a loop's progress).
+    state: dict = field(default_factory=dict)
+    # Finished child runs of this step: [{"index", "status", "output", "error"}], by index.
+    children: list[dict] = field(default_factory=list)
+    # time.monotonic() by which the step must be done, or None.
+    deadline: float | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent with outgoing calls so that receivers can drop a repeated delivery."""
+        return f"{self.run_id}:{self.node_key}"
+
+
+@dataclass
+class ChildRun:
+    workflow: str  # id or slug, in the same workspace
+    input: dict
+    index: int
+
+
+@dataclass
+class NodeResult:
+    output: Any = None
+    usage: dict = field(default_factory=dict)
+    # Runs started without waiting for them (a subworkflow with wait: false); their ids join the output.
+    spawn: list[ChildRun] = field(default_factory=list)
+
+
+@dataclass
+class Suspend:
+    """The node waits: until a time, for a person, or for child runs. execute() runs again on resume."""
+
+    reason: str  # "delay", "approval", "children"
+    until: datetime | None = None
+    state: dict = field(default_factory=dict)
+    spawn: list[ChildRun] = field(default_factory=list)
+    # A short message for people watching (shown on the dashboard and in events).
+    message: str = ""
+
+
 class NodeType:
     name: ClassVar[str]
     description: ClassVar[str]
@@ -52,6 +105,34 @@ class NodeType:
     branches: ClassVar[tuple[str, ...]] = ()
     # Whether running it twice has the same effect as once (a crash mid-call may re-run it).
     idempotent: ClassVar[bool] = True
+    # The Celery queue its steps run on: slow model calls and messages do not hold up the engine.
+    queue: ClassVar[str] = "engine"
+
+    @classmethod
+    def safe_to_rerun(cls, config: dict) -> bool:
+        """Whether a step interrupted by a worker crash may run again rather than fail as interrupted."""
+        return cls.idempotent or bool(config.get("retry_on_crash"))
+
+    @classmethod
+    def prepare(cls, node: dict, context: StepContext) -> dict:
+        """The node's inputs with every template rendered: what execute() receives and the step records."""
+        from workflows.engine.expressions import render_template, render_value
+
+        config = dict(node["config"])
+        for key in cls.template_fields:
+            if key in config:
+                config[key] = render_value(config[key], context.expressions)
+        prepared = {"config": config, "title": node.get("title", "")}
+        if cls.uses_prompt:
+            prepared["prompt"] = render_template(node.get("prompt", ""), context.expressions)
+        if cls.uses_content:
+            prepared["content"] = render_template(node.get("content", ""), context.expressions)
+        return prepared
+
+    @classmethod
+    def execute(cls, prepared: dict, context: StepContext) -> "NodeResult | Suspend":
+        """Do the node's work. Raise TransientError or PermanentError (workflows.engine.errors) on failure."""
+        raise NotImplementedError(f"{cls.__name__} must define execute()")
 
     @classmethod
     def normalize_config(cls, config: dict) -> dict:

@@ -1,4 +1,5 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.expressions import evaluate_expression
+from workflows.engine.nodes.base import NodeResult, NodeType
 
 
 class ConditionNode(NodeType):
@@ -24,3 +25,9 @@ class ConditionNode(NodeType):
             },
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        return NodeResult(
+            output={"result": bool(evaluate_expression(prepared["config"]["expression"], context.expressions))}
+        )

@@ -1,4 +1,10 @@
-from workflows.engine.nodes.base import NodeType
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from workflows.engine.errors import PermanentError
+from workflows.engine.nodes.base import NodeResult, NodeType, Suspend
 
 MAX_DELAY_SECONDS = 365 * 24 * 3600
 
@@ -40,3 +46,31 @@ class DelayNode(NodeType):
         if "duration" in config and "seconds" not in config:
             config["seconds"] = config.pop("duration")
         return config
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult | Suspend:
+        now = timezone.now()
+        if "until" in context.state:
+            until = datetime.fromisoformat(context.state["until"])
+            started = datetime.fromisoformat(context.state["started"])
+        else:
+            config, started = prepared["config"], now
+            until = now + timedelta(seconds=config["seconds"]) if "seconds" in config else _parse_time(config["until"])
+        if until <= now:
+            return NodeResult(output={"waited": round(max((now - started).total_seconds(), 0), 3)})
+        return Suspend(
+            reason="delay",
+            until=until,
+            state={"until": until.isoformat(), "started": started.isoformat()},
+            message=f"Waiting until {until.isoformat()}",
+        )
+
+
+BAD_TIME = "'until' rendered to {value!r}, which is not an ISO-8601 date and time."
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+    if parsed is None:
+        raise PermanentError(BAD_TIME.format(value=value))
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, timezone.utc)

@@ -1,4 +1,5 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.errors import PermanentError
+from workflows.engine.nodes.base import NodeResult, NodeType
 from workflows.engine.nodes.schema import credential_name
 
 
@@ -12,6 +13,7 @@ class DocumentNode(NodeType):
     name = "document"
     description = "Generates a document by sending the rendered prompt to a language model provider."
     uses_prompt = True
+    queue = "generation"
     requires_prompt = True
     template_fields = ("system", "title")
     config_schema = {
@@ -52,3 +54,24 @@ class DocumentNode(NodeType):
             },
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        config = prepared["config"]
+        provider = config.get("provider", "template")
+        if provider != "template":
+            raise PermanentError(PROVIDER_UNAVAILABLE.format(provider=provider))
+        content = prepared["prompt"]
+        return NodeResult(
+            output={
+                "title": config.get("title") or prepared["title"],
+                "content": content,
+                "format": config.get("format", "markdown"),
+                "provider": "template",
+            },
+            usage={"tokens_in": 0, "tokens_out": 0, "cost": 0},
+        )
+
+
+# Language-model providers (openai, anthropic) arrive with the document-generation issue.
+PROVIDER_UNAVAILABLE = "The {provider!r} provider is not available on this server yet; use the template provider."

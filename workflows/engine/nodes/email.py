@@ -1,4 +1,9 @@
-from workflows.engine.nodes.base import NodeType
+from smtplib import SMTPException
+
+from django.core.mail import EmailMessage
+
+from workflows.engine.errors import TransientError
+from workflows.engine.nodes.base import NodeResult, NodeType
 
 ADDRESSES = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 998}, "maxItems": 50}
 
@@ -33,3 +38,24 @@ class EmailNode(NodeType):
             "html": {"description": "Whether the body is HTML.", "type": "boolean", "default": False},
         },
     }
+
+    queue = "notifications"
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        config = prepared["config"]
+        message = EmailMessage(
+            subject=config["subject"],
+            body=config["body"],
+            to=config["to"],
+            cc=config.get("cc", []),
+            bcc=config.get("bcc", []),
+            headers={"X-DWC-Run": context.run_id, "X-DWC-Idempotency-Key": context.idempotency_key},
+        )
+        if config.get("html"):
+            message.content_subtype = "html"
+        try:
+            sent = message.send()
+        except (SMTPException, OSError) as error:
+            raise TransientError(f"The mail server refused or failed: {error}") from error
+        return NodeResult(output={"sent": sent, "to": config["to"]})

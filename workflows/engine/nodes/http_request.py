@@ -1,4 +1,8 @@
-from workflows.engine.nodes.base import NodeType
+import base64
+
+from workflows.credentials import credential_value
+from workflows.engine.nodes.base import NodeResult, NodeType
+from workflows.engine.nodes.http import response_body, send
 from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 # RFC 9110 token characters: what a header name may be made of.
@@ -66,3 +70,51 @@ class HttpRequestNode(NodeType):
             {"not": {"required": ["form", "body"]}},
         ],
     }
+
+    @classmethod
+    def safe_to_rerun(cls, config: dict) -> bool:
+        # HTTP defines these methods as idempotent: repeating one has the effect of sending it once.
+        return config.get("method", "GET") in IDEMPOTENT_METHODS or bool(config.get("retry_on_crash"))
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        config = prepared["config"]
+        method = config.get("method", "GET")
+        headers = dict(config.get("headers", {}))
+        if "credential" in config:
+            headers.update(authorization_headers(context.workspace_id, config["credential"]))
+        body = {}
+        if "json" in config:
+            body["json"] = config["json"]
+        elif "form" in config:
+            body["data"] = config["form"]
+        elif "body" in config:
+            body["content"] = config["body"]
+        response = send(
+            method,
+            config["url"],
+            context,
+            headers=headers,
+            params={key: str(value) for key, value in config.get("query", {}).items()} or None,
+            timeout=config.get("timeout", 30),
+            expected=config.get("expected_status"),
+            follow_redirects=config.get("follow_redirects", True),
+            **body,
+        )
+        return NodeResult(
+            output={"status": response.status, "headers": response.headers, "body": response_body(response)}
+        )
+
+
+IDEMPOTENT_METHODS = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
+
+
+def authorization_headers(workspace_id: str, name: str) -> dict[str, str]:
+    """Headers carrying a credential: added at send time, so they never reach step inputs or events."""
+    value = credential_value(workspace_id=workspace_id, name=name, kinds=("http_bearer", "http_basic", "http_header"))
+    if "token" in value:
+        return {"Authorization": f"Bearer {value['token']}"}
+    if "username" in value:
+        pair = base64.b64encode(f"{value['username']}:{value['password']}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
+    return {value["name"]: value["value"]}

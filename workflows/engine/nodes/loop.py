@@ -1,4 +1,6 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.errors import PermanentError
+from workflows.engine.expressions import evaluate_expression, render_value
+from workflows.engine.nodes.base import ChildRun, NodeResult, NodeType, Suspend
 
 
 class LoopNode(NodeType):
@@ -49,3 +51,43 @@ class LoopNode(NodeType):
             },
         },
     }
+
+    @classmethod
+    def prepare(cls, node: dict, context) -> dict:
+        # `input` is rendered once per item, with `item` and `index`, when the item's run starts.
+        return {"config": dict(node["config"]), "title": node.get("title", "")}
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult | Suspend:
+        config = prepared["config"]
+        state = dict(context.state)
+        if "items" not in state:
+            items = evaluate_expression(config["items"], context.expressions)
+            if not isinstance(items, list):
+                raise PermanentError(NOT_A_LIST.format(type=type(items).__name__))
+            limit = config.get("max_items", 1000)
+            if len(items) > limit:
+                raise PermanentError(TOO_MANY_ITEMS.format(count=len(items), limit=limit))
+            state = {"items": items, "started": 0}
+        items, finished = state["items"], len(context.children)
+        if finished == len(items):
+            failed = [child["index"] for child in context.children if child["status"] != "succeeded"]
+            if failed:
+                raise PermanentError(ITEMS_FAILED.format(indexes=failed), details={"failed": failed})
+            return NodeResult(output=[child["output"] for child in sorted(context.children, key=lambda c: c["index"])])
+        running = state["started"] - finished
+        room = max(config.get("concurrency", 1) - running, 0)
+        spawn = []
+        for index in range(state["started"], min(state["started"] + room, len(items))):
+            scope = {**context.expressions, "item": items[index], "index": index}
+            child_input = (
+                render_value(config["input"], scope) if "input" in config else {"item": items[index], "index": index}
+            )
+            spawn.append(ChildRun(workflow=config["workflow"], input=child_input, index=index))
+        state["started"] += len(spawn)
+        return Suspend(reason="children", spawn=spawn, state=state, message=f"{finished} of {len(items)} items done")
+
+
+NOT_A_LIST = "'items' must evaluate to a list, not {type}."
+TOO_MANY_ITEMS = "'items' has {count} items; the loop allows at most {limit} (max_items)."
+ITEMS_FAILED = "The runs for items {indexes} did not succeed."

@@ -1,4 +1,5 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.errors import PermanentError
+from workflows.engine.nodes.base import ChildRun, NodeResult, NodeType, Suspend
 
 
 class SubworkflowNode(NodeType):
@@ -26,3 +27,23 @@ class SubworkflowNode(NodeType):
             "wait": {"description": "Whether to wait for the child run to finish.", "type": "boolean", "default": True},
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult | Suspend:
+        config = prepared["config"]
+        if not context.state.get("started"):
+            child = ChildRun(workflow=config["workflow"], input=config.get("input", {}), index=0)
+            if not config.get("wait", True):
+                return NodeResult(spawn=[child])
+            return Suspend(
+                reason="children", spawn=[child], state={"started": True}, message=f"Running {config['workflow']}"
+            )
+        if not context.children:
+            return Suspend(reason="children", state=context.state)
+        child = context.children[0]
+        if child["status"] != "succeeded":
+            message = (child["error"] or {}).get("message", "")
+            raise PermanentError(
+                f"The sub-workflow run {child['status']}: {message}".rstrip(": "), details={"child": child}
+            )
+        return NodeResult(output=child["output"])

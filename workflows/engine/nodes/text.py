@@ -1,4 +1,4 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.base import NodeResult, NodeType
 
 
 class TextNode(NodeType):
@@ -23,3 +23,14 @@ class TextNode(NodeType):
             "title": {"description": "Title of the document (template).", "type": "string", "maxLength": 1000},
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        config = prepared["config"]
+        return NodeResult(
+            output={
+                "title": config.get("title") or prepared["title"],
+                "content": prepared["content"],
+                "format": config.get("format", "markdown"),
+            }
+        )

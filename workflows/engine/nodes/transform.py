@@ -1,4 +1,4 @@
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.base import NodeResult, NodeType
 
 
 class TransformNode(NodeType):
@@ -19,3 +19,7 @@ class TransformNode(NodeType):
             "values": {"description": "Any JSON value; every string inside it is a template."},
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        return NodeResult(output=prepared["config"]["values"])

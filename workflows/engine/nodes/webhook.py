@@ -1,4 +1,10 @@
-from workflows.engine.nodes.base import NodeType
+import hashlib
+import hmac
+import json
+
+from workflows.credentials import credential_value
+from workflows.engine.nodes.base import NodeResult, NodeType
+from workflows.engine.nodes.http import response_body, send
 from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 
@@ -30,3 +36,26 @@ class WebhookNode(NodeType):
             "retry_on_crash": RETRY_ON_CRASH,
         },
     }
+
+    @classmethod
+    def execute(cls, prepared: dict, context) -> NodeResult:
+        config = prepared["config"]
+        # Signed bytes are sent bytes: serialize once, sign that, send that.
+        payload = json.dumps(config.get("body", {}), separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", **config.get("headers", {})}
+        if "secret" in config:
+            secret = credential_value(workspace_id=context.workspace_id, name=config["secret"], kinds=("hmac_secret",))
+            digest = hmac.new(secret["secret"].encode(), payload, hashlib.sha256).hexdigest()
+            headers[SIGNATURE_HEADER] = f"sha256={digest}"
+        response = send(
+            config.get("method", "POST"),
+            config["url"],
+            context,
+            headers=headers,
+            content=payload,
+            timeout=config.get("timeout", 30),
+        )
+        return NodeResult(output={"status": response.status, "body": response_body(response)})
+
+
+SIGNATURE_HEADER = "X-Signature-256"

@@ -1,0 +1,147 @@
+"""Engine overhead against raw Celery, on the same broker, database and 2 worker processes.
+
+    .venv/bin/python bench/engine_overhead.py
+
+(a) a 20-node chain of no-op transform nodes, run 20 times, against a Celery chain of 20 no-op tasks;
+(b) 500 single-node runs against 500 no-op tasks. Prints the medians and the ratio ours/raw.
+Needs PostgreSQL and Redis on localhost (BENCH_DATABASE_URL, BENCH_REDIS_URL override them).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+POLL_SECONDS = 0.002
+
+
+def create_database() -> None:
+    import psycopg
+
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_workers(count: int) -> list[subprocess.Popen]:
+    workers = []
+    for index in range(count):
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--include",
+            "bench.celery_tasks",
+        ]
+        args += ["--queues", "engine,generation,notifications", "--without-mingle", "--without-gossip"]
+        args += ["--hostname", f"bench{index}@%h", "--loglevel", "WARNING"]
+        workers.append(subprocess.Popen(args, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return workers
+
+
+def wait_until(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step did not finish")
+        time.sleep(POLL_SECONDS)
+
+
+def main() -> None:
+    create_database()
+    import django
+
+    django.setup()
+    import redis
+    from celery import chain
+    from django.core.management import call_command
+
+    from accounts.services import user_register
+    from bench.celery_tasks import noop
+    from workflows.models import Run
+    from workflows.services.definitions import workflow_create
+    from workflows.services.runs import run_trigger
+
+    call_command("migrate", verbosity=0)
+    broker = redis.Redis.from_url(REDIS_URL)
+    broker.flushdb()
+    Run.objects.all().delete()
+    user = user_register(
+        email=f"bench-{uuid.uuid4().hex[:8]}@example.com", password=uuid.uuid4().hex + "-Aa1", name="Bench"
+    )
+    workspace = user.memberships.get().workspace
+    chain_nodes = [{"key": f"n{i}", "type": "transform", "config": {"values": {"i": i}}} for i in range(20)]
+    chain_workflow = workflow_create(actor=user, workspace=workspace, data={"name": "Chain 20", "nodes": chain_nodes})
+    single = workflow_create(
+        actor=user,
+        workspace=workspace,
+        data={"name": "Single", "nodes": [{"key": "n", "type": "transform", "config": {"values": {}}}]},
+    )
+
+    workers = start_workers(2)
+    try:
+        time.sleep(4)  # let both workers connect
+        # Warm up both paths once.
+        run, _ = run_trigger(workflow=chain_workflow, input={}, trigger="api", actor=user)
+        wait_until(lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists())
+        noop.delay("warm")
+        wait_until(lambda: broker.get("warm") is not None)
+
+        ours_chain, raw_chain = [], []
+        for index in range(20):
+            started = time.perf_counter()
+            run, _ = run_trigger(workflow=chain_workflow, input={}, trigger="api", actor=user)
+            wait_until(lambda run=run: Run.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).exists())
+            ours_chain.append(time.perf_counter() - started)
+            key = f"chain-{index}"
+            started = time.perf_counter()
+            chain(*[noop.si() for _ in range(19)], noop.si(key)).apply_async()
+            wait_until(lambda key=key: broker.get(key) is not None)
+            raw_chain.append(time.perf_counter() - started)
+        assert not Run.objects.filter(workflow=chain_workflow).exclude(status="succeeded").exists()
+
+        ours_many, raw_many = [], []
+        for batch in range(3):
+            started = time.perf_counter()
+            runs = [run_trigger(workflow=single, input={}, trigger="api", actor=user)[0].pk for _ in range(500)]
+            wait_until(lambda runs=runs: Run.objects.filter(pk__in=runs, status="succeeded").count() == len(runs))
+            ours_many.append(time.perf_counter() - started)
+            key = f"many-{batch}"
+            started = time.perf_counter()
+            for _ in range(500):
+                noop.delay(key)
+            wait_until(lambda key=key: int(broker.get(key) or 0) == 500)
+            raw_many.append(time.perf_counter() - started)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+
+    for label, ours, raw in [
+        ("(a) 20-node chain, median of 20", ours_chain, raw_chain),
+        ("(b) 500 single-node runs, median of 3", ours_many, raw_many),
+    ]:
+        ours_median, raw_median = statistics.median(ours), statistics.median(raw)
+        print(
+            f"{label}: ours {ours_median * 1000:.1f} ms, raw Celery {raw_median * 1000:.1f} ms, ratio {ours_median / raw_median:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

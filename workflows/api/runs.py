@@ -1,0 +1,124 @@
+"""Runs: start them, watch them, act on them."""
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows import selectors
+from workflows.api import serializers
+from workflows.events import envelope
+from workflows.models import Run, Workflow
+from workflows.services import runs as services
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def trigger_response(request: Request, workflow: Workflow, run_input, *, extra: dict | None = None) -> Response:
+    """Start a run (or find the one an Idempotency-Key already started): 202 new, 200 repeated."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()[:200] or None
+    run, created = services.run_trigger(
+        workflow=workflow,
+        input={} if run_input is None else run_input,
+        trigger=Run.Trigger.API if request.auth is not None else Run.Trigger.MANUAL,
+        actor=request.user,
+        idempotency_key=key,
+    )
+    body = {**(extra(run) if extra else {}), **serializers.RunSerializer(run).data}
+    return Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class LegacyTriggerView(APIView):
+    """`POST /api/v3/trigger {workflow_id, payload}`, as older clients call it."""
+
+    @extend_schema(request=serializers.LegacyTriggerSerializer, responses={202: serializers.RunSerializer})
+    def post(self, request):
+        data = serializers.LegacyTriggerSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workflow = selectors.workflow_get(request.user, data.validated_data["workflow_id"])
+        return trigger_response(
+            request,
+            workflow,
+            data.validated_data.get("payload"),
+            extra=lambda run: {"run_id": str(run.pk)},
+        )
+
+
+class RunFilter(django_filters.FilterSet):
+    workflow = django_filters.UUIDFilter(field_name="workflow_id")
+    status = django_filters.ChoiceFilter(choices=Run.Status.choices)
+    trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Run
+        fields = ["workflow", "status", "trigger", "created_after", "created_before"]
+
+
+class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = serializers.RunSerializer
+    filterset_class = RunFilter
+    ordering_fields = ["created_at", "finished_at"]
+    ordering = ["-created_at"]
+    search_fields: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Run.objects.none()
+        return selectors.runs_for_user(self.request.user)
+
+    def _get(self) -> Run:
+        return selectors.run_get(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(responses=serializers.RunDetailSerializer)
+    def retrieve(self, request, pk=None):
+        run = self._get()
+        return Response(serializers.RunDetailSerializer(run).data)
+
+    @extend_schema(responses=serializers.StepRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def steps(self, request, pk=None):
+        steps = self._get().steps.order_by("queued_at", "node_key")
+        return Response(serializers.StepRunSerializer(steps, many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("after_seq", int, description="Only events after this seq.")])
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        run = self._get()
+        try:
+            after = int(request.query_params.get("after_seq", 0))
+        except ValueError:
+            after = -1
+        if after < 0:
+            raise ValidationError({"after_seq": ["A whole number, 0 or more."]})
+        events = run.events.filter(seq__gt=after).order_by("seq")[:1000]
+        return Response([envelope(event, run) for event in events])
+
+    @extend_schema(request=None, responses={202: serializers.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = services.run_cancel(run=self._get(), actor=request.user)
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: serializers.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = services.run_retry(run=self._get(), actor=request.user)
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=serializers.ApprovalSerializer, responses=serializers.StepRunSerializer)
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/approve")
+    def approve(self, request, pk=None, node_key=None):
+        data = serializers.ApprovalSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = self._get()
+        if not run.steps.filter(node_key=node_key).exists():
+            raise Http404(f"The run has no step {node_key!r}.")
+        step = services.step_approve(run=run, node_key=node_key, actor=request.user, **data.validated_data)
+        return Response(serializers.StepRunSerializer(step).data)

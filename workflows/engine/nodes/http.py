@@ -1,0 +1,55 @@
+"""Outgoing HTTP for node types (http_request, webhook, notify), through the guarded egress client.
+
+Every call carries `Idempotency-Key: <run id>:<node key>` so receivers can drop a repeated delivery,
+and its timeout never outlives the step's own deadline. An answer outside the expected statuses
+becomes a TransientError (429 and 5xx: another attempt may succeed) or a PermanentError.
+"""
+
+import json
+import time
+from typing import Any
+
+from workflows.engine import egress
+from workflows.engine.errors import PermanentError, TransientError
+from workflows.engine.nodes.base import StepContext
+
+MAX_ERROR_BODY_CHARS = 500
+
+
+def send(
+    method: str,
+    url: str,
+    context: StepContext,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    expected: list[int] | None = None,
+    **body: Any,
+) -> egress.EgressResponse:
+    headers = {"Idempotency-Key": context.idempotency_key, **(headers or {})}
+    if context.deadline is not None:
+        remaining = context.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientError("The step ran out of time before the call.")
+        timeout = min(timeout, remaining)
+    response = egress.request(method, url, headers=headers, timeout=timeout, **body)
+    ok = response.status in expected if expected else 200 <= response.status < 300
+    if not ok:
+        excerpt = response.body[:MAX_ERROR_BODY_CHARS].decode(errors="replace")
+        message = f"{method} {url} answered {response.status}."
+        details = {"status": response.status, "body": excerpt}
+        if response.status == 429 or response.status >= 500:
+            raise TransientError(message, details=details)
+        raise PermanentError(message, details=details)
+    return response
+
+
+def response_body(response: egress.EgressResponse) -> Any:
+    """JSON when the server says so (and it parses), text otherwise."""
+    text = response.body.decode(errors="replace")
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text

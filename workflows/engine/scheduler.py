@@ -1,0 +1,654 @@
+"""The run state machine: the only code that changes Run and StepRun state.
+
+PostgreSQL is the truth and the broker only a doorbell. Every change of a run's state happens in a
+transaction holding that run's row lock, appends a RunEvent, and hands the event to
+`workflows.events.publish` after commit. Messages (`execute_step(step_id, attempt)`) may be lost,
+repeated or late: a step is claimed with a conditional update (queued → running for that attempt),
+so a repeat does nothing, and a late result from a worker that lost its claim is dropped, because
+`attempt` is the fencing token. `recover()` (a beat task) re-sends what a lost message or a dead
+worker left behind.
+"""
+
+import logging
+import threading
+import time
+import traceback
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404
+from django.utils import timezone
+
+from workflows import events
+from workflows.engine import dispatch
+from workflows.engine.dispatch import Dispatch
+from workflows.engine.errors import PermanentError, StepError, TransientError
+from workflows.engine.nodes.base import NodeResult, StepContext, Suspend
+from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.models import Run, StepRun, Workflow
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5
+# A running step whose heartbeat is older than this lost its worker.
+LEASE_SECONDS = 30
+# A queued step (or pending run) untouched for this long lost its message.
+LOST_MESSAGE_SECONDS = 30
+
+INTERRUPTED = "Interrupted: the worker died during the call, which may or may not have been delivered."
+WORKER_LOST = "The worker running this step stopped responding."
+RUN_TIMED_OUT = "The run exceeded its timeout of {seconds} seconds."
+STEP_TIMED_OUT = "The step exceeded its timeout of {seconds} seconds."
+UPSTREAM_FAILED = "An upstream step did not succeed."
+BRANCH_NOT_TAKEN = "The condition took the other branch."
+CHILDREN_SEEN = "_children_seen"
+RUN_FAILED_FAST = "Cancelled because another step failed (on_failure: fail_fast)."
+
+Status = StepRun.Status
+ACTIVE_STEP = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def emit(run: Run, type_: str, *, step: str = "", data: dict | None = None) -> None:
+    """Append an event to the run's log (the caller holds the run's row lock) and publish it on commit."""
+    run.event_seq += 1
+    Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
+    event = run.events.create(seq=run.event_seq, type=type_, step=step, data=data or {})
+    envelope = events.envelope(event, run)
+    transaction.on_commit(lambda: events.publish(envelope))
+
+
+def _dispatch_on_commit(dispatches: list[Dispatch]) -> None:
+    if dispatches:
+        transaction.on_commit(lambda: dispatch.send(dispatches))
+
+
+# --- reading the pinned definition ------------------------------------------------------------
+
+
+def _snapshot(run: Run) -> dict:
+    return run.version.snapshot
+
+
+def _nodes_by_key(run: Run) -> dict[str, dict]:
+    return {node["key"]: node for node in _snapshot(run)["nodes"]}
+
+
+def _parents(run: Run) -> dict[str, list[tuple[str, str]]]:
+    parents: dict[str, list[tuple[str, str]]] = {node["key"]: [] for node in _snapshot(run)["nodes"]}
+    for edge in _snapshot(run)["edges"]:
+        parents[edge["target"]].append((edge["source"], edge["label"]))
+    return parents
+
+
+def _settings(run: Run) -> dict:
+    return _snapshot(run)["settings"]
+
+
+def _locked_run(run_id) -> Run:
+    return Run.objects.select_for_update().select_related("version", "workflow").get(pk=run_id)
+
+
+# --- creating and advancing runs --------------------------------------------------------------
+
+
+def run_created(run: Run) -> None:
+    """Create the run's steps and announce it; the caller created `run` in this transaction."""
+    StepRun.objects.bulk_create(
+        [StepRun(run=run, node_key=node["key"], node_type=node["type"]) for node in _snapshot(run)["nodes"]]
+    )
+    emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
+    transaction.on_commit(lambda: dispatch.send_advance(run.pk))
+
+
+def advance(run_id) -> list[Dispatch]:
+    """Start the run if it may start, queue every step whose parents allow it, finish it when done."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        dispatches = _advance(run)
+        _dispatch_on_commit(dispatches)
+    return dispatches
+
+
+def _slot_free(run: Run) -> bool:
+    limit = _settings(run).get("max_concurrency")
+    if not limit:
+        return True
+    # The workflow row lock makes two runs racing for the last slot take turns.
+    Workflow.objects.select_for_update().filter(pk=run.workflow_id).exists()
+    busy = Run.objects.filter(workflow_id=run.workflow_id, status__in=[Run.Status.RUNNING, Run.Status.WAITING]).exclude(
+        pk=run.pk
+    )
+    return busy.count() < limit
+
+
+def _edge_satisfied(parent: StepRun, label: str) -> bool:
+    if parent.status != Status.SUCCEEDED:
+        return False
+    if not label:
+        return True
+    result = (parent.output or {}).get("result") if isinstance(parent.output, dict) else None
+    return label == ("true" if result else "false")
+
+
+def _readiness(rule: str, parent_steps: list[tuple[StepRun, str]]) -> str | None:
+    """ "ready", "skip" or None (not yet) for a pending step, by its trigger rule."""
+    if not parent_steps:
+        return "ready"
+    finished = [step.is_finished for step, _ in parent_steps]
+    satisfied = [_edge_satisfied(step, label) for step, label in parent_steps]
+    if rule == "one_success":
+        if any(satisfied):
+            return "ready"
+        return "skip" if all(finished) else None
+    if not all(finished):
+        return None
+    if rule == "all_done":
+        return "ready"
+    return "ready" if all(satisfied) else "skip"
+
+
+def _advance(run: Run) -> list[Dispatch]:
+    if run.is_finished:
+        return []
+    if run.status in (Run.Status.PENDING, Run.Status.QUEUED):
+        if not _slot_free(run):
+            if run.status != Run.Status.QUEUED:
+                run.status = Run.Status.QUEUED
+                run.save(update_fields=["status"])
+            return []
+        now = timezone.now()
+        run.status = Run.Status.RUNNING
+        run.started_at = run.started_at or now
+        timeout = _settings(run).get("timeout")
+        run.deadline_at = now + timedelta(seconds=timeout) if timeout else None
+        run.save(update_fields=["status", "started_at", "deadline_at"])
+        emit(run, "run.started")
+
+    steps = {step.node_key: step for step in run.steps.all()}
+    nodes = _nodes_by_key(run)
+    parents = _parents(run)
+    dispatches = []
+    changed = True
+    while changed:  # a skip can make its children skippable in turn
+        changed = False
+        for key, step in steps.items():
+            if step.status != Status.PENDING:
+                continue
+            verdict = _readiness(nodes[key]["trigger_rule"], [(steps[p], label) for p, label in parents[key]])
+            if verdict == "ready":
+                dispatches.append(_queue(run, step, nodes[key]))
+                changed = True
+            elif verdict == "skip":
+                taken = [
+                    steps[p].status == Status.SUCCEEDED and not _edge_satisfied(steps[p], label)
+                    for p, label in parents[key]
+                ]
+                _finish_step(
+                    run, step, Status.SKIPPED, error={"message": BRANCH_NOT_TAKEN if any(taken) else UPSTREAM_FAILED}
+                )
+                changed = True
+
+    statuses = {step.status for step in steps.values()}
+    if statuses <= set(StepRun.FINISHED):
+        failed = [step.node_key for step in steps.values() if step.status == Status.FAILED]
+        if failed:
+            _finish_run(
+                run, Run.Status.FAILED, error={"message": f"Steps failed: {', '.join(failed)}.", "steps": failed}
+            )
+        else:
+            _finish_run(run, Run.Status.SUCCEEDED, output=_run_output(run, steps))
+    elif statuses & set(ACTIVE_STEP):
+        if run.status == Run.Status.WAITING:
+            run.status = Run.Status.RUNNING
+            run.save(update_fields=["status"])
+    elif Status.WAITING in statuses and run.status != Run.Status.WAITING:
+        run.status = Run.Status.WAITING
+        run.save(update_fields=["status"])
+        waiting = [step.node_key for step in steps.values() if step.status == Status.WAITING]
+        emit(run, "run.waiting", data={"steps": waiting})
+    return dispatches
+
+
+def _queue(run: Run, step: StepRun, node: dict, *, countdown: float = 0) -> Dispatch:
+    step.status = Status.QUEUED if not countdown else Status.RETRYING
+    step.attempt += 1
+    step.queued_at = timezone.now()
+    step.not_before = step.queued_at + timedelta(seconds=countdown) if countdown else None
+    step.save(update_fields=["status", "attempt", "queued_at", "not_before"])
+    if not countdown:
+        emit(run, "step.queued", step=step.node_key, data={"attempt": step.attempt})
+    return Dispatch(str(step.pk), step.attempt, NODE_TYPES[node["type"]].queue, countdown=countdown)
+
+
+def _run_output(run: Run, steps: dict[str, StepRun]) -> dict:
+    """The outputs of the run's last steps (those nothing depends on), by node key."""
+    sources = {edge["source"] for edge in _snapshot(run)["edges"]}
+    return {key: step.output for key, step in steps.items() if key not in sources and step.status == Status.SUCCEEDED}
+
+
+def _finish_step(run: Run, step: StepRun, status: str, *, output: Any = None, error: dict | None = None) -> None:
+    now = timezone.now()
+    step.status = status
+    step.finished_at = now
+    if output is not None:
+        step.output = output
+    step.error = error
+    if step.started_at:
+        step.duration_ms = round((now - step.started_at).total_seconds() * 1000, 3)
+    step.save(update_fields=["status", "finished_at", "output", "error", "duration_ms", "input", "usage", "state"])
+    data: dict[str, Any] = {"attempt": step.attempt, "type": step.node_type}
+    if status == Status.SUCCEEDED:
+        data.update(output=events.bounded(output), duration_ms=step.duration_ms, usage=step.usage)
+    elif error:
+        data["error"] = error
+    emit(run, f"step.{status}", step=step.node_key, data=data)
+
+
+def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None = None) -> None:
+    """Close the run; whatever is still open is cancelled. Frees a concurrency slot, wakes a parent."""
+    now = timezone.now()
+    for step in run.steps.exclude(status__in=StepRun.FINISHED):
+        _finish_step(
+            run, step, Status.CANCELLED, error={"message": RUN_FAILED_FAST} if status == Run.Status.FAILED else None
+        )
+        _cancel_children(step)
+    run.status = status
+    run.finished_at = now
+    run.output = output
+    run.error = error
+    run.save(update_fields=["status", "finished_at", "output", "error"])
+    duration = (now - run.started_at).total_seconds() if run.started_at else 0
+    emit(run, f"run.{status}", data={"duration_seconds": round(duration, 3), "error": error})
+    if _settings(run).get("max_concurrency"):
+        next_run = (
+            Run.objects.filter(workflow_id=run.workflow_id, status=Run.Status.QUEUED).order_by("created_at").first()
+        )
+        if next_run is not None:
+            transaction.on_commit(lambda: dispatch.send_advance(next_run.pk))
+    if run.parent_step_id:
+        parent_step_id = run.parent_step_id
+        transaction.on_commit(lambda: dispatch.send_resume(parent_step_id))
+
+
+def _cancel_children(step: StepRun) -> None:
+    for child in step.child_runs.exclude(status__in=Run.FINISHED).values_list("pk", flat=True):
+        child_run = _locked_run(child)
+        if not child_run.is_finished:
+            _finish_run(child_run, Run.Status.CANCELLED)
+
+
+# --- executing a step -----------------------------------------------------------------------
+
+
+def _claim(step_id, attempt: int, worker: str) -> tuple[StepRun, Run, dict] | None:
+    """queued → running for exactly this attempt, or nothing: repeats and stale messages stop here."""
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return None
+        run = _locked_run(step.run_id)
+        step = StepRun.objects.get(pk=step_id)
+        ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
+        if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
+            return None
+        now = timezone.now()
+        timeout = _nodes_by_key(run)[step.node_key].get("timeout")
+        step.status = Status.RUNNING
+        step.started_at = now
+        step.heartbeat_at = now
+        step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
+        step.worker = worker[:200]
+        step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
+        if run.status == Run.Status.WAITING:
+            run.status = Run.Status.RUNNING
+            run.save(update_fields=["status"])
+        emit(run, "step.started", step=step.node_key, data={"attempt": attempt, "worker": step.worker})
+        return step, run, _context_data(run, step)
+
+
+def _context_data(run: Run, step: StepRun) -> dict:
+    """Everything the node may see: succeeded outputs, run facts and finished children."""
+    nodes = {}
+    for key, output in run.steps.filter(status=Status.SUCCEEDED).values_list("node_key", "output"):
+        entry = {"output": output}
+        if isinstance(output, dict):
+            entry.update(content=output.get("content"), title=output.get("title"))
+        nodes[key] = entry
+    children = [
+        {"index": index, "status": status, "output": output, "error": error}
+        for index, status, output, error in step.child_runs.filter(status__in=Run.FINISHED)
+        .order_by("parent_index")
+        .values_list("parent_index", "status", "output", "error")
+    ]
+    snapshot = _snapshot(run)
+    return {
+        "expressions": {
+            "input": run.input,
+            "nodes": nodes,
+            "run": {"id": str(run.pk), "trigger": run.trigger, "started_at": _iso(run.started_at)},
+            "workflow": {"id": str(run.workflow_id), "name": snapshot["name"], "version": run.version.number},
+        },
+        "children": children,
+        "node": _nodes_by_key(run)[step.node_key],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class _Heartbeat:
+    """Touches the step's heartbeat while it runs, so recover() can tell a slow step from a dead worker."""
+
+    def __init__(self, step_id, attempt: int):
+        self.step_id, self.attempt = step_id, attempt
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{step_id}", daemon=True)
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                StepRun.objects.filter(pk=self.step_id, attempt=self.attempt, status=Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+
+
+def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
+    """Claim, run and record one attempt of a step; returns what it dispatched next."""
+    claimed = _claim(step_id, attempt, worker)
+    if claimed is None:
+        return []
+    step, run, data = claimed
+    node = data["node"]
+    node_type = NODE_TYPES[node["type"]]
+    timeout = node.get("timeout")
+    context = StepContext(
+        run_id=str(run.pk),
+        step_id=str(step.pk),
+        node_key=step.node_key,
+        attempt=attempt,
+        workspace_id=str(run.workspace_id),
+        expressions=data["expressions"],
+        state=dict(step.state),
+        children=data["children"],
+        deadline=time.monotonic() + timeout if timeout else None,
+    )
+    prepared: dict | None = None
+    started = time.perf_counter()
+    try:
+        with _Heartbeat(step.pk, attempt):
+            prepared = node_type.prepare(node, context)
+            result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
+    except StepError as error:
+        result = error
+    except Exception as error:  # a bug or an unexpected library error: recorded, retried as transient
+        logger.exception("step raised", extra={"run": str(run.pk), "step": step.node_key})
+        result = TransientError(
+            f"{type(error).__name__}: {error}", details={"traceback": traceback.format_exc(limit=5)}
+        )
+    if timeout and time.perf_counter() - started > timeout and not isinstance(result, StepError):
+        result = TransientError(STEP_TIMED_OUT.format(seconds=timeout))
+    return _complete(step.pk, attempt, node, prepared, result, children_seen=len(data["children"]))
+
+
+def _complete(
+    step_id, attempt: int, node: dict, prepared: dict | None, result, *, children_seen: int
+) -> list[Dispatch]:
+    with transaction.atomic():
+        step = StepRun.objects.get(pk=step_id)
+        run = _locked_run(step.run_id)
+        step.refresh_from_db()
+        if step.status != Status.RUNNING or step.attempt != attempt:
+            logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
+            return []
+        step.input = events.bounded(prepared) if prepared is not None else step.input
+        dispatches: list[Dispatch] = []
+        if isinstance(result, (NodeResult, Suspend)) and result.spawn:
+            spawned = _spawn(run, step, result.spawn)
+            if isinstance(spawned, StepError):
+                result = spawned
+            elif isinstance(result, NodeResult) and result.output is None:
+                result.output = {"run_ids": [str(child.pk) for child in spawned]}
+        if isinstance(result, NodeResult):
+            step.usage = result.usage
+            _finish_step(run, step, Status.SUCCEEDED, output=result.output)
+        elif isinstance(result, Suspend):
+            dispatches += _suspend(run, step, result, children_seen=children_seen)
+        else:
+            dispatches += _fail_or_retry(run, step, node, result)
+        dispatches += _advance(run)
+        _dispatch_on_commit(dispatches)
+    return dispatches
+
+
+def _spawn(run: Run, step: StepRun, children: list) -> list[Run] | StepError:
+    """Start a step's child runs, all or none; a missing workflow or bad input fails the step."""
+    from workflows.services.runs import child_runs_start
+
+    try:
+        with transaction.atomic():
+            return child_runs_start(parent_run=run, parent_step=step, children=children)
+    except Http404 as error:
+        return PermanentError(str(error))
+    except ValidationError as error:
+        return PermanentError(f"A child run's input was rejected: {error.message_dict}")
+
+
+def _suspend(run: Run, step: StepRun, suspend: Suspend, *, children_seen: int) -> list[Dispatch]:
+    step.status = Status.WAITING
+    # How many finished children the node saw: recover() resumes the step if a wake-up got lost.
+    step.state = {**suspend.state, CHILDREN_SEEN: children_seen}
+    step.not_before = suspend.until
+    step.save(update_fields=["status", "state", "not_before", "input"])
+    emit(
+        run,
+        "step.waiting",
+        step=step.node_key,
+        data={"reason": suspend.reason, "until": _iso(suspend.until), "message": suspend.message},
+    )
+    dispatches = []
+    finished_children = step.child_runs.filter(status__in=Run.FINISHED).count()
+    if suspend.reason == "children" and finished_children > children_seen:
+        # A child finished while the node was deciding: its wake-up found the step running.
+        dispatches.append(_resume(run, step))
+    elif suspend.until is not None:
+        delay = (suspend.until - timezone.now()).total_seconds()
+        dispatches.append(Dispatch(str(step.pk), step.attempt, "engine", countdown=max(delay, 0), task="resume_step"))
+    return dispatches
+
+
+def _resume(run: Run, step: StepRun) -> Dispatch:
+    """waiting → queued for the same attempt: a resume continues the attempt, it is not a new one."""
+    step.status = Status.QUEUED
+    step.save(update_fields=["status"])
+    return Dispatch(str(step.pk), step.attempt, NODE_TYPES[step.node_type].queue)
+
+
+def resume_step(step_id, attempt: int | None = None) -> list[Dispatch]:
+    """Wake a waiting step: its time came, or one of its child runs finished."""
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return []
+        run = _locked_run(step.run_id)
+        step = StepRun.objects.get(pk=step_id)
+        if step.status != Status.WAITING or (attempt is not None and step.attempt != attempt):
+            return []
+        if step.not_before and step.not_before > timezone.now() and not step.child_runs.exists():
+            return []
+        dispatches = [_resume(run, step)]
+        _dispatch_on_commit(dispatches)
+    return dispatches
+
+
+def _error_of(error: StepError, attempt: int) -> dict:
+    return {"type": type(error).__name__, "message": error.message, "attempt": attempt, **error.details}
+
+
+def _fail_or_retry(run: Run, step: StepRun, node: dict, error: StepError) -> list[Dispatch]:
+    retry = node["retry"]
+    if error.retryable and step.attempt < retry["max_attempts"]:
+        backoff = retry["backoff_seconds"] * retry["backoff_factor"] ** (step.attempt - 1)
+        step.error = _error_of(error, step.attempt)
+        step.save(update_fields=["error", "input"])
+        emit(
+            run,
+            "step.retrying",
+            step=step.node_key,
+            data={"attempt": step.attempt, "error": step.error, "retry_in_seconds": backoff},
+        )
+        return [_queue(run, step, node, countdown=backoff)]
+    _finish_step(run, step, Status.FAILED, error=_error_of(error, step.attempt))
+    if _settings(run).get("on_failure", "fail_fast") == "fail_fast":
+        _finish_run(
+            run,
+            Run.Status.FAILED,
+            error={"message": f"Step {step.node_key} failed: {error.message}", "step": step.node_key},
+        )
+    return []
+
+
+# --- operations on runs and steps --------------------------------------------------------------
+
+
+def cancel(run: Run) -> None:
+    """Stop scheduling; every open step is cancelled and a late result from a running one is dropped."""
+    _finish_run(run, Run.Status.CANCELLED)
+
+
+def retry(run: Run) -> list[Dispatch]:
+    """Run again what failed, was cancelled or never ran; succeeded steps keep their outputs."""
+    run.steps.exclude(status=Status.SUCCEEDED).update(
+        status=Status.PENDING, output=None, error=None, state={}, not_before=None, finished_at=None
+    )
+    run.status = Run.Status.PENDING
+    run.finished_at = None
+    run.error = None
+    run.output = None
+    run.save(update_fields=["status", "finished_at", "error", "output"])
+    emit(run, "run.retried")
+    return _advance(run)
+
+
+def decide(run: Run, step: StepRun, *, approved: bool, by: str, comment: str) -> list[Dispatch]:
+    """Settle a waiting approval step."""
+    decision = {"approved": approved, "by": by, "comment": comment}
+    step.state = {**step.state, "decision": decision}
+    if approved:
+        _finish_step(run, step, Status.SUCCEEDED, output=decision)
+        return _advance(run)
+    return _fail_or_retry(
+        run,
+        step,
+        _nodes_by_key(run)[step.node_key],
+        PermanentError(f"Rejected by {by}.", details={"decision": decision}),
+    ) + _advance(run)
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+def recover(now: datetime | None = None) -> dict[str, int]:
+    """Repair what lost messages and dead workers left behind. Safe to run anywhere, any time."""
+    now = now or timezone.now()
+    counts = {"lost_workers": 0, "lost_messages": 0, "timed_out_steps": 0, "due": 0, "timed_out_runs": 0, "runs": 0}
+
+    stale = StepRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LEASE_SECONDS))
+    for step_id, attempt in stale.values_list("pk", "attempt"):
+        counts["lost_workers"] += _recover_lost_worker(step_id, attempt)
+
+    overdue = StepRun.objects.filter(status=Status.RUNNING, deadline_at__lt=now - timedelta(seconds=HEARTBEAT_SECONDS))
+    for step_id, attempt, run_id in overdue.values_list("pk", "attempt", "run_id"):
+        counts["timed_out_steps"] += _recover_step_timeout(step_id, attempt, run_id)
+
+    lost = StepRun.objects.filter(
+        Q(status=Status.QUEUED, queued_at__lt=now - timedelta(seconds=LOST_MESSAGE_SECONDS))
+        | Q(status=Status.RETRYING, not_before__lt=now - timedelta(seconds=HEARTBEAT_SECONDS))
+    )
+    dispatches = [
+        Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue)
+        for pk, attempt, node_type in lost.values_list("pk", "attempt", "node_type")
+    ]
+    counts["lost_messages"] = len(dispatches)
+    due = StepRun.objects.filter(status=Status.WAITING, not_before__lte=now)
+    dispatches += [
+        Dispatch(str(pk), attempt, "engine", task="resume_step") for pk, attempt in due.values_list("pk", "attempt")
+    ]
+    counts["due"] = due.count()
+    for step in StepRun.objects.filter(status=Status.WAITING, child_runs__isnull=False).distinct():
+        finished = step.child_runs.filter(status__in=Run.FINISHED).count()
+        if finished > step.state.get(CHILDREN_SEEN, 0):
+            dispatches.append(Dispatch(str(step.pk), step.attempt, "engine", task="resume_step"))
+            counts["due"] += 1
+    dispatch.send(dispatches)
+
+    late = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING], deadline_at__lt=now)
+    for run_id in late.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = _locked_run(run_id)
+            if not run.is_finished and run.deadline_at and run.deadline_at < now:
+                seconds = _settings(run).get("timeout")
+                _finish_run(
+                    run, Run.Status.FAILED, error={"message": RUN_TIMED_OUT.format(seconds=seconds), "type": "timeout"}
+                )
+                counts["timed_out_runs"] += 1
+
+    stuck = Run.objects.filter(
+        Q(status=Run.Status.PENDING, created_at__lt=now - timedelta(seconds=LOST_MESSAGE_SECONDS))
+        | Q(status=Run.Status.QUEUED)
+    )
+    for run_id in stuck.values_list("pk", flat=True):
+        advance(run_id)
+        counts["runs"] += 1
+    return counts
+
+
+def _recover_lost_worker(step_id, attempt: int) -> int:
+    with transaction.atomic():
+        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
+        if step is None:
+            return 0
+        run = _locked_run(step.run_id)
+        step = StepRun.objects.get(pk=step_id)
+        if step.status != Status.RUNNING or step.attempt != attempt:
+            return 0
+        node = _nodes_by_key(run)[step.node_key]
+        node_type = NODE_TYPES[node["type"]]
+        if node_type.safe_to_rerun(node["config"]):
+            error: StepError = TransientError(WORKER_LOST)
+        else:
+            error = PermanentError(INTERRUPTED)
+        dispatches = _fail_or_retry(run, step, node, error) + _advance(run)
+        _dispatch_on_commit(dispatches)
+    return 1
+
+
+def _recover_step_timeout(step_id, attempt: int, run_id) -> int:
+    """A step still running past its deadline: its worker is alive but stuck; this attempt is over."""
+    with transaction.atomic():
+        run = _locked_run(run_id)
+        step = StepRun.objects.get(pk=step_id)
+        if step.status != Status.RUNNING or step.attempt != attempt:
+            return 0
+        node = _nodes_by_key(run)[step.node_key]
+        error = TransientError(STEP_TIMED_OUT.format(seconds=node.get("timeout")))
+        dispatches = _fail_or_retry(run, step, node, error) + _advance(run)
+        _dispatch_on_commit(dispatches)
+    return 1

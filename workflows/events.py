@@ -1,0 +1,47 @@
+"""Where a run event goes. The scheduler hands every event here once its transaction committed.
+
+Today: Prometheus metrics. The real-time issue adds the websocket broadcast, the notifications
+issue its rules — each as one more plain call below, so this stays the one place to read.
+"""
+
+import json
+from typing import Any
+
+from analytics import metrics
+from workflows.models import Run, RunEvent
+
+# Event payloads carry outputs for live views; beyond this size they carry a marker instead.
+MAX_EVENT_VALUE_BYTES = 64 * 1024
+
+
+def bounded(value: Any) -> Any:
+    """`value`, or a small marker when its JSON is larger than an event should carry."""
+    size = len(json.dumps(value, default=str))
+    if size <= MAX_EVENT_VALUE_BYTES:
+        return value
+    return {"truncated": True, "bytes": size}
+
+
+def envelope(event: RunEvent, run: Run) -> dict:
+    """The DESIGN §9 envelope."""
+    return {
+        "type": event.type,
+        "id": f"{run.pk}:{event.seq}",
+        "seq": event.seq,
+        "ts": event.created_at.isoformat(),
+        "workspace": str(run.workspace_id),
+        "workflow": str(run.workflow_id),
+        "run": str(run.pk),
+        "step": event.step or None,
+        "data": event.data,
+    }
+
+
+def publish(event: dict) -> None:
+    metrics.events_published_total.labels(type=event["type"]).inc()
+    kind, _, status = event["type"].partition(".")
+    if kind == "run" and status in metrics.RUN_FINAL_STATUSES:
+        metrics.workflow_runs_total.labels(status=status).inc()
+        metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
+    elif kind == "step" and status in ("succeeded", "failed"):
+        metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()

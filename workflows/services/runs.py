@@ -1,0 +1,185 @@
+"""Starting runs and acting on them: trigger, cancel, retry, approve.
+
+Each service checks permission, writes in one transaction through the scheduler (the only code that
+changes run state), and leaves the Celery messages to be sent on commit.
+"""
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from jsonschema.validators import validator_for
+
+from accounts.access import Role, ensure_role
+from accounts.models import User
+from config.problems import Conflict
+from workflows.engine import scheduler
+from workflows.engine.nodes.base import ChildRun
+from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+
+NOT_RUNNABLE = "The workflow is {status}; only draft and active workflows can be run by hand."
+NOT_ACTIVE = "The workflow is {status}; only active workflows start from {trigger} triggers."
+ALREADY_FINISHED = "The run has already finished ({status})."
+NOT_RETRYABLE = "Only failed or cancelled runs can be retried; this one is {status}."
+NOT_AN_APPROVAL = "Step {key!r} is a {type} step, not an approval."
+NOT_WAITING = "Step {key!r} is not waiting for a decision (it is {status})."
+NOT_AN_APPROVER = "Only the approvers named on this step may decide: {approvers}."
+CHILD_WORKFLOW_MISSING = "Workflow {ref!r} does not exist in this workspace."
+
+MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.Trigger.SUBWORKFLOW)
+
+
+def _input_errors(schema: dict, value: Any) -> dict[str, list[str]]:
+    if not schema:
+        return {}
+    validator = validator_for(schema)(schema)
+    errors: dict[str, list[str]] = {}
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = ".".join(["input", *(str(part) for part in error.absolute_path)])
+        errors.setdefault(path, []).append(error.message)
+    return errors
+
+
+def _create_run(
+    *,
+    workflow: Workflow,
+    input: Any,
+    trigger: str,
+    actor: User | None,
+    idempotency_key: str | None = None,
+    parent_step: StepRun | None = None,
+    parent_index: int | None = None,
+) -> Run:
+    version = WorkflowVersion.objects.get(workflow=workflow, number=workflow.version)
+    run = Run.objects.create(
+        workspace_id=workflow.workspace_id,
+        workflow=workflow,
+        version=version,
+        trigger=trigger,
+        input=input,
+        created_by=actor,
+        idempotency_key=idempotency_key,
+        parent_step=parent_step,
+        parent_index=parent_index,
+    )
+    scheduler.run_created(run)
+    return run
+
+
+def run_trigger(
+    *,
+    workflow: Workflow,
+    input: Any,
+    trigger: str,
+    actor: User | None,
+    idempotency_key: str | None = None,
+) -> tuple[Run, bool]:
+    """Start a run of the workflow's current version. Returns (run, created).
+
+    A repeated `idempotency_key` for the same workflow returns the first run (created=False).
+    Raises Conflict for a workflow that may not start this way, ValidationError for bad input.
+    """
+    if actor is not None:
+        ensure_role(actor, workflow.workspace, Role.EDITOR)
+    if idempotency_key:
+        existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    if trigger in MANUAL_TRIGGERS:
+        if workflow.status not in (Workflow.Status.DRAFT, Workflow.Status.ACTIVE):
+            raise Conflict(NOT_RUNNABLE.format(status=workflow.status))
+    elif workflow.status != Workflow.Status.ACTIVE:
+        raise Conflict(NOT_ACTIVE.format(status=workflow.status, trigger=trigger))
+    if not isinstance(input, dict):
+        raise ValidationError({"input": ["The run input must be a JSON object."]})
+    errors = _input_errors(workflow.input_schema, input)
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            run = _create_run(
+                workflow=workflow, input=input, trigger=trigger, actor=actor, idempotency_key=idempotency_key or None
+            )
+    except IntegrityError:
+        # Two requests with one key raced: the other one created the run.
+        return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
+    return run, True
+
+
+def _child_workflow(parent_run: Run, reference: str) -> Workflow:
+    workflows = Workflow.objects.filter(workspace_id=parent_run.workspace_id, deleted_at__isnull=True)
+    try:
+        return workflows.get(pk=uuid.UUID(reference))
+    except (ValueError, Workflow.DoesNotExist):
+        pass
+    workflow = workflows.filter(slug=reference).first()
+    if workflow is None:
+        raise Http404(CHILD_WORKFLOW_MISSING.format(ref=reference))
+    return workflow
+
+
+def child_runs_start(*, parent_run: Run, parent_step: StepRun, children: list[ChildRun]) -> list[Run]:
+    """Start child runs for a loop or subworkflow step (inside the scheduler's transaction)."""
+    created = []
+    for child in children:
+        workflow = _child_workflow(parent_run, child.workflow)
+        errors = _input_errors(workflow.input_schema, child.input)
+        if errors:
+            raise ValidationError(errors)
+        created.append(
+            _create_run(
+                workflow=workflow,
+                input=child.input,
+                trigger=Run.Trigger.SUBWORKFLOW,
+                actor=parent_run.created_by,
+                parent_step=parent_step,
+                parent_index=child.index,
+            )
+        )
+    return created
+
+
+def run_cancel(*, run: Run, actor: User) -> Run:
+    """Stop a run: open steps are cancelled and running ones' late results dropped. 409 if finished."""
+    ensure_role(actor, run.workspace, Role.EDITOR)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        if run.is_finished:
+            raise Conflict(ALREADY_FINISHED.format(status=run.status))
+        scheduler.cancel(run)
+    return run
+
+
+def run_retry(*, run: Run, actor: User) -> Run:
+    """Re-run what failed, was cancelled or never ran; succeeded steps keep their outputs."""
+    ensure_role(actor, run.workspace, Role.EDITOR)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
+            raise Conflict(NOT_RETRYABLE.format(status=run.status))
+        dispatches = scheduler.retry(run)
+        transaction.on_commit(lambda: scheduler.dispatch.send(dispatches))
+    return run
+
+
+def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, comment: str = "") -> StepRun:
+    """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
+    ensure_role(actor, run.workspace, Role.EDITOR)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        step = run.steps.filter(node_key=node_key).first()
+        if step is None:
+            raise Http404(f"The run has no step {node_key!r}.")
+        if step.node_type != "approval":
+            raise Conflict(NOT_AN_APPROVAL.format(key=node_key, type=step.node_type))
+        if step.status != StepRun.Status.WAITING:
+            raise Conflict(NOT_WAITING.format(key=node_key, status=step.status))
+        approvers = [email.lower() for email in (step.input or {}).get("config", {}).get("approvers", [])]
+        if approvers and actor.email.lower() not in approvers:
+            raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
+        dispatches = scheduler.decide(run, step, approved=approved, by=actor.email, comment=comment)
+        transaction.on_commit(lambda: scheduler.dispatch.send(dispatches))
+    step.refresh_from_db()
+    return step
