@@ -1,0 +1,425 @@
+"""The one guarded outbound HTTP client: every request the product sends to a URL goes through `request`.
+
+Workflow authors choose the URLs, so any outbound call could be aimed at the server's own network
+(server-side request forgery). This module therefore accepts only http(s) URLs without credentials,
+resolves the host once, refuses non-public addresses unless the operator allow-listed them
+(`DWC_OUTBOUND_ALLOWLIST`), and then connects to exactly the address it checked: the URL sent to
+httpx carries the IP, while the `Host` header and TLS (SNI and certificate check) carry the name, so
+a DNS answer that changes between check and connect (rebinding) cannot move the connection.
+Redirects are followed here, hop by hop, with the same checks. HTTP(S)_PROXY is not used (a proxy
+would resolve names itself); SSL_CERT_FILE / SSL_CERT_DIR are, for operators with a private CA.
+
+Failures are `TransientError`s (timeouts, DNS and connection errors) or `PermanentError`s (refused
+destination, oversized response). Non-2xx answers are returned: callers decide what they mean.
+Nothing that may hold a secret is logged: no paths, queries, headers or bodies.
+"""
+
+import codecs
+import ipaddress
+import json as jsonlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+from workflows.engine.errors import PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ALLOWED_SCHEMES = ("http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers that carry a body's description or the caller's identity, dropped on the redirects that
+# drop the body or change host.
+BODY_HEADERS = ("content-type", "content-length", "content-encoding", "transfer-encoding")
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+# IPv6 forms that stand for an IPv4 address and that `is_global` judges as IPv6: IPv4-compatible
+# (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d). Mapped (::ffff:) and 6to4 (2002::) have ipaddress helpers.
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+
+SCHEME_FORBIDDEN = "scheme {scheme!r} is not allowed; use http or https"
+USERINFO_FORBIDDEN = "credentials in the URL are not allowed; send them in a header"
+URL_INVALID = "not a valid URL: {reason}"
+ADDRESS_FORBIDDEN = "{host} resolves to {address}, which is not a public address (see DWC_OUTBOUND_ALLOWLIST)"
+DNS_FAILED = "could not resolve {host}"
+CONNECTION_FAILED = "could not connect to {host}: {reason}"
+TIMED_OUT = "{host} did not answer within {timeout:g} s"
+TOO_MANY_REDIRECTS = "more than {limit} redirects"
+RESPONSE_TOO_LARGE = "response from {host} is larger than {limit} bytes"
+REQUEST_INVALID = "the request cannot be sent: {reason}"
+RESPONSE_UNDECODABLE = "the response from {host} cannot be decoded: {reason}"
+JSON_UNSERIALISABLE = "the request body is not JSON-serialisable: {reason}"
+NOT_JSON = "response is not JSON"
+
+
+class EgressForbidden(PermanentError):
+    """The destination is refused: scheme, credentials in the URL, a non-public address, or a redirect to one."""
+
+
+class EgressResponseTooLarge(PermanentError):
+    """The response body grew past the caller's (or the setting's) limit; reading stopped there."""
+
+
+class EgressTooManyRedirects(PermanentError):
+    """The server redirected more than `max_redirects` times."""
+
+
+class EgressConnectionError(TransientError):
+    """DNS failure, refused or reset connection, TLS failure."""
+
+
+class EgressTimeout(TransientError):
+    """Connecting, sending or receiving took longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class EgressResponse:
+    status: int
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ", "
+    body: bytes
+    url: str  # final URL after redirects, with the original host name
+    elapsed_ms: float  # the whole call, redirects included
+
+    def json(self) -> Any:
+        """The body parsed as JSON; PermanentError(NOT_JSON) if it is not."""
+        try:
+            return jsonlib.loads(self.body)
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+            raise PermanentError(NOT_JSON) from error
+
+    def text(self) -> str:
+        """The body decoded with the Content-Type charset (UTF-8 if none or unknown), never raising."""
+        return self.body.decode(_charset(self.headers.get("content-type", "")), errors="replace")
+
+
+_UNSET: Any = object()
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping | None = None,
+    json: Any = _UNSET,
+    data: Mapping[str, str] | None = None,
+    content: bytes | str | None = None,
+    timeout: float = 30.0,
+    follow_redirects: bool = True,
+    max_redirects: int = 5,
+    max_response_bytes: int | None = None,
+) -> EgressResponse:
+    """Send one HTTP request to a checked destination and return the whole (size-capped) response.
+
+    At most one of `json` (any JSON value, `None` included), `data` (form fields) and `content` is
+    given. `timeout` bounds each connect, write and read, and each hop as a whole (checked between
+    body chunks), so a call ends within about `timeout` * (redirects followed + 1).
+    `max_response_bytes` defaults to `DWC_OUTBOUND_MAX_RESPONSE_BYTES` and counts decoded bytes.
+
+    Raises EgressForbidden, EgressTooManyRedirects, EgressResponseTooLarge (permanent),
+    EgressConnectionError, EgressTimeout (transient), PermanentError for an unsendable request.
+    """
+    if sum((json is not _UNSET, data is not None, content is not None)) > 1:
+        raise ValueError("pass at most one of json, data and content")
+    if timeout <= 0 or max_redirects < 0:
+        raise ValueError("timeout must be positive and max_redirects not negative")
+    limit = settings.DWC_OUTBOUND_MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes
+    method = method.upper()
+    request_headers = _request_headers(headers)
+    body: dict[str, Any] = {}
+    if json is not _UNSET:
+        # Encoded here because httpx reads json=None as "no body", and a workflow may mean JSON null.
+        try:
+            body["content"] = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise PermanentError(JSON_UNSERIALISABLE.format(reason=error)) from error
+        if not any(name.lower() == "content-type" for name in request_headers):
+            request_headers["Content-Type"] = "application/json"
+    elif data is not None:
+        body["data"] = data
+    elif content is not None:
+        body["content"] = content
+
+    started = time.monotonic()
+    deadline = started + timeout
+    target = _Target.parse(url, params=params)
+    # One TLS context per call: loading the CA bundle per hop would cost more than the hop.
+    ssl_context = httpx.create_ssl_context()
+    redirects = 0
+    while True:
+        transport, response = _send(
+            target,
+            method=method,
+            headers=request_headers,
+            body=body,
+            timeout=timeout,
+            deadline=deadline,
+            ssl_context=ssl_context,
+        )
+        try:
+            location = response.headers.get("location")
+            if not (follow_redirects and response.status_code in REDIRECT_STATUSES and location):
+                payload = _read_capped(
+                    response, target=target, method=method, limit=limit, deadline=deadline, timeout=timeout
+                )
+                break
+        finally:
+            response.close()
+            transport.close()
+        redirects += 1
+        if redirects > max_redirects:
+            raise EgressTooManyRedirects(TOO_MANY_REDIRECTS.format(limit=max_redirects))
+        next_target = _Target.parse(urljoin(target.url, location))
+        method, body = _redirected_method_and_body(response.status_code, method, body)
+        if not body:
+            request_headers = _without(request_headers, BODY_HEADERS)
+        if next_target.host != target.host or (target.scheme, next_target.scheme) == ("https", "http"):
+            request_headers = _without(request_headers, CREDENTIAL_HEADERS)
+        target = next_target
+        deadline += timeout
+
+    elapsed_ms = (time.monotonic() - started) * 1000
+    logger.debug(
+        "outbound request",
+        extra={"method": method, "host": target.host, "status": response.status_code, "redirects": redirects},
+    )
+    return EgressResponse(
+        status=response.status_code,
+        headers=_joined_headers(response.headers.multi_items()),
+        body=payload,
+        url=target.url,
+        elapsed_ms=elapsed_ms,
+    )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A checked-for-form URL: http(s), no credentials, an ASCII host and a port."""
+
+    parts: SplitResult
+    scheme: str
+    host: str  # IDNA-encoded, lower-case, no brackets
+    port: int
+
+    @classmethod
+    def parse(cls, url: str, *, params: Mapping | None = None) -> "_Target":
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise EgressForbidden(URL_INVALID.format(reason=error)) from error
+        if parts.scheme not in ALLOWED_SCHEMES:
+            raise EgressForbidden(SCHEME_FORBIDDEN.format(scheme=parts.scheme))
+        if "@" in parts.netloc:
+            raise EgressForbidden(USERINFO_FORBIDDEN)
+        if not parts.hostname:
+            raise EgressForbidden(URL_INVALID.format(reason="no host"))
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError as error:
+            raise EgressForbidden(URL_INVALID.format(reason="the host is not a valid name")) from error
+        if params:
+            parts = parts._replace(query=str(httpx.QueryParams(parts.query).merge(params)))
+        return cls(
+            parts=parts, scheme=parts.scheme, host=host, port=DEFAULT_PORTS[parts.scheme] if port is None else port
+        )
+
+    @property
+    def url(self) -> str:
+        return urlunsplit(self.parts)
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+    def url_for(self, address: str) -> str:
+        """This URL with the host replaced by the checked address; the fragment stays home."""
+        literal = f"[{address}]" if ":" in address else address
+        return urlunsplit((self.scheme, f"{literal}:{self.port}", self.parts.path, self.parts.query, ""))
+
+
+def _send(
+    target: _Target,
+    *,
+    method: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: float,
+    deadline: float,
+    ssl_context: ssl.SSLContext,
+) -> tuple[httpx.HTTPTransport, httpx.Response]:
+    """Check the destination, connect to a checked address and return the open response with its transport.
+
+    A fresh transport per hop: a pooled TLS connection verified for one host name must not be reused
+    for another name that happens to resolve to the same address.
+    """
+    addresses = _checked_addresses(target.host, target.port)
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    for index, address in enumerate(addresses):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+        transport = httpx.HTTPTransport(verify=ssl_context, retries=0)
+        try:
+            outgoing = httpx.Request(
+                method,
+                target.url_for(address),
+                headers={**headers, "Host": target.host_header},
+                extensions={**extensions, "timeout": httpx.Timeout(min(timeout, remaining)).as_dict()},
+                **body,
+            )
+            return transport, transport.handle_request(outgoing)
+        except httpx.ConnectError as error:
+            transport.close()
+            # Nothing was sent yet, so the next checked address (say IPv4 after IPv6) may be tried.
+            if index + 1 < len(addresses):
+                continue
+            raise _translated(error, target=target, timeout=timeout) from error
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            transport.close()
+            raise _translated(error, target=target, timeout=timeout) from error
+    raise AssertionError("unreachable: getaddrinfo returned no address")  # pragma: no cover
+
+
+def _checked_addresses(host: str, port: int) -> list[str]:
+    """The host's addresses, resolved once; EgressForbidden if any of them is not allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise EgressConnectionError(DNS_FAILED.format(host=host)) from error
+    addresses = list(dict.fromkeys(info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)))
+    if not addresses:
+        raise EgressConnectionError(DNS_FAILED.format(host=host))
+    names, networks = _allowlist()
+    if host.rstrip(".") in names:
+        return addresses
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if not (_is_public(ip) or _in_networks(ip, networks)):
+            logger.warning("outbound request refused", extra={"host": host, "address": address})
+            raise EgressForbidden(
+                ADDRESS_FORBIDDEN.format(host=host, address=address), details={"host": host, "address": address}
+            )
+    return addresses
+
+
+def _is_public(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour:
+            ip = ip.sixtofour
+        elif ip in IPV4_COMPATIBLE or ip in NAT64_WELL_KNOWN:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+
+
+def _in_networks(ip: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in networks)
+
+
+def _allowlist() -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
+    """DWC_OUTBOUND_ALLOWLIST, read per call so that settings overrides apply: host names and networks."""
+    entries = settings.DWC_OUTBOUND_ALLOWLIST
+    if isinstance(entries, str):
+        entries = entries.split(",")
+    names: set[str] = set()
+    networks: list[IPNetwork] = []
+    for raw in entries:
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+        except ValueError:
+            names.add(entry.rstrip("."))
+    return frozenset(names), tuple(networks)
+
+
+def _read_capped(
+    response: httpx.Response, *, target: _Target, method: str, limit: int, deadline: float, timeout: float
+) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if method != "HEAD" and declared.isdigit() and int(declared) > limit:
+        raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+    payload = bytearray()
+    try:
+        for chunk in response.iter_bytes():
+            payload += chunk
+            if len(payload) > limit:
+                raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+            # A server that trickles bytes never trips the read timeout; the call deadline stops it.
+            if time.monotonic() > deadline:
+                raise EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+    except httpx.HTTPError as error:
+        raise _translated(error, target=target, timeout=timeout) from error
+    return bytes(payload)
+
+
+def _translated(error: Exception, *, target: _Target, timeout: float) -> Exception:
+    """The egress error for an httpx one; messages name the host only, never the path or query."""
+    if isinstance(error, httpx.TimeoutException):
+        return EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+    if isinstance(error, httpx.TransportError) and not isinstance(error, httpx.LocalProtocolError):
+        return EgressConnectionError(
+            CONNECTION_FAILED.format(host=target.host, reason=str(error) or type(error).__name__)
+        )
+    if isinstance(error, httpx.DecodingError):
+        return PermanentError(RESPONSE_UNDECODABLE.format(host=target.host, reason=error))
+    return PermanentError(REQUEST_INVALID.format(reason=str(error) or type(error).__name__))
+
+
+def _redirected_method_and_body(status: int, method: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """303 (and 301/302 after a POST) continue as a GET without body, as browsers do; 307/308 keep both."""
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        return "GET", {}
+    return method, body
+
+
+def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    # Host is ours to set: it must name the host that was checked.
+    result = {name: value for name, value in (headers or {}).items() if name.lower() != "host"}
+    defaults = {
+        "User-Agent": f"DocumentWorkflowChain/{settings.VERSION}",
+        "Accept": "*/*",
+        "Accept-Encoding": "gzip, deflate",
+    }
+    present = {name.lower() for name in result}
+    result.update({name: value for name, value in defaults.items() if name.lower() not in present})
+    return result
+
+
+def _without(headers: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    dropped = set(names)
+    return {name: value for name, value in headers.items() if name.lower() not in dropped}
+
+
+def _joined_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    joined: dict[str, str] = {}
+    for name, value in items:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
+
+
+def _charset(content_type: str) -> str:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip("\"'")).name
+            except LookupError:
+                break
+    return "utf-8"
