@@ -48,6 +48,7 @@ def start_worker(name: str, *, pool: str = "threads", concurrency: int = 8, env:
     deadline = time.monotonic() + 60
     while "ready." not in worker.output():
         if worker.popen.poll() is not None or time.monotonic() > deadline:
+            worker.stop()
             raise AssertionError(f"worker {name} did not start:\n{worker.output()}")
         time.sleep(0.1)
     return worker
