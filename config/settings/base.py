@@ -218,9 +218,20 @@ CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The engine's clock (workflows.engine.scheduler): a running step touches its heartbeat every
+# DWC_HEARTBEAT_SECONDS; one silent for DWC_STEP_LEASE_SECONDS lost its worker; a queued step or a
+# pending run untouched for DWC_LOST_MESSAGE_SECONDS lost its message. The recovery task that acts
+# on them runs every DWC_RECOVER_EVERY_SECONDS.
+DWC_HEARTBEAT_SECONDS = float(os.environ.get("DWC_HEARTBEAT_SECONDS", "5"))
+DWC_STEP_LEASE_SECONDS = float(os.environ.get("DWC_STEP_LEASE_SECONDS", "30"))
+DWC_LOST_MESSAGE_SECONDS = float(os.environ.get("DWC_LOST_MESSAGE_SECONDS", "30"))
+DWC_RECOVER_EVERY_SECONDS = float(os.environ.get("DWC_RECOVER_EVERY_SECONDS", "15"))
 CELERY_BEAT_SCHEDULE = {
-    # Re-sends what lost messages and dead workers left behind (workflows.engine.scheduler.recover).
-    "recover-runs": {"task": "workflows.tasks.recover_runs", "schedule": 15.0, "options": {"queue": "engine"}},
+    "recover-runs": {
+        "task": "workflows.tasks.recover_runs",
+        "schedule": DWC_RECOVER_EVERY_SECONDS,
+        "options": {"queue": "engine", "expires": DWC_RECOVER_EVERY_SECONDS},
+    },
 }
 DWC_EMBEDDED_WORKER_CONCURRENCY = int(os.environ.get("DWC_EMBEDDED_WORKER_CONCURRENCY", "4"))
 

@@ -16,6 +16,7 @@ import traceback
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -32,11 +33,11 @@ from workflows.models import Run, StepRun, Workflow
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5
-# A running step whose heartbeat is older than this lost its worker.
-LEASE_SECONDS = 30
-# A queued step (or pending run) untouched for this long lost its message.
-LOST_MESSAGE_SECONDS = 30
+
+def _timing(name: str) -> timedelta:
+    """One of the engine's DWC_*_SECONDS settings (settings, so that tests and operators can tune them)."""
+    return timedelta(seconds=float(getattr(django_settings, name)))
+
 
 INTERRUPTED = "Interrupted: the worker died during the call, which may or may not have been delivered."
 WORKER_LOST = "The worker running this step stopped responding."
@@ -90,8 +91,13 @@ def _settings(run: Run) -> dict:
     return _snapshot(run)["settings"]
 
 
-def _locked_run(run_id) -> Run:
-    return Run.objects.select_for_update().select_related("version", "workflow").get(pk=run_id)
+def locked_run(run_id) -> Run:
+    """The run, row-locked for this transaction: every change of its state happens under this lock.
+
+    Only the run's own row (not the joined version and workflow), and NO KEY UPDATE, so that inserts
+    referencing it (steps, events, other runs of the workflow) never wait on it.
+    """
+    return Run.objects.select_for_update(of=("self",), no_key=True).select_related("version", "workflow").get(pk=run_id)
 
 
 # --- creating and advancing runs --------------------------------------------------------------
@@ -109,7 +115,7 @@ def run_created(run: Run) -> None:
 def advance(run_id) -> list[Dispatch]:
     """Start the run if it may start, queue every step whose parents allow it, finish it when done."""
     with transaction.atomic():
-        run = _locked_run(run_id)
+        run = locked_run(run_id)
         dispatches = _advance(run)
         _dispatch_on_commit(dispatches)
     return dispatches
@@ -120,7 +126,7 @@ def _slot_free(run: Run) -> bool:
     if not limit:
         return True
     # The workflow row lock makes two runs racing for the last slot take turns.
-    Workflow.objects.select_for_update().filter(pk=run.workflow_id).exists()
+    Workflow.objects.select_for_update(no_key=True).filter(pk=run.workflow_id).exists()
     busy = Run.objects.filter(workflow_id=run.workflow_id, status__in=[Run.Status.RUNNING, Run.Status.WAITING]).exclude(
         pk=run.pk
     )
@@ -278,7 +284,7 @@ def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None
 
 def _cancel_children(step: StepRun) -> None:
     for child in step.child_runs.exclude(status__in=Run.FINISHED).values_list("pk", flat=True):
-        child_run = _locked_run(child)
+        child_run = locked_run(child)
         if not child_run.is_finished:
             _finish_run(child_run, Run.Status.CANCELLED)
 
@@ -292,7 +298,7 @@ def _claim(step_id, attempt: int, worker: str) -> tuple[StepRun, Run, dict] | No
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return None
-        run = _locked_run(step.run_id)
+        run = locked_run(step.run_id)
         step = StepRun.objects.get(pk=step_id)
         ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
         if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
@@ -355,7 +361,7 @@ class _Heartbeat:
         from django.db import connection
 
         try:
-            while not self.stopped.wait(HEARTBEAT_SECONDS):
+            while not self.stopped.wait(_timing("DWC_HEARTBEAT_SECONDS").total_seconds()):
                 StepRun.objects.filter(pk=self.step_id, attempt=self.attempt, status=Status.RUNNING).update(
                     heartbeat_at=timezone.now()
                 )
@@ -413,7 +419,7 @@ def _complete(
 ) -> list[Dispatch]:
     with transaction.atomic():
         step = StepRun.objects.get(pk=step_id)
-        run = _locked_run(step.run_id)
+        run = locked_run(step.run_id)
         step.refresh_from_db()
         if step.status != Status.RUNNING or step.attempt != attempt:
             logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
@@ -487,7 +493,7 @@ def resume_step(step_id, attempt: int | None = None) -> list[Dispatch]:
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return []
-        run = _locked_run(step.run_id)
+        run = locked_run(step.run_id)
         step = StepRun.objects.get(pk=step_id)
         if step.status != Status.WAITING or (attempt is not None and step.attempt != attempt):
             return []
@@ -570,17 +576,17 @@ def recover(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"lost_workers": 0, "lost_messages": 0, "timed_out_steps": 0, "due": 0, "timed_out_runs": 0, "runs": 0}
 
-    stale = StepRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LEASE_SECONDS))
+    stale = StepRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - _timing("DWC_STEP_LEASE_SECONDS"))
     for step_id, attempt in stale.values_list("pk", "attempt"):
         counts["lost_workers"] += _recover_lost_worker(step_id, attempt)
 
-    overdue = StepRun.objects.filter(status=Status.RUNNING, deadline_at__lt=now - timedelta(seconds=HEARTBEAT_SECONDS))
+    overdue = StepRun.objects.filter(status=Status.RUNNING, deadline_at__lt=now - _timing("DWC_HEARTBEAT_SECONDS"))
     for step_id, attempt, run_id in overdue.values_list("pk", "attempt", "run_id"):
         counts["timed_out_steps"] += _recover_step_timeout(step_id, attempt, run_id)
 
     lost = StepRun.objects.filter(
-        Q(status=Status.QUEUED, queued_at__lt=now - timedelta(seconds=LOST_MESSAGE_SECONDS))
-        | Q(status=Status.RETRYING, not_before__lt=now - timedelta(seconds=HEARTBEAT_SECONDS))
+        Q(status=Status.QUEUED, queued_at__lt=now - _timing("DWC_LOST_MESSAGE_SECONDS"))
+        | Q(status=Status.RETRYING, not_before__lt=now - _timing("DWC_HEARTBEAT_SECONDS"))
     )
     dispatches = [
         Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue)
@@ -602,7 +608,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
     late = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING], deadline_at__lt=now)
     for run_id in late.values_list("pk", flat=True):
         with transaction.atomic():
-            run = _locked_run(run_id)
+            run = locked_run(run_id)
             if not run.is_finished and run.deadline_at and run.deadline_at < now:
                 seconds = _settings(run).get("timeout")
                 _finish_run(
@@ -611,7 +617,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
                 counts["timed_out_runs"] += 1
 
     stuck = Run.objects.filter(
-        Q(status=Run.Status.PENDING, created_at__lt=now - timedelta(seconds=LOST_MESSAGE_SECONDS))
+        Q(status=Run.Status.PENDING, created_at__lt=now - _timing("DWC_LOST_MESSAGE_SECONDS"))
         | Q(status=Run.Status.QUEUED)
     )
     for run_id in stuck.values_list("pk", flat=True):
@@ -625,7 +631,7 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return 0
-        run = _locked_run(step.run_id)
+        run = locked_run(step.run_id)
         step = StepRun.objects.get(pk=step_id)
         if step.status != Status.RUNNING or step.attempt != attempt:
             return 0
@@ -643,7 +649,7 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
 def _recover_step_timeout(step_id, attempt: int, run_id) -> int:
     """A step still running past its deadline: its worker is alive but stuck; this attempt is over."""
     with transaction.atomic():
-        run = _locked_run(run_id)
+        run = locked_run(run_id)
         step = StepRun.objects.get(pk=step_id)
         if step.status != Status.RUNNING or step.attempt != attempt:
             return 0

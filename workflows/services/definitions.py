@@ -141,7 +141,7 @@ def _save_fields(workflow: Workflow, fields: dict) -> None:
 
 
 def _locked(workflow: Workflow) -> Workflow:
-    return Workflow.objects.select_for_update().select_related("workspace").get(pk=workflow.pk)
+    return Workflow.objects.select_for_update(of=("self",), no_key=True).select_related("workspace").get(pk=workflow.pk)
 
 
 def workflow_create(*, actor: User, workspace: Workspace, data: Any, note: str = "created") -> Workflow:

@@ -145,7 +145,7 @@ def run_cancel(*, run: Run, actor: User) -> Run:
     """Stop a run: open steps are cancelled and running ones' late results dropped. 409 if finished."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        run = scheduler.locked_run(run.pk)
         if run.is_finished:
             raise Conflict(ALREADY_FINISHED.format(status=run.status))
         scheduler.cancel(run)
@@ -156,7 +156,7 @@ def run_retry(*, run: Run, actor: User) -> Run:
     """Re-run what failed, was cancelled or never ran; succeeded steps keep their outputs."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        run = scheduler.locked_run(run.pk)
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
         dispatches = scheduler.retry(run)
@@ -168,7 +168,7 @@ def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, commen
     """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("version", "workflow").get(pk=run.pk)
+        run = scheduler.locked_run(run.pk)
         step = run.steps.filter(node_key=node_key).first()
         if step is None:
             raise Http404(f"The run has no step {node_key!r}.")
