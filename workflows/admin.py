@@ -1,18 +1,25 @@
-"""The operators' view of workflows. Forms validate through the node registry and the graph rules;
-actions and versions go through the services, as API edits do."""
+"""The operators' view of workflows and runs. Forms validate through the node registry and the graph
+rules; actions and versions go through the services, as API edits do. Runs are read-only history:
+operators act on them only through the run services (cancel, retry)."""
 
 import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from config.problems import Conflict
 from workflows import definitions
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
-from workflows.models import Edge, Node, Workflow, WorkflowTag, WorkflowVersion
+from workflows.models import Edge, Node, Run, RunEvent, StepRun, Workflow, WorkflowTag, WorkflowVersion
 from workflows.services.definitions import (
     SLUG_TAKEN,
     workflow_duplicate,
@@ -21,6 +28,7 @@ from workflows.services.definitions import (
     workflow_version_record,
     workflows_bulk,
 )
+from workflows.services.runs import run_cancel, run_retry, run_trigger
 
 # The node inline's formset prefix (Node.workflow's related_name); edge checks read its rows.
 NODE_PREFIX = "nodes"
@@ -44,6 +52,9 @@ SELF_EDGE = "An edge cannot lead from a node to itself."
 LABEL_NOT_AFTER_CONDITION = "Only edges leaving a condition node carry a label; {key!r} is a {type} node."
 LABEL_NOT_A_BRANCH = "{key!r} has the branches {branches}; {label!r} is not one of them."
 EDGE_TO_DELETED_NODE = "This edge uses {key!r}, which is being deleted; delete the edge too."
+RUN_NOW_ONE_AT_A_TIME = "Run now takes one workflow at a time."
+RUN_NOW_DELETED = "{name} is deleted; restore it before running it."
+RUN_NOW_TEMPLATE = "admin/workflows/workflow/run_now.html"
 
 
 def _error_text(error: Exception) -> str:
@@ -260,6 +271,26 @@ class WorkflowVersionInline(admin.TabularInline):
         return False
 
 
+class RunNowForm(forms.Form):
+    input = forms.JSONField(
+        label="Input (JSON)",
+        required=False,  # an empty box means {}; JSONField would also call {} "empty" if required
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "vLargeTextField"}),
+        help_text="The run's input, a JSON object; it is checked against the workflow's input schema.",
+    )
+
+    def add_service_error(self, error: Exception) -> None:
+        """Show what run_trigger refused: input errors under the field, the rest above the form."""
+        if not isinstance(error, ValidationError) or not hasattr(error, "error_dict"):
+            self.add_error(None, _error_text(error))
+            return
+        for path, field_messages in error.message_dict.items():
+            rest = path.removeprefix("input").removeprefix(".")
+            for message in field_messages:
+                self.add_error("input", f"{rest}: {message}" if rest else message)
+
+
 class TagFilter(admin.SimpleListFilter):
     title = "tag"
     parameter_name = "tag"
@@ -306,7 +337,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["id", "version", "created_by", "created_at", "updated_at", "deleted_at"]}),
     ]
     inlines = [NodeInline, EdgeInline, WorkflowVersionInline]
-    actions = ["activate", "pause", "archive", "soft_delete", "restore", "duplicate", "export_json"]
+    actions = ["run_now", "activate", "pause", "archive", "soft_delete", "restore", "duplicate", "export_json"]
 
     def get_actions(self, request):
         # Django's own "delete selected" would erase workflows with their history; ours is soft.
@@ -354,6 +385,47 @@ class WorkflowAdmin(admin.ModelAdmin):
             self.message_user(request, _error_text(error), messages.ERROR)
             return
         self.message_user(request, f"{done} {count} workflow(s).", messages.SUCCESS)
+
+    def has_run_permission(self, request) -> bool:
+        # Starting a run adds a Run; the run service still checks the workspace role.
+        return request.user.has_perm("workflows.add_run")
+
+    @admin.action(description="Run now…", permissions=["run"])
+    def run_now(self, request, queryset):
+        """An intermediate page asks for the input; its form posts back to this action with `apply`."""
+        workflows = list(queryset.select_related("workspace")[:2])
+        if len(workflows) != 1:
+            self.message_user(request, RUN_NOW_ONE_AT_A_TIME, messages.ERROR)
+            return None
+        workflow = workflows[0]
+        if workflow.is_deleted:
+            self.message_user(request, RUN_NOW_DELETED.format(name=workflow.name), messages.ERROR)
+            return None
+        form = RunNowForm(request.POST) if "apply" in request.POST else RunNowForm()
+        if form.is_bound and form.is_valid():
+            run_input = {} if form.cleaned_data["input"] is None else form.cleaned_data["input"]
+            try:
+                run, _ = run_trigger(workflow=workflow, input=run_input, trigger=Run.Trigger.MANUAL, actor=request.user)
+            except (ValidationError, Conflict, PermissionDenied, Http404) as error:
+                form.add_service_error(error)
+            else:
+                self.message_user(request, f"Started run {run.pk} of {workflow.name}.", messages.SUCCESS)
+                url = reverse("admin:workflows_run_change", args=[run.pk], current_app=self.admin_site.name)
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run {workflow.name}",
+            "subtitle": None,
+            "opts": self.model._meta,
+            "workflow": workflow,
+            "form": form,
+            "input_schema": json.dumps(workflow.input_schema, indent=2, ensure_ascii=False)
+            if workflow.input_schema
+            else "",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, RUN_NOW_TEMPLATE, context)
 
     @admin.action(description="Activate selected workflows", permissions=["change"])
     def activate(self, request, queryset):
@@ -417,3 +489,176 @@ class NodeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+RECENT_EVENTS = 20
+
+
+def _seconds(start, end) -> str:
+    if start is None:
+        return "—"
+    seconds = ((end or timezone.now()) - start).total_seconds()
+    text = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    return text if end else f"{text} so far"
+
+
+def _pretty_json(value) -> str:
+    if value is None:
+        return "—"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class StepRunInline(admin.TabularInline):
+    model = StepRun
+    extra = 0
+    can_delete = False
+    ordering = ["queued_at", "node_key"]
+    fields = ["node_key", "node_type", "status", "attempt", "started_at", "finished_at", "duration", "error_summary"]
+    readonly_fields = fields
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Duration")
+    def duration(self, step: StepRun) -> str:
+        if step.duration_ms is not None:
+            return f"{step.duration_ms:.0f} ms"
+        return _seconds(step.started_at, step.finished_at) if step.started_at else "—"
+
+    @admin.display(description="Error")
+    def error_summary(self, step: StepRun) -> str:
+        error = step.error if isinstance(step.error, dict) else {}
+        message = str(error.get("message", ""))
+        if not message:
+            return "—"
+        summary = f"{error['type']}: {message}" if error.get("type") else message
+        return summary if len(summary) <= 200 else f"{summary[:199]}…"
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Run history, read-only: the engine alone writes runs; operators cancel and retry through actions."""
+
+    list_display = ["short_id", "workflow", "status", "trigger", "created_at", "duration"]
+    list_filter = ["status", ("workflow", admin.RelatedOnlyFieldListFilter), "trigger"]
+    # The workflow only: a version holds a whole definition snapshot, which the list has no use for.
+    list_select_related = ["workflow"]
+    # `^id`: an id prefix, such as the short id the list shows.
+    search_fields = ["^id", "workflow__name"]
+    # Counting a large run table on every page costs more than the exact total is worth.
+    show_full_result_count = False
+    actions = ["cancel", "retry"]
+    inlines = [StepRunInline]
+    fieldsets = [
+        (None, {"fields": ["id", "workflow", "version_number", "status", "trigger", "created_by", "parent_run"]}),
+        ("Timing", {"fields": ["created_at", "started_at", "finished_at", "deadline_at", "duration"]}),
+        ("Data", {"fields": ["input_json", "output_json", "error_json", "idempotency_key"]}),
+        ("Events", {"fields": ["recent_events"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_operate_permission(self, request) -> bool:
+        # The admin never edits a run's fields, so Django's change permission means "may act on runs".
+        return request.user.has_perm("workflows.change_run")
+
+    def _each(self, request, queryset, service, done: str) -> None:
+        count = 0
+        for run in queryset.select_related("workspace"):
+            try:
+                service(run=run, actor=request.user)
+            except (Conflict, PermissionDenied, Http404) as error:
+                self.message_user(request, f"Run {run.pk}: {error}", messages.ERROR)
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{done} {count} run(s).", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected runs", permissions=["operate"])
+    def cancel(self, request, queryset):
+        self._each(request, queryset, run_cancel, "Cancelled")
+
+    @admin.action(description="Retry selected runs (failed or cancelled ones)", permissions=["operate"])
+    def retry(self, request, queryset):
+        self._each(request, queryset, run_retry, "Re-queued")
+
+    @admin.display(description="Run", ordering="id")
+    def short_id(self, run: Run) -> str:
+        return str(run.pk)[:8]
+
+    @admin.display(description="Duration")
+    def duration(self, run: Run) -> str:
+        return _seconds(run.started_at, run.finished_at)
+
+    @admin.display(description="Version")
+    def version_number(self, run: Run) -> int:
+        return run.version.number
+
+    @admin.display(description="Parent run")
+    def parent_run(self, run: Run) -> str:
+        if run.parent_step is None:
+            return "—"
+        url = reverse("admin:workflows_run_change", args=[run.parent_step.run_id], current_app=self.admin_site.name)
+        return format_html('<a href="{}">{}</a> (step {})', url, run.parent_step.run_id, run.parent_step.node_key)
+
+    @admin.display(description="Input")
+    def input_json(self, run: Run) -> str:
+        return _pretty_json(run.input)
+
+    @admin.display(description="Output")
+    def output_json(self, run: Run) -> str:
+        return _pretty_json(run.output)
+
+    @admin.display(description="Error")
+    def error_json(self, run: Run) -> str:
+        return _pretty_json(run.error)
+
+    @admin.display(description=f"Last {RECENT_EVENTS} events")
+    def recent_events(self, run: Run) -> str:
+        events = list(RunEvent.objects.filter(run=run).order_by("-seq")[:RECENT_EVENTS])
+        if not events:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (
+                    event.seq,
+                    timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                    event.type,
+                    event.step or "",
+                    _event_data(event.data),
+                )
+                for event in reversed(events)
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>At</th><th>Event</th><th>Step</th><th>Data</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+
+def _event_data(data) -> str:
+    text = json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= 300 else f"{text[:299]}…"

@@ -20,6 +20,8 @@ class Dispatch:
     queue: str
     countdown: float = 0
     task: str = "execute_step"
+    # The step is quick and CPU-only: the worker that queued it may run it at once (see `split_inline`).
+    inline: bool = False
 
 
 def send(dispatches: list[Dispatch]) -> None:
@@ -33,6 +35,19 @@ def send(dispatches: list[Dispatch]) -> None:
         if item.countdown > 0:
             options["countdown"] = item.countdown
         task.apply_async((item.step_id, item.attempt), **options)
+
+
+def split_inline(dispatches: list[Dispatch]) -> tuple[Dispatch | None, list[Dispatch]]:
+    """The one step to run in this worker now, and the messages to send for the rest.
+
+    A chain's next step, when it is the only step made ready and is cheap, costs a broker round trip
+    that is longer than the step itself; the worker that finished its parent runs it instead. Its
+    claim works as for any message, and if this worker dies, recover() re-sends it like a lost one.
+    """
+    steps = [item for item in dispatches if item.task == "execute_step" and not item.countdown]
+    if len(steps) == 1 and steps[0].inline:
+        return steps[0], [item for item in dispatches if item is not steps[0]]
+    return None, dispatches
 
 
 def send_advance(run_id) -> None:

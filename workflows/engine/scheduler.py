@@ -113,12 +113,12 @@ def run_created(run: Run) -> None:
 
 
 def advance(run_id) -> list[Dispatch]:
-    """Start the run if it may start, queue every step whose parents allow it, finish it when done."""
+    """Start the run if it may start, queue every step whose parents allow it, finish it when done.
+
+    Like every entry point here, it returns the messages to send; the caller sends them after commit.
+    """
     with transaction.atomic():
-        run = locked_run(run_id)
-        dispatches = _advance(run)
-        _dispatch_on_commit(dispatches)
-    return dispatches
+        return _advance(locked_run(run_id))
 
 
 def _slot_free(run: Run) -> bool:
@@ -229,7 +229,8 @@ def _queue(run: Run, step: StepRun, node: dict, *, countdown: float = 0) -> Disp
     step.save(update_fields=["status", "attempt", "queued_at", "not_before"])
     if not countdown:
         emit(run, "step.queued", step=step.node_key, data={"attempt": step.attempt})
-    return Dispatch(str(step.pk), step.attempt, NODE_TYPES[node["type"]].queue, countdown=countdown)
+    node_type = NODE_TYPES[node["type"]]
+    return Dispatch(str(step.pk), step.attempt, node_type.queue, countdown=countdown, inline=node_type.inline)
 
 
 def _run_output(run: Run, steps: dict[str, StepRun]) -> dict:
@@ -439,9 +440,7 @@ def _complete(
             dispatches += _suspend(run, step, result, children_seen=children_seen)
         else:
             dispatches += _fail_or_retry(run, step, node, result)
-        dispatches += _advance(run)
-        _dispatch_on_commit(dispatches)
-    return dispatches
+        return dispatches + _advance(run)
 
 
 def _spawn(run: Run, step: StepRun, children: list) -> list[Run] | StepError:
@@ -499,9 +498,7 @@ def resume_step(step_id, attempt: int | None = None) -> list[Dispatch]:
             return []
         if step.not_before and step.not_before > timezone.now() and not step.child_runs.exists():
             return []
-        dispatches = [_resume(run, step)]
-        _dispatch_on_commit(dispatches)
-    return dispatches
+        return [_resume(run, step)]
 
 
 def _error_of(error: StepError, attempt: int) -> dict:
@@ -621,7 +618,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
         | Q(status=Run.Status.QUEUED)
     )
     for run_id in stuck.values_list("pk", flat=True):
-        advance(run_id)
+        dispatch.send(advance(run_id))
         counts["runs"] += 1
     return counts
 

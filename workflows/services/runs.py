@@ -15,7 +15,7 @@ from jsonschema.validators import validator_for
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from config.problems import Conflict
-from workflows.engine import scheduler
+from workflows.engine import dispatch, scheduler
 from workflows.engine.nodes.base import ChildRun
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 
@@ -160,7 +160,7 @@ def run_retry(*, run: Run, actor: User) -> Run:
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
         dispatches = scheduler.retry(run)
-        transaction.on_commit(lambda: scheduler.dispatch.send(dispatches))
+        transaction.on_commit(lambda: dispatch.send(dispatches))
     return run
 
 
@@ -180,6 +180,6 @@ def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, commen
         if approvers and actor.email.lower() not in approvers:
             raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
         dispatches = scheduler.decide(run, step, approved=approved, by=actor.email, comment=comment)
-        transaction.on_commit(lambda: scheduler.dispatch.send(dispatches))
+        transaction.on_commit(lambda: dispatch.send(dispatches))
     step.refresh_from_db()
     return step

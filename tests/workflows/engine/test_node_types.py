@@ -190,10 +190,10 @@ INVALID = [
     ("email", {"to": ["a@example.org"], "subject": "s" * 999, "body": "b"}, "config.subject"),
     ("email", {"to": ["a@example.org"], "subject": "s"}, "config.body"),
     ("email", {"to": ["a@example.org"], "cc": ["c"] * 51, "subject": "s", "body": "b"}, "config.cc"),
-    ("notify", {"message": "m"}, "config.channel"),
-    ("notify", {"channel": "sms", "message": "m"}, "config.channel"),
+    ("notify", {"url": "https://x.org/h", "message": "m"}, "config.channel"),
+    ("notify", {"channel": "sms", "url": "https://x.org/h", "message": "m"}, "config.channel"),
     ("notify", {"channel": "webhook", "url": "https://x.org/h"}, "config.message"),
-    ("notify", {"channel": "in_app", "message": "m"}, "config.channel"),
+    ("notify", {"channel": "in_app", "url": "https://x.org/h", "message": "m"}, "config.channel"),
     ("notify", {"channel": "slack", "message": "m"}, "config"),
     ("notify", {"channel": "teams", "message": "m"}, "config"),
 ]

@@ -107,6 +107,8 @@ class NodeType:
     idempotent: ClassVar[bool] = True
     # The Celery queue its steps run on: slow model calls and messages do not hold up the engine.
     queue: ClassVar[str] = "engine"
+    # Quick, CPU-only work that a worker may run right after the step before it (no broker hop).
+    inline: ClassVar[bool] = False
 
     @classmethod
     def safe_to_rerun(cls, config: dict) -> bool:

@@ -10,6 +10,7 @@ class ConditionNode(NodeType):
     """
 
     name = "condition"
+    inline = True
     description = "Evaluates an expression and continues only along the matching true or false edge."
     expression_fields = ("expression",)
     branches = ("true", "false")

@@ -8,6 +8,7 @@ class TextNode(NodeType):
     """
 
     name = "text"
+    inline = True
     description = "Produces a document from the node's content, rendered as a template."
     uses_content = True
     template_fields = ("title",)

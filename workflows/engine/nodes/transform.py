@@ -9,6 +9,7 @@ class TransformNode(NodeType):
     """
 
     name = "transform"
+    inline = True
     description = "Builds a JSON value whose strings are rendered as templates."
     template_fields = ("values",)
     config_schema = {
