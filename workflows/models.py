@@ -212,7 +212,7 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.workflow_id} run {self.id}"
+        return f"{self.workflow.name} · run {str(self.id)[:8]}"
 
     @property
     def is_finished(self) -> bool:

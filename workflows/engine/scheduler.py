@@ -46,6 +46,8 @@ STEP_TIMED_OUT = "The step exceeded its timeout of {seconds} seconds."
 UPSTREAM_FAILED = "An upstream step did not succeed."
 BRANCH_NOT_TAKEN = "The condition took the other branch."
 CHILDREN_SEEN = "_children_seen"
+# Node types whose steps start child runs (and see them in their context).
+PARENT_TYPES = ("loop", "subworkflow")
 RUN_FAILED_FAST = "Cancelled because another step failed (on_failure: fail_fast)."
 
 Status = StepRun.Status
@@ -224,9 +226,10 @@ def _advance(run: Run) -> list[Dispatch]:
 def _queue(run: Run, step: StepRun, node: dict, *, countdown: float = 0) -> Dispatch:
     step.status = Status.QUEUED if not countdown else Status.RETRYING
     step.attempt += 1
+    step.started_at = None
     step.queued_at = timezone.now()
     step.not_before = step.queued_at + timedelta(seconds=countdown) if countdown else None
-    step.save(update_fields=["status", "attempt", "queued_at", "not_before"])
+    step.save(update_fields=["status", "attempt", "queued_at", "not_before", "started_at"])
     if not countdown:
         emit(run, "step.queued", step=step.node_key, data={"attempt": step.attempt})
     node_type = NODE_TYPES[node["type"]]
@@ -293,30 +296,36 @@ def _cancel_children(step: StepRun) -> None:
 # --- executing a step -----------------------------------------------------------------------
 
 
-def _claim(step_id, attempt: int, worker: str) -> tuple[StepRun, Run, dict] | None:
-    """queued → running for exactly this attempt, or nothing: repeats and stale messages stop here."""
-    with transaction.atomic():
-        step = StepRun.objects.filter(pk=step_id).only("run_id").first()
-        if step is None:
-            return None
-        run = locked_run(step.run_id)
-        step = StepRun.objects.get(pk=step_id)
-        ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
-        if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
-            return None
-        now = timezone.now()
-        timeout = _nodes_by_key(run)[step.node_key].get("timeout")
-        step.status = Status.RUNNING
-        step.started_at = now
-        step.heartbeat_at = now
-        step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
-        step.worker = worker[:200]
-        step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
-        if run.status == Run.Status.WAITING:
-            run.status = Run.Status.RUNNING
-            run.save(update_fields=["status"])
-        emit(run, "step.started", step=step.node_key, data={"attempt": attempt, "worker": step.worker})
-        return step, run, _context_data(run, step)
+def _claimable(step_id, attempt: int) -> tuple[Run, StepRun] | None:
+    """Lock the step's run and return both if the step is queued for exactly this attempt.
+
+    Repeated and stale messages stop here; the caller is inside a transaction.
+    """
+    run_id = StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return None
+    run = locked_run(run_id)
+    step = StepRun.objects.get(pk=step_id)
+    ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
+    if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
+        return None
+    return run, step
+
+
+def _start(run: Run, step: StepRun, attempt: int, worker: str) -> None:
+    now = timezone.now()
+    timeout = _nodes_by_key(run)[step.node_key].get("timeout")
+    step.status = Status.RUNNING
+    # A resumed step (same attempt) keeps its start: its duration includes the wait.
+    step.started_at = step.started_at or now
+    step.heartbeat_at = now
+    step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
+    step.worker = worker[:200]
+    step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
+    if run.status == Run.Status.WAITING:
+        run.status = Run.Status.RUNNING
+        run.save(update_fields=["status"])
+    emit(run, "step.started", step=step.node_key, data={"attempt": attempt, "worker": step.worker})
 
 
 def _context_data(run: Run, step: StepRun) -> dict:
@@ -327,12 +336,16 @@ def _context_data(run: Run, step: StepRun) -> dict:
         if isinstance(output, dict):
             entry.update(content=output.get("content"), title=output.get("title"))
         nodes[key] = entry
-    children = [
-        {"index": index, "status": status, "output": output, "error": error}
-        for index, status, output, error in step.child_runs.filter(status__in=Run.FINISHED)
-        .order_by("parent_index")
-        .values_list("parent_index", "status", "output", "error")
-    ]
+    children = (
+        []
+        if step.node_type not in PARENT_TYPES
+        else [
+            {"index": index, "status": status, "output": output, "error": error}
+            for index, status, output, error in step.child_runs.filter(status__in=Run.FINISHED)
+            .order_by("parent_index")
+            .values_list("parent_index", "status", "output", "error")
+        ]
+    )
     snapshot = _snapshot(run)
     return {
         "expressions": {
@@ -378,11 +391,44 @@ class _Heartbeat:
 
 
 def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
-    """Claim, run and record one attempt of a step; returns what it dispatched next."""
-    claimed = _claim(step_id, attempt, worker)
-    if claimed is None:
-        return []
-    step, run, data = claimed
+    """Claim, run and record one attempt of a step; returns the messages to send next.
+
+    A slow node runs between two transactions, its claim and its result, heart-beating meanwhile.
+    A cheap inline node (transform, text, condition) runs inside one transaction, which costs half
+    the round trips; a crash rolls it back to queued, and recover() re-sends it.
+    """
+    node_type = NODE_TYPES.get(StepRun.objects.filter(pk=step_id).values_list("node_type", flat=True).first())
+    if node_type is not None and node_type.inline:
+        with transaction.atomic():
+            claimed = _claimable(step_id, attempt)
+            if claimed is None:
+                return []
+            run, step = claimed
+            _start(run, step, attempt, worker)
+            data = _context_data(run, step)
+            prepared, result = _run_node(run, step, data)
+            return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+
+    with transaction.atomic():
+        claimed = _claimable(step_id, attempt)
+        if claimed is None:
+            return []
+        run, step = claimed
+        _start(run, step, attempt, worker)
+        data = _context_data(run, step)
+    with _Heartbeat(step.pk, attempt):
+        prepared, result = _run_node(run, step, data)
+    with transaction.atomic():
+        run = locked_run(run.pk)
+        step.refresh_from_db()
+        if step.status != Status.RUNNING or step.attempt != attempt:
+            logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
+            return []
+        return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+
+
+def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeResult | Suspend | StepError]:
+    """Render the node's inputs and execute it; every failure comes back as a StepError."""
     node = data["node"]
     node_type = NODE_TYPES[node["type"]]
     timeout = node.get("timeout")
@@ -390,7 +436,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
         run_id=str(run.pk),
         step_id=str(step.pk),
         node_key=step.node_key,
-        attempt=attempt,
+        attempt=step.attempt,
         workspace_id=str(run.workspace_id),
         expressions=data["expressions"],
         state=dict(step.state),
@@ -400,9 +446,8 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
     prepared: dict | None = None
     started = time.perf_counter()
     try:
-        with _Heartbeat(step.pk, attempt):
-            prepared = node_type.prepare(node, context)
-            result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
+        prepared = node_type.prepare(node, context)
+        result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
     except StepError as error:
         result = error
     except Exception as error:  # a bug or an unexpected library error: recorded, retried as transient
@@ -412,35 +457,29 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
         )
     if timeout and time.perf_counter() - started > timeout and not isinstance(result, StepError):
         result = TransientError(STEP_TIMED_OUT.format(seconds=timeout))
-    return _complete(step.pk, attempt, node, prepared, result, children_seen=len(data["children"]))
+    return prepared, result
 
 
-def _complete(
-    step_id, attempt: int, node: dict, prepared: dict | None, result, *, children_seen: int
+def _record(
+    run: Run, step: StepRun, node: dict, prepared: dict | None, result, *, children_seen: int
 ) -> list[Dispatch]:
-    with transaction.atomic():
-        step = StepRun.objects.get(pk=step_id)
-        run = locked_run(step.run_id)
-        step.refresh_from_db()
-        if step.status != Status.RUNNING or step.attempt != attempt:
-            logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
-            return []
-        step.input = events.bounded(prepared) if prepared is not None else step.input
-        dispatches: list[Dispatch] = []
-        if isinstance(result, (NodeResult, Suspend)) and result.spawn:
-            spawned = _spawn(run, step, result.spawn)
-            if isinstance(spawned, StepError):
-                result = spawned
-            elif isinstance(result, NodeResult) and result.output is None:
-                result.output = {"run_ids": [str(child.pk) for child in spawned]}
-        if isinstance(result, NodeResult):
-            step.usage = result.usage
-            _finish_step(run, step, Status.SUCCEEDED, output=result.output)
-        elif isinstance(result, Suspend):
-            dispatches += _suspend(run, step, result, children_seen=children_seen)
-        else:
-            dispatches += _fail_or_retry(run, step, node, result)
-        return dispatches + _advance(run)
+    """Store an attempt's outcome (the run is locked and the step still held) and advance the run."""
+    step.input = events.bounded(prepared) if prepared is not None else step.input
+    dispatches: list[Dispatch] = []
+    if isinstance(result, (NodeResult, Suspend)) and result.spawn:
+        spawned = _spawn(run, step, result.spawn)
+        if isinstance(spawned, StepError):
+            result = spawned
+        elif isinstance(result, NodeResult) and result.output is None:
+            result.output = {"run_ids": [str(child.pk) for child in spawned]}
+    if isinstance(result, NodeResult):
+        step.usage = result.usage
+        _finish_step(run, step, Status.SUCCEEDED, output=result.output)
+    elif isinstance(result, Suspend):
+        dispatches += _suspend(run, step, result, children_seen=children_seen)
+    else:
+        dispatches += _fail_or_retry(run, step, node, result)
+    return dispatches + _advance(run)
 
 
 def _spawn(run: Run, step: StepRun, children: list) -> list[Run] | StepError:

@@ -81,6 +81,8 @@ def run_trigger(
     A repeated `idempotency_key` for the same workflow returns the first run (created=False).
     Raises Conflict for a workflow that may not start this way, ValidationError for bad input.
     """
+    if workflow.is_deleted:
+        raise Http404("No such workflow.")
     if actor is not None:
         ensure_role(actor, workflow.workspace, Role.EDITOR)
     if idempotency_key:
