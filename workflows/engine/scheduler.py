@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.models import Run, StepRun, Workflow
+from workflows.models import Run, RunEvent, StepRun, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +59,49 @@ ACTIVE_STEP = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
 # --- events ------------------------------------------------------------------------------------
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def transition() -> Iterator[None]:
+    """A transaction whose run events are written together just before it commits.
+
+    Every event of a state change would otherwise cost an UPDATE of the run's counter and an INSERT;
+    batched, a whole step transition costs one of each per run touched.
+    """
+    with transaction.atomic():
+        outer = getattr(_batch, "runs", None)
+        _batch.runs = {} if outer is None else outer
+        try:
+            yield
+            if outer is None:
+                _write_events(_batch.runs)
+        finally:
+            if outer is None:
+                _batch.runs = None
+
+
+def _write_events(pending: dict) -> None:
+    for run, run_events in pending.values():
+        RunEvent.objects.bulk_create(run_events)
+        Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
+        envelopes = [events.envelope(event, run) for event in run_events]
+        transaction.on_commit(lambda envelopes=envelopes: [events.publish(item) for item in envelopes])
+
+
 def emit(run: Run, type_: str, *, step: str = "", data: dict | None = None) -> None:
     """Append an event to the run's log (the caller holds the run's row lock) and publish it on commit."""
+    pending = getattr(_batch, "runs", None)
+    earlier = pending.get(run.pk) if pending is not None else None
+    if earlier is not None and earlier[0] is not run:
+        # Another instance of this run emitted first in this transaction: continue its count.
+        run.event_seq = max(run.event_seq, earlier[0].event_seq)
     run.event_seq += 1
-    Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
-    event = run.events.create(seq=run.event_seq, type=type_, step=step, data=data or {})
-    envelope = events.envelope(event, run)
-    transaction.on_commit(lambda: events.publish(envelope))
+    event = RunEvent(run=run, seq=run.event_seq, type=type_, step=step, data=data or {}, created_at=timezone.now())
+    if pending is None:
+        _write_events({run.pk: (run, [event])})
+    else:
+        pending[run.pk] = (run, [*(earlier[1] if earlier else []), event])
 
 
 def _dispatch_on_commit(dispatches: list[Dispatch]) -> None:
@@ -119,7 +157,7 @@ def advance(run_id) -> list[Dispatch]:
 
     Like every entry point here, it returns the messages to send; the caller sends them after commit.
     """
-    with transaction.atomic():
+    with transition():
         return _advance(locked_run(run_id))
 
 
@@ -296,14 +334,11 @@ def _cancel_children(step: StepRun) -> None:
 # --- executing a step -----------------------------------------------------------------------
 
 
-def _claimable(step_id, attempt: int) -> tuple[Run, StepRun] | None:
+def _claimable(step_id, run_id, attempt: int) -> tuple[Run, StepRun] | None:
     """Lock the step's run and return both if the step is queued for exactly this attempt.
 
     Repeated and stale messages stop here; the caller is inside a transaction.
     """
-    run_id = StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
-    if run_id is None:
-        return None
     run = locked_run(run_id)
     step = StepRun.objects.get(pk=step_id)
     ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
@@ -397,10 +432,13 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
     A cheap inline node (transform, text, condition) runs inside one transaction, which costs half
     the round trips; a crash rolls it back to queued, and recover() re-sends it.
     """
-    node_type = NODE_TYPES.get(StepRun.objects.filter(pk=step_id).values_list("node_type", flat=True).first())
-    if node_type is not None and node_type.inline:
-        with transaction.atomic():
-            claimed = _claimable(step_id, attempt)
+    found = StepRun.objects.filter(pk=step_id).values_list("run_id", "node_type").first()
+    if found is None:
+        return []
+    run_id, type_name = found
+    if NODE_TYPES[type_name].inline:
+        with transition():
+            claimed = _claimable(step_id, run_id, attempt)
             if claimed is None:
                 return []
             run, step = claimed
@@ -409,8 +447,8 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
             prepared, result = _run_node(run, step, data)
             return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
 
-    with transaction.atomic():
-        claimed = _claimable(step_id, attempt)
+    with transition():
+        claimed = _claimable(step_id, run_id, attempt)
         if claimed is None:
             return []
         run, step = claimed
@@ -418,7 +456,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
         data = _context_data(run, step)
     with _Heartbeat(step.pk, attempt):
         prepared, result = _run_node(run, step, data)
-    with transaction.atomic():
+    with transition():
         run = locked_run(run.pk)
         step.refresh_from_db()
         if step.status != Status.RUNNING or step.attempt != attempt:
@@ -486,12 +524,16 @@ def _spawn(run: Run, step: StepRun, children: list) -> list[Run] | StepError:
     """Start a step's child runs, all or none; a missing workflow or bad input fails the step."""
     from workflows.services.runs import child_runs_start
 
+    pending = getattr(_batch, "runs", None) or {}
+    before = set(pending)
     try:
         with transaction.atomic():
             return child_runs_start(parent_run=run, parent_step=step, children=children)
-    except Http404 as error:
-        return PermanentError(str(error))
-    except ValidationError as error:
+    except (Http404, ValidationError) as error:
+        for run_id in set(pending) - before:  # events of child runs the savepoint rolled back
+            del pending[run_id]
+        if isinstance(error, Http404):
+            return PermanentError(str(error))
         return PermanentError(f"A child run's input was rejected: {error.message_dict}")
 
 
@@ -527,7 +569,7 @@ def _resume(run: Run, step: StepRun) -> Dispatch:
 
 def resume_step(step_id, attempt: int | None = None) -> list[Dispatch]:
     """Wake a waiting step: its time came, or one of its child runs finished."""
-    with transaction.atomic():
+    with transition():
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return []
@@ -643,7 +685,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
 
     late = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING], deadline_at__lt=now)
     for run_id in late.values_list("pk", flat=True):
-        with transaction.atomic():
+        with transition():
             run = locked_run(run_id)
             if not run.is_finished and run.deadline_at and run.deadline_at < now:
                 seconds = _settings(run).get("timeout")
@@ -663,7 +705,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
 
 
 def _recover_lost_worker(step_id, attempt: int) -> int:
-    with transaction.atomic():
+    with transition():
         step = StepRun.objects.filter(pk=step_id).only("run_id").first()
         if step is None:
             return 0
@@ -684,7 +726,7 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
 
 def _recover_step_timeout(step_id, attempt: int, run_id) -> int:
     """A step still running past its deadline: its worker is alive but stuck; this attempt is over."""
-    with transaction.atomic():
+    with transition():
         run = locked_run(run_id)
         step = StepRun.objects.get(pk=step_id)
         if step.status != Status.RUNNING or step.attempt != attempt:

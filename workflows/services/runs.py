@@ -100,7 +100,7 @@ def run_trigger(
     if errors:
         raise ValidationError(errors)
     try:
-        with transaction.atomic():
+        with scheduler.transition():
             run = _create_run(
                 workflow=workflow, input=input, trigger=trigger, actor=actor, idempotency_key=idempotency_key or None
             )
@@ -146,7 +146,7 @@ def child_runs_start(*, parent_run: Run, parent_step: StepRun, children: list[Ch
 def run_cancel(*, run: Run, actor: User) -> Run:
     """Stop a run: open steps are cancelled and running ones' late results dropped. 409 if finished."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with transaction.atomic():
+    with scheduler.transition():
         run = scheduler.locked_run(run.pk)
         if run.is_finished:
             raise Conflict(ALREADY_FINISHED.format(status=run.status))
@@ -157,7 +157,7 @@ def run_cancel(*, run: Run, actor: User) -> Run:
 def run_retry(*, run: Run, actor: User) -> Run:
     """Re-run what failed, was cancelled or never ran; succeeded steps keep their outputs."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with transaction.atomic():
+    with scheduler.transition():
         run = scheduler.locked_run(run.pk)
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
@@ -169,7 +169,7 @@ def run_retry(*, run: Run, actor: User) -> Run:
 def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, comment: str = "") -> StepRun:
     """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with transaction.atomic():
+    with scheduler.transition():
         run = scheduler.locked_run(run.pk)
         step = run.steps.filter(node_key=node_key).first()
         if step is None:
