@@ -158,7 +158,11 @@ def advance(run_id) -> list[Dispatch]:
     Like every entry point here, it returns the messages to send; the caller sends them after commit.
     """
     with transition():
-        return _advance(locked_run(run_id))
+        try:
+            run = locked_run(run_id)
+        except Run.DoesNotExist:  # a late message for a run deleted since
+            return []
+        return _advance(run)
 
 
 def _slot_free(run: Run) -> bool:
