@@ -17,9 +17,11 @@ from django.utils.html import format_html, format_html_join
 
 from config.problems import Conflict
 from workflows import definitions
+from workflows.credentials import encrypt as encrypt_credential
+from workflows.credentials import value_errors as credential_value_errors
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
-from workflows.models import Edge, Node, Run, RunEvent, StepRun, Workflow, WorkflowTag, WorkflowVersion
+from workflows.models import Credential, Edge, Node, Run, RunEvent, StepRun, Workflow, WorkflowTag, WorkflowVersion
 from workflows.services.definitions import (
     SLUG_TAKEN,
     workflow_duplicate,
@@ -662,3 +664,45 @@ class RunAdmin(admin.ModelAdmin):
 def _event_data(data) -> str:
     text = json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
     return text if len(text) <= 300 else f"{text[:299]}…"
+
+
+class CredentialForm(forms.ModelForm):
+    """The value is write-only: it is never shown, and left empty it keeps the stored one."""
+
+    value = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
+        help_text='A JSON object, e.g. {"token": "…"} for http_bearer. Leave empty to keep the current value.',
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["workspace", "name", "kind"]
+
+    def clean(self):
+        cleaned = super().clean()
+        value, kind = cleaned.get("value"), cleaned.get("kind")
+        if value in (None, "") and self.instance._state.adding:
+            self.add_error("value", "A new credential needs a value.")
+        elif value not in (None, "") and kind:
+            for problem in credential_value_errors(kind, value):
+                self.add_error("value", problem)
+        return cleaned
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["name", "kind", "workspace", "created_by", "updated_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    autocomplete_fields = ["workspace"]
+
+    def save_model(self, request, obj, form, change):
+        value = form.cleaned_data.get("value")
+        if value not in (None, ""):  # validated by the form; empty keeps the stored value
+            obj.encrypted_value = encrypt_credential(value)
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

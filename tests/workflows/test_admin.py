@@ -391,3 +391,28 @@ def test_status_action_on_a_deleted_workflow_changes_nothing(operator, workflow,
     assert set(Workflow.objects.values_list("status", flat=True)) == {"draft"}
     messages = [str(message) for message in operator.get(CHANGELIST).context["messages"]]
     assert any("No such workflow." in message for message in messages)
+
+
+def test_credentials_are_write_only_in_the_admin(operator, workflow):
+    from workflows.credentials import credential_value
+    from workflows.models import Credential
+
+    page = operator.post(
+        "/admin/workflows/credential/add/",
+        {"workspace": str(workflow.workspace_id), "name": "api", "kind": "http_bearer", "value": '{"token": "t0k3n"}'},
+    )
+    assert page.status_code == 302, page.context["adminform"].form.errors
+    credential = Credential.objects.get(name="api")
+    assert b"t0k3n" not in bytes(credential.encrypted_value)
+    assert credential_value(workspace_id=workflow.workspace_id, name="api", kinds=("http_bearer",)) == {
+        "token": "t0k3n"
+    }
+    change = operator.get(f"/admin/workflows/credential/{credential.pk}/change/").content.decode()
+    assert "t0k3n" not in change
+    bad = operator.post(
+        "/admin/workflows/credential/add/",
+        {"workspace": str(workflow.workspace_id), "name": "x", "kind": "http_bearer", "value": '{"user": "u"}'},
+    )
+    assert bad.status_code == 200
+    assert "Missing: token." in str(bad.context["adminform"].form.errors)
+    assert not Credential.objects.filter(name="x").exists()
