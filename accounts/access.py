@@ -48,3 +48,14 @@ def workspace_for_member(user: User, workspace_id) -> Workspace | None:
         return workspaces_for_user(user).get(pk=workspace_id)
     except (Workspace.DoesNotExist, ValueError, ValidationError):
         return None
+
+
+def workspace_first_owner(workspace: Workspace) -> User | None:
+    """The owner who joined first: who a command acts as when nobody is named."""
+    owner = (
+        Membership.objects.filter(workspace=workspace, role=Role.OWNER)
+        .select_related("user")
+        .order_by("created_at")
+        .first()
+    )
+    return owner.user if owner else None

@@ -6,7 +6,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
-from accounts.models import Membership, User, Workspace
+from accounts.access import workspace_first_owner
+from accounts.models import User, Workspace
 from workflows.services.definitions import workflows_import
 
 NO_SUCH_WORKSPACE = "No such workspace: {id}."
@@ -57,15 +58,10 @@ class Command(BaseCommand):
                 raise CommandError(NO_SUCH_USER.format(email=email))
             return actor
         # Services check roles; the owner who joined first is the natural default.
-        owner = (
-            Membership.objects.filter(workspace=workspace, role=Membership.Role.OWNER)
-            .select_related("user")
-            .order_by("created_at")
-            .first()
-        )
+        owner = workspace_first_owner(workspace)
         if owner is None:
             raise CommandError(NO_OWNER.format(id=workspace.pk))
-        return owner.user
+        return owner
 
     def _read(self, path: Path):
         try:

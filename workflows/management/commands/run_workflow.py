@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.http import Http404
 
-from accounts.access import personal_workspace
-from accounts.models import Membership, User, Workspace
+from accounts.access import personal_workspace, workspace_first_owner
+from accounts.models import User, Workspace
 from config import embedded
 from config.problems import Conflict
 from workflows.models import Run, StepRun, Workflow
@@ -258,15 +258,10 @@ def _actor(email: str | None, workspace: Workspace | None) -> tuple[User, str]:
         return superuser, "the first superuser"
     if workspace is None:
         raise CommandError(NOWHERE_TO_IMPORT)
-    owner = (
-        Membership.objects.filter(workspace=workspace, role=Membership.Role.OWNER)
-        .select_related("user")
-        .order_by("created_at")
-        .first()
-    )
+    owner = workspace_first_owner(workspace)
     if owner is None:
         raise CommandError(NOBODY_TO_RUN_AS.format(id=workspace.pk))
-    return owner.user, f"an owner of workspace {workspace.name}"
+    return owner, f"an owner of workspace {workspace.name}"
 
 
 def _import(document, path: str, workspace: Workspace, actor: User) -> Workflow:
