@@ -321,3 +321,12 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- Triggers ------------------------------------------------------------------------------
+# A chain of event-triggered runs deeper than this is not started (A → B → A loops).
+DWC_EVENT_TRIGGER_MAX_DEPTH = int(os.environ.get("DWC_EVENT_TRIGGER_MAX_DEPTH", "10"))
+# Inbound webhooks: largest body accepted, and requests per token per minute.
+DWC_WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("DWC_WEBHOOK_MAX_BODY_BYTES", str(1024 * 1024)))
+DWC_WEBHOOK_RATE_PER_MINUTE = int(os.environ.get("DWC_WEBHOOK_RATE_PER_MINUTE", "600"))
+# Schedules: at most this many runs for missed slots (catchup: all) or one backfill.
+DWC_SCHEDULE_MAX_CATCHUP = int(os.environ.get("DWC_SCHEDULE_MAX_CATCHUP", "100"))
