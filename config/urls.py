@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics import ops
 from config.problems import api_not_found
+from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
     path("", include("accounts.api.urls")),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v3/", include(api_v3)),
+    path("hooks/<str:token>/", inbound_hook, name="inbound-hook"),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from analytics import metrics
-from workflows.models import Run, RunEvent
+from workflows import realtime
+from workflows.models import EventTrigger, Run, RunEvent
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
 MAX_EVENT_VALUE_BYTES = 64 * 1024
@@ -45,3 +46,14 @@ def publish(event: dict) -> None:
         metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
     elif kind == "step" and status in ("succeeded", "failed"):
         metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()
+    if kind == "run":
+        realtime.broadcast_run_event(event)
+    if kind == "run" and status in metrics.RUN_FINAL_STATUSES:
+        _follow_with_event_triggers(event)
+
+
+def _follow_with_event_triggers(event: dict) -> None:
+    from workflows import tasks
+
+    if EventTrigger.objects.filter(source_workflow_id=event["workflow"], enabled=True).exists():
+        tasks.fire_event_triggers.apply_async((event["run"],), queue="engine")

@@ -1,0 +1,178 @@
+"""Inbound webhooks: their management API, and the /hooks/<token>/ endpoint that starts runs."""
+
+import time
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.access import Role, ensure_role
+from config.problems import Conflict, ProblemResponse, flatten_errors
+from workflows import realtime, selectors
+from workflows.api.serializers import RunSerializer
+from workflows.models import Run, WebhookTrigger
+from workflows.services import webhooks as services
+
+MAX_WAIT_SECONDS = 30
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    signed = serializers.SerializerMethodField()
+    address = serializers.SerializerMethodField(help_text="The URL with the token masked; the token is shown once.")
+
+    class Meta:
+        model = WebhookTrigger
+        fields = ["id", "workflow", "address", "signed", "dedupe_header", "include_headers", "created_at", "rotated_at"]
+
+    def get_signed(self, hook: WebhookTrigger) -> bool:
+        return hook.encrypted_secret is not None
+
+    def get_address(self, hook: WebhookTrigger) -> str:
+        return f"/hooks/…{hook.token_hint}/"
+
+
+class WebhookCreateSerializer(serializers.Serializer):
+    secret = serializers.CharField(required=False, allow_blank=True, max_length=500, write_only=True)
+    dedupe_header = serializers.RegexField(r"^[A-Za-z0-9-]{1,100}$", required=False, allow_blank=True, default="")
+    include_headers = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=20)
+
+
+def _with_token(request, hook: WebhookTrigger, token: str) -> dict:
+    return {
+        **WebhookSerializer(hook).data,
+        "token": token,
+        "url": request.build_absolute_uri(f"/hooks/{token}/"),
+    }
+
+
+def _hook_for(request, hook_id, minimum: str) -> WebhookTrigger:
+    hook = WebhookTrigger.objects.select_related("workflow__workspace").filter(pk=hook_id).first()
+    if hook is None or hook.workflow.is_deleted:
+        raise Http404("No such webhook.")
+    ensure_role(request.user, hook.workflow.workspace, minimum)
+    return hook
+
+
+class WorkflowWebhooksView(APIView):
+    @extend_schema(responses=WebhookSerializer(many=True))
+    def get(self, request, workflow_id):
+        workflow = selectors.workflow_get(request.user, workflow_id)
+        return Response(WebhookSerializer(workflow.webhooks.all(), many=True).data)
+
+    @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookSerializer})
+    def post(self, request, workflow_id):
+        workflow = selectors.workflow_get(request.user, workflow_id)
+        data = WebhookCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hook, token = services.webhook_create(workflow=workflow, actor=request.user, **data.validated_data)
+        return Response(_with_token(request, hook, token), status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    @extend_schema(responses=WebhookSerializer)
+    def get(self, request, hook_id):
+        return Response(WebhookSerializer(_hook_for(request, hook_id, Role.VIEWER)).data)
+
+    def delete(self, request, hook_id):
+        services.webhook_delete(hook=_hook_for(request, hook_id, Role.VIEWER), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookRotateView(APIView):
+    @extend_schema(request=None, responses=WebhookSerializer)
+    def post(self, request, hook_id):
+        hook = _hook_for(request, hook_id, Role.VIEWER)
+        token = services.webhook_rotate(hook=hook, actor=request.user)
+        return Response(_with_token(request, hook, token))
+
+
+async def _wait_for_run_end(run_id, seconds: float) -> Run:
+    """The run once it finished, or as it is when `seconds` ran out. Holds no thread while waiting.
+
+    It listens on the run's channel-layer group for its events; between them (and in the embedded
+    mode, whose in-memory layer does not cross threads) it re-reads the run every so often.
+    """
+    read = sync_to_async(Run.objects.get)
+    deadline = time.monotonic() + seconds
+    layer = get_channel_layer()
+    channel = await layer.new_channel("hook-wait.")
+    group = realtime.run_group(run_id)
+    await layer.group_add(group, channel)
+    poll = 1.0 if realtime.crosses_processes() else 0.2
+    try:
+        while True:
+            run = await read(pk=run_id)
+            remaining = deadline - time.monotonic()
+            if run.is_finished or remaining <= 0:
+                return run
+            await realtime.wait_for_signal(channel, min(remaining, poll))
+    finally:
+        await layer.group_discard(group, channel)
+
+
+def _problem(status_code: int, detail: str, code: str, **extra) -> HttpResponse:
+    return ProblemResponse(status_code, detail, code=code, **extra)
+
+
+@csrf_exempt
+async def inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
+    """POST /hooks/<token>/: start a run with the JSON body; `?wait=N` answers with its outcome."""
+    if request.method != "POST":
+        response = _problem(405, "Webhooks accept POST only.", "method_not_allowed")
+        response["Allow"] = "POST"
+        return response
+    try:
+        hook = await sync_to_async(services.webhook_for_token)(token)
+    except Http404:
+        return _problem(404, services.NO_SUCH_HOOK, "not_found")
+    retry_after = await sync_to_async(services.rate_limited)(hook)
+    if retry_after:
+        response = _problem(429, "Too many deliveries to this webhook; slow down.", "throttled")
+        response["Retry-After"] = str(retry_after)
+        return response
+    if request.content_type != "application/json":
+        return _problem(415, "Send the body as application/json.", "unsupported_media_type")
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.DWC_WEBHOOK_MAX_BODY_BYTES:
+        return _problem(413, f"The body is over {settings.DWC_WEBHOOK_MAX_BODY_BYTES} bytes.", "payload_too_large")
+    body = request.body
+    if len(body) > settings.DWC_WEBHOOK_MAX_BODY_BYTES:
+        return _problem(413, f"The body is over {settings.DWC_WEBHOOK_MAX_BODY_BYTES} bytes.", "payload_too_large")
+    try:
+        wait = min(float(request.GET.get("wait", 0)), MAX_WAIT_SECONDS)
+    except ValueError:
+        return _problem(400, "wait must be a number of seconds (at most 30).", "invalid")
+    delivery = services.Delivery(body=body, headers={name.lower(): value for name, value in request.headers.items()})
+    try:
+        run, created = await sync_to_async(services.webhook_deliver)(hook=hook, delivery=delivery)
+    except services.WebhookUnauthorized as error:
+        return _problem(401, str(error), "not_authenticated")
+    except Conflict as error:
+        return _problem(409, str(error), "conflict")
+    except ValidationError as error:
+        errors = flatten_errors(error.message_dict)
+        return _problem(
+            400, "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "validation_error", errors=errors
+        )
+    if wait > 0:
+        run = await _wait_for_run_end(run.pk, wait)
+        if run.is_finished:
+            body = {"run_id": str(run.pk), "status": run.status, "output": run.output, "error": run.error}
+            return JsonResponse(body, status=200)
+    data = {"run_id": str(run.pk), **(await sync_to_async(lambda: RunSerializer(run).data)())}
+    return JsonResponse(data, status=202 if created or wait > 0 else 200)
+
+
+urlpatterns = [
+    path("workflows/<uuid:workflow_id>/webhooks", WorkflowWebhooksView.as_view(), name="workflow-webhooks"),
+    path("webhooks/<uuid:hook_id>", WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<uuid:hook_id>/rotate", WebhookRotateView.as_view(), name="webhook-rotate"),
+]
