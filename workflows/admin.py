@@ -706,3 +706,7 @@ class CredentialAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+# Trigger admins live in their own modules; importing them registers them.
+from workflows import admin_events, admin_schedules  # noqa: E402,F401

@@ -42,3 +42,19 @@ def resume_step(step_id: str, attempt: int | None) -> None:
 @shared_task(ignore_result=True)
 def recover_runs() -> None:
     scheduler.recover()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def fire_schedule(schedule_id: str) -> None:
+    """Sent by beat (django-celery-beat PeriodicTask) at each cron slot."""
+    from workflows.services.schedules import schedule_fire
+
+    schedule_fire(schedule_id=schedule_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def fire_event_triggers(run_id: str) -> None:
+    """Start the workflows that follow a finished run."""
+    from workflows.services.event_triggers import event_triggers_fire
+
+    event_triggers_fire(run_id=run_id)

@@ -1,11 +1,17 @@
 from django.urls import path
 
 from config.routers import OptionalSlashRouter
-from workflows.api import runs, views
+from workflows.api import event_triggers, runs, schedules, views, webhooks
 
 router = OptionalSlashRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
 router.register("nodes", views.NodeViewSet, basename="node")
 router.register("runs", runs.RunViewSet, basename="run")
 
-urlpatterns = [path("trigger", runs.LegacyTriggerView.as_view(), name="trigger"), *router.urls]
+urlpatterns = [
+    path("trigger", runs.LegacyTriggerView.as_view(), name="trigger"),
+    *event_triggers.urlpatterns,
+    *schedules.urlpatterns,
+    *webhooks.urlpatterns,
+    *router.urls,
+]

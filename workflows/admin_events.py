@@ -1,0 +1,1 @@
+"""Admin for event triggers (being built)."""

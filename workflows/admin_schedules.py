@@ -1,0 +1,1 @@
+"""Admin for schedules (being built)."""

@@ -1,0 +1,5 @@
+"""Event triggers (being built)."""
+
+
+def event_triggers_fire(*, run_id: str) -> None:
+    return None
