@@ -709,4 +709,4 @@ class CredentialAdmin(admin.ModelAdmin):
 
 
 # Trigger admins live in their own modules; importing them registers them.
-from workflows import admin_events, admin_schedules  # noqa: E402,F401
+from workflows import admin_events, admin_schedules, admin_webhooks  # noqa: E402,F401

@@ -151,3 +151,18 @@ def test_webhook_management_is_scoped_to_members(user_api):
     assert stranger.post(f"/api/v3/webhooks/{created['id']}/rotate").status_code == 404
     assert stranger.delete(f"/api/v3/webhooks/{created['id']}").status_code == 404
     assert user_api.delete(f"/api/v3/webhooks/{created['id']}").status_code == 204
+
+
+def test_the_admin_masks_tokens_and_rotates_them(client, user_api):
+    from accounts.models import User
+
+    created = hook(user_api, create(user_api, ECHO)["id"])
+    client.force_login(User.objects.create_superuser(email="root@example.com", password="x-Long-enough-1"))
+    listing = client.get("/admin/workflows/webhooktrigger/").content.decode()
+    assert created["token"] not in listing and created["token"][-6:] in listing
+    answer = client.post(
+        "/admin/workflows/webhooktrigger/", {"action": "rotate", "_selected_action": [created["id"]]}, follow=True
+    )
+    [message] = [str(m) for m in answer.context["messages"]]
+    assert "new address" in message
+    assert client.post(path_of(created), {}, content_type="application/json").status_code == 404
