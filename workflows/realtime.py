@@ -4,8 +4,6 @@ Group names keep to letters, digits, `-`, `_` and `.` (Channels' rule). Broadcas
 `workflows.events.publish`, after commit, in whichever process changed the run.
 """
 
-import asyncio
-
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
@@ -17,20 +15,10 @@ def run_group(run_id) -> str:
 
 
 def crosses_processes() -> bool:
-    """An in-memory layer only reaches this process: the workers of the embedded mode share it,
-    but their threads are not its event loop, so waiters there poll instead (see wait_for_run_end)."""
+    """An in-memory layer only reaches this process's own event loop, not the embedded workers' threads."""
     return not isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
 def broadcast_run_event(event: dict) -> None:
     if crosses_processes():
         async_to_sync(get_channel_layer().group_send)(run_group(event["run"]), {"type": RUN_EVENT, "event": event})
-
-
-async def wait_for_signal(channel: str, seconds: float) -> bool:
-    """Await one message on `channel` for at most `seconds`; True if one came."""
-    try:
-        await asyncio.wait_for(get_channel_layer().receive(channel), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
