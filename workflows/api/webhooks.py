@@ -41,7 +41,7 @@ class WebhookSerializer(serializers.ModelSerializer):
 
 class WebhookCreateSerializer(serializers.Serializer):
     secret = serializers.CharField(required=False, allow_blank=True, max_length=500, write_only=True)
-    dedupe_header = serializers.RegexField(r"^[A-Za-z0-9-]{1,100}$", required=False, allow_blank=True, default="")
+    dedupe_header = serializers.RegexField(r"^[A-Za-z0-9-]{0,100}$", required=False, allow_blank=True, default="")
     include_headers = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=20)
 
 
