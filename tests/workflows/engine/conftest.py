@@ -1,5 +1,7 @@
 """Engine integration tests run against a real Celery worker process on the test database and Redis."""
 
+import time
+
 import pytest
 
 from tests.workflows.workers import start_worker, wait_for_run, worker_env
@@ -16,3 +18,26 @@ def engine_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     worker.mail_dir = mail_dir
     yield worker
     worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def settle_runs(request):
+    """After a test whose runs a worker executes, let them finish before the database is wiped.
+
+    The wipe (TRUNCATE) and a worker's transaction on the same rows would deadlock. Runs still
+    waiting (a long delay, an approval) are closed, so a late message for them does nothing.
+    """
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and marker.kwargs.get("transaction")):
+        return
+    from workflows.models import Run, StepRun
+
+    deadline = time.monotonic() + 15
+    busy = [Run.Status.PENDING, Run.Status.QUEUED, Run.Status.RUNNING]
+    while time.monotonic() < deadline:
+        if not Run.objects.filter(status__in=busy).exists() and not StepRun.objects.filter(status="running").exists():
+            break
+        time.sleep(0.05)
+    Run.objects.exclude(status__in=Run.FINISHED).update(status=Run.Status.CANCELLED)
+    time.sleep(0.1)  # a claim that saw the run open just before the update finishes its transaction
