@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.problems import Conflict
 from workflows import definitions
+from workflows.admin_readonly import ReadOnlyTabularInline
 from workflows.credentials import encrypt as encrypt_credential
 from workflows.credentials import value_errors as credential_value_errors
 from workflows.engine.nodes.registry import NODE_TYPES
@@ -252,25 +253,14 @@ class EdgeInline(admin.TabularInline):
         return super().get_queryset(request).select_related("source", "target")
 
 
-class WorkflowVersionInline(admin.TabularInline):
+class WorkflowVersionInline(ReadOnlyTabularInline):
     model = WorkflowVersion
-    extra = 0
-    can_delete = False
     ordering = ["-number"]
     fields = ["number", "note", "created_by", "created_at"]
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RunNowForm(forms.Form):
@@ -510,23 +500,12 @@ def _pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
-class StepRunInline(admin.TabularInline):
+class StepRunInline(ReadOnlyTabularInline):
     model = StepRun
-    extra = 0
-    can_delete = False
     ordering = ["queued_at", "node_key"]
     fields = ["node_key", "node_type", "status", "attempt", "started_at", "finished_at", "duration", "error_summary"]
     readonly_fields = fields
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Duration")
     def duration(self, step: StepRun) -> str:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.problems import Conflict
+from workflows.admin_readonly import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
 from workflows.services.schedules import (
     EDITABLE_FIELDS,
@@ -46,23 +47,12 @@ class ScheduleForm(forms.ModelForm):
         return cleaned
 
 
-class ScheduleSlotInline(admin.TabularInline):
+class ScheduleSlotInline(ReadOnlyTabularInline):
     model = ScheduleSlot
-    extra = 0
-    can_delete = False
     ordering = ["-slot"]
     fields = ["slot", "outcome", "run_link", "backfill", "created_at"]
     readonly_fields = fields
     verbose_name_plural = f"Latest {RECENT_SLOTS} slots"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Run")
     def run_link(self, row: ScheduleSlot) -> str:
