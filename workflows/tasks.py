@@ -1,37 +1,18 @@
 """Celery tasks: thin doors into the scheduler. Ids in, nothing out; the database holds the state."""
 
-import time
-
 from celery import shared_task
 
 from workflows.engine import dispatch, scheduler
 
-# A worker runs a chain's cheap steps back to back, but hands the rest back to the broker after this
-# long, so that one long chain cannot keep a worker from everything else.
-INLINE_BUDGET_SECONDS = 2.0
-
-
-def _send_or_run(dispatches: list[dispatch.Dispatch], worker: str) -> None:
-    deadline = time.monotonic() + INLINE_BUDGET_SECONDS
-    while True:
-        inline, rest = dispatch.split_inline(dispatches)
-        if inline is not None and time.monotonic() > deadline:
-            inline, rest = None, dispatches
-        dispatch.send(rest)
-        if inline is None:
-            return
-        dispatches = scheduler.execute_step(inline.step_id, inline.attempt, worker=worker)
-
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def advance_run(self, run_id: str) -> None:
-    _send_or_run(scheduler.advance(run_id), self.request.hostname or "")
+    dispatch.send(scheduler.advance(run_id, worker=self.request.hostname or "worker"))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_step(self, step_id: str, attempt: int) -> None:
-    worker = self.request.hostname or ""
-    _send_or_run(scheduler.execute_step(step_id, attempt, worker=worker), worker)
+    dispatch.send(scheduler.execute_step(step_id, attempt, worker=self.request.hostname or "worker"))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -48,6 +48,8 @@ STEP_TIMED_OUT = "The step exceeded its timeout of {seconds} seconds."
 UPSTREAM_FAILED = "An upstream step did not succeed."
 BRANCH_NOT_TAKEN = "The condition took the other branch."
 CHILDREN_SEEN = "_children_seen"
+# How long one transaction may go on running a chain's cheap steps before it hands the rest back.
+INLINE_BUDGET_SECONDS = 2.0
 # Node types whose steps start child runs (and see them in their context).
 PARENT_TYPES = ("loop", "subworkflow")
 RUN_FAILED_FAST = "Cancelled because another step failed (on_failure: fail_fast)."
@@ -152,17 +154,19 @@ def run_created(run: Run) -> None:
     transaction.on_commit(lambda: dispatch.send_advance(run.pk))
 
 
-def advance(run_id) -> list[Dispatch]:
+def advance(run_id, *, worker: str = "") -> list[Dispatch]:
     """Start the run if it may start, queue every step whose parents allow it, finish it when done.
 
     Like every entry point here, it returns the messages to send; the caller sends them after commit.
+    Called by a worker (`worker` set), it runs a first cheap step itself (see `_run_inline_chain`).
     """
     with transition():
         try:
             run = locked_run(run_id)
         except Run.DoesNotExist:  # a late message for a run deleted since
             return []
-        return _advance(run)
+        dispatches = _advance(run)
+        return _run_inline_chain(run, dispatches, worker) if worker else dispatches
 
 
 def _slot_free(run: Run) -> bool:
@@ -293,7 +297,12 @@ def _finish_step(run: Run, step: StepRun, status: str, *, output: Any = None, er
     step.error = error
     if step.started_at:
         step.duration_ms = round((now - step.started_at).total_seconds() * 1000, 3)
-    step.save(update_fields=["status", "finished_at", "output", "error", "duration_ms", "input", "usage", "state"])
+    step.save(
+        update_fields=[
+            *("status", "finished_at", "output", "error", "duration_ms", "input", "usage", "state"),
+            *("started_at", "heartbeat_at", "deadline_at", "worker"),
+        ]
+    )
     data: dict[str, Any] = {"attempt": step.attempt, "type": step.node_type}
     if status == Status.SUCCEEDED:
         data.update(output=events.bounded(output), duration_ms=step.duration_ms, usage=step.usage)
@@ -351,7 +360,8 @@ def _claimable(step_id, run_id, attempt: int) -> tuple[Run, StepRun] | None:
     return run, step
 
 
-def _start(run: Run, step: StepRun, attempt: int, worker: str) -> None:
+def _start(run: Run, step: StepRun, attempt: int, worker: str, *, save: bool = True) -> None:
+    """Mark the step running. An inline step (save=False) is written once, with its result."""
     now = timezone.now()
     timeout = _nodes_by_key(run)[step.node_key].get("timeout")
     step.status = Status.RUNNING
@@ -360,7 +370,8 @@ def _start(run: Run, step: StepRun, attempt: int, worker: str) -> None:
     step.heartbeat_at = now
     step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
     step.worker = worker[:200]
-    step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
+    if save:
+        step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
     if run.status == Run.Status.WAITING:
         run.status = Run.Status.RUNNING
         run.save(update_fields=["status"])
@@ -446,10 +457,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
             if claimed is None:
                 return []
             run, step = claimed
-            _start(run, step, attempt, worker)
-            data = _context_data(run, step)
-            prepared, result = _run_node(run, step, data)
-            return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+            return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
 
     with transition():
         claimed = _claimable(step_id, run_id, attempt)
@@ -467,6 +475,33 @@ def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
             logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
             return []
         return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+
+
+def _execute_inline(run: Run, step: StepRun, attempt: int, worker: str) -> list[Dispatch]:
+    _start(run, step, attempt, worker, save=False)
+    data = _context_data(run, step)
+    prepared, result = _run_node(run, step, data)
+    return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+
+
+def _run_inline_chain(run: Run, dispatches: list[Dispatch], worker: str) -> list[Dispatch]:
+    """Run, in this transaction and under the run lock already held, each next step that is the only
+    one made ready and is cheap (a chain of transforms), for up to INLINE_BUDGET_SECONDS.
+
+    A chain then costs one transaction instead of one per step, and no broker round trips; if the
+    worker dies, the whole transaction rolls back to the first step still queued, which recover()
+    re-sends. Returns the messages left to send.
+    """
+    deadline = time.monotonic() + INLINE_BUDGET_SECONDS
+    while time.monotonic() < deadline:
+        inline, rest = dispatch.split_inline(dispatches)
+        if inline is None:
+            break
+        step = StepRun.objects.get(pk=inline.step_id)
+        if step.status != Status.QUEUED or step.attempt != inline.attempt:
+            break
+        dispatches = rest + _execute_inline(run, step, inline.attempt, worker)
+    return dispatches
 
 
 def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeResult | Suspend | StepError]:
