@@ -133,6 +133,23 @@ def _settings(run: Run) -> dict:
     return _snapshot(run)["settings"]
 
 
+def _steps(run: Run) -> dict[str, StepRun]:
+    """The run's steps by node key, loaded once per locked run instance (that is, per transaction).
+
+    Every change to a step happens under its run's lock, so while this transaction holds it these
+    instances are the truth; the scheduler changes them in place as it saves them.
+    """
+    cached = getattr(run, "_step_cache", None)
+    if cached is None:
+        cached = {step.node_key: step for step in run.steps.all()}
+        run._step_cache = cached
+    return cached
+
+
+def _step_by_id(run: Run, step_id) -> StepRun | None:
+    return next((step for step in _steps(run).values() if str(step.pk) == str(step_id)), None)
+
+
 def locked_run(run_id) -> Run:
     """The run, row-locked for this transaction: every change of its state happens under this lock.
 
@@ -224,7 +241,7 @@ def _advance(run: Run) -> list[Dispatch]:
         run.save(update_fields=["status", "started_at", "deadline_at"])
         emit(run, "run.started")
 
-    steps = {step.node_key: step for step in run.steps.all()}
+    steps = _steps(run)
     nodes = _nodes_by_key(run)
     parents = _parents(run)
     dispatches = []
@@ -314,7 +331,7 @@ def _finish_step(run: Run, step: StepRun, status: str, *, output: Any = None, er
 def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None = None) -> None:
     """Close the run; whatever is still open is cancelled. Frees a concurrency slot, wakes a parent."""
     now = timezone.now()
-    for step in run.steps.exclude(status__in=StepRun.FINISHED):
+    for step in [step for step in _steps(run).values() if not step.is_finished]:
         _finish_step(
             run, step, Status.CANCELLED, error={"message": RUN_FAILED_FAST} if status == Run.Status.FAILED else None
         )
@@ -353,7 +370,9 @@ def _claimable(step_id, run_id, attempt: int) -> tuple[Run, StepRun] | None:
     Repeated and stale messages stop here; the caller is inside a transaction.
     """
     run = locked_run(run_id)
-    step = StepRun.objects.get(pk=step_id)
+    step = _step_by_id(run, step_id)
+    if step is None:
+        return None
     ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
     if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
         return None
@@ -381,7 +400,8 @@ def _start(run: Run, step: StepRun, attempt: int, worker: str, *, save: bool = T
 def _context_data(run: Run, step: StepRun) -> dict:
     """Everything the node may see: succeeded outputs, run facts and finished children."""
     nodes = {}
-    for key, output in run.steps.filter(status=Status.SUCCEEDED).values_list("node_key", "output"):
+    succeeded = [(key, other.output) for key, other in _steps(run).items() if other.status == Status.SUCCEEDED]
+    for key, output in succeeded:
         entry = {"output": output}
         if isinstance(output, dict):
             entry.update(content=output.get("content"), title=output.get("title"))
@@ -497,8 +517,8 @@ def _run_inline_chain(run: Run, dispatches: list[Dispatch], worker: str) -> list
         inline, rest = dispatch.split_inline(dispatches)
         if inline is None:
             break
-        step = StepRun.objects.get(pk=inline.step_id)
-        if step.status != Status.QUEUED or step.attempt != inline.attempt:
+        step = _step_by_id(run, inline.step_id)
+        if step is None or step.status != Status.QUEUED or step.attempt != inline.attempt:
             break
         dispatches = rest + _execute_inline(run, step, inline.attempt, worker)
     return dispatches
@@ -661,6 +681,7 @@ def retry(run: Run) -> list[Dispatch]:
     run.steps.exclude(status=Status.SUCCEEDED).update(
         status=Status.PENDING, output=None, error=None, state={}, not_before=None, finished_at=None
     )
+    run._step_cache = None  # the bulk update bypassed the cached instances
     run.status = Run.Status.PENDING
     run.finished_at = None
     run.error = None
