@@ -9,7 +9,7 @@ from typing import Any
 
 from analytics import metrics
 from workflows import realtime
-from workflows.models import EventTrigger, Run, RunEvent
+from workflows.models import EventTrigger, Run, RunEvent, ScheduleSlot
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
 MAX_EVENT_VALUE_BYTES = 64 * 1024
@@ -50,6 +50,8 @@ def publish(event: dict) -> None:
         realtime.broadcast_run_event(event)
     if kind == "run" and status in metrics.RUN_FINAL_STATUSES:
         _follow_with_event_triggers(event)
+        if event["data"].get("trigger") == Run.Trigger.SCHEDULE:
+            _start_queued_slots(event)
 
 
 def _follow_with_event_triggers(event: dict) -> None:
@@ -57,3 +59,15 @@ def _follow_with_event_triggers(event: dict) -> None:
 
     if EventTrigger.objects.filter(source_workflow_id=event["workflow"], enabled=True).exists():
         tasks.fire_event_triggers.apply_async((event["run"],), queue="engine")
+
+
+def _start_queued_slots(event: dict) -> None:
+    """A scheduled run ended: a slot queued behind it (overlap: queue) may start now, not at a re-check."""
+    from workflows import tasks
+
+    schedule_id = ScheduleSlot.objects.filter(run_id=event["run"]).values_list("schedule_id", flat=True).first()
+    waiting = ScheduleSlot.objects.filter(
+        schedule_id=schedule_id, outcome=ScheduleSlot.Outcome.QUEUED, run__isnull=True
+    )
+    if schedule_id and waiting.exists():
+        tasks.fire_schedule.apply_async((str(schedule_id),), queue="engine")

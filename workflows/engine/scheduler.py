@@ -342,7 +342,7 @@ def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None
     run.error = error
     run.save(update_fields=["status", "finished_at", "output", "error"])
     duration = (now - run.started_at).total_seconds() if run.started_at else 0
-    emit(run, f"run.{status}", data={"duration_seconds": round(duration, 3), "error": error})
+    emit(run, f"run.{status}", data={"duration_seconds": round(duration, 3), "error": error, "trigger": run.trigger})
     if _settings(run).get("max_concurrency"):
         next_run = (
             Run.objects.filter(workflow_id=run.workflow_id, status=Run.Status.QUEUED).order_by("created_at").first()
