@@ -293,7 +293,7 @@ def test_two_beats_firing_the_same_slot_start_one_run(workflow, owner):
     assert fire(schedule, T0 + hours(1) + timedelta(seconds=3)) == []
     run = Run.objects.get()
     assert row.run == run
-    assert (run.trigger, run.status, run.created_by) == ("schedule", "pending", None)
+    assert (run.trigger, run.status, run.created_by) == ("schedule", "running", None)  # started at once
     assert run.input == {"region": "eu", "_slot": "2030-01-01T01:00:00Z"}
     assert run.idempotency_key == f"schedule:{schedule.pk}:2030-01-01T01:00:00+00:00"
     schedule.refresh_from_db()
@@ -369,7 +369,7 @@ def test_overlap_allow_starts_a_slot_while_the_previous_run_is_active(workflow, 
     fire(schedule, T0 + hours(1))
     [second] = fire(schedule, T0 + hours(2))
     assert second.outcome == "started"
-    assert Run.objects.filter(status="pending").count() == 2
+    assert Run.objects.filter(status="running").count() == 2
 
 
 def test_overlap_queue_starts_the_queued_slot_only_after_the_previous_run_finished(workflow, owner):

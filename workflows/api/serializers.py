@@ -210,6 +210,10 @@ class RunTriggerSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False, help_text="The run input; checked against the input_schema.")
 
 
+class RunBatchSerializer(serializers.Serializer):
+    inputs = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=1000)
+
+
 class LegacyTriggerSerializer(serializers.Serializer):
     workflow_id = serializers.UUIDField()
     payload = serializers.JSONField(required=False)

@@ -12,8 +12,9 @@ from workflows import selectors
 from workflows.api import serializers
 from workflows.api.filters import WorkflowFilter
 from workflows.api.runs import trigger_response
-from workflows.models import Node, Workflow
+from workflows.models import Node, Run, Workflow
 from workflows.services import definitions as services
+from workflows.services.runs import runs_trigger_many
 
 NO_SUCH_WORKSPACE = "No such workspace."
 
@@ -140,6 +141,17 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         data = serializers.RunTriggerSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return trigger_response(request, workflow, data.validated_data.get("input"))
+
+    @extend_schema(request=serializers.RunBatchSerializer, responses={202: serializers.RunSerializer(many=True)})
+    @action(detail=True, methods=["post"], url_path="runs/batch")
+    def runs_batch(self, request, pk=None):
+        """Start one run per input in one transaction: all of them, or none if any input is rejected."""
+        data = serializers.RunBatchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = runs_trigger_many(
+            workflow=self._get(), inputs=data.validated_data["inputs"], trigger=Run.Trigger.API, actor=request.user
+        )
+        return Response(serializers.RunSerializer(created, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])

@@ -84,11 +84,14 @@ def transition() -> Iterator[None]:
 
 
 def _write_events(pending: dict) -> None:
+    RunEvent.objects.bulk_create([event for _, run_events in pending.values() for event in run_events])
+    envelopes = []
     for run, run_events in pending.values():
-        RunEvent.objects.bulk_create(run_events)
-        Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
-        envelopes = [events.envelope(event, run) for event in run_events]
-        transaction.on_commit(lambda envelopes=envelopes: [events.publish(item) for item in envelopes])
+        if getattr(run, "_stored_seq", None) != run.event_seq:
+            Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
+            run._stored_seq = run.event_seq
+        envelopes += [events.envelope(event, run) for event in run_events]
+    transaction.on_commit(lambda: [events.publish(item) for item in envelopes])
 
 
 def emit(run: Run, type_: str, *, step: str = "", data: dict | None = None) -> None:
@@ -163,12 +166,58 @@ def locked_run(run_id) -> Run:
 
 
 def run_created(run: Run) -> None:
-    """Create the run's steps and announce it; the caller created `run` in this transaction."""
-    StepRun.objects.bulk_create(
-        [StepRun(run=run, node_key=node["key"], node_type=node["type"]) for node in _snapshot(run)["nodes"]]
+    runs_created([run])
+
+
+def runs_created(runs: list[Run]) -> None:
+    """Create the steps of runs of one version that the caller just inserted, and start them.
+
+    Without a concurrency limit a run starts in the transaction that created it: its root steps are
+    created queued and their messages go out on commit, so a run costs no advance_run round trip and
+    a batch of runs costs a handful of statements. With a limit, advance_run decides, under locks.
+    """
+    if not runs:
+        return
+    snapshot = _snapshot(runs[0])
+    targets = {edge["target"] for edge in snapshot["edges"]}
+    roots = [node for node in snapshot["nodes"] if node["key"] not in targets]
+    startable = bool(roots) and not snapshot["settings"].get("max_concurrency")
+    if not startable:
+        StepRun.objects.bulk_create(
+            [
+                StepRun(run=run, node_key=node["key"], node_type=node["type"])
+                for run in runs
+                for node in snapshot["nodes"]
+            ]
+        )
+        for run in runs:
+            emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
+            transaction.on_commit(lambda run_id=run.pk: dispatch.send_advance(run_id))
+        return
+
+    now = timezone.now()
+    timeout = snapshot["settings"].get("timeout")
+    deadline = now + timedelta(seconds=timeout) if timeout else None
+    root_keys = {node["key"] for node in roots}
+    steps, dispatches = [], []
+    for run in runs:
+        run.status, run.started_at, run.deadline_at = Run.Status.RUNNING, now, deadline
+        emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
+        emit(run, "run.started")
+        for node in snapshot["nodes"]:
+            node_type = NODE_TYPES[node["type"]]
+            step = StepRun(run=run, node_key=node["key"], node_type=node["type"])
+            if node["key"] in root_keys:
+                step.status, step.attempt, step.queued_at = Status.QUEUED, 1, now
+                emit(run, "step.queued", step=node["key"], data={"attempt": 1})
+                dispatches.append(Dispatch(str(step.pk), 1, node_type.queue, inline=node_type.inline))
+            steps.append(step)
+        run._stored_seq = run.event_seq  # written by the update below, not once per run
+    StepRun.objects.bulk_create(steps)
+    Run.objects.filter(pk__in=[run.pk for run in runs]).update(
+        status=Run.Status.RUNNING, started_at=now, deadline_at=deadline, event_seq=runs[0].event_seq
     )
-    emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
-    transaction.on_commit(lambda: dispatch.send_advance(run.pk))
+    transaction.on_commit(lambda: dispatch.send(dispatches))
 
 
 def advance(run_id, *, worker: str = "") -> list[Dispatch]:

@@ -5,6 +5,7 @@ changes run state), and leaves the Celery messages to be sent on commit.
 """
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -42,6 +43,16 @@ def _input_errors(schema: dict, value: Any) -> dict[str, list[str]]:
     return errors
 
 
+@lru_cache(maxsize=256)
+def _version_by_number(workflow_id, number: int) -> WorkflowVersion:
+    # Versions never change once written, so a process may keep the ones it has read.
+    return WorkflowVersion.objects.get(workflow_id=workflow_id, number=number)
+
+
+def _version(workflow: Workflow) -> WorkflowVersion:
+    return _version_by_number(workflow.pk, workflow.version)
+
+
 def _create_run(
     *,
     workflow: Workflow,
@@ -52,7 +63,7 @@ def _create_run(
     parent_step: StepRun | None = None,
     parent_index: int | None = None,
 ) -> Run:
-    version = WorkflowVersion.objects.get(workflow=workflow, number=workflow.version)
+    version = _version(workflow)
     run = Run.objects.create(
         workspace_id=workflow.workspace_id,
         workflow=workflow,
@@ -66,6 +77,22 @@ def _create_run(
     )
     scheduler.run_created(run)
     return run
+
+
+def _ensure_startable(workflow: Workflow, trigger: str) -> None:
+    if trigger in MANUAL_TRIGGERS:
+        if workflow.status not in (Workflow.Status.DRAFT, Workflow.Status.ACTIVE):
+            raise Conflict(NOT_RUNNABLE.format(status=workflow.status))
+    elif workflow.status != Workflow.Status.ACTIVE:
+        raise Conflict(NOT_ACTIVE.format(status=workflow.status, trigger=trigger))
+
+
+def _ensure_valid_input(workflow: Workflow, value: Any, *, field: str = "input") -> None:
+    if not isinstance(value, dict):
+        raise ValidationError({field: ["The run input must be a JSON object."]})
+    errors = _input_errors(workflow.input_schema, value)
+    if errors:
+        raise ValidationError({field + key.removeprefix("input"): messages for key, messages in errors.items()})
 
 
 def run_trigger(
@@ -89,16 +116,8 @@ def run_trigger(
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
-    if trigger in MANUAL_TRIGGERS:
-        if workflow.status not in (Workflow.Status.DRAFT, Workflow.Status.ACTIVE):
-            raise Conflict(NOT_RUNNABLE.format(status=workflow.status))
-    elif workflow.status != Workflow.Status.ACTIVE:
-        raise Conflict(NOT_ACTIVE.format(status=workflow.status, trigger=trigger))
-    if not isinstance(input, dict):
-        raise ValidationError({"input": ["The run input must be a JSON object."]})
-    errors = _input_errors(workflow.input_schema, input)
-    if errors:
-        raise ValidationError(errors)
+    _ensure_startable(workflow, trigger)
+    _ensure_valid_input(workflow, input)
     try:
         with scheduler.transition():
             run = _create_run(
@@ -108,6 +127,42 @@ def run_trigger(
         # Two requests with one key raced: the other one created the run.
         return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
     return run, True
+
+
+MAX_BATCH = 1000
+
+
+def runs_trigger_many(*, workflow: Workflow, inputs: list, trigger: str, actor: User | None) -> list[Run]:
+    """Start one run per input, all in one transaction (a batch import, a backfill): all or none.
+
+    Each input is checked like run_trigger's; errors are keyed `inputs.<index>`.
+    """
+    if workflow.is_deleted:
+        raise Http404("No such workflow.")
+    if actor is not None:
+        ensure_role(actor, workflow.workspace, Role.EDITOR)
+    _ensure_startable(workflow, trigger)
+    if not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_BATCH:
+        raise ValidationError({"inputs": [f"A list of 1 to {MAX_BATCH} run inputs."]})
+    for index, value in enumerate(inputs):
+        _ensure_valid_input(workflow, value, field=f"inputs.{index}")
+    version = _version(workflow)
+    with scheduler.transition():
+        runs = Run.objects.bulk_create(
+            [
+                Run(
+                    workspace_id=workflow.workspace_id,
+                    workflow=workflow,
+                    version=version,
+                    trigger=trigger,
+                    input=value,
+                    created_by=actor,
+                )
+                for value in inputs
+            ]
+        )
+        scheduler.runs_created(runs)
+    return runs
 
 
 def _child_workflow(parent_run: Run, reference: str) -> Workflow:

@@ -292,7 +292,7 @@ def test_run_workflow_waits_printing_each_step_and_the_output(engine_worker, no_
     lines = output.splitlines()
     run = Run.objects.get()
     assert lines[0] == f"Running as {owner.email} (an owner of workspace {workflow.workspace.name})."
-    assert lines[1] == f"Run {run.pk} pending"
+    assert lines[1] == f"Run {run.pk} running"  # runs start in the transaction that creates them
     assert lines[2].split() == ["outline", "succeeded", "attempt", "1", *lines[2].split()[4:]]
     assert lines[2].endswith(" ms")
     assert lines[3].split()[:4] == ["summary", "succeeded", "attempt", "1"]
@@ -307,7 +307,7 @@ def test_run_workflow_by_slug_as_a_named_user_without_waiting(engine_worker, no_
     workflow_of(owner, CHAIN)
     output = command("bee-chain", "--input", '{"topic": "x"}', "--as", owner.email.upper())
     run = Run.objects.get()
-    assert output.splitlines() == [f"Running as {owner.email} (given with --as).", f"Run {run.pk} pending"]
+    assert output.splitlines() == [f"Running as {owner.email} (given with --as).", f"Run {run.pk} running"]
     assert run.created_by == owner
     assert wait_for_run(run.pk).status == "succeeded"
 

@@ -262,3 +262,22 @@ def test_paused_workflows_do_not_run(user_api):
     answer = user_api.post(f"/api/v3/workflows/{workflow['id']}/runs", {"input": {}}, format="json")
     assert answer.status_code == 409
     assert not Run.objects.exists()
+
+
+def test_a_batch_starts_every_run_or_none(engine_worker, user_api):
+    schema = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+    body = {
+        "name": "Batch",
+        "input_schema": schema,
+        "nodes": [{"key": "a", "type": "transform", "config": {"values": {"m": "{{ input.n + 1 }}"}}}],
+    }
+    workflow = create(user_api, body)
+    url = f"/api/v3/workflows/{workflow['id']}/runs/batch"
+    rejected = user_api.post(url, {"inputs": [{"n": 1}, {"n": "two"}]}, format="json")
+    assert rejected.status_code == 400
+    assert rejected.json()["errors"] == {"inputs.1.n": ["'two' is not of type 'integer'"]}
+    assert not Run.objects.exists()
+    started = user_api.post(url, {"inputs": [{"n": n} for n in range(3)]}, format="json")
+    assert started.status_code == 202
+    runs = [wait_for_run(item["id"]) for item in started.json()]
+    assert [run.output for run in runs] == [{"a": {"m": str(n + 1)}} for n in range(3)]
