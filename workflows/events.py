@@ -1,14 +1,14 @@
 """Where a run event goes. The scheduler hands every event here once its transaction committed.
 
-Today: Prometheus metrics. The real-time issue adds the websocket broadcast, the notifications
-issue its rules — each as one more plain call below, so this stays the one place to read.
+Today: Prometheus metrics, event triggers and queued schedule slots. The real-time issue adds the
+websocket broadcast, the notifications issue its rules — each as one more plain call below, so this
+stays the one place to read.
 """
 
 import json
 from typing import Any
 
 from analytics import metrics
-from workflows import realtime
 from workflows.models import EventTrigger, Run, RunEvent, ScheduleSlot
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
@@ -46,8 +46,6 @@ def publish(event: dict) -> None:
         metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
     elif kind == "step" and status in ("succeeded", "failed"):
         metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()
-    if kind == "run":
-        realtime.broadcast_run_event(event)
     if kind == "run" and status in metrics.RUN_FINAL_STATUSES:
         _follow_with_event_triggers(event)
         if event["data"].get("trigger") == Run.Trigger.SCHEDULE:

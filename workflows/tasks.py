@@ -11,8 +11,8 @@ def advance_run(self, run_id: str) -> None:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def execute_step(self, step_id: str, attempt: int) -> None:
-    dispatch.send(scheduler.execute_step(step_id, attempt, worker=self.request.hostname or "worker"))
+def execute_step(self, step_id: str, attempt: int, run_id: str | None = None) -> None:
+    dispatch.send(scheduler.execute_step(step_id, attempt, worker=self.request.hostname or "worker", run_id=run_id))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -22,6 +22,8 @@ class Dispatch:
     task: str = "execute_step"
     # The step is quick and CPU-only: the worker that queued it may run it at once (see `split_inline`).
     inline: bool = False
+    # The step's run, so that the worker can lock it without looking it up first.
+    run_id: str = ""
 
 
 def send(dispatches: list[Dispatch]) -> None:
@@ -34,7 +36,12 @@ def send(dispatches: list[Dispatch]) -> None:
         options = {"queue": item.queue}
         if item.countdown > 0:
             options["countdown"] = item.countdown
-        task.apply_async((item.step_id, item.attempt), **options)
+        args = (
+            (item.step_id, item.attempt, item.run_id)
+            if item.task == "execute_step" and item.run_id
+            else (item.step_id, item.attempt)
+        )
+        task.apply_async(args, **options)
 
 
 def split_inline(dispatches: list[Dispatch]) -> tuple[Dispatch | None, list[Dispatch]]:

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -31,7 +32,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.models import Run, RunEvent, StepRun, Workflow
+from workflows.models import Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +88,58 @@ def _write_events(pending: dict) -> None:
     RunEvent.objects.bulk_create([event for _, run_events in pending.values() for event in run_events])
     envelopes = []
     for run, run_events in pending.values():
+        fields = set(getattr(run, "_dirty", ()))
         if getattr(run, "_stored_seq", None) != run.event_seq:
-            Run.objects.filter(pk=run.pk).update(event_seq=run.event_seq)
-            run._stored_seq = run.event_seq
+            fields.add("event_seq")
+        if fields:
+            Run.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in fields})
+            run._stored_seq, run._dirty = run.event_seq, set()
         envelopes += [events.envelope(event, run) for event in run_events]
     transaction.on_commit(lambda: [events.publish(item) for item in envelopes])
+
+
+def _save_run(run: Run, *fields: str) -> None:
+    """Save run fields; inside a transition, together with its event counter when the events are written."""
+    pending = getattr(_batch, "runs", None)
+    if pending is None:
+        run.save(update_fields=list(fields))
+        return
+    run._dirty = {*getattr(run, "_dirty", ()), *fields}
+    _register(pending, run)
 
 
 def emit(run: Run, type_: str, *, step: str = "", data: dict | None = None) -> None:
     """Append an event to the run's log (the caller holds the run's row lock) and publish it on commit."""
     pending = getattr(_batch, "runs", None)
-    earlier = pending.get(run.pk) if pending is not None else None
-    if earlier is not None and earlier[0] is not run:
-        # Another instance of this run emitted first in this transaction: continue its count.
-        run.event_seq = max(run.event_seq, earlier[0].event_seq)
+    if pending is not None:
+        _register(pending, run)
     run.event_seq += 1
     event = RunEvent(run=run, seq=run.event_seq, type=type_, step=step, data=data or {}, created_at=timezone.now())
     if pending is None:
         _write_events({run.pk: (run, [event])})
     else:
-        pending[run.pk] = (run, [*(earlier[1] if earlier else []), event])
+        pending[run.pk][1].append(event)
+
+
+def _register(pending: dict, run: Run) -> None:
+    """Make `run` the instance whose events and fields this transition writes.
+
+    Should another instance of the same run have been used earlier in the transaction, its pending
+    fields are written now and its event count carried over, so that nothing is lost or numbered twice.
+    """
+    earlier = pending.get(run.pk)
+    if earlier is None:
+        pending[run.pk] = (run, [])
+        return
+    previous, run_events = earlier
+    if previous is run:
+        return
+    dirty = getattr(previous, "_dirty", set())
+    if dirty:
+        Run.objects.filter(pk=run.pk).update(**{name: getattr(previous, name) for name in dirty})
+        previous._dirty = set()
+    run.event_seq = max(run.event_seq, previous.event_seq)
+    pending[run.pk] = (run, run_events)
 
 
 def _dispatch_on_commit(dispatches: list[Dispatch]) -> None:
@@ -159,7 +192,15 @@ def locked_run(run_id) -> Run:
     Only the run's own row (not the joined version and workflow), and NO KEY UPDATE, so that inserts
     referencing it (steps, events, other runs of the workflow) never wait on it.
     """
-    return Run.objects.select_for_update(of=("self",), no_key=True).select_related("version", "workflow").get(pk=run_id)
+    run = Run.objects.select_for_update(no_key=True).get(pk=run_id)
+    run.version = _version(run.version_id)
+    return run
+
+
+@lru_cache(maxsize=512)
+def _version(version_id) -> WorkflowVersion:
+    # Versions never change once written: a worker parses each snapshot once, not per transaction.
+    return WorkflowVersion.objects.get(pk=version_id)
 
 
 # --- creating and advancing runs --------------------------------------------------------------
@@ -210,7 +251,9 @@ def runs_created(runs: list[Run]) -> None:
             if node["key"] in root_keys:
                 step.status, step.attempt, step.queued_at = Status.QUEUED, 1, now
                 emit(run, "step.queued", step=node["key"], data={"attempt": 1})
-                dispatches.append(Dispatch(str(step.pk), 1, node_type.queue, inline=node_type.inline))
+                dispatches.append(
+                    Dispatch(str(step.pk), 1, node_type.queue, inline=node_type.inline, run_id=str(run.pk))
+                )
             steps.append(step)
         run._stored_seq = run.event_seq  # written by the update below, not once per run
     StepRun.objects.bulk_create(steps)
@@ -280,14 +323,14 @@ def _advance(run: Run) -> list[Dispatch]:
         if not _slot_free(run):
             if run.status != Run.Status.QUEUED:
                 run.status = Run.Status.QUEUED
-                run.save(update_fields=["status"])
+                _save_run(run, "status")
             return []
         now = timezone.now()
         run.status = Run.Status.RUNNING
         run.started_at = run.started_at or now
         timeout = _settings(run).get("timeout")
         run.deadline_at = now + timedelta(seconds=timeout) if timeout else None
-        run.save(update_fields=["status", "started_at", "deadline_at"])
+        _save_run(run, "status", "started_at", "deadline_at")
         emit(run, "run.started")
 
     steps = _steps(run)
@@ -326,10 +369,10 @@ def _advance(run: Run) -> list[Dispatch]:
     elif statuses & set(ACTIVE_STEP):
         if run.status == Run.Status.WAITING:
             run.status = Run.Status.RUNNING
-            run.save(update_fields=["status"])
+            _save_run(run, "status")
     elif Status.WAITING in statuses and run.status != Run.Status.WAITING:
         run.status = Run.Status.WAITING
-        run.save(update_fields=["status"])
+        _save_run(run, "status")
         waiting = [step.node_key for step in steps.values() if step.status == Status.WAITING]
         emit(run, "run.waiting", data={"steps": waiting})
     return dispatches
@@ -345,7 +388,9 @@ def _queue(run: Run, step: StepRun, node: dict, *, countdown: float = 0) -> Disp
     if not countdown:
         emit(run, "step.queued", step=step.node_key, data={"attempt": step.attempt})
     node_type = NODE_TYPES[node["type"]]
-    return Dispatch(str(step.pk), step.attempt, node_type.queue, countdown=countdown, inline=node_type.inline)
+    return Dispatch(
+        str(step.pk), step.attempt, node_type.queue, countdown=countdown, inline=node_type.inline, run_id=str(run.pk)
+    )
 
 
 def _run_output(run: Run, steps: dict[str, StepRun]) -> dict:
@@ -389,7 +434,7 @@ def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None
     run.finished_at = now
     run.output = output
     run.error = error
-    run.save(update_fields=["status", "finished_at", "output", "error"])
+    _save_run(run, "status", "finished_at", "output", "error")
     duration = (now - run.started_at).total_seconds() if run.started_at else 0
     emit(run, f"run.{status}", data={"duration_seconds": round(duration, 3), "error": error, "trigger": run.trigger})
     if _settings(run).get("max_concurrency"):
@@ -418,7 +463,10 @@ def _claimable(step_id, run_id, attempt: int) -> tuple[Run, StepRun] | None:
 
     Repeated and stale messages stop here; the caller is inside a transaction.
     """
-    run = locked_run(run_id)
+    try:
+        run = locked_run(run_id)
+    except Run.DoesNotExist:  # a late message for a run deleted since
+        return None
     step = _step_by_id(run, step_id)
     if step is None:
         return None
@@ -442,7 +490,7 @@ def _start(run: Run, step: StepRun, attempt: int, worker: str, *, save: bool = T
         step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
     if run.status == Run.Status.WAITING:
         run.status = Run.Status.RUNNING
-        run.save(update_fields=["status"])
+        _save_run(run, "status")
     emit(run, "step.started", step=step.node_key, data={"attempt": attempt, "worker": step.worker})
 
 
@@ -509,30 +557,24 @@ class _Heartbeat:
         self.stopped.set()
 
 
-def execute_step(step_id, attempt: int, *, worker: str = "") -> list[Dispatch]:
+def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None) -> list[Dispatch]:
     """Claim, run and record one attempt of a step; returns the messages to send next.
 
     A slow node runs between two transactions, its claim and its result, heart-beating meanwhile.
-    A cheap inline node (transform, text, condition) runs inside one transaction, which costs half
-    the round trips; a crash rolls it back to queued, and recover() re-sends it.
+    A cheap inline node (transform, text, condition) runs inside the claim's transaction; a crash
+    rolls it back to queued, and recover() re-sends it. Messages carry `run_id` to save a lookup.
     """
-    found = StepRun.objects.filter(pk=step_id).values_list("run_id", "node_type").first()
-    if found is None:
-        return []
-    run_id, type_name = found
-    if NODE_TYPES[type_name].inline:
-        with transition():
-            claimed = _claimable(step_id, run_id, attempt)
-            if claimed is None:
-                return []
-            run, step = claimed
-            return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
-
+    if run_id is None:
+        run_id = StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
+        if run_id is None:
+            return []
     with transition():
         claimed = _claimable(step_id, run_id, attempt)
         if claimed is None:
             return []
         run, step = claimed
+        if NODE_TYPES[step.node_type].inline:
+            return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
         _start(run, step, attempt, worker)
         data = _context_data(run, step)
     with _Heartbeat(step.pk, attempt):
@@ -672,7 +714,7 @@ def _resume(run: Run, step: StepRun) -> Dispatch:
     """waiting → queued for the same attempt: a resume continues the attempt, it is not a new one."""
     step.status = Status.QUEUED
     step.save(update_fields=["status"])
-    return Dispatch(str(step.pk), step.attempt, NODE_TYPES[step.node_type].queue)
+    return Dispatch(str(step.pk), step.attempt, NODE_TYPES[step.node_type].queue, run_id=str(run.pk))
 
 
 def resume_step(step_id, attempt: int | None = None) -> list[Dispatch]:
@@ -735,7 +777,7 @@ def retry(run: Run) -> list[Dispatch]:
     run.finished_at = None
     run.error = None
     run.output = None
-    run.save(update_fields=["status", "finished_at", "error", "output"])
+    _save_run(run, "status", "finished_at", "error", "output")
     emit(run, "run.retried")
     return _advance(run)
 
@@ -776,8 +818,8 @@ def recover(now: datetime | None = None) -> dict[str, int]:
         | Q(status=Status.RETRYING, not_before__lt=now - _timing("DWC_HEARTBEAT_SECONDS"))
     )
     dispatches = [
-        Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue)
-        for pk, attempt, node_type in lost.values_list("pk", "attempt", "node_type")
+        Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue, run_id=str(run_id))
+        for pk, attempt, node_type, run_id in lost.values_list("pk", "attempt", "node_type", "run_id")
     ]
     counts["lost_messages"] = len(dispatches)
     due = StepRun.objects.filter(status=Status.WAITING, not_before__lte=now)
