@@ -754,3 +754,23 @@ def test_deleting_in_the_admin_deletes_the_periodic_task(operator, workflow, own
 
 def test_the_admin_add_page_renders(operator, workflow):
     assert operator.get(f"{CHANGELIST}add/").status_code == 200
+
+
+def test_an_input_the_workflow_would_refuse_is_a_400_at_save(owner, owner_api):
+    schema = {"type": "object", "required": ["report"], "properties": {"report": {"type": "string"}}}
+    strict = workflow_create(
+        actor=owner,
+        workspace=personal_workspace(owner),
+        data={"name": "Strict", "status": "active", "input_schema": schema},
+    )
+    url = f"/api/v3/workflows/{strict.pk}/schedules"
+    refused = owner_api.post(url, {"cron": "0 9 * * *", "input": {}}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"input": ["'report' is a required property"]}
+    assert not Schedule.objects.filter(workflow=strict).exists()
+    created = owner_api.post(url, {"cron": "0 9 * * *", "input": {"report": "daily"}}, format="json")
+    assert created.status_code == 201
+    patched = owner_api.patch(f"/api/v3/schedules/{created.json()['id']}", {"input": {"report": 3}}, format="json")
+    assert patched.status_code == 400
+    assert patched.json()["errors"] == {"input.report": ["3 is not of type 'string'"]}
+    assert Schedule.objects.get(workflow=strict).input == {"report": "daily"}

@@ -87,7 +87,8 @@ def _ensure_startable(workflow: Workflow, trigger: str) -> None:
         raise Conflict(NOT_ACTIVE.format(status=workflow.status, trigger=trigger))
 
 
-def _ensure_valid_input(workflow: Workflow, value: Any, *, field: str = "input") -> None:
+def run_input_check(workflow: Workflow, value: Any, *, field: str = "input") -> None:
+    """Raise ValidationError (keyed under `field`) unless `value` is an input the workflow accepts."""
     if not isinstance(value, dict):
         raise ValidationError({field: ["The run input must be a JSON object."]})
     errors = _input_errors(workflow.input_schema, value)
@@ -117,7 +118,7 @@ def run_trigger(
         if existing is not None:
             return existing, False
     _ensure_startable(workflow, trigger)
-    _ensure_valid_input(workflow, input)
+    run_input_check(workflow, input)
     try:
         with scheduler.transition():
             run = _create_run(
@@ -145,7 +146,7 @@ def runs_trigger_many(*, workflow: Workflow, inputs: list, trigger: str, actor: 
     if not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_BATCH:
         raise ValidationError({"inputs": [f"A list of 1 to {MAX_BATCH} run inputs."]})
     for index, value in enumerate(inputs):
-        _ensure_valid_input(workflow, value, field=f"inputs.{index}")
+        run_input_check(workflow, value, field=f"inputs.{index}")
     version = _version(workflow)
     with scheduler.transition():
         runs = Run.objects.bulk_create(

@@ -47,7 +47,7 @@ from accounts.models import User
 from config.problems import Conflict
 from workflows import tasks
 from workflows.models import Run, Schedule, ScheduleSlot, Workflow
-from workflows.services.runs import run_trigger
+from workflows.services.runs import run_input_check, run_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -375,19 +375,28 @@ def _update(schedule_id, fields: dict) -> Schedule:
     return schedule
 
 
+def _check_input(workflow: Workflow, value: dict) -> None:
+    """Reject at save an input every slot's run would be refused for (runs also get `_slot`)."""
+    run_input_check(workflow, {**value, "_slot": timezone.now().isoformat()})
+
+
 def schedule_create(*, workflow: Workflow, actor: User, data: Any) -> Schedule:
     """Create a schedule and its PeriodicTask in one transaction. ValidationError names the bad fields."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     if workflow.is_deleted:
         raise Http404("No such workflow.")
     fields = _parse_body(data, creating=True)
+    _check_input(workflow, fields.get("input", {}))
     return _create(Schedule(workflow=workflow, created_by=actor, **fields))
 
 
 def schedule_update(*, schedule: Schedule, actor: User, data: Any) -> Schedule:
     """Change the fields given (PATCH); the PeriodicTask and its crontab follow."""
     ensure_role(actor, schedule.workflow.workspace, Role.EDITOR)
-    return _update(schedule.pk, _parse_body(data, creating=False))
+    fields = _parse_body(data, creating=False)
+    if "input" in fields:
+        _check_input(schedule.workflow, fields["input"])
+    return _update(schedule.pk, fields)
 
 
 def schedule_save(*, schedule: Schedule, actor: User) -> Schedule:
