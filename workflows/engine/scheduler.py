@@ -189,8 +189,8 @@ def _step_by_id(run: Run, step_id) -> StepRun | None:
 def locked_run(run_id) -> Run:
     """The run, row-locked for this transaction: every change of its state happens under this lock.
 
-    Only the run's own row (not the joined version and workflow), and NO KEY UPDATE, so that inserts
-    referencing it (steps, events, other runs of the workflow) never wait on it.
+    The run's row alone (its version comes from a per-process cache), with NO KEY UPDATE, so that
+    inserts referencing it (steps, events, child runs) never wait on it.
     """
     run = Run.objects.select_for_update(no_key=True).get(pk=run_id)
     run.version = _version(run.version_id)
@@ -204,10 +204,6 @@ def _version(version_id) -> WorkflowVersion:
 
 
 # --- creating and advancing runs --------------------------------------------------------------
-
-
-def run_created(run: Run) -> None:
-    runs_created([run])
 
 
 def runs_created(runs: list[Run]) -> None:

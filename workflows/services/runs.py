@@ -75,7 +75,7 @@ def _create_run(
         parent_step=parent_step,
         parent_index=parent_index,
     )
-    scheduler.run_created(run)
+    scheduler.runs_created([run])
     return run
 
 
