@@ -1,15 +1,16 @@
 """Where a run event goes. The scheduler hands every event here once its transaction committed.
 
-Today: Prometheus metrics, event triggers and queued schedule slots. The real-time issue adds the
-websocket broadcast, the notifications issue its rules — each as one more plain call below, so this
-stays the one place to read.
+Today: Prometheus metrics and queued schedule slots. (Event triggers are sent by the scheduler when
+it finishes a run: the run's lock query already tells it whether any follow the workflow.) The
+real-time issue adds the websocket broadcast, the notifications issue its rules — each as one more
+plain call below, so this stays the one place to read.
 """
 
 import json
 from typing import Any
 
 from analytics import metrics
-from workflows.models import EventTrigger, Run, RunEvent, ScheduleSlot
+from workflows.models import Run, RunEvent, ScheduleSlot
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
 MAX_EVENT_VALUE_BYTES = 64 * 1024
@@ -46,17 +47,8 @@ def publish(event: dict) -> None:
         metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
     elif kind == "step" and status in ("succeeded", "failed"):
         metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()
-    if kind == "run" and status in metrics.RUN_FINAL_STATUSES:
-        _follow_with_event_triggers(event)
-        if event["data"].get("trigger") == Run.Trigger.SCHEDULE:
-            _start_queued_slots(event)
-
-
-def _follow_with_event_triggers(event: dict) -> None:
-    from workflows import tasks
-
-    if EventTrigger.objects.filter(source_workflow_id=event["workflow"], enabled=True).exists():
-        tasks.fire_event_triggers.apply_async((event["run"],), queue="engine")
+    if kind == "run" and status in metrics.RUN_FINAL_STATUSES and event["data"].get("trigger") == Run.Trigger.SCHEDULE:
+        _start_queued_slots(event)
 
 
 def _start_queued_slots(event: dict) -> None:

@@ -67,3 +67,10 @@ def send_resume(step_id) -> None:
     from workflows import tasks
 
     tasks.resume_step.apply_async((str(step_id), None), queue="engine")
+
+
+def send_follow(run_id) -> None:
+    """Start the workflows whose event triggers follow this finished run's workflow."""
+    from workflows import tasks
+
+    tasks.fire_event_triggers.apply_async((str(run_id),), queue="engine")

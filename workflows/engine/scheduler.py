@@ -21,8 +21,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.models import Run, RunEvent, StepRun, Workflow, WorkflowVersion
+from workflows.models import EventTrigger, Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +190,11 @@ def locked_run(run_id) -> Run:
     """The run, row-locked for this transaction: every change of its state happens under this lock.
 
     The run's row alone (its version comes from a per-process cache), with NO KEY UPDATE, so that
-    inserts referencing it (steps, events, child runs) never wait on it.
+    inserts referencing it (steps, events, child runs) never wait on it. `followed` (whether event
+    triggers follow its workflow) comes along so that finishing the run needs no query of its own.
     """
-    run = Run.objects.select_for_update(no_key=True).get(pk=run_id)
+    followers = EventTrigger.objects.filter(source_workflow_id=OuterRef("workflow_id"), enabled=True)
+    run = Run.objects.select_for_update(no_key=True).annotate(followed=Exists(followers)).get(pk=run_id)
     run.version = _version(run.version_id)
     return run
 
@@ -206,57 +208,47 @@ def _version(version_id) -> WorkflowVersion:
 # --- creating and advancing runs --------------------------------------------------------------
 
 
-def runs_created(runs: list[Run]) -> None:
-    """Create the steps of runs of one version that the caller just inserted, and start them.
+def runs_insert(runs: list[Run]) -> None:
+    """Insert new runs of one version, with their steps, and start them (inside a transition).
 
-    Without a concurrency limit a run starts in the transaction that created it: its root steps are
-    created queued and their messages go out on commit, so a run costs no advance_run round trip and
-    a batch of runs costs a handful of statements. With a limit, advance_run decides, under locks.
+    Without a concurrency limit a run starts in the transaction that creates it: it is inserted
+    running, its root steps queued, and their messages go out on commit, so a run costs no
+    advance_run round trip and a batch of runs a handful of statements. With a limit, advance_run
+    decides, under locks.
     """
     if not runs:
         return
     snapshot = _snapshot(runs[0])
     targets = {edge["target"] for edge in snapshot["edges"]}
-    roots = [node for node in snapshot["nodes"] if node["key"] not in targets]
-    startable = bool(roots) and not snapshot["settings"].get("max_concurrency")
-    if not startable:
-        StepRun.objects.bulk_create(
-            [
-                StepRun(run=run, node_key=node["key"], node_type=node["type"])
-                for run in runs
-                for node in snapshot["nodes"]
-            ]
-        )
-        for run in runs:
-            emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
-            transaction.on_commit(lambda run_id=run.pk: dispatch.send_advance(run_id))
-        return
-
+    root_keys = {node["key"] for node in snapshot["nodes"] if node["key"] not in targets}
+    startable = bool(root_keys) and not snapshot["settings"].get("max_concurrency")
     now = timezone.now()
     timeout = snapshot["settings"].get("timeout")
-    deadline = now + timedelta(seconds=timeout) if timeout else None
-    root_keys = {node["key"] for node in roots}
     steps, dispatches = [], []
     for run in runs:
-        run.status, run.started_at, run.deadline_at = Run.Status.RUNNING, now, deadline
         emit(run, "run.created", data={"trigger": run.trigger, "version": run.version.number})
-        emit(run, "run.started")
+        if startable:
+            run.status, run.started_at = Run.Status.RUNNING, now
+            run.deadline_at = now + timedelta(seconds=timeout) if timeout else None
+            emit(run, "run.started")
         for node in snapshot["nodes"]:
-            node_type = NODE_TYPES[node["type"]]
             step = StepRun(run=run, node_key=node["key"], node_type=node["type"])
-            if node["key"] in root_keys:
+            if startable and node["key"] in root_keys:
+                node_type = NODE_TYPES[node["type"]]
                 step.status, step.attempt, step.queued_at = Status.QUEUED, 1, now
                 emit(run, "step.queued", step=node["key"], data={"attempt": 1})
                 dispatches.append(
                     Dispatch(str(step.pk), 1, node_type.queue, inline=node_type.inline, run_id=str(run.pk))
                 )
             steps.append(step)
-        run._stored_seq = run.event_seq  # written by the update below, not once per run
+        run._stored_seq = run.event_seq  # inserted with the run, not updated after it
+    Run.objects.bulk_create(runs)
     StepRun.objects.bulk_create(steps)
-    Run.objects.filter(pk__in=[run.pk for run in runs]).update(
-        status=Run.Status.RUNNING, started_at=now, deadline_at=deadline, event_seq=runs[0].event_seq
-    )
-    transaction.on_commit(lambda: dispatch.send(dispatches))
+    if startable:
+        transaction.on_commit(lambda: dispatch.send(dispatches))
+    else:
+        for run in runs:
+            transaction.on_commit(lambda run_id=run.pk: dispatch.send_advance(run_id))
 
 
 def advance(run_id, *, worker: str = "") -> list[Dispatch]:
@@ -442,6 +434,9 @@ def _finish_run(run: Run, status: str, *, output: Any = None, error: dict | None
     if run.parent_step_id:
         parent_step_id = run.parent_step_id
         transaction.on_commit(lambda: dispatch.send_resume(parent_step_id))
+    if run.followed:
+        run_id = run.pk
+        transaction.on_commit(lambda: dispatch.send_follow(run_id))
 
 
 def _cancel_children(step: StepRun) -> None:
@@ -570,6 +565,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None) -> lis
             return []
         run, step = claimed
         if NODE_TYPES[step.node_type].inline:
+            _commit_without_flush_wait()
             return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
         _start(run, step, attempt, worker)
         data = _context_data(run, step)
@@ -582,6 +578,20 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None) -> lis
             logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
             return []
         return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+
+
+def _commit_without_flush_wait() -> None:
+    """Let this transaction's COMMIT return before PostgreSQL has flushed it to disk.
+
+    Only for a transaction that runs inline steps, which are pure: if PostgreSQL crashes before the
+    flush (a fraction of a second), the transaction is lost whole, the step is queued again and
+    recover() re-runs it to the same result. Nothing outside acted on it durably: the next
+    transaction that does (the claim of a step that calls out, a started follow-up run) commits
+    synchronously, and a synchronous commit flushes every earlier commit with it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _execute_inline(run: Run, step: StepRun, attempt: int, worker: str) -> list[Dispatch]:

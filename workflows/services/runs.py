@@ -64,7 +64,7 @@ def _create_run(
     parent_index: int | None = None,
 ) -> Run:
     version = _version(workflow)
-    run = Run.objects.create(
+    run = Run(
         workspace_id=workflow.workspace_id,
         workflow=workflow,
         version=version,
@@ -75,7 +75,7 @@ def _create_run(
         parent_step=parent_step,
         parent_index=parent_index,
     )
-    scheduler.runs_created([run])
+    scheduler.runs_insert([run])
     return run
 
 
@@ -149,20 +149,18 @@ def runs_trigger_many(*, workflow: Workflow, inputs: list, trigger: str, actor: 
         run_input_check(workflow, value, field=f"inputs.{index}")
     version = _version(workflow)
     with scheduler.transition():
-        runs = Run.objects.bulk_create(
-            [
-                Run(
-                    workspace_id=workflow.workspace_id,
-                    workflow=workflow,
-                    version=version,
-                    trigger=trigger,
-                    input=value,
-                    created_by=actor,
-                )
-                for value in inputs
-            ]
-        )
-        scheduler.runs_created(runs)
+        runs = [
+            Run(
+                workspace_id=workflow.workspace_id,
+                workflow=workflow,
+                version=version,
+                trigger=trigger,
+                input=value,
+                created_by=actor,
+            )
+            for value in inputs
+        ]
+        scheduler.runs_insert(runs)
     return runs
 
 
