@@ -23,6 +23,8 @@ EVENT_TYPES = (
     "step.skipped",
     "document.created",
 )
+# The providers that call a model; the template provider has nothing to cache.
+GENERATION_PROVIDERS = ("openai", "anthropic")
 
 workflow_runs_total = Counter("dwc_workflow_runs_total", "Workflow runs that finished, by final status.", ["status"])
 step_executions_total = Counter(
@@ -35,8 +37,23 @@ run_duration_seconds = Histogram(
 )
 websocket_connections_active = Gauge("dwc_websocket_connections_active", "Open websocket connections.")
 events_published_total = Counter("dwc_events_published_total", "Run events published, by type.", ["type"])
+generation_cache_hits_total = Counter(
+    "dwc_generation_cache_hits_total", "Generations served from the result cache, by provider.", ["provider"]
+)
+generation_tokens_total = Counter(
+    "dwc_generation_tokens_total",
+    "Language-model tokens of succeeded document steps, by provider, model and direction (in, out).",
+    ["provider", "model", "direction"],
+)
+generation_cost_total = Counter(
+    "dwc_generation_cost_total",
+    "US dollars spent on document steps (price table), by provider and model.",
+    ["provider", "model"],
+)
 
 for _status in RUN_FINAL_STATUSES:
     workflow_runs_total.labels(status=_status)
 for _type in EVENT_TYPES:
     events_published_total.labels(type=_type)
+for _provider in GENERATION_PROVIDERS:
+    generation_cache_hits_total.labels(provider=_provider)

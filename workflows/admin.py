@@ -18,6 +18,9 @@ from django.utils.html import format_html, format_html_join
 from config.problems import Conflict
 from workflows import definitions
 from workflows.admin_readonly import ReadOnlyTabularInline
+from workflows.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
+from workflows.credentials import NAME_TAKEN as CREDENTIAL_NAME_TAKEN
+from workflows.credentials import credential_fields
 from workflows.credentials import encrypt as encrypt_credential
 from workflows.credentials import value_errors as credential_value_errors
 from workflows.engine.nodes.registry import NODE_TYPES
@@ -645,13 +648,21 @@ def _event_data(data) -> str:
     return text if len(text) <= 300 else f"{text[:299]}…"
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value: not the stored one, nor one typed into a form sent back with errors."""
+
+    def format_value(self, value):
+        return None
+
+
 class CredentialForm(forms.ModelForm):
     """The value is write-only: it is never shown, and left empty it keeps the stored one."""
 
     value = forms.JSONField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
-        help_text='A JSON object, e.g. {"token": "…"} for http_bearer. Leave empty to keep the current value.',
+        widget=WriteOnlyTextarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
+        help_text='A JSON object, e.g. {"token": "…"} for http_bearer. It is never shown again; '
+        "leave blank to keep the current value.",
     )
 
     class Meta:
@@ -663,20 +674,40 @@ class CredentialForm(forms.ModelForm):
         value, kind = cleaned.get("value"), cleaned.get("kind")
         if value in (None, "") and self.instance._state.adding:
             self.add_error("value", "A new credential needs a value.")
+        elif value in (None, "") and kind and "kind" in self.changed_data:
+            self.add_error("value", CREDENTIAL_KIND_NEEDS_VALUE)
         elif value not in (None, "") and kind:
             for problem in credential_value_errors(kind, value):
                 self.add_error("value", problem)
+        name = cleaned.get("name")
+        if not self.instance._state.adding and name and "name" in self.changed_data:
+            # The workspace is read-only here, so the form's own unique check skips (workspace, name).
+            taken = Credential.objects.filter(workspace_id=self.instance.workspace_id, name=name)
+            if taken.exclude(pk=self.instance.pk).exists():
+                self.add_error("name", CREDENTIAL_NAME_TAKEN)
         return cleaned
 
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["name", "kind", "workspace", "created_by", "updated_at"]
+    list_display = ["name", "kind", "workspace", "stored_keys", "created_by", "updated_at"]
     list_filter = ["kind"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
     autocomplete_fields = ["workspace"]
+
+    def get_fields(self, request, obj=None):
+        return ["workspace", "name", "kind", "stored_keys", "value"] if obj else ["workspace", "name", "kind", "value"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Node configs name credentials within their workspace: moving one would break them silently.
+        return ["workspace", "stored_keys"] if obj is not None else []
+
+    @admin.display(description="value keys")
+    def stored_keys(self, obj: Credential) -> str:
+        keys = credential_fields(obj)
+        return "(cannot be decrypted with CREDENTIALS_KEY)" if keys is None else ", ".join(keys)
 
     def save_model(self, request, obj, form, change):
         value = form.cleaned_data.get("value")
@@ -688,4 +719,4 @@ class CredentialAdmin(admin.ModelAdmin):
 
 
 # Trigger admins live in their own modules; importing them registers them.
-from workflows import admin_events, admin_schedules, admin_webhooks  # noqa: E402,F401
+from workflows import admin_documents, admin_events, admin_schedules, admin_webhooks  # noqa: E402,F401

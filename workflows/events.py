@@ -1,9 +1,10 @@
 """Where a run event goes. The scheduler hands every event here once its transaction committed.
 
-Today: Prometheus metrics and queued schedule slots. (Event triggers are sent by the scheduler when
-it finishes a run: the run's lock query already tells it whether any follow the workflow.) The
-real-time issue adds the websocket broadcast, the notifications issue its rules — each as one more
-plain call below, so this stays the one place to read.
+Today: Prometheus metrics (runs, steps, generation tokens and cost) and queued schedule slots.
+(Event triggers are sent by the scheduler when it finishes a run: the run's lock query already
+tells it whether any follow the workflow.) The real-time issue adds the websocket broadcast, the
+notifications issue its rules — each as one more plain call below, so this stays the one place to
+read.
 """
 
 import json
@@ -47,8 +48,22 @@ def publish(event: dict) -> None:
         metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
     elif kind == "step" and status in ("succeeded", "failed"):
         metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()
+        usage = event["data"].get("usage") or {}
+        if status == "succeeded" and usage.get("provider"):
+            _count_generation(usage)
     if kind == "run" and status in metrics.RUN_FINAL_STATUSES and event["data"].get("trigger") == Run.Trigger.SCHEDULE:
         _start_queued_slots(event)
+
+
+def _count_generation(usage: dict) -> None:
+    provider, model = usage["provider"], usage.get("model", "")
+    metrics.generation_tokens_total.labels(provider=provider, model=model, direction="in").inc(
+        usage.get("tokens_in", 0)
+    )
+    metrics.generation_tokens_total.labels(provider=provider, model=model, direction="out").inc(
+        usage.get("tokens_out", 0)
+    )
+    metrics.generation_cost_total.labels(provider=provider, model=model).inc(usage.get("cost", 0))
 
 
 def _start_queued_slots(event: dict) -> None:

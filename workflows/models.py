@@ -295,6 +295,54 @@ class RunEvent(models.Model):
         return f"{self.run_id} #{self.seq} {self.type}"
 
 
+class Document(models.Model):
+    """What a document (or text) step wrote: versioned per (workflow, node key), with its lineage.
+
+    A regenerated step writes a new version; `previous` points at the version it replaced, `sources`
+    at the earlier documents the model was given as context (the chain it continues).
+    """
+
+    class Format(models.TextChoices):
+        MARKDOWN = "markdown"
+        TEXT = "text"
+        JSON = "json"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="documents")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="documents")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="documents")
+    step = models.ForeignKey(StepRun, null=True, on_delete=models.SET_NULL, related_name="documents")
+    node_key = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_versions")
+    sources = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="derived")
+    title = models.CharField(max_length=1000)
+    content = models.TextField(blank=True)
+    format = models.CharField(max_length=10, choices=Format.choices, default=Format.MARKDOWN)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    latency_ms = models.FloatField(default=0)
+    # finish reason, cache hit, context truncation, the prompt when a regeneration replaced it.
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "node_key", "version"], name="document_unique_version")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="document_list_idx"),
+            models.Index(fields=["run", "node_key"], name="document_run_node_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.version})"
+
+
 class Credential(models.Model):
     """A workspace secret, encrypted at rest, referenced from node config by its name.
 

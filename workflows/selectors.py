@@ -9,7 +9,7 @@ from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
 from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
 from workflows.graph import topological_order
-from workflows.models import Edge, Node, Run, Workflow
+from workflows.models import Document, Edge, Node, Run, Workflow
 
 NO_SUCH_WORKFLOW = "No such workflow."
 
@@ -88,3 +88,16 @@ def run_get(user: User, run_id, *, minimum: str = Role.VIEWER) -> Run:
         raise Http404("No such run.") from error
     ensure_role(user, run.workspace, minimum)
     return run
+
+
+def documents_for_user(user: User) -> QuerySet[Document]:
+    return Document.objects.filter(workspace__in=workspaces_for_user(user)).select_related("workflow")
+
+
+def document_get(user: User, document_id) -> Document:
+    try:
+        document = Document.objects.select_related("workspace", "workflow").get(pk=uuid.UUID(str(document_id)))
+    except (ValueError, Document.DoesNotExist) as error:
+        raise Http404("No such document.") from error
+    ensure_role(user, document.workspace, Role.VIEWER)
+    return document

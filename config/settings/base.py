@@ -5,6 +5,7 @@ the Celery worker and beat inside the server process. Setting REDIS_URL (and DAT
 to the distributed mode with the same code. See README.md for every variable.
 """
 
+import json
 import os
 import secrets
 import warnings
@@ -239,6 +240,23 @@ CELERY_BEAT_SCHEDULE = {
 }
 DWC_EMBEDDED_WORKER_CONCURRENCY = int(os.environ.get("DWC_EMBEDDED_WORKER_CONCURRENCY", "4"))
 
+# --- Language-model providers (workflows.engine.providers) ---------------------------------
+# A call may take DWC_PROVIDER_TIMEOUT_SECONDS. A call that failed transiently is tried again up to
+# DWC_PROVIDER_MAX_RETRIES times, after a jittered backoff doubling from DWC_PROVIDER_BACKOFF_SECONDS,
+# or after the server's Retry-After if that is at most DWC_PROVIDER_MAX_RETRY_AFTER_SECONDS (a longer
+# wait is left to the step's own retry). DWC_PROVIDER_BREAKER_FAILURES failed attempts in a row at one
+# provider and base URL stop calls there for DWC_PROVIDER_BREAKER_SECONDS (shared through the cache).
+DWC_PROVIDER_TIMEOUT_SECONDS = float(os.environ.get("DWC_PROVIDER_TIMEOUT_SECONDS", "120"))
+DWC_PROVIDER_MAX_RETRIES = int(os.environ.get("DWC_PROVIDER_MAX_RETRIES", "3"))
+DWC_PROVIDER_BACKOFF_SECONDS = float(os.environ.get("DWC_PROVIDER_BACKOFF_SECONDS", "1"))
+DWC_PROVIDER_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("DWC_PROVIDER_MAX_RETRY_AFTER_SECONDS", "60"))
+DWC_PROVIDER_BREAKER_FAILURES = int(os.environ.get("DWC_PROVIDER_BREAKER_FAILURES", "5"))
+DWC_PROVIDER_BREAKER_SECONDS = float(os.environ.get("DWC_PROVIDER_BREAKER_SECONDS", "60"))
+# How long a cached generation (document nodes with `cache` on) is reused.
+DWC_GENERATION_CACHE_SECONDS = int(os.environ.get("DWC_GENERATION_CACHE_SECONDS", "86400"))
+# The Messages API requires max_tokens; this is what it gets when the node sets none.
+DWC_ANTHROPIC_MAX_TOKENS = int(os.environ.get("DWC_ANTHROPIC_MAX_TOKENS", "4096"))
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -323,6 +341,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # It logs every outbound request's URL (path and query may carry secrets) at INFO.
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
     },
 }
 
@@ -334,3 +355,27 @@ DWC_WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("DWC_WEBHOOK_MAX_BODY_BYTES", st
 DWC_WEBHOOK_RATE_PER_MINUTE = int(os.environ.get("DWC_WEBHOOK_RATE_PER_MINUTE", "600"))
 # Schedules: at most this many runs for missed slots (catchup: all) or one backfill.
 DWC_SCHEDULE_MAX_CATCHUP = int(os.environ.get("DWC_SCHEDULE_MAX_CATCHUP", "100"))
+
+# --- Documents -------------------------------------------------------------------------------
+# Tokens of earlier documents a document node sends as context by default (its `context_tokens`
+# overrides it); the oldest are dropped first. Counted at about four characters per token.
+DWC_CONTEXT_TOKEN_BUDGET = int(os.environ.get("DWC_CONTEXT_TOKEN_BUDGET", "16000"))
+# US dollars per million tokens, per provider and model (a model also matches the longest entry its
+# name starts with). DWC_MODEL_PRICES (JSON of the same shape) adds to or overrides these entries.
+DWC_MODEL_PRICES = {
+    "openai": {
+        "gpt-4o": {"input": 2.5, "output": 10},
+        "gpt-4o-mini": {"input": 0.15, "output": 0.6},
+        "gpt-4.1": {"input": 2, "output": 8},
+        "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
+        "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
+    },
+    "anthropic": {
+        "claude-opus-4": {"input": 15, "output": 75},
+        "claude-sonnet-4": {"input": 3, "output": 15},
+        "claude-haiku-4": {"input": 1, "output": 5},
+        "claude-3-5-haiku": {"input": 0.8, "output": 4},
+    },
+}
+for _provider, _models in json.loads(os.environ.get("DWC_MODEL_PRICES", "{}")).items():
+    DWC_MODEL_PRICES.setdefault(_provider, {}).update(_models)

@@ -122,3 +122,11 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             raise Http404(f"The run has no step {node_key!r}.")
         step = services.step_approve(run=run, node_key=node_key, actor=request.user, **data.validated_data)
         return Response(serializers.StepRunSerializer(step).data)
+
+    @extend_schema(request=serializers.RegenerateSerializer, responses={202: serializers.RunSerializer})
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/regenerate")
+    def regenerate(self, request, pk=None, node_key=None):
+        data = serializers.RegenerateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = services.step_regenerate(run=self._get(), node_key=node_key, actor=request.user, **data.validated_data)
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from workflows.definitions import NODE_VALUE_FIELDS, settings_with_defaults
-from workflows.models import Node, Run, StepRun, Workflow, WorkflowVersion
+from workflows.models import Document, Node, Run, StepRun, Workflow, WorkflowVersion
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -201,9 +201,19 @@ class RunSerializer(serializers.ModelSerializer):
 
 class RunDetailSerializer(RunSerializer):
     steps = StepSummarySerializer(many=True, read_only=True)
+    usage = serializers.SerializerMethodField(help_text="Language-model tokens and cost over all steps.")
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "steps"]
+        fields = [*RunSerializer.Meta.fields, "steps", "usage"]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_usage(self, run: Run) -> dict:
+        usages = [step.usage for step in run.steps.all() if step.usage]
+        return {
+            "tokens_in": sum(usage.get("tokens_in", 0) for usage in usages),
+            "tokens_out": sum(usage.get("tokens_out", 0) for usage in usages),
+            "cost": round(sum(usage.get("cost", 0) for usage in usages), 6),
+        }
 
 
 class RunTriggerSerializer(serializers.Serializer):
@@ -222,3 +232,35 @@ class LegacyTriggerSerializer(serializers.Serializer):
 class ApprovalSerializer(serializers.Serializer):
     approved = serializers.BooleanField()
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class RegenerateSerializer(serializers.Serializer):
+    prompt = serializers.CharField(
+        required=False, max_length=100_000, help_text="A prompt (template) replacing the node's for this generation."
+    )
+    cascade = serializers.BooleanField(default=False, help_text="Also run again every step after this one.")
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = [
+            *("id", "workspace", "workflow", "workflow_name", "run", "step", "node_key", "version", "previous"),
+            *("title", "format", "provider", "model", "tokens_in", "tokens_out", "cost", "latency_ms", "created_at"),
+        ]
+
+
+class DocumentSourceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "node_key", "version", "title"]
+
+
+class DocumentDetailSerializer(DocumentSerializer):
+    sources = DocumentSourceSerializer(many=True, read_only=True, help_text="The documents it was generated from.")
+    derived = DocumentSourceSerializer(many=True, read_only=True, help_text="Documents generated from it.")
+
+    class Meta(DocumentSerializer.Meta):
+        fields = [*DocumentSerializer.Meta.fields, "content", "metadata", "sources", "derived"]

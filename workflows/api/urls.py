@@ -1,12 +1,14 @@
 from django.urls import path
 
 from config.routers import OptionalSlashRouter
-from workflows.api import event_triggers, runs, schedules, views, webhooks
+from workflows.api import credentials, documents, event_triggers, runs, schedules, views, webhooks
 
 router = OptionalSlashRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
 router.register("nodes", views.NodeViewSet, basename="node")
 router.register("runs", runs.RunViewSet, basename="run")
+router.register("documents", documents.DocumentViewSet, basename="document")
+router.register("credentials", credentials.CredentialViewSet, basename="credential")
 
 urlpatterns = [
     path("trigger", runs.LegacyTriggerView.as_view(), name="trigger"),

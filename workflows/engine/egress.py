@@ -4,7 +4,7 @@ Workflow authors choose the URLs, so any outbound call could be aimed at the ser
 (server-side request forgery). This module therefore accepts only http(s) URLs without credentials,
 resolves the host once, refuses non-public addresses unless the operator allow-listed them
 (`DWC_OUTBOUND_ALLOWLIST`), and then connects to exactly the address it checked: the URL sent to
-httpx carries the IP, while the `Host` header and TLS (SNI and certificate check) carry the name, so
+httpx2 carries the IP, while the `Host` header and TLS (SNI and certificate check) carry the name, so
 a DNS answer that changes between check and connect (rebinding) cannot move the connection.
 Redirects are followed here, hop by hop, with the same checks. HTTP(S)_PROXY is not used (a proxy
 would resolve names itself); SSL_CERT_FILE / SSL_CERT_DIR are, for operators with a private CA.
@@ -12,6 +12,10 @@ would resolve names itself); SSL_CERT_FILE / SSL_CERT_DIR are, for operators wit
 Failures are `TransientError`s (timeouts, DNS and connection errors) or `PermanentError`s (refused
 destination, oversized response). Non-2xx answers are returned: callers decide what they mean.
 Nothing that may hold a secret is logged: no paths, queries, headers or bodies.
+
+Vendor SDKs (openai, anthropic) bring their own HTTP client; `http_client()` hands them one whose
+transport, `GuardedTransport`, sends every request through the same check-and-pin path. The library
+is httpx2, the httpx successor those SDKs are built on, so there is one HTTP stack for both ways out.
 """
 
 import codecs
@@ -21,12 +25,12 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
-import httpx
+import httpx2
 from django.conf import settings
 
 from workflows.engine.errors import PermanentError, TransientError
@@ -139,7 +143,7 @@ def request(
     request_headers = _request_headers(headers)
     body: dict[str, Any] = {}
     if json is not _UNSET:
-        # Encoded here because httpx reads json=None as "no body", and a workflow may mean JSON null.
+        # Encoded here because httpx2 reads json=None as "no body", and a workflow may mean JSON null.
         try:
             body["content"] = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as error:
@@ -155,18 +159,21 @@ def request(
     deadline = started + timeout
     target = _Target.parse(url, params=params)
     # One TLS context per call: loading the CA bundle per hop would cost more than the hop.
-    ssl_context = httpx.create_ssl_context()
+    ssl_context = httpx2.create_ssl_context()
     redirects = 0
     while True:
-        transport, response = _send(
-            target,
-            method=method,
-            headers=request_headers,
-            body=body,
-            timeout=timeout,
-            deadline=deadline,
-            ssl_context=ssl_context,
-        )
+        try:
+            transport, response = _send(
+                target,
+                method=method,
+                headers=request_headers,
+                body=body,
+                timeout=timeout,
+                deadline=deadline,
+                ssl_context=ssl_context,
+            )
+        except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+            raise _translated(error, target=target, timeout=timeout) from error
         try:
             location = response.headers.get("location")
             if not (follow_redirects and response.status_code in REDIRECT_STATUSES and location):
@@ -203,6 +210,95 @@ def request(
     )
 
 
+def http_client(timeout: float) -> httpx2.Client:
+    """An httpx2 client for vendor SDKs (`openai.OpenAI(http_client=...)`) that checks every request it sends.
+
+    `timeout` bounds each connect, write and read, and each request as a whole, a streamed body
+    included; the `timeout` the SDK sets on a request wins over it. Redirects are not followed by
+    default, because httpx2 carries headers such as `x-api-key` to whatever host a redirect names; a
+    caller that asks for them still gets every hop checked, since httpx2 calls the transport per hop.
+    Environment proxies and .netrc are ignored, as in `request`.
+
+    What it raises, chosen so that the SDKs' own error types stay meaningful: httpx2's timeout and
+    transport errors (DNS failures included) for the network, which the SDKs turn into APITimeoutError
+    and APIConnectionError; EgressForbidden for a refused destination and EgressResponseTooLarge for a
+    body past DWC_OUTBOUND_MAX_RESPONSE_BYTES, which the SDKs wrap in APIConnectionError (`__cause__`
+    keeps ours) or, for a body being streamed, let through as they are.
+    """
+    return httpx2.Client(
+        transport=GuardedTransport(timeout=timeout), timeout=timeout, follow_redirects=False, trust_env=False
+    )
+
+
+class GuardedTransport(httpx2.BaseTransport):
+    """Sends each request as `request` sends one hop: destination checked, connection pinned, body capped.
+
+    Nothing is pooled (see `_send`), so every request opens its own connection; the response's
+    stream closes it when the response is closed.
+    """
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        self._timeout = timeout
+        # One TLS context per client: loading the CA bundle per request would cost more than the request.
+        self._ssl_context = httpx2.create_ssl_context()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        timeout = (request.extensions.get("timeout") or {}).get("read") or self._timeout
+        deadline = time.monotonic() + timeout
+        target = _Target.parse(str(request.url))
+        content = request.read()
+        try:
+            transport, response = _send(
+                target,
+                method=request.method,
+                # Host is set from the checked target; the lengths are recomputed for the copied body.
+                headers=_without(dict(request.headers.items()), ("host", "content-length", "transfer-encoding")),
+                body={"content": content} if content else {},
+                timeout=timeout,
+                deadline=deadline,
+                ssl_context=self._ssl_context,
+            )
+        except EgressConnectionError as error:
+            raise httpx2.ConnectError(error.message, request=request) from error
+        chunks = _capped_chunks(
+            response,
+            target=target,
+            method=request.method,
+            limit=settings.DWC_OUTBOUND_MAX_RESPONSE_BYTES,
+            deadline=deadline,
+            timeout=timeout,
+        )
+        return httpx2.Response(
+            response.status_code,
+            # The body is handed on decoded, so the client must not decode it a second time.
+            headers=[
+                (name, value)
+                for name, value in response.headers.multi_items()
+                if name not in ("content-encoding", "content-length")
+            ],
+            stream=_GuardedStream(chunks, response=response, transport=transport),
+            extensions=response.extensions,
+        )
+
+
+class _GuardedStream(httpx2.SyncByteStream):
+    """A response body whose closing also closes the response and the one-request transport under it."""
+
+    def __init__(self, chunks: Iterator[bytes], *, response: httpx2.Response, transport: httpx2.HTTPTransport):
+        self._chunks = chunks
+        self._response = response
+        self._transport = transport
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        try:
+            self._response.close()
+        finally:
+            self._transport.close()
+
+
 @dataclass(frozen=True)
 class _Target:
     """A checked-for-form URL: http(s), no credentials, an ASCII host and a port."""
@@ -230,7 +326,7 @@ class _Target:
         except UnicodeError as error:
             raise EgressForbidden(URL_INVALID.format(reason="the host is not a valid name")) from error
         if params:
-            parts = parts._replace(query=str(httpx.QueryParams(parts.query).merge(params)))
+            parts = parts._replace(query=str(httpx2.QueryParams(parts.query).merge(params)))
         return cls(
             parts=parts, scheme=parts.scheme, host=host, port=DEFAULT_PORTS[parts.scheme] if port is None else port
         )
@@ -259,37 +355,39 @@ def _send(
     timeout: float,
     deadline: float,
     ssl_context: ssl.SSLContext,
-) -> tuple[httpx.HTTPTransport, httpx.Response]:
+) -> tuple[httpx2.HTTPTransport, httpx2.Response]:
     """Check the destination, connect to a checked address and return the open response with its transport.
 
     A fresh transport per hop: a pooled TLS connection verified for one host name must not be reused
-    for another name that happens to resolve to the same address.
+    for another name that happens to resolve to the same address. Raises EgressForbidden or
+    EgressConnectionError (DNS) from the check and httpx2's own errors from the exchange: `request`
+    translates those to egress errors, `GuardedTransport` hands them to the SDK, which knows them.
     """
     addresses = _checked_addresses(target.host, target.port)
     extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
     for index, address in enumerate(addresses):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
-        transport = httpx.HTTPTransport(verify=ssl_context, retries=0)
+            raise httpx2.ConnectTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+        transport = httpx2.HTTPTransport(verify=ssl_context, retries=0)
         try:
-            outgoing = httpx.Request(
+            outgoing = httpx2.Request(
                 method,
                 target.url_for(address),
                 headers={**headers, "Host": target.host_header},
-                extensions={**extensions, "timeout": httpx.Timeout(min(timeout, remaining)).as_dict()},
+                extensions={**extensions, "timeout": httpx2.Timeout(min(timeout, remaining)).as_dict()},
                 **body,
             )
             return transport, transport.handle_request(outgoing)
-        except httpx.ConnectError as error:
+        except httpx2.ConnectError:
             transport.close()
             # Nothing was sent yet, so the next checked address (say IPv4 after IPv6) may be tried.
             if index + 1 < len(addresses):
                 continue
-            raise _translated(error, target=target, timeout=timeout) from error
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise
+        except BaseException:
             transport.close()
-            raise _translated(error, target=target, timeout=timeout) from error
+            raise
     raise AssertionError("unreachable: getaddrinfo returned no address")  # pragma: no cover
 
 
@@ -350,34 +448,46 @@ def _allowlist() -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
 
 
 def _read_capped(
-    response: httpx.Response, *, target: _Target, method: str, limit: int, deadline: float, timeout: float
+    response: httpx2.Response, *, target: _Target, method: str, limit: int, deadline: float, timeout: float
 ) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if method != "HEAD" and declared.isdigit() and int(declared) > limit:
-        raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
     payload = bytearray()
     try:
-        for chunk in response.iter_bytes():
+        for chunk in _capped_chunks(
+            response, target=target, method=method, limit=limit, deadline=deadline, timeout=timeout
+        ):
             payload += chunk
-            if len(payload) > limit:
-                raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
-            # A server that trickles bytes never trips the read timeout; the call deadline stops it.
-            if time.monotonic() > deadline:
-                raise EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
-    except httpx.HTTPError as error:
+    except httpx2.HTTPError as error:
         raise _translated(error, target=target, timeout=timeout) from error
     return bytes(payload)
 
 
+def _capped_chunks(
+    response: httpx2.Response, *, target: _Target, method: str, limit: int, deadline: float, timeout: float
+) -> Iterator[bytes]:
+    """The decoded body, chunk by chunk; EgressResponseTooLarge past `limit`, httpx2.ReadTimeout past `deadline`."""
+    declared = response.headers.get("content-length", "")
+    if method != "HEAD" and declared.isdigit() and int(declared) > limit:
+        raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+    received = 0
+    for chunk in response.iter_bytes():
+        received += len(chunk)
+        if received > limit:
+            raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+        yield chunk
+        # A server that trickles bytes never trips the read timeout; the hop deadline stops it.
+        if time.monotonic() > deadline:
+            raise httpx2.ReadTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+
+
 def _translated(error: Exception, *, target: _Target, timeout: float) -> Exception:
-    """The egress error for an httpx one; messages name the host only, never the path or query."""
-    if isinstance(error, httpx.TimeoutException):
+    """The egress error for an httpx2 one; messages name the host only, never the path or query."""
+    if isinstance(error, httpx2.TimeoutException):
         return EgressTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
-    if isinstance(error, httpx.TransportError) and not isinstance(error, httpx.LocalProtocolError):
+    if isinstance(error, httpx2.TransportError) and not isinstance(error, httpx2.LocalProtocolError):
         return EgressConnectionError(
             CONNECTION_FAILED.format(host=target.host, reason=str(error) or type(error).__name__)
         )
-    if isinstance(error, httpx.DecodingError):
+    if isinstance(error, httpx2.DecodingError):
         return PermanentError(RESPONSE_UNDECODABLE.format(host=target.host, reason=error))
     return PermanentError(REQUEST_INVALID.format(reason=str(error) or type(error).__name__))
 

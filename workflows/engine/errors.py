@@ -13,9 +13,16 @@ class StepError(Exception):
 
 
 class TransientError(StepError):
-    """Another attempt may succeed: a timeout, a refused connection, a 429 or 5xx answer."""
+    """Another attempt may succeed: a timeout, a refused connection, a 429 or 5xx answer.
+
+    `retry_after` is how many seconds the other side asked us to wait (Retry-After), when it said.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, details: dict | None = None, retry_after: float | None = None):
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class PermanentError(StepError):

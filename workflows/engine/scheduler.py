@@ -30,8 +30,9 @@ from workflows import events
 from workflows.engine import dispatch
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
-from workflows.engine.nodes.base import NodeResult, StepContext, Suspend
+from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.graph import topological_order
 from workflows.models import EventTrigger, Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ INLINE_BUDGET_SECONDS = 2.0
 # Node types whose steps start child runs (and see them in their context).
 PARENT_TYPES = ("loop", "subworkflow")
 RUN_FAILED_FAST = "Cancelled because another step failed (on_failure: fail_fast)."
+STOPPED_WHILE_GENERATING = "The step was stopped (cancelled or timed out) while it generated."
+# Streamed text is published at most this often per step: often enough to look live, rarely
+# enough that a fast model does not turn into a transaction per token.
+DELTA_INTERVAL_SECONDS = 0.05
 
 Status = StepRun.Status
 ACTIVE_STEP = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
@@ -505,7 +510,9 @@ def _context_data(run: Run, step: StepRun) -> dict:
         ]
     )
     snapshot = _snapshot(run)
+    node_type = NODE_TYPES[step.node_type]
     return {
+        "documents": _ancestor_documents(run, step) if node_type.uses_context else [],
         "expressions": {
             "input": run.input,
             "nodes": nodes,
@@ -515,6 +522,35 @@ def _context_data(run: Run, step: StepRun) -> dict:
         "children": children,
         "node": _nodes_by_key(run)[step.node_key],
     }
+
+
+def _ancestor_documents(run: Run, step: StepRun) -> list[dict]:
+    """The documents (outputs with a content) of the step's succeeded ancestors, in chain order."""
+    parents = _parents(run)
+    ancestors, stack = set(), [step.node_key]
+    while stack:
+        for parent, _label in parents[stack.pop()]:
+            if parent not in ancestors:
+                ancestors.add(parent)
+                stack.append(parent)
+    snapshot = _snapshot(run)
+    order = topological_order(
+        [node["key"] for node in snapshot["nodes"]], [(edge["source"], edge["target"]) for edge in snapshot["edges"]]
+    )
+    documents = []
+    for key in [key for key in order if key in ancestors]:
+        ancestor = _steps(run)[key]
+        output = ancestor.output if ancestor.status == Status.SUCCEEDED else None
+        if isinstance(output, dict) and isinstance(output.get("content"), str):
+            documents.append(
+                {
+                    "node_key": key,
+                    "title": output.get("title") or key,
+                    "content": output["content"],
+                    "document_id": output.get("document_id"),
+                }
+            )
+    return documents
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -636,12 +672,16 @@ def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeRes
         state=dict(step.state),
         children=data["children"],
         deadline=time.monotonic() + timeout if timeout else None,
+        documents=data["documents"],
+        stream=_DeltaStream(run.pk, step) if node_type.uses_context and not node_type.inline else None,
     )
     prepared: dict | None = None
     started = time.perf_counter()
     try:
         prepared = node_type.prepare(node, context)
         result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
+        if context.stream is not None:
+            context.stream.flush()
     except StepError as error:
         result = error
     except Exception as error:  # a bug or an unexpected library error: recorded, retried as transient
@@ -652,6 +692,44 @@ def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeRes
     if timeout and time.perf_counter() - started > timeout and not isinstance(result, StepError):
         result = TransientError(STEP_TIMED_OUT.format(seconds=timeout))
     return prepared, result
+
+
+class _DeltaStream:
+    """Publishes text a node streams as `step.delta` events, at most one every DELTA_INTERVAL_SECONDS.
+
+    Each flush is a short transaction of its own under the run's lock, so the events keep their
+    place in the run's sequence. A step that is no longer running this attempt (cancelled, timed
+    out) stops the generation: the flush raises. After a restart (the provider retried), an event
+    with `restart: true` tells watchers to drop the text they have.
+    """
+
+    def __init__(self, run_id, step: StepRun):
+        self.run_id, self.step_id, self.node_key, self.attempt = run_id, step.pk, step.node_key, step.attempt
+        self.pending: list[str] = []
+        self.flushed_at = 0.0
+
+    def write(self, text: str) -> None:
+        self.pending.append(text)
+        if time.monotonic() - self.flushed_at >= DELTA_INTERVAL_SECONDS:
+            self.flush()
+
+    def restart(self) -> None:
+        self.pending = []
+        self._publish({"attempt": self.attempt, "text": "", "restart": True})
+
+    def flush(self) -> None:
+        if self.pending:
+            text, self.pending = "".join(self.pending), []
+            self._publish({"attempt": self.attempt, "text": text})
+
+    def _publish(self, data: dict) -> None:
+        self.flushed_at = time.monotonic()
+        with transition():
+            run = locked_run(self.run_id)
+            current = StepRun.objects.filter(pk=self.step_id).values_list("status", "attempt").first()
+            if current != (Status.RUNNING, self.attempt):
+                raise PermanentError(STOPPED_WHILE_GENERATING)
+            emit(run, "step.delta", step=self.node_key, data=data)
 
 
 def _record(
@@ -668,12 +746,27 @@ def _record(
             result.output = {"run_ids": [str(child.pk) for child in spawned]}
     if isinstance(result, NodeResult):
         step.usage = result.usage
+        if result.document is not None:
+            _record_document(run, step, result)
         _finish_step(run, step, Status.SUCCEEDED, output=result.output)
     elif isinstance(result, Suspend):
         dispatches += _suspend(run, step, result, children_seen=children_seen)
     else:
         dispatches += _fail_or_retry(run, step, node, result)
     return dispatches + _advance(run)
+
+
+def _record_document(run: Run, step: StepRun, result: NodeResult) -> None:
+    from workflows.services.documents import document_record
+
+    document = document_record(run=run, step=step, document=result.document)
+    result.output = {**(result.output or {}), "document_id": str(document.pk), "version": document.version}
+    emit(
+        run,
+        "document.created",
+        step=step.node_key,
+        data={"document_id": str(document.pk), "version": document.version, "title": document.title},
+    )
 
 
 def _spawn(run: Run, step: StepRun, children: list) -> list[Run] | StepError:
@@ -773,18 +866,45 @@ def cancel(run: Run) -> None:
     _finish_run(run, Run.Status.CANCELLED)
 
 
-def retry(run: Run) -> list[Dispatch]:
-    """Run again what failed, was cancelled or never ran; succeeded steps keep their outputs."""
-    run.steps.exclude(status=Status.SUCCEEDED).update(
-        status=Status.PENDING, output=None, error=None, state={}, not_before=None, finished_at=None
-    )
+def _reopen(run: Run, steps) -> None:
+    """Put `steps` (a queryset of the run's) back to pending and the run to pending, to advance again."""
+    steps.update(status=Status.PENDING, output=None, error=None, state={}, not_before=None, finished_at=None)
     run._step_cache = None  # the bulk update bypassed the cached instances
     run.status = Run.Status.PENDING
     run.finished_at = None
     run.error = None
     run.output = None
     _save_run(run, "status", "finished_at", "error", "output")
+
+
+def retry(run: Run) -> list[Dispatch]:
+    """Run again what failed, was cancelled or never ran; succeeded steps keep their outputs."""
+    _reopen(run, run.steps.exclude(status=Status.SUCCEEDED))
     emit(run, "run.retried")
+    return _advance(run)
+
+
+def regenerate(run: Run, step: StepRun, *, prompt: str | None, cascade: bool) -> list[Dispatch]:
+    """Run a finished run's document step again, for a new version; with `cascade`, its descendants too.
+
+    The other steps keep their outputs. `prompt` replaces the node's prompt for this step only (kept
+    in its state, where the document node looks for it).
+    """
+    keys = {step.node_key}
+    if cascade:
+        children: dict[str, list[str]] = {}
+        for edge in _snapshot(run)["edges"]:
+            children.setdefault(edge["source"], []).append(edge["target"])
+        stack = [step.node_key]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in keys:
+                    keys.add(child)
+                    stack.append(child)
+    _reopen(run, run.steps.filter(node_key__in=keys))
+    if prompt is not None:
+        StepRun.objects.filter(pk=step.pk).update(state={PROMPT_OVERRIDE: prompt})
+    emit(run, "run.regenerating", step=step.node_key, data={"steps": sorted(keys), "cascade": cascade})
     return _advance(run)
 
 

@@ -17,6 +17,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import User
 from config.problems import Conflict
 from workflows.engine import dispatch, scheduler
+from workflows.engine.expressions import ExpressionSyntaxError, check_template
 from workflows.engine.nodes.base import ChildRun
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
 
@@ -27,6 +28,9 @@ NOT_RETRYABLE = "Only failed or cancelled runs can be retried; this one is {stat
 NOT_AN_APPROVAL = "Step {key!r} is a {type} step, not an approval."
 NOT_WAITING = "Step {key!r} is not waiting for a decision (it is {status})."
 NOT_AN_APPROVER = "Only the approvers named on this step may decide: {approvers}."
+NOT_REGENERATABLE_RUN = "Only a finished run's documents can be regenerated; this run is {status}."
+NOT_A_DOCUMENT = "Step {key!r} is a {type} step; only document steps are regenerated."
+NOT_SUCCEEDED = "Step {key!r} did not succeed (it is {status}); retry the run instead."
 CHILD_WORKFLOW_MISSING = "Workflow {ref!r} does not exist in this workspace."
 
 MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.Trigger.SUBWORKFLOW)
@@ -216,6 +220,33 @@ def run_retry(*, run: Run, actor: User) -> Run:
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
         dispatches = scheduler.retry(run)
+        transaction.on_commit(lambda: dispatch.send(dispatches))
+    return run
+
+
+def step_regenerate(*, run: Run, node_key: str, actor: User, prompt: str | None = None, cascade: bool = False) -> Run:
+    """Generate a new version of a finished run's document step; with `cascade`, re-run what follows it.
+
+    `prompt` (a template, checked like a node's) replaces the node's prompt for this generation.
+    """
+    ensure_role(actor, run.workspace, Role.EDITOR)
+    if prompt is not None:
+        try:
+            check_template(prompt)
+        except ExpressionSyntaxError as error:
+            raise ValidationError({"prompt": [str(error)]}) from error
+    with scheduler.transition():
+        run = scheduler.locked_run(run.pk)
+        step = run.steps.filter(node_key=node_key).first()
+        if step is None:
+            raise Http404(f"The run has no step {node_key!r}.")
+        if not run.is_finished:
+            raise Conflict(NOT_REGENERATABLE_RUN.format(status=run.status))
+        if step.node_type != "document":
+            raise Conflict(NOT_A_DOCUMENT.format(key=node_key, type=step.node_type))
+        if step.status != StepRun.Status.SUCCEEDED:
+            raise Conflict(NOT_SUCCEEDED.format(key=node_key, status=step.status))
+        dispatches = scheduler.regenerate(run, step, prompt=prompt, cascade=cascade)
         transaction.on_commit(lambda: dispatch.send(dispatches))
     return run
 

@@ -7,6 +7,7 @@ import socket
 import ssl
 import time
 
+import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -535,3 +536,88 @@ def test_json_null_body_is_distinct_from_no_body(httpserver, allow, loopback_url
 
     assert [entry[0].get_data() for entry in httpserver.log] == [b"null", b""]
     assert json.loads(httpserver.log[0][0].get_data()) is None
+
+
+# --- the transport vendor SDKs use (egress.http_client) ------------------------------------------------
+
+
+def test_the_sdk_client_refuses_loopback_unless_allow_listed(httpserver, allow, loopback_url):
+    httpserver.expect_request("/v1/ping").respond_with_data("should not be reached")
+
+    with egress.http_client(1) as client, pytest.raises(EgressForbidden, match="not a public address"):
+        client.get(loopback_url("/v1/ping"))
+
+    assert httpserver.log == []
+
+
+def test_the_sdk_client_reaches_an_allow_listed_server_with_the_request_as_built(httpserver, allow, loopback_url):
+    allow("127.0.0.1")
+    httpserver.expect_request(
+        "/v1/echo", method="POST", query_string="a=1", json={"q": "hi"}, headers={"Authorization": "Bearer k"}
+    ).respond_with_json({"ok": True})
+
+    with egress.http_client(1) as client:
+        response = client.post(loopback_url("/v1/echo?a=1"), json={"q": "hi"}, headers={"Authorization": "Bearer k"})
+
+    assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert httpserver.log[0][0].headers["Host"] == f"127.0.0.1:{httpserver.port}"
+
+
+def test_the_sdk_client_does_not_follow_redirects_and_checks_every_hop_when_asked_to(httpserver, allow):
+    allow("localhost")  # the name only: 127.0.0.1 by address stays forbidden
+    httpserver.expect_request("/start").respond_with_data(
+        "", status=307, headers={"Location": f"http://127.0.0.1:{httpserver.port}/secret"}
+    )
+    httpserver.expect_request("/secret").respond_with_data("secret")
+
+    with egress.http_client(1) as client:
+        assert client.get(httpserver.url_for("/start")).status_code == 307
+        with pytest.raises(EgressForbidden, match="not a public address"):
+            client.get(httpserver.url_for("/start"), follow_redirects=True)
+
+    assert [entry[0].path for entry in httpserver.log] == ["/start", "/start"]
+
+
+def test_the_sdk_client_streams_a_body_as_it_arrives_and_closes_with_it(slow_server, allow):
+    allow("127.0.0.1")
+
+    def events():
+        for number in range(3):
+            yield f"data: {number}\n\n".encode()
+            time.sleep(0.1)
+
+    slow_server.expect_request("/events").respond_with_response(Response(events(), mimetype="text/event-stream"))
+
+    with egress.http_client(2) as client, client.stream("GET", slow_server.url_for("/events")) as response:
+        arrivals = [(time.monotonic(), chunk) for chunk in response.iter_bytes()]
+
+    assert b"".join(chunk for _, chunk in arrivals) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.15  # read while the server was still sending
+    assert response.is_closed
+
+
+def test_the_sdk_client_times_out_with_httpx2_errors_the_sdks_know(slow_server, allow):
+    allow("127.0.0.1")
+
+    def slow(request: Request) -> Response:
+        time.sleep(0.6)
+        return Response("late")
+
+    slow_server.expect_request("/slow").respond_with_handler(slow)
+
+    with egress.http_client(0.2) as client, pytest.raises(httpx2.TimeoutException):
+        client.get(slow_server.url_for("/slow"))
+
+
+def test_the_sdk_client_caps_the_body_and_hands_it_on_decoded(httpserver, allow, loopback_url, settings):
+    allow("127.0.0.1")
+    settings.DWC_OUTBOUND_MAX_RESPONSE_BYTES = 1000
+    httpserver.expect_request("/big").respond_with_data(
+        gzip.compress(b"0" * 5000), headers={"Content-Encoding": "gzip"}
+    )
+    httpserver.expect_request("/small").respond_with_data(gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"})
+
+    with egress.http_client(1) as client:
+        assert client.get(loopback_url("/small")).content == b"hello"
+        with pytest.raises(EgressResponseTooLarge):
+            client.get(loopback_url("/big"))

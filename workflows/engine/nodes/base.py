@@ -7,13 +7,15 @@ Validation here needs no database, so the API, the admin, import and tests all s
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from jsonschema import Draft202012Validator
 
 from workflows.engine.expressions import ExpressionSyntaxError, check_expression, check_template
 
 Errors = dict[str, list[str]]
+# The key of a step's state holding a prompt that replaces its node's (set when regenerating).
+PROMPT_OVERRIDE = "prompt_override"
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -37,6 +39,15 @@ def _schema_error_path(error) -> str:
     return ".".join(["config", *parts])
 
 
+class TextStream(Protocol):
+    """Where a node streams the text it is generating (the scheduler publishes it as step.delta events)."""
+
+    def write(self, text: str) -> None: ...
+
+    def restart(self) -> None:
+        """The text written so far is void: the generation starts again."""
+
+
 @dataclass
 class StepContext:
     """What a node type sees while it executes. Plain data: node types never touch the database."""
@@ -54,6 +65,11 @@ class StepContext:
     children: list[dict] = field(default_factory=list)
     # time.monotonic() by which the step must be done, or None.
     deadline: float | None = None
+    # For node types with `uses_context`: the documents of the step's ancestors, oldest first, as
+    # {"node_key", "title", "content", "document_id"} (document_id None for a text node's).
+    documents: list[dict] = field(default_factory=list)
+    # Publishes text as it is generated (step.delta events); None when nobody set it up.
+    stream: "TextStream | None" = None
 
     @property
     def idempotency_key(self) -> str:
@@ -72,6 +88,9 @@ class ChildRun:
 class NodeResult:
     output: Any = None
     usage: dict = field(default_factory=dict)
+    # A generated document to store as a Document (title, content, format, provider, model, tokens,
+    # cost, latency_ms, metadata, source_ids): the scheduler writes it with the step's success.
+    document: dict | None = None
     # Runs started without waiting for them (a subworkflow with wait: false); their ids join the output.
     spawn: list[ChildRun] = field(default_factory=list)
 
@@ -109,6 +128,8 @@ class NodeType:
     queue: ClassVar[str] = "engine"
     # Quick, CPU-only work that a worker may run right after the step before it (no broker hop).
     inline: ClassVar[bool] = False
+    # Whether it is given its ancestors' documents (StepContext.documents) and may stream text.
+    uses_context: ClassVar[bool] = False
 
     @classmethod
     def safe_to_rerun(cls, config: dict) -> bool:

@@ -1,18 +1,44 @@
-from workflows.engine.errors import PermanentError
-from workflows.engine.nodes.base import NodeResult, NodeType
+import json
+
+from django.conf import settings
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from workflows.credentials import credential_kind_and_value
+from workflows.engine import pricing, providers
+from workflows.engine.errors import PermanentError, TransientError
+from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, NodeType, StepContext
 from workflows.engine.nodes.schema import credential_name
+from workflows.engine.providers.base import Connection, GenerationRequest, Message
+
+MODEL_PROVIDERS = ("openai", "anthropic")
+# No tokenizer ships offline for every model: budgets count about four characters per token.
+CHARS_PER_TOKEN = 4
+
+PROVIDER_MISMATCH = "The node says provider {provider!r}, but credential {name!r} is for {kind!r}."
+PROVIDER_NEEDS_CREDENTIAL = "The {provider!r} provider needs a `credential` naming the workspace's API key."
+CONTEXT_NOT_UPSTREAM = "`context` names {key!r}, which is not an upstream step with a document."
+NOT_JSON = "The model's output is not valid JSON: {error}"
+SCHEMA_VIOLATION = "The model's output does not satisfy `json_schema` at {path}: {message}"
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN + 1
 
 
 class DocumentNode(NodeType):
-    """Render the node's prompt and ask a provider's model to write a document from it.
+    """Render the node's prompt and ask a language model to write a document from it.
 
-    The `template` provider needs no model or credential: the rendered prompt is the document. The
-    output is a Document (title, content, usage), stored with its lineage.
+    Without a credential the `template` provider answers: the rendered prompt is the document, so
+    chains run offline. With one, its kind (openai or anthropic) picks the provider. The model sees
+    the system text, then its ancestors' documents (oldest first, within a token budget), then the
+    prompt. The result is stored as a Document, versioned per (workflow, node key).
     """
 
     name = "document"
     description = "Generates a document by sending the rendered prompt to a language model provider."
     uses_prompt = True
+    uses_context = True
     queue = "generation"
     requires_prompt = True
     template_fields = ("system", "title")
@@ -21,9 +47,9 @@ class DocumentNode(NodeType):
         "additionalProperties": False,
         "properties": {
             "provider": {
-                "description": "Who writes the document; `template` uses the rendered prompt as the document.",
-                "enum": ["template", "openai", "anthropic"],
-                "default": "template",
+                "description": "Who writes the document; by default the credential's kind, or `template` "
+                "(the rendered prompt is the document) when there is no credential.",
+                "enum": ["template", *MODEL_PROVIDERS],
             },
             "model": {
                 "description": "The provider's model name; the provider's default when absent.",
@@ -47,31 +73,175 @@ class DocumentNode(NodeType):
                 "enum": ["markdown", "text", "json"],
                 "default": "markdown",
             },
+            "json_schema": {
+                "description": "With format json: a JSON Schema the output must satisfy (else the attempt fails "
+                "and is retried).",
+                "type": "object",
+            },
+            "context": {
+                "description": "Earlier documents given to the model: `ancestors` (all upstream documents, "
+                "oldest first), `none`, or a list of upstream node keys.",
+                "oneOf": [
+                    {"enum": ["ancestors", "none"]},
+                    {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 100},
+                ],
+                "default": "ancestors",
+            },
+            "context_tokens": {
+                "description": "Token budget for the context documents; the oldest are dropped first.",
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 2_000_000,
+            },
             "title": {
-                "description": "Title of the generated document (template).",
+                "description": "Title of the generated document (template); the node's title by default.",
                 "type": "string",
                 "maxLength": 1000,
+            },
+            "cache": {
+                "description": "Reuse the stored result of an identical earlier request instead of calling the "
+                "provider.",
+                "type": "boolean",
+                "default": False,
             },
         },
     }
 
     @classmethod
-    def execute(cls, prepared: dict, context) -> NodeResult:
+    def validate(cls, *, config: dict, prompt: str = "", content: str = "") -> tuple[dict, dict]:
+        config, errors = super().validate(config=config, prompt=prompt, content=content)
+        if not errors and "json_schema" in config:
+            try:
+                Draft202012Validator.check_schema(config["json_schema"])
+            except SchemaError as error:
+                errors["config.json_schema"] = [f"Not a valid JSON Schema: {error.message}"]
+        return config, errors
+
+    @classmethod
+    def prepare(cls, node: dict, context: StepContext) -> dict:
+        # A regeneration may replace the prompt for this step (the scheduler keeps it in its state).
+        override = context.state.get(PROMPT_OVERRIDE)
+        prepared = super().prepare(node if override is None else {**node, "prompt": override}, context)
+        if override is not None:
+            prepared["prompt_override"] = override
+        return prepared
+
+    @classmethod
+    def execute(cls, prepared: dict, context: StepContext) -> NodeResult:
         config = prepared["config"]
-        provider = config.get("provider", "template")
-        if provider != "template":
-            raise PermanentError(PROVIDER_UNAVAILABLE.format(provider=provider))
-        content = prepared["prompt"]
-        return NodeResult(
-            output={
-                "title": config.get("title") or prepared["title"],
-                "content": content,
-                "format": config.get("format", "markdown"),
-                "provider": "template",
-            },
-            usage={"tokens_in": 0, "tokens_out": 0, "cost": 0},
+        provider, connection = _provider_and_connection(config, context.workspace_id)
+        documents, truncation = _context_documents(config, context.documents)
+        messages = []
+        if config.get("system"):
+            messages.append(Message("system", config["system"]))
+        messages += [Message("user", f"# {doc['title']}\n\n{doc['content']}") for doc in documents]
+        messages.append(Message("user", prepared["prompt"]))
+        request = GenerationRequest(
+            model=config.get("model") or providers.PROVIDERS[provider].default_model,
+            messages=tuple(messages),
+            temperature=config.get("temperature"),
+            max_tokens=config.get("max_tokens"),
+            json_output=config.get("format") == "json",
         )
+        generation = providers.generate(
+            provider,
+            request,
+            connection,
+            on_delta=context.stream.write if context.stream and provider != "template" else None,
+            on_restart=context.stream.restart if context.stream and provider != "template" else None,
+            use_cache=bool(config.get("cache")),
+        )
+        output_format = config.get("format", "markdown")
+        output = {
+            "title": config.get("title") or prepared["title"] or context.node_key,
+            "content": generation.text,
+            "format": output_format,
+            "provider": provider,
+            "model": generation.model or request.model,
+        }
+        if output_format == "json":
+            output["data"] = _parsed_json(generation.text, config.get("json_schema"))
+        cost = (
+            0
+            if generation.cached
+            else pricing.cost(provider, output["model"], generation.tokens_in, generation.tokens_out)
+        )
+        usage = {
+            "provider": provider,
+            "model": output["model"],
+            "tokens_in": generation.tokens_in,
+            "tokens_out": generation.tokens_out,
+            "cost": float(cost),
+            "latency_ms": round(generation.latency_ms, 3),
+            "cached": generation.cached,
+        }
+        metadata = {"finish_reason": generation.finish_reason, "cached": generation.cached, "context": truncation}
+        if "prompt_override" in prepared:
+            metadata["prompt"] = prepared["prompt_override"]
+        document = {
+            **output,
+            "tokens_in": generation.tokens_in,
+            "tokens_out": generation.tokens_out,
+            "cost": cost,
+            "latency_ms": generation.latency_ms,
+            "metadata": metadata,
+            "source_ids": [doc["document_id"] for doc in documents if doc.get("document_id")],
+        }
+        return NodeResult(output=output, usage=usage, document=document)
 
 
-# Language-model providers (openai, anthropic) arrive with the document-generation issue.
-PROVIDER_UNAVAILABLE = "The {provider!r} provider is not available on this server yet; use the template provider."
+def _provider_and_connection(config: dict, workspace_id: str) -> tuple[str, Connection]:
+    provider = config.get("provider")
+    name = config.get("credential")
+    if name is None:
+        if provider in MODEL_PROVIDERS:
+            raise PermanentError(PROVIDER_NEEDS_CREDENTIAL.format(provider=provider))
+        return "template", Connection()
+    kinds = (provider,) if provider in MODEL_PROVIDERS else MODEL_PROVIDERS
+    kind, value = credential_kind_and_value(workspace_id=workspace_id, name=name, kinds=kinds)
+    if provider == "template":
+        raise PermanentError(PROVIDER_MISMATCH.format(provider=provider, name=name, kind=kind))
+    return kind, Connection(
+        api_key=value["api_key"], base_url=value.get("base_url", ""), organization=value.get("organization", "")
+    )
+
+
+def _context_documents(config: dict, ancestors: list[dict]) -> tuple[list[dict], dict]:
+    """The documents to send, oldest first, and a record of what the budget left out."""
+    wanted = config.get("context", "ancestors")
+    if wanted == "none":
+        chosen: list[dict] = []
+    elif wanted == "ancestors":
+        chosen = list(ancestors)
+    else:
+        by_key = {doc["node_key"]: doc for doc in ancestors}
+        missing = [key for key in wanted if key not in by_key]
+        if missing:
+            raise PermanentError(CONTEXT_NOT_UPSTREAM.format(key=missing[0]))
+        chosen = [by_key[key] for key in wanted]
+    budget = config.get("context_tokens", settings.DWC_CONTEXT_TOKEN_BUDGET)
+    kept = list(chosen)
+    dropped = []
+    while kept and sum(estimate_tokens(doc["content"]) for doc in kept) > budget:
+        dropped.append(kept.pop(0)["node_key"])
+    record = {
+        "documents": [doc["node_key"] for doc in kept],
+        "dropped": dropped,
+        "budget_tokens": budget,
+        "estimated_tokens": sum(estimate_tokens(doc["content"]) for doc in kept),
+    }
+    return kept, record
+
+
+def _parsed_json(text: str, schema: dict | None):
+    """The model's JSON output, parsed; a TransientError (the step retries) when it is not what was asked."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TransientError(NOT_JSON.format(error=error)) from error
+    if schema:
+        error = next(iter(sorted(Draft202012Validator(schema).iter_errors(value), key=str)), None)
+        if error is not None:
+            path = "/" + "/".join(str(part) for part in error.absolute_path)
+            raise TransientError(SCHEMA_VIOLATION.format(path=path, message=error.message))
+    return value

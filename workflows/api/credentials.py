@@ -1,0 +1,124 @@
+"""Workspace credentials: their names, kinds and which keys their values set — never the values.
+
+    GET/POST          /api/v3/credentials        list (filters kind, workspace, search), create
+    GET/PATCH/DELETE  /api/v3/credentials/{id}   metadata, rename and/or replace the value, delete
+
+Every member reads (an editor picks a name for a node's config); admins and owners write. A credential
+of a workspace the caller is not a member of does not exist (404).
+"""
+
+import django_filters
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.access import personal_workspace, workspace_for_member
+from accounts.models import Workspace
+from workflows import credentials as services
+from workflows.models import Credential
+
+NO_SUCH_WORKSPACE = "No such workspace."
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    # get_fields is Serializer's own method, hence another method name.
+    fields = serializers.SerializerMethodField(
+        method_name="get_value_keys",
+        help_text='The keys the value sets, e.g. ["api_key", "base_url"]; null when no configured key decrypts it.',
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["id", "workspace", "name", "kind", "fields", "created_by", "created_at", "updated_at"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_value_keys(self, credential: Credential) -> list[str] | None:
+        return services.credential_fields(credential)
+
+
+class CredentialWriteSerializer(serializers.Serializer):
+    """Documents the body of POST and PATCH; the service validates it."""
+
+    name = serializers.CharField(max_length=200, help_text="Unique in the workspace; node configs use it.")
+    kind = serializers.ChoiceField(choices=Credential.Kind.choices)
+    value = serializers.JSONField(
+        write_only=True,
+        help_text='The secret, an object of strings whose keys depend on the kind, e.g. {"token": "…"} for '
+        "http_bearer. Write-only; a PATCH replaces the whole value.",
+    )
+    workspace = serializers.UUIDField(required=False, help_text="POST only. Default: the caller's personal workspace.")
+
+
+class CredentialDeleteSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False)
+
+
+class CredentialFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=Credential.Kind.choices)
+    workspace = django_filters.UUIDFilter(field_name="workspace_id")
+
+    class Meta:
+        model = Credential
+        fields = ["kind", "workspace"]
+
+
+def _workspace_from(request: Request, value) -> Workspace:
+    """The workspace a new credential goes to: the one named, or the caller's personal workspace."""
+    named = value not in (None, "")
+    workspace = workspace_for_member(request.user, value) if named else personal_workspace(request.user)
+    if workspace is None:
+        raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
+    return workspace
+
+
+class CredentialViewSet(viewsets.GenericViewSet):
+    serializer_class = CredentialSerializer
+    filterset_class = CredentialFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "kind", "created_at", "updated_at"]
+    ordering = ["name"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Credential.objects.none()
+        return services.credentials_for_user(self.request.user)
+
+    def _get(self) -> Credential:
+        return services.credential_get(self.request.user, self.kwargs["pk"])
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(CredentialSerializer(page, many=True).data)
+
+    @extend_schema(request=CredentialWriteSerializer, responses={201: CredentialSerializer})
+    def create(self, request):
+        data = request.data
+        workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
+        credential = services.credential_create(actor=request.user, workspace=workspace, data=data)
+        return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        return Response(CredentialSerializer(self._get()).data)
+
+    @extend_schema(request=CredentialWriteSerializer(partial=True))
+    def partial_update(self, request, pk=None):
+        credential = services.credential_update(credential=self._get(), actor=request.user, data=request.data)
+        return Response(CredentialSerializer(credential).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "force", bool, description="Delete although workflows name it (their runs then fail there)."
+            )
+        ],
+        responses={204: None},
+    )
+    def destroy(self, request, pk=None):
+        credential = self._get()
+        query = CredentialDeleteSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        services.credential_delete(credential=credential, actor=request.user, force=query.validated_data["force"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,125 @@
+"""Anthropic's Messages API through the official SDK, its requests sent through `egress.http_client`."""
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx2
+from django.conf import settings
+
+from workflows.engine import egress
+from workflows.engine.errors import PermanentError, StepError
+from workflows.engine.providers import sdk_errors
+from workflows.engine.providers.base import Connection, DeltaCallback, Generation, GenerationRequest
+
+if TYPE_CHECKING:
+    import anthropic
+
+LABEL = "Anthropic"
+# The Messages API has no JSON mode without a schema; asking in the system prompt is what works.
+JSON_HINT = "Answer with one JSON object and nothing else: no prose, no code fence."
+
+
+class AnthropicProvider:
+    name: ClassVar[str] = "anthropic"
+    default_model: ClassVar[str] = "claude-sonnet-4-6"
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        connection: Connection,
+        *,
+        timeout: float,
+        on_delta: DeltaCallback | None = None,
+    ) -> Generation:
+        if not connection.api_key:
+            # Without one the SDK would look for the server's own key (environment, profiles on disk).
+            raise PermanentError(sdk_errors.API_KEY_MISSING.format(provider=LABEL))
+        # Imported on first use: the SDK takes about a second to import, which only processes that
+        # call the model should pay.
+        import anthropic
+
+        started = time.monotonic()
+        arguments = _arguments(request)
+        try:
+            with anthropic.Anthropic(
+                api_key=connection.api_key,
+                base_url=connection.base_url or None,
+                http_client=egress.http_client(timeout),
+                max_retries=0,
+                timeout=timeout,
+            ) as client:
+                if on_delta is None:
+                    return self._complete(client, arguments, started)
+                return self._stream(client, arguments, started, on_delta)
+        except StepError:
+            raise
+        except (anthropic.AnthropicError, httpx2.HTTPError) as error:
+            raise sdk_errors.translated(
+                error, sdk=anthropic, provider=LABEL, api_key=connection.api_key, timeout=timeout
+            ) from error
+
+    def _complete(self, client: "anthropic.Anthropic", arguments: dict[str, Any], started: float) -> Generation:
+        message = client.messages.create(**arguments)
+        return Generation(
+            text="".join(block.text for block in message.content if block.type == "text"),
+            tokens_in=message.usage.input_tokens,
+            tokens_out=message.usage.output_tokens,
+            latency_ms=(time.monotonic() - started) * 1000,
+            finish_reason=message.stop_reason or "",
+            model=message.model or arguments["model"],
+            details={"response_id": message.id},
+        )
+
+    def _stream(
+        self, client: "anthropic.Anthropic", arguments: dict[str, Any], started: float, on_delta: DeltaCallback
+    ) -> Generation:
+        parts: list[str] = []
+        tokens_in = tokens_out = 0
+        finish_reason = model = response_id = ""
+        first_token_ms = None
+        with client.messages.create(**arguments, stream=True) as stream:
+            for event in stream:
+                if event.type == "message_start":
+                    model, response_id = event.message.model, event.message.id
+                    tokens_in, tokens_out = event.message.usage.input_tokens, event.message.usage.output_tokens
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if first_token_ms is None:
+                        first_token_ms = (time.monotonic() - started) * 1000
+                    parts.append(event.delta.text)
+                    on_delta(event.delta.text)
+                elif event.type == "message_delta":
+                    finish_reason = event.delta.stop_reason or finish_reason
+                    # The counts in message_delta are cumulative; input_tokens only when it changed.
+                    tokens_out = event.usage.output_tokens
+                    tokens_in = event.usage.input_tokens or tokens_in
+        return Generation(
+            text="".join(parts),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=(time.monotonic() - started) * 1000,
+            finish_reason=finish_reason,
+            model=model or arguments["model"],
+            details={"response_id": response_id, "first_token_ms": first_token_ms},
+        )
+
+
+def _arguments(request: GenerationRequest) -> dict[str, Any]:
+    system = [message.content for message in request.messages if message.role == "system"]
+    if request.json_output:
+        system.append(JSON_HINT)
+    arguments: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens or settings.DWC_ANTHROPIC_MAX_TOKENS,
+        "messages": [
+            {"role": message.role, "content": message.content}
+            for message in request.messages
+            if message.role != "system"
+        ],
+    }
+    if system:
+        arguments["system"] = "\n\n".join(system)
+    if request.temperature is not None:
+        # This SDK version has no `temperature` argument; the value goes as given, and a model that
+        # does not take it answers 400, which says so.
+        arguments["extra_body"] = {"temperature": request.temperature}
+    return arguments

@@ -1,0 +1,133 @@
+"""OpenAI Chat Completions through the official SDK: OpenAI itself, Azure, vLLM, Ollama, LM Studio and the like.
+
+Every request goes out through `egress.http_client`, so a credential's `base_url` reaches a private
+address only if the operator allow-listed it.
+"""
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx2
+
+from workflows.engine import egress
+from workflows.engine.errors import PermanentError, StepError
+from workflows.engine.providers import sdk_errors
+from workflows.engine.providers.base import Connection, DeltaCallback, Generation, GenerationRequest
+
+if TYPE_CHECKING:
+    import openai
+
+LABEL = "OpenAI"
+
+
+class OpenAIProvider:
+    name: ClassVar[str] = "openai"
+    default_model: ClassVar[str] = "gpt-5.4-mini"
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        connection: Connection,
+        *,
+        timeout: float,
+        on_delta: DeltaCallback | None = None,
+    ) -> Generation:
+        if not connection.api_key:
+            # Without one the SDK would fall back to the server's OPENAI_API_KEY: the operator's account.
+            raise PermanentError(sdk_errors.API_KEY_MISSING.format(provider=LABEL))
+        # Imported on first use: the SDK takes about a second to import, which only processes that
+        # call the model should pay.
+        import openai
+
+        started = time.monotonic()
+        arguments = _arguments(request, connection, omit=openai.omit)
+        try:
+            with openai.OpenAI(
+                api_key=connection.api_key,
+                base_url=connection.base_url or None,
+                organization=connection.organization or None,
+                http_client=egress.http_client(timeout),
+                max_retries=0,
+                timeout=timeout,
+            ) as client:
+                if on_delta is None:
+                    return self._complete(client, arguments, started)
+                return self._stream(client, arguments, started, on_delta)
+        except StepError:
+            raise
+        except (openai.OpenAIError, httpx2.HTTPError) as error:
+            raise sdk_errors.translated(
+                error, sdk=openai, provider=LABEL, api_key=connection.api_key, timeout=timeout
+            ) from error
+
+    def _complete(self, client: "openai.OpenAI", arguments: dict[str, Any], started: float) -> Generation:
+        completion = client.chat.completions.create(**arguments)
+        choice = completion.choices[0] if completion.choices else None
+        usage = completion.usage
+        return Generation(
+            text=(choice.message.content if choice else None) or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            latency_ms=(time.monotonic() - started) * 1000,
+            finish_reason=(choice.finish_reason if choice else None) or "",
+            model=completion.model or arguments["model"],
+            details={"response_id": completion.id},
+        )
+
+    def _stream(
+        self, client: "openai.OpenAI", arguments: dict[str, Any], started: float, on_delta: DeltaCallback
+    ) -> Generation:
+        parts: list[str] = []
+        tokens_in = tokens_out = 0
+        finish_reason = ""
+        model = response_id = ""
+        first_token_ms = None
+        stream = client.chat.completions.create(**arguments, stream=True, stream_options={"include_usage": True})
+        with stream:
+            for chunk in stream:
+                model = chunk.model or model
+                response_id = chunk.id or response_id
+                if chunk.usage:
+                    # With include_usage the last chunk carries the usage and no choices.
+                    tokens_in, tokens_out = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    if choice.delta and choice.delta.content:
+                        if first_token_ms is None:
+                            first_token_ms = (time.monotonic() - started) * 1000
+                        parts.append(choice.delta.content)
+                        on_delta(choice.delta.content)
+                    finish_reason = choice.finish_reason or finish_reason
+        return Generation(
+            text="".join(parts),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=(time.monotonic() - started) * 1000,
+            finish_reason=finish_reason,
+            model=model or arguments["model"],
+            details={"response_id": response_id, "first_token_ms": first_token_ms},
+        )
+
+
+def _arguments(request: GenerationRequest, connection: Connection, *, omit: object) -> dict[str, Any]:
+    """The create() arguments; `omit` is the SDK's marker for a header not to send."""
+    arguments: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": message.role, "content": message.content} for message in request.messages],
+        # The server's OPENAI_PROJECT_ID (and OPENAI_ORG_ID when the credential names no organization)
+        # describe the operator's account, which the SDK would otherwise send with the workspace's key.
+        "extra_headers": {
+            "OpenAI-Project": omit,
+            **({} if connection.organization else {"OpenAI-Organization": omit}),
+        },
+    }
+    if request.temperature is not None:
+        arguments["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        # OpenAI's reasoning models refuse max_tokens and take max_completion_tokens; compatible
+        # servers (vLLM, Ollama, LM Studio), reached through a base_url, know max_tokens best.
+        arguments["max_tokens" if connection.base_url else "max_completion_tokens"] = request.max_tokens
+    if request.json_output:
+        arguments["response_format"] = {"type": "json_object"}
+    return arguments
