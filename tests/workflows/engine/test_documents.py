@@ -241,3 +241,22 @@ def test_the_demo_blog_series_is_created_once_and_runs_offline(engine_worker):
     assert set(documents["summary"].sources.all()) == {
         documents[key] for key in ("outline", "post_1", "post_2", "post_3")
     }
+
+
+def test_the_admin_shows_documents_read_only_with_their_lineage(engine_worker, user_api, client):
+    workflow = chain_workflow(user_api)
+    run = run_chain(user_api, workflow)
+    draft = Document.objects.get(run=run, node_key="draft")
+    outline = Document.objects.get(run=run, node_key="outline")
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+
+    listing = client.get("/admin/workflows/document/?q=tides")
+    assert listing.status_code == 200
+    assert "Draft" in listing.content.decode()
+    page = client.get(f"/admin/workflows/document/{draft.pk}/change/").content.decode()
+    assert f"/admin/workflows/document/{outline.pk}/change/" in page  # generated from
+    assert "Draft from [Outline about tides]" in page
+    assert 'name="_save"' not in page  # read-only
+    assert client.get("/admin/workflows/document/add/").status_code == 403
+    assert client.post(f"/admin/workflows/document/{draft.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Document.objects.filter(pk=draft.pk).exists()

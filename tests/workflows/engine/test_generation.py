@@ -92,6 +92,8 @@ def test_openai_chain_sends_the_chained_context_and_records_usage_and_cost(
     # gpt-4o-mini: $0.15 in and $0.60 out per million tokens.
     assert post.cost == Decimal("0.000006")
     assert post.metadata["context"]["documents"] == ["outline"]
+    streamed = RunEvent.objects.filter(run=run, type="step.delta", step="post").order_by("seq")
+    assert "".join(event.data["text"] for event in streamed) == "Answer 2"
 
     detail = user_api.get(f"/api/v3/runs/{run.pk}").json()
     assert detail["usage"] == {"tokens_in": 24, "tokens_out": 14, "cost": 0.000012}
