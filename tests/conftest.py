@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
+from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -40,6 +41,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("\n".join(missing), returncode=3)
     # Leftover messages and cache entries of an earlier run must not leak into this one.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def threaded_server():
+    """A local HTTP server that answers concurrent requests in parallel (pytest-httpserver's shared
+    `httpserver` serves one at a time): for answers that wait or stream."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from config.problems import Conflict
 from workflows import definitions
-from workflows.admin_readonly import ReadOnlyTabularInline
+from workflows.admin_readonly import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from workflows.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
 from workflows.credentials import NAME_TAKEN as CREDENTIAL_NAME_TAKEN
 from workflows.credentials import credential_fields
@@ -467,7 +467,7 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Find nodes across workflows. Read-only: nodes are edited on their workflow's page, where their
     edges are checked with them and the edit records a version."""
 
@@ -475,15 +475,6 @@ class NodeAdmin(admin.ModelAdmin):
     list_filter = ["type"]
     list_select_related = ["workflow"]
     search_fields = ["key", "title"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 RECENT_EVENTS = 20
@@ -527,7 +518,7 @@ class StepRunInline(ReadOnlyTabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Run history, read-only: the engine alone writes runs; operators cancel and retry through actions."""
 
     list_display = ["short_id", "workflow", "status", "trigger", "created_at", "duration"]
@@ -547,15 +538,6 @@ class RunAdmin(admin.ModelAdmin):
         ("Events", {"fields": ["recent_events"]}),
     ]
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_actions(self, request):
         actions = super().get_actions(request)

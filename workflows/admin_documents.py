@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from workflows.admin_readonly import ReadOnlyAdminMixin
 from workflows.models import Document
 
 
@@ -19,7 +20,9 @@ def _links(documents) -> str:
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: documents go with their run; deleting one alone would break the lineage of others."""
+
     list_display = ["title", "node_key", "version", "workflow", "provider", "model", "tokens_out", "cost", "created_at"]
     list_filter = ["provider", "format", ("workflow", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["title", "content", "node_key"]
@@ -49,13 +52,3 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.display(description="used by")
     def derived_links(self, document: Document) -> str:
         return _links(document.derived.all())
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Documents go with their run; deleting one alone would break the lineage of others.
-        return False

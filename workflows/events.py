@@ -1,16 +1,16 @@
-"""Where a run event goes. The scheduler hands every event here once its transaction committed.
+"""Where run events go. The scheduler hands the events of each transaction here once it committed.
 
-Today: Prometheus metrics (runs, steps, generation tokens and cost) and queued schedule slots.
-(Event triggers are sent by the scheduler when it finishes a run: the run's lock query already
-tells it whether any follow the workflow.) The real-time issue adds the websocket broadcast, the
-notifications issue its rules — each as one more plain call below, so this stays the one place to
-read.
+Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, and the
+websocket broadcast (workflows.realtime). (Event triggers are sent by the scheduler when it finishes
+a run: the run's lock query already tells it whether any follow the workflow.) The notifications
+issue adds its rules — one more plain call below, so this stays the one place to read.
 """
 
 import json
 from typing import Any
 
 from analytics import metrics
+from workflows import realtime
 from workflows.models import Run, RunEvent, ScheduleSlot
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
@@ -40,7 +40,14 @@ def envelope(event: RunEvent, run: Run) -> dict:
     }
 
 
-def publish(event: dict) -> None:
+def publish(events: list[dict]) -> None:
+    """Hand on the envelopes of one committed transaction, in order."""
+    for event in events:
+        _count(event)
+    realtime.broadcast(events)
+
+
+def _count(event: dict) -> None:
     metrics.events_published_total.labels(type=event["type"]).inc()
     kind, _, status = event["type"].partition(".")
     if kind == "run" and status in metrics.RUN_FINAL_STATUSES:

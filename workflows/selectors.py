@@ -9,7 +9,7 @@ from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
 from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
 from workflows.graph import topological_order
-from workflows.models import Document, Edge, Node, Run, Workflow
+from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
 
 NO_SUCH_WORKFLOW = "No such workflow."
 
@@ -101,3 +101,18 @@ def document_get(user: User, document_id) -> Document:
         raise Http404("No such document.") from error
     ensure_role(user, document.workspace, Role.VIEWER)
     return document
+
+
+def run_event_envelopes(run_id, after: int, *, limit: int = 500, since=None, before: int | None = None) -> list[dict]:
+    """The run's logged events after seq `after` (and before `before`, created since `since`) as envelopes."""
+    from workflows.events import envelope
+
+    run = Run.objects.filter(pk=run_id).only("id", "workspace_id", "workflow_id").first()
+    if run is None:
+        return []
+    events = RunEvent.objects.filter(run_id=run_id, seq__gt=after)
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    return [envelope(event, run) for event in events.order_by("seq")[:limit]]

@@ -1,13 +1,17 @@
 """Runs: start them, watch them, act on them."""
 
+import json
+
 import django_filters
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from workflows import selectors
@@ -15,8 +19,23 @@ from workflows.api import serializers
 from workflows.events import envelope
 from workflows.models import Run, Workflow
 from workflows.services import runs as services
+from workflows.sse import run_event_stream
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets `Accept: text/event-stream` through content negotiation; the stream itself is a Django
+    StreamingHttpResponse. Only error bodies are rendered here (as JSON)."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return json.dumps(data).encode()
+
+
+EVENT_RENDERERS = [*api_settings.DEFAULT_RENDERER_CLASSES, EventStreamRenderer]
 
 
 def trigger_response(request: Request, workflow: Workflow, run_input, *, extra: dict | None = None) -> Response:
@@ -87,16 +106,26 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         steps = self._get().steps.order_by("queued_at", "node_key")
         return Response(serializers.StepRunSerializer(steps, many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("after_seq", int, description="Only events after this seq.")])
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after_seq", int, description="Only events after this seq."),
+            OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER, description="SSE: the last seq received."),
+        ],
+        description="The run's event log as JSON; with `Accept: text/event-stream`, a live server-sent event "
+        "stream (SSE `id` = seq) that ends when the run has finished.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=EVENT_RENDERERS)
     def events(self, request, pk=None):
         run = self._get()
-        try:
-            after = int(request.query_params.get("after_seq", 0))
-        except ValueError:
-            after = -1
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after_seq", "0")
+        after = int(raw) if raw.isdigit() else -1
         if after < 0:
             raise ValidationError({"after_seq": ["A whole number, 0 or more."]})
+        if request.accepted_renderer.format == EventStreamRenderer.format:
+            response = StreamingHttpResponse(run_event_stream(run, after), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+            return response
         events = run.events.filter(seq__gt=after).order_by("seq")[:1000]
         return Response([envelope(event, run) for event in events])
 

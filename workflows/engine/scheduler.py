@@ -100,7 +100,7 @@ def _write_events(pending: dict) -> None:
             Run.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in fields})
             run._stored_seq, run._dirty = run.event_seq, set()
         envelopes += [events.envelope(event, run) for event in run_events]
-    transaction.on_commit(lambda: [events.publish(item) for item in envelopes])
+    transaction.on_commit(lambda: events.publish(envelopes))
 
 
 def _save_run(run: Run, *fields: str) -> None:

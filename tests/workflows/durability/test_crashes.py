@@ -11,7 +11,6 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tests.processes import free_port
@@ -29,15 +28,6 @@ FAST_CLOCK = {"DWC_HEARTBEAT_SECONDS": "0.5", "DWC_STEP_LEASE_SECONDS": "3", "DW
 def fast_clock(settings):
     for name, value in FAST_CLOCK.items():
         setattr(settings, name, float(value))
-
-
-@pytest.fixture
-def server():
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 def recover_until_finished(run_ids, timeout: float, supervise=None) -> list[Run]:
@@ -82,16 +72,16 @@ def slow_first_call(calls: list, seconds: float = 6):
     return handler
 
 
-def test_a_killed_worker_loses_no_idempotent_step(user_api, server):
+def test_a_killed_worker_loses_no_idempotent_step(user_api, threaded_server):
     calls: list = []
-    server.expect_request("/slow").respond_with_handler(slow_first_call(calls))
+    threaded_server.expect_request("/slow").respond_with_handler(slow_first_call(calls))
     body = {
         "name": "Idempotent",
         "nodes": [
             {
                 "key": "fetch",
                 "type": "http_request",
-                "config": {"url": server.url_for("/slow"), "method": "GET"},
+                "config": {"url": threaded_server.url_for("/slow"), "method": "GET"},
                 "retry": {"max_attempts": 3, "backoff_seconds": 0},
             },
             {"key": "after", "content": "{{ nodes.fetch.output.body.ok }}"},
@@ -121,10 +111,10 @@ def test_a_killed_worker_loses_no_idempotent_step(user_api, server):
 
 
 @pytest.mark.parametrize("retry_on_crash", [False, True])
-def test_a_killed_worker_does_not_silently_resend_a_webhook(user_api, server, retry_on_crash):
+def test_a_killed_worker_does_not_silently_resend_a_webhook(user_api, threaded_server, retry_on_crash):
     calls: list = []
-    server.expect_request("/hook", method="POST").respond_with_handler(slow_first_call(calls))
-    config = {"url": server.url_for("/hook"), "body": {"n": 1}}
+    threaded_server.expect_request("/hook", method="POST").respond_with_handler(slow_first_call(calls))
+    config = {"url": threaded_server.url_for("/hook"), "body": {"n": 1}}
     if retry_on_crash:
         config["retry_on_crash"] = True
     body = {
@@ -246,7 +236,7 @@ def test_fifty_runs_survive_a_broker_restart_that_loses_every_message(user_api):
     assert recovery_seconds < 120
 
 
-def test_every_step_message_delivered_twice_executes_each_step_once(user_api, server):
+def test_every_step_message_delivered_twice_executes_each_step_once(user_api, threaded_server):
     calls: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -255,13 +245,13 @@ def test_every_step_message_delivered_twice_executes_each_step_once(user_api, se
             calls[request.path] = calls.get(request.path, 0) + 1
         return Response("{}", content_type="application/json")
 
-    server.expect_request("/a").respond_with_handler(count)
-    server.expect_request("/b").respond_with_handler(count)
+    threaded_server.expect_request("/a").respond_with_handler(count)
+    threaded_server.expect_request("/b").respond_with_handler(count)
     body = {
         "name": "Twice",
         "nodes": [
-            {"key": "a", "type": "webhook", "config": {"url": server.url_for("/a"), "body": {}}},
-            {"key": "b", "type": "webhook", "config": {"url": server.url_for("/b"), "body": {}}},
+            {"key": "a", "type": "webhook", "config": {"url": threaded_server.url_for("/a"), "body": {}}},
+            {"key": "b", "type": "webhook", "config": {"url": threaded_server.url_for("/b"), "body": {}}},
             {"key": "c", "content": "done"},
         ],
     }

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from accounts.models import Membership
@@ -19,16 +18,6 @@ from workflows.credentials import credential_save
 from workflows.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def threaded_server():
-    """A local server that answers concurrent requests in parallel (the default one serves one at a time)."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 def test_a_loop_runs_each_item_with_bounded_concurrency(engine_worker, user_api, threaded_server):

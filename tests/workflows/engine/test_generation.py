@@ -4,7 +4,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from accounts.access import personal_workspace
 from analytics import metrics
@@ -19,16 +18,6 @@ from workflows.models import Document, RunEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET = "sk-e2e-secret-value-4242"
-
-
-@pytest.fixture
-def llm_http():
-    """A threaded local server: a streamed answer must not keep other requests waiting."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
 
 
 @pytest.fixture
@@ -62,9 +51,11 @@ def chain(api, credential: str, model: str, **config) -> dict:
 
 
 def test_openai_chain_sends_the_chained_context_and_records_usage_and_cost(
-    engine_worker, user_api, workspace, llm_http
+    engine_worker, user_api, workspace, threaded_server
 ):
-    llm = openai_server(llm_http, text=lambda body: f"Answer {len(body['messages'])}", model="gpt-4o-mini-2024-07-18")
+    llm = openai_server(
+        threaded_server, text=lambda body: f"Answer {len(body['messages'])}", model="gpt-4o-mini-2024-07-18"
+    )
     credential_save(
         workspace_id=workspace, name="openai", kind="openai", value={"api_key": SECRET, "base_url": llm.base_url}
     )
@@ -110,9 +101,11 @@ def test_openai_chain_sends_the_chained_context_and_records_usage_and_cost(
     assert SECRET not in engine_worker.output()
 
 
-def test_streamed_text_arrives_as_ordered_deltas_that_make_the_document(engine_worker, user_api, workspace, llm_http):
+def test_streamed_text_arrives_as_ordered_deltas_that_make_the_document(
+    engine_worker, user_api, workspace, threaded_server
+):
     text = "Streaming arrives piece by piece, " * 12
-    llm = anthropic_server(llm_http, text=text, chunk_delay=0.01)
+    llm = anthropic_server(threaded_server, text=text, chunk_delay=0.01)
     credential_save(
         workspace_id=workspace, name="claude", kind="anthropic", value={"api_key": SECRET, "base_url": llm.base_url}
     )
@@ -141,9 +134,11 @@ def test_streamed_text_arrives_as_ordered_deltas_that_make_the_document(engine_w
     assert deltas.last().seq < finished.seq
 
 
-def test_json_output_that_breaks_the_schema_is_retried_and_stored_parsed(engine_worker, user_api, workspace, llm_http):
+def test_json_output_that_breaks_the_schema_is_retried_and_stored_parsed(
+    engine_worker, user_api, workspace, threaded_server
+):
     answers = iter(['{"title": 3}', '{"title": "Tides", "points": ["moon"]}'])
-    llm = openai_server(llm_http, text=lambda body: next(answers))
+    llm = openai_server(threaded_server, text=lambda body: next(answers))
     credential_save(
         workspace_id=workspace, name="openai", kind="openai", value={"api_key": SECRET, "base_url": llm.base_url}
     )
@@ -175,8 +170,8 @@ def test_json_output_that_breaks_the_schema_is_retried_and_stored_parsed(engine_
     assert Document.objects.get(run=run).format == "json"
 
 
-def test_the_context_budget_drops_the_oldest_documents_first(engine_worker, user_api, workspace, llm_http):
-    llm = openai_server(llm_http, text=lambda body: "x" * 400)  # about 100 tokens each
+def test_the_context_budget_drops_the_oldest_documents_first(engine_worker, user_api, workspace, threaded_server):
+    llm = openai_server(threaded_server, text=lambda body: "x" * 400)  # about 100 tokens each
     credential_save(
         workspace_id=workspace, name="openai", kind="openai", value={"api_key": SECRET, "base_url": llm.base_url}
     )
@@ -202,8 +197,8 @@ def test_the_context_budget_drops_the_oldest_documents_first(engine_worker, user
     assert context["budget_tokens"] == 250
 
 
-def test_a_cached_request_does_not_call_the_model_again(engine_worker, user_api, workspace, llm_http):
-    llm = openai_server(llm_http, text="Cached answer", model="gpt-4o")
+def test_a_cached_request_does_not_call_the_model_again(engine_worker, user_api, workspace, threaded_server):
+    llm = openai_server(threaded_server, text="Cached answer", model="gpt-4o")
     credential_save(
         workspace_id=workspace, name="openai", kind="openai", value={"api_key": SECRET, "base_url": llm.base_url}
     )
@@ -275,8 +270,14 @@ def test_succeeded_generations_count_tokens_and_cost_in_metrics():
     cost = metrics.generation_cost_total.labels(provider="openai", model="gpt-4o")
     before = (tokens_in._value.get(), tokens_out._value.get(), cost._value.get())
 
-    event = {"type": "step.succeeded", "data": {"type": "document", "usage": usage}, "workflow": "w", "run": "r"}
-    events.publish(event)
+    event = {
+        "type": "step.succeeded",
+        "data": {"type": "document", "usage": usage},
+        "workspace": "00000000-0000-0000-0000-000000000000",
+        "workflow": "w",
+        "run": "r",
+    }
+    events.publish([event])
 
     after = (tokens_in._value.get(), tokens_out._value.get(), cost._value.get())
     assert [round(b - a, 6) for a, b in zip(before, after, strict=True)] == [10, 4, 0.5]

@@ -1,6 +1,5 @@
 import pytest
 from django.core.cache import cache
-from pytest_httpserver import HTTPServer
 
 
 @pytest.fixture(autouse=True)
@@ -16,13 +15,3 @@ def provider_settings(settings):
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def slow_server():
-    """A threaded server of its own for answers that wait, so the shared one is not left busy."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()

@@ -61,10 +61,10 @@ def test_repeated_server_errors_are_retried_then_fail_transiently(httpserver):
     assert len(llm.requests) == 3  # the call and DWC_PROVIDER_MAX_RETRIES = 2 retries
 
 
-def test_a_server_slower_than_the_timeout_is_a_transient_error(slow_server, settings):
+def test_a_server_slower_than_the_timeout_is_a_transient_error(threaded_server, settings):
     settings.DWC_PROVIDER_TIMEOUT_SECONDS = 0.5
     settings.DWC_PROVIDER_MAX_RETRIES = 0
-    llm = openai_server(slow_server, delay=1.5)
+    llm = openai_server(threaded_server, delay=1.5)
 
     started = time.monotonic()
     with pytest.raises(TransientError, match=r"did not answer within 0\.5 s"):
@@ -73,7 +73,7 @@ def test_a_server_slower_than_the_timeout_is_a_transient_error(slow_server, sett
     assert time.monotonic() - started < 1.2
 
 
-def test_text_streamed_by_a_failed_attempt_is_revoked_before_the_retry(slow_server):
+def test_text_streamed_by_a_failed_attempt_is_revoked_before_the_retry(threaded_server):
     """The first answer breaks off after two pieces; the caller hears of the restart before the second."""
     seen: list[str] = []
 
@@ -90,8 +90,8 @@ def test_text_streamed_by_a_failed_attempt_is_revoked_before_the_retry(slow_serv
 
         return Response(events(), content_type="text/event-stream")
 
-    slow_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(broken_then_whole)
-    llm_base_url = f"http://127.0.0.1:{slow_server.port}/v1"
+    threaded_server.expect_request("/v1/chat/completions", method="POST").respond_with_handler(broken_then_whole)
+    llm_base_url = f"http://127.0.0.1:{threaded_server.port}/v1"
     events: list[str] = []
 
     generation = providers.generate(

@@ -1,0 +1,69 @@
+"""Server-sent events: a run's events as `text/event-stream`, for clients that cannot use websockets.
+
+The stream reads the run's log (RunEvent) after the client's last seq and then waits for the
+channel layer to say the run has more (the same broadcast the websockets get), so it has the log's
+order with no gap. `id:` is the seq: a reconnecting client sends it back as Last-Event-ID. The
+stream ends once the run has finished and everything is sent.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from workflows import realtime, selectors
+from workflows.models import Run
+
+KEEPALIVE_SECONDS = 15
+RECONNECT_MS = 2000
+
+_run_events = database_sync_to_async(selectors.run_event_envelopes)
+
+
+@database_sync_to_async
+def _finished(run_id) -> bool:
+    return Run.objects.filter(pk=run_id, status__in=Run.FINISHED).exists()
+
+
+def _frame(event: dict) -> str:
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+async def _more_of(run_id: str, layer, channel: str) -> None:
+    """Return when the channel layer delivers an event of the run."""
+    while True:
+        message = await layer.receive(channel)
+        if any(event["run"] == run_id for event in message.get("events", ())):
+            return
+
+
+async def run_event_stream(run: Run, after: int) -> AsyncIterator[str]:
+    run_id = str(run.pk)
+    realtime.attach(asyncio.get_running_loop())
+    layer = get_channel_layer()
+    channel = await layer.new_channel("sse.")
+    group = realtime.workspace_group(run.workspace_id)
+    await layer.group_add(group, channel)
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        last = after
+        while True:
+            events = await _run_events(run_id, last)
+            for event in events:
+                yield _frame(event)
+                last = event["seq"]
+            if events:
+                continue
+            if await _finished(run_id):
+                # Events written with the run's last change are logged before it reads finished.
+                if not await _run_events(run_id, last, limit=1):
+                    return
+                continue
+            try:
+                await asyncio.wait_for(_more_of(run_id, layer, channel), timeout=KEEPALIVE_SECONDS)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+    finally:
+        await layer.group_discard(group, channel)
