@@ -42,7 +42,9 @@ def _uuid(value) -> str | None:
         return None
 
 
-_run_events = database_sync_to_async(selectors.run_event_envelopes)
+# Reads of the log need no particular thread: thread_sensitive=False keeps them off the one thread
+# that every thread-sensitive call of this process (HTTP views in the embedded mode) queues on.
+_run_events = database_sync_to_async(selectors.run_event_envelopes, thread_sensitive=False)
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -115,6 +117,15 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self._remember(run_id, last)
         await self.send_json({"type": "resumed", "run": run_id, "seq": last})
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, a hop onto that one
+        # thread. Run events reach the database only through _run_events, which closes its own, and
+        # there are many of them: with 100 clients they queued there for over a second.
+        if message["type"] == realtime.MESSAGE_TYPE:
+            await self.run_events(message)
+        else:
+            await super().dispatch(message)
+
     async def run_events(self, message: dict) -> None:
         """A transaction's events, from workflows.realtime through the channel layer."""
         for event in message["events"]:
@@ -124,16 +135,16 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     async def _deliver(self, event: dict) -> None:
         run_id, seq = event["run"], event["seq"]
         last = self.last_seq.get(run_id)
-        if last is None:
-            # A run first seen here: what it emitted since this client connected, it gets too.
-            since = self.connected_at - CONNECT_MARGIN
-            for missed in await _run_events(run_id, 0, since=since, before=seq):
-                await self.send_json(missed)
-        elif seq <= last:
+        if last is not None and seq <= last:
             return  # sent already (a replay or a resume got there first)
-        elif seq > last + 1:
-            for missed in await _run_events(run_id, last, before=seq):
-                await self.send_json(missed)
+        missed: list[dict] = []
+        if last is None and seq > 1:
+            # A run first seen here: what it emitted since this client connected, it gets too.
+            missed = await _run_events(run_id, 0, since=self.connected_at - CONNECT_MARGIN, before=seq)
+        elif last is not None and seq > last + 1:
+            missed = await _run_events(run_id, last, before=seq)
+        for earlier in missed:
+            await self.send_json(earlier)
         await self.send_json(event)
         self._remember(run_id, seq)
 

@@ -19,24 +19,18 @@ from workflows.models import Run
 KEEPALIVE_SECONDS = 15
 RECONNECT_MS = 2000
 
-_run_events = database_sync_to_async(selectors.run_event_envelopes)
+_run_events = database_sync_to_async(selectors.run_event_envelopes, thread_sensitive=False)
 
 
-@database_sync_to_async
-def _finished(run_id) -> bool:
+def _is_finished(run_id) -> bool:
     return Run.objects.filter(pk=run_id, status__in=Run.FINISHED).exists()
+
+
+_finished = database_sync_to_async(_is_finished, thread_sensitive=False)
 
 
 def _frame(event: dict) -> str:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
-
-
-async def _more_of(run_id: str, layer, channel: str) -> None:
-    """Return when the channel layer delivers an event of the run."""
-    while True:
-        message = await layer.receive(channel)
-        if any(event["run"] == run_id for event in message.get("events", ())):
-            return
 
 
 async def run_event_stream(run: Run, after: int) -> AsyncIterator[str]:
@@ -46,10 +40,22 @@ async def run_event_stream(run: Run, after: int) -> AsyncIterator[str]:
     channel = await layer.new_channel("sse.")
     group = realtime.workspace_group(run.workspace_id)
     await layer.group_add(group, channel)
+    more = asyncio.Event()
+
+    async def listen() -> None:
+        # One receiver for the whole stream: a receive cancelled at each keep-alive would leave
+        # the channel unsubscribed (and events missed) until the next one.
+        while True:
+            message = await layer.receive(channel)
+            if any(event["run"] == run_id for event in message.get("events", ())):
+                more.set()
+
+    listener = asyncio.ensure_future(listen())
     try:
         yield f"retry: {RECONNECT_MS}\n\n"
         last = after
         while True:
+            more.clear()
             events = await _run_events(run_id, last)
             for event in events:
                 yield _frame(event)
@@ -62,8 +68,11 @@ async def run_event_stream(run: Run, after: int) -> AsyncIterator[str]:
                     return
                 continue
             try:
-                await asyncio.wait_for(_more_of(run_id, layer, channel), timeout=KEEPALIVE_SECONDS)
+                await asyncio.wait_for(more.wait(), timeout=KEEPALIVE_SECONDS)
             except TimeoutError:
                 yield ": keep-alive\n\n"
     finally:
+        # Cancelling the pending receive is what makes the pub/sub layer unsubscribe the channel.
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
         await layer.group_discard(group, channel)
