@@ -108,9 +108,9 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_field = "user_id"
     filter_backends: list = []
 
-    def workspace(self) -> Workspace:
+    def workspace(self, minimum: str = Role.VIEWER) -> Workspace:
         workspace = get_object_or_404(Workspace, pk=self.kwargs["workspace_pk"])
-        ensure_role(self.request.user, workspace, Role.VIEWER)
+        ensure_role(self.request.user, workspace, minimum)
         return workspace
 
     def get_queryset(self):
@@ -120,9 +120,10 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=serializers.MembershipCreateSerializer, responses={201: serializers.MembershipSerializer})
     def create(self, request, *args, **kwargs):
+        workspace = self.workspace(Role.ADMIN)  # who, before what: a viewer's request is a 403 whatever its body
         data = serializers.MembershipCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_add(workspace=self.workspace(), actor=request.user, **data.validated_data)
+        membership = services.membership_add(workspace=workspace, actor=request.user, **data.validated_data)
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, *args, **kwargs):
@@ -130,10 +131,12 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=serializers.MembershipUpdateSerializer, responses=serializers.MembershipSerializer)
     def partial_update(self, request, *args, **kwargs):
+        self.workspace(Role.ADMIN)
+        membership = self.get_object()
         data = serializers.MembershipUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_change_role(
-            membership=self.get_object(), actor=request.user, role=data.validated_data["role"]
+            membership=membership, actor=request.user, role=data.validated_data["role"]
         )
         return Response(self.get_serializer(membership).data)
 

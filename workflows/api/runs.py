@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from accounts.access import Role
 from workflows import selectors
 from workflows.api import serializers
 from workflows.events import envelope
@@ -144,9 +145,9 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=serializers.ApprovalSerializer, responses=serializers.StepRunSerializer)
     @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/approve")
     def approve(self, request, pk=None, node_key=None):
+        run = selectors.run_get(request.user, pk, minimum=Role.EDITOR)  # who, before what
         data = serializers.ApprovalSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = self._get()
         if not run.steps.filter(node_key=node_key).exists():
             raise Http404(f"The run has no step {node_key!r}.")
         step = services.step_approve(run=run, node_key=node_key, actor=request.user, **data.validated_data)
@@ -155,7 +156,8 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=serializers.RegenerateSerializer, responses={202: serializers.RunSerializer})
     @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/regenerate")
     def regenerate(self, request, pk=None, node_key=None):
+        run = selectors.run_get(request.user, pk, minimum=Role.EDITOR)
         data = serializers.RegenerateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.step_regenerate(run=self._get(), node_key=node_key, actor=request.user, **data.validated_data)
+        run = services.step_regenerate(run=run, node_key=node_key, actor=request.user, **data.validated_data)
         return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

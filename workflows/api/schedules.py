@@ -90,15 +90,15 @@ def schedules_for_user(user: User) -> QuerySet[Schedule]:
     ).select_related("workflow")
 
 
-def schedule_get(user: User, schedule_id) -> Schedule:
-    """The schedule if `user` may at least view its workflow; Http404 hides the rest."""
+def schedule_get(user: User, schedule_id, *, minimum: str = Role.VIEWER) -> Schedule:
+    """The schedule if `user` holds `minimum` in its workspace; Http404 hides it from non-members."""
     try:
         schedule = Schedule.objects.select_related("workflow__workspace").get(pk=uuid.UUID(str(schedule_id)))
     except (ValueError, Schedule.DoesNotExist) as error:
         raise Http404(NO_SUCH_SCHEDULE) from error
     if schedule.workflow.is_deleted:
         raise Http404(NO_SUCH_SCHEDULE)
-    ensure_role(user, schedule.workflow.workspace, Role.VIEWER)
+    ensure_role(user, schedule.workflow.workspace, minimum)
     return schedule
 
 
@@ -160,7 +160,8 @@ class ScheduleViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def backfill(self, request, pk=None):
         """One run per slot in the range (202, every slot of the range); slots already handled stay as they are."""
-        schedule = self._get()
+        # The role first: a viewer's request is refused as such, whatever its body.
+        schedule = schedule_get(request.user, pk, minimum=Role.EDITOR)
         data = BackfillSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rows = services.schedule_backfill(schedule=schedule, actor=request.user, **data.validated_data)
