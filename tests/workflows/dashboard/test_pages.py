@@ -1,0 +1,150 @@
+"""The dashboard's pages through Django's test client: who may see them, what they render, what they reference."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.contrib.staticfiles import finders
+
+from accounts.access import personal_workspace
+from accounts.models import Membership
+from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from workflows.services.definitions import workflow_create
+from workflows.services.runs import run_trigger
+
+pytestmark = pytest.mark.django_db
+
+CHAIN = {"name": "Page chain", "nodes": [{"key": "first", "type": "text", "content": "one"}]}
+WRITE_CONTROLS = ('id="run-dialog"', 'id="run-button"', 'id="cancel-button"', 'id="retry-button"', "approval-template")
+
+
+@pytest.fixture
+def owner():
+    return UserFactory()
+
+
+@pytest.fixture
+def workflow(owner):
+    return workflow_create(actor=owner, workspace=personal_workspace(owner), data=CHAIN)
+
+
+@pytest.fixture
+def run(owner, workflow):
+    run, _ = run_trigger(workflow=workflow, input={}, trigger="manual", actor=owner)
+    return run
+
+
+def member(workspace, role: str):
+    user = UserFactory()
+    MembershipFactory(workspace=workspace, user=user, role=role)
+    return user
+
+
+def pages(workflow, run) -> list[str]:
+    workspace = f"?workspace={workflow.workspace_id}"
+    return [
+        f"/dashboard/{workspace}",
+        f"/dashboard/runs/{workspace}",
+        f"/dashboard/workflows/{workflow.pk}/",
+        f"/dashboard/runs/{run.pk}/",
+    ]
+
+
+def test_pages_send_anonymous_visitors_to_the_login_page(client, workflow, run):
+    for url in pages(workflow, run):
+        answer = client.get(url)
+        assert answer.status_code == 302, url
+        assert answer["Location"].startswith("/accounts/login/?next=/dashboard/"), answer["Location"]
+
+
+def test_logging_in_lands_on_the_dashboard_and_logging_out_on_the_login_page(client, owner):
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200
+    assert '<label for="id_username">Email</label>' in page.content.decode()
+
+    wrong = client.post("/accounts/login/", {"username": owner.email, "password": "not it"})
+    assert wrong.status_code == 200
+    assert 'role="alert"' in wrong.content.decode()
+
+    answer = client.post("/accounts/login/", {"username": owner.email, "password": PASSWORD})
+    assert (answer.status_code, answer["Location"]) == (302, "/dashboard/")
+    assert client.get("/dashboard/").status_code == 200
+
+    answer = client.post("/accounts/logout/", {"next": "/accounts/login/"})
+    assert (answer.status_code, answer["Location"]) == (302, "/accounts/login/")
+    assert client.get("/dashboard/").status_code == 302
+
+
+@pytest.mark.parametrize("role", ["viewer", "editor"])
+def test_every_page_renders_for_a_member(client, workflow, run, role):
+    client.force_login(member(workflow.workspace, role))
+    for url in pages(workflow, run):
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        html = answer.content.decode()
+        assert f'data-workspace="{workflow.workspace_id}"' in html
+        assert f'data-role="{role}"' in html
+        assert "csrftoken" in answer.cookies  # the page's scripts send it with their writes
+    assert workflow.name in client.get(f"/dashboard/workflows/{workflow.pk}/").content.decode()
+    assert f'data-run="{run.pk}"' in client.get(f"/dashboard/runs/{run.pk}/").content.decode()
+
+
+def test_without_a_workspace_in_the_query_the_personal_workspace_is_shown(client, owner):
+    client.force_login(owner)
+    html = client.get("/dashboard/").content.decode()
+    assert f'data-workspace="{personal_workspace(owner).pk}"' in html
+    assert 'data-role="owner"' in html
+
+
+def test_a_user_without_a_workspace_is_told_so(client):
+    client.force_login(UserFactory(personal_workspace=False))
+    for url in ["/dashboard/", "/dashboard/runs/"]:
+        answer = client.get(url)
+        assert answer.status_code == 200
+        assert "You do not belong to a workspace yet." in answer.content.decode()
+
+
+def test_another_workspaces_workflow_run_and_workspace_are_404(client, workflow, run):
+    client.force_login(UserFactory())
+    for url in pages(workflow, run):
+        assert client.get(url).status_code == 404, url
+    assert client.get("/dashboard/workflows/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+def test_a_viewer_gets_no_write_controls_and_an_editor_does(client, workflow, run):
+    client.force_login(member(workflow.workspace, Membership.Role.VIEWER))
+    for url in pages(workflow, run):
+        html = client.get(url).content.decode()
+        assert not [control for control in WRITE_CONTROLS if control in html], url
+
+    client.force_login(member(workflow.workspace, Membership.Role.EDITOR))
+    assert 'id="run-dialog"' in client.get(pages(workflow, run)[0]).content.decode()
+    assert 'id="run-button"' in client.get(f"/dashboard/workflows/{workflow.pk}/").content.decode()
+    run_page = client.get(f"/dashboard/runs/{run.pk}/").content.decode()
+    assert 'id="cancel-button"' in run_page
+    assert 'id="approval-template"' in run_page
+
+
+def test_pages_reference_only_static_files_that_exist_and_no_inline_scripts(client, owner, workflow, run):
+    client.force_login(owner)
+    referenced = set()
+    for url in [*pages(workflow, run), "/accounts/login/"]:
+        html = client.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), f"{url} has an inline script"
+        assert " style=" not in html and "onclick=" not in html, url
+        referenced |= set(re.findall(r'(?:src|href)="/static/([^"]+)"', html))
+    assert {"dashboard/dashboard.css", "dashboard/run.js", "dashboard/workflows.js"} <= referenced
+
+    # The page modules import the shared ones; every import must resolve to a file too.
+    pending = [path for path in referenced if path.endswith(".js")]
+    while pending:
+        path = pending.pop()
+        found = finders.find(path)
+        assert found, f"/static/{path} does not exist"
+        for name in re.findall(r'from "\./([\w.-]+\.js)"', Path(found).read_text()):
+            if f"dashboard/{name}" not in referenced:
+                referenced.add(f"dashboard/{name}")
+                pending.append(f"dashboard/{name}")
+    for path in referenced:
+        assert finders.find(path), f"/static/{path} does not exist"
+    assert "dashboard/live.js" in referenced

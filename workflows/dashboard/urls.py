@@ -1,0 +1,12 @@
+from django.urls import path
+
+from workflows.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.workflow_list, name="workflows"),
+    path("runs/", views.run_list, name="runs"),
+    path("workflows/<uuid:workflow_id>/", views.workflow_detail, name="workflow"),
+    path("runs/<uuid:run_id>/", views.run_detail, name="run"),
+]

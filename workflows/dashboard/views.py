@@ -1,0 +1,57 @@
+"""The live dashboard's pages. Each renders a shell with ids in data attributes; the page's module in
+static/dashboard/ loads the rest from the REST API and follows the websocket (DESIGN §9).
+
+A page decides only which write controls to draw, from the viewer's role; the API decides what is allowed.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
+from accounts.models import ROLE_RANK, Workspace
+from workflows import selectors
+
+
+def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict:
+    role = ensure_role(request.user, workspace, Role.VIEWER) if workspace else None
+    can_write = role is not None and ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
+    return {"workspace": workspace, "role": role or "", "can_write": can_write, **extra}
+
+
+def _chosen_workspace(request: HttpRequest) -> Workspace | None:
+    """`?workspace=<id>` if the user belongs to it (else 404); without it the personal or first workspace."""
+    chosen = request.GET.get("workspace")
+    if chosen:
+        workspace = workspace_for_member(request.user, chosen)
+        if workspace is None:
+            raise Http404("No such workspace.")
+        return workspace
+    return personal_workspace(request.user) or workspaces_for_user(request.user).first()
+
+
+@login_required
+@ensure_csrf_cookie
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/workflows.html", _context(request, _chosen_workspace(request)))
+
+
+@login_required
+@ensure_csrf_cookie
+def run_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/runs.html", _context(request, _chosen_workspace(request)))
+
+
+@login_required
+@ensure_csrf_cookie
+def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
+    workflow = selectors.workflow_get(request.user, workflow_id)
+    return render(request, "dashboard/workflow.html", _context(request, workflow.workspace, workflow=workflow))
+
+
+@login_required
+@ensure_csrf_cookie
+def run_detail(request: HttpRequest, run_id) -> HttpResponse:
+    run = selectors.run_get(request.user, run_id)
+    return render(request, "dashboard/run.html", _context(request, run.workspace, run=run))
