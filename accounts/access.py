@@ -1,24 +1,44 @@
-"""Who may do what in a workspace. Every app asks here; nothing else reads roles."""
+"""Who may do what in a workspace. Every app asks here; nothing else reads roles.
+
+A request authenticated with an API key (accounts.api.authentication) carries the key on its user
+object as `user.api_key`. Everything here honours it: a key limited to one workspace sees no other
+(404, as for non-members), and what needs the admin role or higher needs the key's `admin` scope.
+The user object lives for one request, so the limit cannot leak into another one.
+"""
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.models import ROLE_RANK, Membership, User, Workspace
+from accounts.models import ROLE_RANK, ApiKey, Membership, User, Workspace
 
 Role = Membership.Role
 
 NOT_A_MEMBER = "No such workspace."
 ROLE_TOO_LOW = "This needs the {role} role or higher in the workspace."
+KEY_NEEDS_ADMIN_SCOPE = "This API key lacks the admin scope, which this needs."
+KEY_LIMITED_TO_WORKSPACE = "This API key is limited to one workspace; it cannot create others."
+
+
+def acting_api_key(user: User) -> ApiKey | None:
+    """The API key the request of this user object authenticated with, if any."""
+    return getattr(user, "api_key", None)
+
+
+def _outside_key_workspace(user: User, workspace_id) -> bool:
+    key = acting_api_key(user)
+    return key is not None and key.workspace_id is not None and key.workspace_id != workspace_id
 
 
 def workspaces_for_user(user: User) -> QuerySet[Workspace]:
     # A subquery, not a join, so that callers can still aggregate over all memberships.
-    return Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
+    workspaces = Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
+    key = acting_api_key(user)
+    return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces
 
 
 def role_of(user: User, workspace: Workspace) -> str | None:
-    if not user.is_authenticated:
+    if not user.is_authenticated or _outside_key_workspace(user, workspace.pk):
         return None
     return Membership.objects.filter(workspace=workspace, user=user).values_list("role", flat=True).first()
 
@@ -26,20 +46,41 @@ def role_of(user: User, workspace: Workspace) -> str | None:
 def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
     """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403.
 
-    Superusers act as owners everywhere: they operate the installation through the admin.
+    Superusers act as owners everywhere: they operate the installation through the admin. An API
+    key narrows both (see the module's docstring).
     """
-    if user.is_authenticated and user.is_superuser:
-        return Role.OWNER
-    role = role_of(user, workspace)
+    if user.is_authenticated and user.is_superuser and not _outside_key_workspace(user, workspace.pk):
+        role = Role.OWNER
+    else:
+        role = role_of(user, workspace)
     if role is None:
         raise Http404(NOT_A_MEMBER)
     if ROLE_RANK[role] < ROLE_RANK[minimum]:
         raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
+    key = acting_api_key(user)
+    if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
+        raise PermissionDenied(KEY_NEEDS_ADMIN_SCOPE)
     return role
+
+
+def ensure_may_create_workspace(user: User) -> None:
+    """A key limited to one workspace could not even see a workspace it created."""
+    key = acting_api_key(user)
+    if key is not None and key.workspace_id is not None:
+        raise PermissionDenied(KEY_LIMITED_TO_WORKSPACE)
 
 
 def personal_workspace(user: User) -> Workspace | None:
     return Workspace.objects.filter(is_personal=True, memberships__user=user, memberships__role=Role.OWNER).first()
+
+
+def default_workspace(user: User) -> Workspace | None:
+    """Where something created without naming a workspace goes: an API key's own workspace if it is
+    limited to one, else the user's personal workspace."""
+    key = acting_api_key(user)
+    if key is not None and key.workspace_id is not None:
+        return workspace_for_member(user, key.workspace_id)
+    return personal_workspace(user)
 
 
 def workspace_for_member(user: User, workspace_id) -> Workspace | None:
@@ -59,3 +100,17 @@ def workspace_first_owner(workspace: Workspace) -> User | None:
         .first()
     )
     return owner.user if owner else None
+
+
+def workspaces_with_role(user: User, minimum: str) -> QuerySet[Workspace]:
+    """The workspaces where `ensure_role(user, workspace, minimum)` would pass: for listing across them."""
+    key = acting_api_key(user)
+    if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
+        return Workspace.objects.none()
+    if user.is_superuser:
+        workspaces = Workspace.objects.all()
+    else:
+        roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
+        memberships = Membership.objects.filter(user=user, role__in=roles)
+        workspaces = Workspace.objects.filter(pk__in=memberships.values("workspace_id"))
+    return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces

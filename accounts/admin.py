@@ -1,8 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import Count
 
+from accounts.lockout import lockout_lift
 from accounts.models import Membership, User, Workspace
 
 
@@ -48,6 +49,12 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["date_joined", "last_login"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]
+    actions = ["lift_login_lockouts"]
+
+    @admin.action(description="Lift login lockouts of the selected users")
+    def lift_login_lockouts(self, request, queryset) -> None:
+        lifted = sum(lockout_lift(email=user.email) for user in queryset)
+        self.message_user(request, f"Lifted {lifted} login lockout(s).", messages.SUCCESS)
 
     def get_inline_instances(self, request, obj=None):
         # Adding a user is the short email-and-password form; memberships come on the change page.

@@ -93,3 +93,52 @@ ROLE_RANK = {
     Membership.Role.ADMIN: 2,
     Membership.Role.OWNER: 3,
 }
+
+
+class ApiKey(models.Model):
+    """A credential for scripts and services: acts as its creator, limited to its scopes and, if set,
+    to one workspace. Only a SHA-256 of the key is stored; `prefix` is its public part, for lookup."""
+
+    class Scope(models.TextChoices):
+        READ = "read"
+        WRITE = "write"
+        TRIGGER = "trigger"
+        ADMIN = "admin"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    workspace = models.ForeignKey(
+        Workspace,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        help_text="The only workspace the key reaches; empty: all of its user's workspaces.",
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def allows(self, scope: str) -> bool:
+        return any(scope in SCOPE_INCLUDES[held] for held in self.scopes if held in SCOPE_INCLUDES)
+
+
+# What each API key scope permits: admin everything, write also reads, trigger only starts runs.
+SCOPE_INCLUDES = {
+    ApiKey.Scope.READ: {ApiKey.Scope.READ},
+    ApiKey.Scope.WRITE: {ApiKey.Scope.WRITE, ApiKey.Scope.READ},
+    ApiKey.Scope.TRIGGER: {ApiKey.Scope.TRIGGER},
+    ApiKey.Scope.ADMIN: set(ApiKey.Scope),
+}

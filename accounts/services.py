@@ -4,10 +4,13 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.access import ensure_role
+from accounts.access import ensure_may_create_workspace, ensure_role
 from accounts.models import ROLE_RANK, Membership, User, Workspace
+from audit.services import REDACTED, AnyRequest, audit_record, diff
 from config.problems import Conflict
 
 Role = Membership.Role
@@ -22,7 +25,7 @@ NO_SUCH_USER = "No user has this email address; they must register first."
 OWNERS_ONLY = "Only an owner can grant, change or remove the owner role."
 
 
-def user_register(*, email: str, password: str, name: str = "") -> User:
+def user_register(*, email: str, password: str, name: str = "", request: AnyRequest | None = None) -> User:
     """Create a user with a personal workspace they own. Raises ValidationError or PermissionDenied."""
     if not settings.ACCOUNTS_ALLOW_REGISTRATION:
         raise PermissionDenied(REGISTRATION_CLOSED)
@@ -37,7 +40,15 @@ def user_register(*, email: str, password: str, name: str = "") -> User:
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password, name=name)
-            _personal_workspace_create(user)
+            workspace = _personal_workspace_create(user)
+            audit_record(
+                action="auth.registered",
+                actor=user,
+                workspace=workspace,
+                target=user,
+                changes={**diff({}, {"email": email, "name": name or None}), "password": [None, REDACTED]},
+                request=request,
+            )
     except IntegrityError as error:  # two registrations of one email racing each other
         raise ValidationError({"email": [EMAIL_TAKEN]}) from error
     return user
@@ -51,7 +62,9 @@ def _personal_workspace_create(user: User) -> Workspace:
     return workspace
 
 
-def user_change_password(*, user: User, old_password: str, new_password: str) -> None:
+def user_change_password(
+    *, user: User, old_password: str, new_password: str, request: AnyRequest | None = None
+) -> None:
     if not user.check_password(old_password):
         raise ValidationError({"old_password": [WRONG_PASSWORD]})
     try:
@@ -64,28 +77,78 @@ def user_change_password(*, user: User, old_password: str, new_password: str) ->
         # A changed password is often a reaction to a leak: end every session the old one opened.
         outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
         BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])
+        audit_record(
+            action="auth.password_changed",
+            actor=user,
+            target=user,
+            changes={"password": [REDACTED, REDACTED], "refresh_tokens_revoked": [None, len(outstanding)]},
+            request=request,
+        )
 
 
-def workspace_create(*, actor: User, name: str) -> Workspace:
+def user_logout(*, refresh: str, request: AnyRequest | None = None) -> None:
+    """Blacklist a refresh token (the token is the credential). Raises simplejwt's TokenError for a bad one."""
+    token = RefreshToken(refresh)
+    with transaction.atomic():
+        token.blacklist()
+        user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+        if user is not None:
+            audit_record(action="auth.logout", actor=user, target=user, request=request)
+
+
+def workspace_create(*, actor: User, name: str, request: AnyRequest | None = None) -> Workspace:
+    ensure_may_create_workspace(actor)
     with transaction.atomic():
         workspace = Workspace.objects.create(name=name, created_by=actor)
         Membership.objects.create(workspace=workspace, user=actor, role=Role.OWNER)
+        audit_record(
+            action="workspace.created",
+            actor=actor,
+            workspace=workspace,
+            target=workspace,
+            changes={"name": [None, name]},
+            request=request,
+        )
     return workspace
 
 
-def workspace_update(*, workspace: Workspace, actor: User, name: str) -> Workspace:
+def workspace_update(*, workspace: Workspace, actor: User, name: str, request: AnyRequest | None = None) -> Workspace:
     ensure_role(actor, workspace, Role.ADMIN)
-    workspace.name = name
-    workspace.save(update_fields=["name", "updated_at"])
+    before = workspace.name
+    with transaction.atomic():
+        workspace.name = name
+        workspace.save(update_fields=["name", "updated_at"])
+        if name != before:
+            audit_record(
+                action="workspace.updated",
+                actor=actor,
+                workspace=workspace,
+                target=workspace,
+                changes={"name": [before, name]},
+                request=request,
+            )
     return workspace
 
 
-def workspace_delete(*, workspace: Workspace, actor: User) -> None:
-    """Delete a shared workspace with everything in it. Owners only; personal ones stay."""
+def workspace_delete(*, workspace: Workspace, actor: User, request: AnyRequest | None = None) -> None:
+    """Delete a shared workspace with everything in it. Owners only; personal ones stay.
+
+    Its audit events stay, their workspace link cleared; the event of the deletion has none.
+    """
     ensure_role(actor, workspace, Role.OWNER)
     if workspace.is_personal:
         raise Conflict(PERSONAL_WORKSPACE)
-    workspace.delete()
+    workspace_id, name = workspace.pk, workspace.name
+    with transaction.atomic():
+        workspace.delete()
+        audit_record(
+            action="workspace.deleted",
+            actor=actor,
+            target_type="workspace",
+            target_id=workspace_id,
+            changes={"name": [name, None]},
+            request=request,
+        )
 
 
 def _ensure_may_touch_role(actor_role: str, *roles: str) -> None:
@@ -102,7 +165,9 @@ def _ensure_another_owner_remains(membership: Membership) -> None:
         raise Conflict(LAST_OWNER)
 
 
-def membership_add(*, workspace: Workspace, actor: User, email: str, role: str) -> Membership:
+def membership_add(
+    *, workspace: Workspace, actor: User, email: str, role: str, request: AnyRequest | None = None
+) -> Membership:
     actor_role = ensure_role(actor, workspace, Role.ADMIN)
     _ensure_may_touch_role(actor_role, role)
     user = User.objects.filter(email__iexact=email.strip()).first()
@@ -110,23 +175,44 @@ def membership_add(*, workspace: Workspace, actor: User, email: str, role: str) 
         raise ValidationError({"email": [NO_SUCH_USER]})
     try:
         with transaction.atomic():
-            return Membership.objects.create(workspace=workspace, user=user, role=role)
+            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
+            audit_record(
+                action="workspace.member_added",
+                actor=actor,
+                workspace=workspace,
+                target=user,
+                changes={"email": [None, user.email], "role": [None, role]},
+                request=request,
+            )
+            return membership
     except IntegrityError as error:
         raise Conflict(ALREADY_MEMBER) from error
 
 
-def membership_change_role(*, membership: Membership, actor: User, role: str) -> Membership:
+def membership_change_role(
+    *, membership: Membership, actor: User, role: str, request: AnyRequest | None = None
+) -> Membership:
     actor_role = ensure_role(actor, membership.workspace, Role.ADMIN)
     _ensure_may_touch_role(actor_role, role, membership.role)
+    before = membership.role
     with transaction.atomic():
         if ROLE_RANK[role] < ROLE_RANK[membership.role]:
             _ensure_another_owner_remains(membership)
         membership.role = role
         membership.save(update_fields=["role"])
+        if role != before:
+            audit_record(
+                action="workspace.role_changed",
+                actor=actor,
+                workspace=membership.workspace,
+                target=membership.user,
+                changes={"role": [before, role]},
+                request=request,
+            )
     return membership
 
 
-def membership_remove(*, membership: Membership, actor: User) -> None:
+def membership_remove(*, membership: Membership, actor: User, request: AnyRequest | None = None) -> None:
     """Admins remove others; anyone may leave. The last owner can do neither."""
     if membership.user_id == actor.pk:
         ensure_role(actor, membership.workspace, Role.VIEWER)
@@ -136,6 +222,14 @@ def membership_remove(*, membership: Membership, actor: User) -> None:
     with transaction.atomic():
         _ensure_another_owner_remains(membership)
         membership.delete()
+        audit_record(
+            action="workspace.member_removed",
+            actor=actor,
+            workspace=membership.workspace,
+            target=membership.user,
+            changes={"email": [membership.user.email, None], "role": [membership.role, None]},
+            request=request,
+        )
 
 
 def superuser_ensure(*, email: str, password: str) -> bool:
@@ -144,5 +238,11 @@ def superuser_ensure(*, email: str, password: str) -> bool:
         if User.objects.exists():
             return False
         user = User.objects.create_superuser(email=email, password=password, name="Admin")
-        _personal_workspace_create(user)
+        workspace = _personal_workspace_create(user)
+        audit_record(
+            action="auth.registered",
+            workspace=workspace,
+            target=user,
+            changes={"email": [None, user.email], "is_superuser": [None, True], "password": [None, REDACTED]},
+        )
     return True

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -90,9 +90,10 @@ def problem_exception_handler(exc, context) -> Response | None:
         else:
             body = problem_body(response.status_code, str(detail), code=code if isinstance(code, str) else None)
     response.data = body
-    # The browsable API keeps its HTML page; JSON clients get the problem media type.
+    # The browsable API keeps its HTML page; everyone else (JSON, an event-stream client) gets the
+    # problem media type.
     renderer = getattr(context.get("request"), "accepted_renderer", None)
-    if renderer is None or isinstance(renderer, JSONRenderer):
+    if renderer is None or not isinstance(renderer, BrowsableAPIRenderer):
         response.content_type = PROBLEM_CONTENT_TYPE
     return response
 
@@ -108,3 +109,36 @@ def server_error(request):
             500, "The server failed to handle this request; it has been logged.", code="server_error"
         )
     return defaults.server_error(request)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "description": "For validation errors: the messages of each field, by its path.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["type", "title", "status"],
+}
+PROBLEM_RESPONSE = {
+    "description": "An error: a problem details document (400 bad input, 401, 403, 404, 405, 409, 413, 429, …).",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def schema_with_problem_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: every operation may answer with a problem (the `default` response)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                operation.setdefault("responses", {}).setdefault("default", PROBLEM_RESPONSE)
+    return result

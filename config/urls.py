@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django_prometheus.exports import ExportToDjangoView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from analytics import ops
 from config.problems import api_not_found
@@ -9,6 +9,7 @@ from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
     path("", include("accounts.api.urls")),
+    path("", include("audit.api.urls")),
     path("", include("analytics.api.urls")),
     path("", include("workflows.api.urls")),
 ]
@@ -19,9 +20,12 @@ urlpatterns = [
     path("status", ops.status, name="status"),
     path("metrics", ExportToDjangoView, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/", include("workflows.dashboard.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file (/docs?script=): the CSP runs no inline script.
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("api/v3/", include(api_v3)),
     path("hooks/<str:token>/", inbound_hook, name="inbound-hook"),
     re_path(r"^api/", api_not_found),

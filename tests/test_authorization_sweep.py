@@ -25,7 +25,10 @@ pytestmark = pytest.mark.django_db
 
 UNSAFE = ("post", "put", "patch", "delete")
 # Paths owned by a user rather than a workspace: each user sees only their own, checked in their tests.
-NOT_WORKSPACE_OBJECTS = ("/api/v3/system/worker-pings/{ping_id}",)
+NOT_WORKSPACE_OBJECTS = (
+    "/api/v3/system/worker-pings/{ping_id}",
+    "/api/v3/auth/api-keys/{id}",  # tests/accounts/test_api_keys.py: someone else's key is a 404
+)
 
 
 def operations() -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from audit.services import REDACTED, audit_record, diff
 from config.problems import Conflict
 from workflows import definitions
 from workflows.admin_readonly import ReadOnlyAdminMixin, ReadOnlyTabularInline
@@ -36,6 +38,8 @@ from workflows.services.definitions import (
 )
 from workflows.services.runs import run_cancel, run_retry, run_trigger
 
+# Fields of the workflow form whose changes the audit trail shows (the inlines show up as a new version).
+AUDITED_WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema")
 # The node inline's formset prefix (Node.workflow's related_name); edge checks read its rows.
 NODE_PREFIX = "nodes"
 NODE_FIELDS = [
@@ -368,13 +372,31 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        workflow_version_record(form.instance, actor=request.user, note="edited in the admin")
+        version = workflow_version_record(form.instance, actor=request.user, note="edited in the admin")
+        fields = [name for name in form.changed_data if name in AUDITED_WORKFLOW_FIELDS]
+        changes = diff(
+            {name: form.initial.get(name) for name in fields}, {name: form.cleaned_data[name] for name in fields}
+        )
+        if version is not None:
+            changes["version"] = [version.number - 1 or None, version.number]
+        if changes or not change:
+            audit_record(
+                action="workflow.updated" if change else "workflow.created",
+                actor=request.user,
+                workspace=form.instance.workspace,
+                target=form.instance,
+                changes=changes,
+                request=request,
+            )
 
     def _bulk(self, request, queryset, action: str, done: str) -> None:
         """One all-or-nothing service call, as the API's bulk endpoint makes."""
         try:
             count = workflows_bulk(
-                actor=request.user, action=action, ids=[str(pk) for pk in queryset.values_list("pk", flat=True)]
+                actor=request.user,
+                action=action,
+                ids=[str(pk) for pk in queryset.values_list("pk", flat=True)],
+                request=request,
             )
         except ValidationError as error:
             self.message_user(request, _error_text(error), messages.ERROR)
@@ -400,7 +422,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         if form.is_bound and form.is_valid():
             run_input = {} if form.cleaned_data["input"] is None else form.cleaned_data["input"]
             try:
-                run, _ = run_trigger(workflow=workflow, input=run_input, trigger=Run.Trigger.MANUAL, actor=request.user)
+                run, _ = run_trigger(
+                    workflow=workflow, input=run_input, trigger=Run.Trigger.MANUAL, actor=request.user, request=request
+                )
             except (ValidationError, Conflict, PermissionDenied, Http404) as error:
                 form.add_service_error(error)
             else:
@@ -442,7 +466,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     def restore(self, request, queryset):
         restored = 0
         for workflow in queryset.filter(deleted_at__isnull=False).select_related("workspace"):
-            workflow_restore(workflow=workflow, actor=request.user)
+            workflow_restore(workflow=workflow, actor=request.user, request=request)
             restored += 1
         self.message_user(request, f"Restored {restored} workflow(s).", messages.SUCCESS)
 
@@ -451,7 +475,7 @@ class WorkflowAdmin(admin.ModelAdmin):
         copies = 0
         for workflow in queryset.select_related("workspace"):
             try:
-                workflow_duplicate(workflow=workflow, actor=request.user)
+                workflow_duplicate(workflow=workflow, actor=request.user, request=request)
                 copies += 1
             except (ValidationError, PermissionDenied, Http404) as error:
                 self.message_user(request, f"{workflow.name}: {_error_text(error)}", messages.ERROR)
@@ -460,7 +484,10 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export selected workflows as JSON", permissions=["view"])
     def export_json(self, request, queryset):
-        documents = [workflow_export(workflow=workflow) for workflow in queryset.prefetch_related("tag_set")]
+        documents = [
+            workflow_export(workflow=workflow, actor=request.user, request=request)
+            for workflow in queryset.select_related("workspace").prefetch_related("tag_set")
+        ]
         response = HttpResponse(json.dumps(documents, indent=2, ensure_ascii=False), content_type="application/json")
         response["Content-Disposition"] = 'attachment; filename="workflows.json"'
         return response
@@ -552,7 +579,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         count = 0
         for run in queryset.select_related("workspace"):
             try:
-                service(run=run, actor=request.user)
+                service(run=run, actor=request.user, request=request)
             except (Conflict, PermissionDenied, Http404) as error:
                 self.message_user(request, f"Run {run.pk}: {error}", messages.ERROR)
             else:
@@ -698,6 +725,39 @@ class CredentialAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        fields = [name for name in ("name", "kind") if name in form.changed_data]
+        changes = diff({name: form.initial.get(name) for name in fields}, {name: getattr(obj, name) for name in fields})
+        if value not in (None, ""):  # the value itself never reaches the audit trail
+            changes["value"] = [REDACTED if change else None, REDACTED]
+        if changes:
+            audit_record(
+                action="credential.updated" if change else "credential.created",
+                actor=request.user,
+                workspace=obj.workspace,
+                target=obj,
+                changes=changes,
+                request=request,
+            )
+
+    def delete_model(self, request, obj):
+        self._audit_deletion(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
+            for credential in queryset.select_related("workspace"):
+                self._audit_deletion(request, credential)
+            super().delete_queryset(request, queryset)
+
+    def _audit_deletion(self, request, credential: Credential) -> None:
+        audit_record(
+            action="credential.deleted",
+            actor=request.user,
+            workspace=credential.workspace,
+            target=credential,
+            changes={"name": [credential.name, None], "kind": [credential.kind, None], "value": [REDACTED, None]},
+            request=request,
+        )
 
 
 # Trigger admins live in their own modules; importing them registers them.

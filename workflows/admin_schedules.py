@@ -93,14 +93,14 @@ class ScheduleAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
-        schedule_save(schedule=obj, actor=request.user)
+        schedule_save(schedule=obj, actor=request.user, request=request)
 
     def delete_model(self, request, obj):
-        schedule_delete(schedule=obj, actor=request.user)
+        schedule_delete(schedule=obj, actor=request.user, request=request)
 
     def delete_queryset(self, request, queryset):
         for schedule in queryset.select_related("workflow__workspace"):
-            schedule_delete(schedule=schedule, actor=request.user)
+            schedule_delete(schedule=schedule, actor=request.user, request=request)
 
     @admin.display(description="Next fire time")
     def next_fire_time(self, schedule: Schedule) -> str:
@@ -139,7 +139,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda s: schedule_update(schedule=s, actor=request.user, data={"enabled": enabled}),
+            lambda s: schedule_update(schedule=s, actor=request.user, data={"enabled": enabled}, request=request),
             done,
         )
 
@@ -154,7 +154,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.action(description="Trigger selected schedules now", permissions=["change"])
     def trigger_now(self, request, queryset):
         def trigger(schedule: Schedule) -> None:
-            run = schedule_trigger_now(schedule=schedule, actor=request.user)
+            run = schedule_trigger_now(schedule=schedule, actor=request.user, request=request)
             self.message_user(request, f"Started run {run.pk} of {schedule.workflow.name}.", messages.SUCCESS)
 
         self._each(request, queryset, trigger, "Triggered")

@@ -42,6 +42,6 @@ class WebhookTriggerAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the token (the old address stops working at once)", permissions=["change"])
     def rotate(self, request, queryset):
         for hook in queryset.select_related("workflow__workspace"):
-            token = webhook_rotate(hook=hook, actor=request.user)
+            token = webhook_rotate(hook=hook, actor=request.user, request=request)
             url = request.build_absolute_uri(f"/hooks/{token}/")
             self.message_user(request, f"{hook.workflow.name}: new address {url} (shown once)", messages.WARNING)

@@ -27,6 +27,7 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User, Workspace
+from audit.services import REDACTED, AnyRequest, audit_record, diff
 from config.problems import Conflict
 from workflows.engine.errors import PermanentError
 from workflows.models import Credential, Node, WebhookTrigger, Workflow
@@ -268,17 +269,28 @@ def credential_save(*, workspace_id, name: str, kind: str, value: dict, actor: U
         raise ValidationError(errors)
     try:
         with transaction.atomic():
-            credential, _ = Credential.objects.update_or_create(
+            credential, created = Credential.objects.update_or_create(
                 workspace_id=workspace_id,
                 name=name,
                 defaults={"kind": kind, "encrypted_value": encrypt(value), "created_by": actor},
+            )
+            audit_record(
+                action="credential.created" if created else "credential.updated",
+                actor=actor,
+                workspace=workspace_id,
+                target=credential,
+                changes=(
+                    {"name": [None, name], "kind": [None, kind], "value": [None, REDACTED]}
+                    if created
+                    else {"value": [REDACTED, REDACTED]}
+                ),
             )
     except IntegrityError as error:
         raise ValidationError({"name": [NAME_TAKEN]}) from error
     return credential
 
 
-def credential_create(*, actor: User, workspace: Workspace, data: Any) -> Credential:
+def credential_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Credential:
     """A new credential from `{name, kind, value}`; admins and owners only.
 
     Raises Http404 for non-members, PermissionDenied for other roles, ValidationError (nothing written)
@@ -286,20 +298,32 @@ def credential_create(*, actor: User, workspace: Workspace, data: Any) -> Creden
     """
     ensure_role(actor, workspace, Role.ADMIN)
     fields = _parse_body(data, credential=None)
-    credential = _stored(
-        Credential(
-            workspace=workspace,
-            name=fields["name"],
-            kind=fields["kind"],
-            encrypted_value=encrypt(fields["value"]),
-            created_by=actor,
+    with transaction.atomic():
+        credential = _stored(
+            Credential(
+                workspace=workspace,
+                name=fields["name"],
+                kind=fields["kind"],
+                encrypted_value=encrypt(fields["value"]),
+                created_by=actor,
+            )
         )
-    )
+        audit_record(
+            action="credential.created",
+            actor=actor,
+            workspace=workspace,
+            target=credential,
+            # The value is never recorded, only that one was set.
+            changes={"name": [None, credential.name], "kind": [None, credential.kind], "value": [None, REDACTED]},
+            request=request,
+        )
     logger.info("credential created", extra=_log_fields(credential, actor))
     return credential
 
 
-def credential_update(*, credential: Credential, actor: User, data: Any) -> Credential:
+def credential_update(
+    *, credential: Credential, actor: User, data: Any, request: AnyRequest | None = None
+) -> Credential:
     """Rename it and/or replace its whole value (PATCH); a new kind needs a new value. Admins and owners only.
 
     Renaming does not follow into node configs, which name credentials: nodes naming the old name fail.
@@ -310,6 +334,7 @@ def credential_update(*, credential: Credential, actor: User, data: Any) -> Cred
         # of=self: created_by is a nullable join, which PostgreSQL will not lock.
         rows = Credential.objects.select_for_update(of=("self",)).select_related("workspace", "created_by")
         credential = rows.get(pk=credential.pk)
+        before = {"name": credential.name, "kind": credential.kind}
         changed = [name for name in ("name", "kind") if name in fields]
         for name in changed:
             setattr(credential, name, fields[name])
@@ -318,11 +343,24 @@ def credential_update(*, credential: Credential, actor: User, data: Any) -> Cred
             changed.append("encrypted_value")
         if changed:
             _stored(credential, update_fields=[*changed, "updated_at"])
+            changes = diff(before, {"name": credential.name, "kind": credential.kind})
+            if "value" in fields:  # replaced: whether it is equal to the old one is not ours to find out
+                changes["value"] = [REDACTED, REDACTED]
+            audit_record(
+                action="credential.updated",
+                actor=actor,
+                workspace=credential.workspace,
+                target=credential,
+                changes=changes,
+                request=request,
+            )
     logger.info("credential updated", extra={**_log_fields(credential, actor), "changed": sorted(fields)})
     return credential
 
 
-def credential_delete(*, credential: Credential, actor: User, force: bool = False) -> None:
+def credential_delete(
+    *, credential: Credential, actor: User, force: bool = False, request: AnyRequest | None = None
+) -> None:
     """Delete it; admins and owners only. Conflict (409) while a workflow's node names it, unless `force`."""
     ensure_role(actor, credential.workspace, Role.ADMIN)
     with transaction.atomic():
@@ -333,7 +371,17 @@ def credential_delete(*, credential: Credential, actor: User, force: bool = Fals
             more = " and more" if len(users) > REFERENCES_LISTED else ""
             raise Conflict(IN_USE.format(name=credential.name, count=len(users), workflows=listed + more))
         log_fields = _log_fields(credential, actor)
+        credential_id, before = credential.pk, {"name": credential.name, "kind": credential.kind}
         credential.delete()
+        audit_record(
+            action="credential.deleted",
+            actor=actor,
+            workspace=credential.workspace_id,
+            target_type="credential",
+            target_id=credential_id,
+            changes={**diff(before, {}), "value": [REDACTED, None], **({"forced": [None, True]} if users else {})},
+            request=request,
+        )
     logger.info("credential deleted", extra={**log_fields, "forced": bool(users)})
 
 

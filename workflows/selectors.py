@@ -20,9 +20,13 @@ def workflows_for_user(user: User, *, include_deleted: bool = False) -> QuerySet
 
 
 def workflow_list(user: User) -> QuerySet[Workflow]:
+    return with_list_data(workflows_for_user(user))
+
+
+def with_list_data(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
+    """What the workflow serializers show besides the row: creator, tags, node count."""
     return (
-        workflows_for_user(user)
-        .select_related("created_by")
+        workflows.select_related("created_by")
         .prefetch_related("tag_set")
         .annotate(node_count=Count("nodes", distinct=True))
     )

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import ApiKey, Membership, User, Workspace
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -63,3 +63,41 @@ class MembershipCreateSerializer(serializers.Serializer):
 
 class MembershipUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.Scope.choices),
+        allow_empty=False,
+        max_length=len(ApiKey.Scope.choices),
+        help_text="read: GET and other safe methods; write: changes (and reads); trigger: start runs; "
+        "admin: everything, including what needs the admin role in a workspace.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    workspace = serializers.UUIDField(
+        required=False, allow_null=True, default=None, help_text="Limit the key to this workspace."
+    )
+
+
+class ApiKeyCreatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    key = serializers.CharField(help_text="Shown this once: only a hash of it is stored.")
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "workspace",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]

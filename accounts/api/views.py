@@ -1,28 +1,67 @@
+from django.contrib.auth.signals import user_logged_in
 from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import services
+from accounts import api_keys, lockout, services
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.api import serializers
-from accounts.models import Membership, User, Workspace
+from accounts.models import ApiKey, Membership, User, Workspace
+from config.throttling import AuthRateThrottle
+
+
+class LoginLockedOut(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
+
+    def __init__(self, error: lockout.LockedOut):
+        super().__init__(error.messages[0])
+        self.wait = error.retry_after  # DRF's exception handler turns it into Retry-After
+
+
+class TokenObtainView(TokenObtainPairView):
+    """POST auth/token: simplejwt's view behind the per-address throttle and the login lockout."""
+
+    throttle_classes = [AuthRateThrottle]
+
+    def post(self, request, *args, **kwargs):
+        email = request.data.get(User.USERNAME_FIELD) if isinstance(request.data, dict) else None
+        if isinstance(email, str) and email:
+            try:
+                lockout.lockout_check(email=email, request=request)
+            except lockout.LockedOut as error:
+                raise LoginLockedOut(error) from error
+        data = self.get_serializer(data=request.data)
+        try:
+            data.is_valid(raise_exception=True)
+        except TokenError as error:
+            raise InvalidToken(error.args[0]) from error
+        # Getting a token is logging in: Django's receivers (the audit trail's) hear of it as of a form login.
+        # A wrong password reaches them already, as user_login_failed from authenticate().
+        user_logged_in.send(sender=type(data.user), request=request._request, user=data.user)
+        return Response(data.validated_data, status=status.HTTP_200_OK)
+
+
+class TokenRefreshThrottledView(TokenRefreshView):
+    throttle_classes = [AuthRateThrottle]
 
 
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AuthRateThrottle]
 
     @extend_schema(request=serializers.RegisterSerializer, responses={201: serializers.UserSerializer})
     def post(self, request):
         data = serializers.RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_register(**data.validated_data)
+        user = services.user_register(**data.validated_data, request=request)
         return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -41,7 +80,7 @@ class LogoutView(APIView):
         data = serializers.LogoutSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            RefreshToken(data.validated_data["refresh"]).blacklist()
+            services.user_logout(refresh=data.validated_data["refresh"], request=request)
         except TokenError as error:
             raise InvalidToken(str(error)) from error
         return Response(status=status.HTTP_205_RESET_CONTENT)
@@ -50,18 +89,22 @@ class LogoutView(APIView):
 class MeView(APIView):
     @extend_schema(responses=serializers.MeSerializer)
     def get(self, request):
+        # workspaces_for_user: an API key limited to one workspace shows only that one.
+        memberships = Membership.objects.filter(workspace__in=workspaces_for_user(request.user))
         user = User.objects.prefetch_related(
-            Prefetch("memberships", queryset=Membership.objects.select_related("workspace"))
+            Prefetch("memberships", queryset=memberships.select_related("workspace"))
         ).get(pk=request.user.pk)
         return Response(serializers.MeSerializer(user).data)
 
 
 class PasswordChangeView(APIView):
+    refuses_api_keys = True
+
     @extend_schema(request=serializers.PasswordChangeSerializer, responses={204: None})
     def post(self, request):
         data = serializers.PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_change_password(user=request.user, **data.validated_data)
+        services.user_change_password(user=request.user, **data.validated_data, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -84,7 +127,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace = services.workspace_create(actor=request.user, name=data.validated_data["name"])
+        workspace = services.workspace_create(actor=request.user, name=data.validated_data["name"], request=request)
         return Response(self.get_serializer(self.get_queryset().get(pk=workspace.pk)).data, status=201)
 
     def partial_update(self, request, *args, **kwargs):
@@ -92,12 +135,15 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
         data = self.get_serializer(workspace, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         services.workspace_update(
-            workspace=workspace, actor=request.user, name=data.validated_data.get("name", workspace.name)
+            workspace=workspace,
+            actor=request.user,
+            name=data.validated_data.get("name", workspace.name),
+            request=request,
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=workspace.pk)).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.workspace_delete(workspace=self.get_object(), actor=request.user)
+        services.workspace_delete(workspace=self.get_object(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -123,7 +169,9 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         workspace = self.workspace(Role.ADMIN)  # who, before what: a viewer's request is a 403 whatever its body
         data = serializers.MembershipCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_add(workspace=workspace, actor=request.user, **data.validated_data)
+        membership = services.membership_add(
+            workspace=workspace, actor=request.user, **data.validated_data, request=request
+        )
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, *args, **kwargs):
@@ -136,10 +184,45 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data = serializers.MembershipUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_change_role(
-            membership=membership, actor=request.user, role=data.validated_data["role"]
+            membership=membership, actor=request.user, role=data.validated_data["role"], request=request
         )
         return Response(self.get_serializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.membership_remove(membership=self.get_object(), actor=request.user)
+        services.membership_remove(membership=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The caller's API keys. Managed with a login (JWT or session), never with an API key."""
+
+    serializer_class = serializers.ApiKeySerializer
+    filter_backends: list = []
+    refuses_api_keys = True
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiKey.objects.none()
+        return api_keys.api_keys_for_user(self.request.user)
+
+    @extend_schema(request=serializers.ApiKeyCreateSerializer, responses={201: serializers.ApiKeyCreatedSerializer})
+    def create(self, request):
+        data = serializers.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, raw_key = api_keys.api_key_create(
+            user=request.user,
+            name=data.validated_data["name"],
+            scopes=data.validated_data["scopes"],
+            expires_at=data.validated_data["expires_at"],
+            workspace_id=data.validated_data["workspace"],
+            request=request,
+        )
+        body = {"id": key.pk, "name": key.name, "prefix": key.prefix, "key": raw_key}
+        return Response(serializers.ApiKeyCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        """Revoke the key: requests with it are refused (401) from now on."""
+        key = api_keys.api_key_get(user=request.user, key_id=pk)
+        api_keys.api_key_revoke(key=key, actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

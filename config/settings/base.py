@@ -7,13 +7,18 @@ to the distributed mode with the same code. See README.md for every variable.
 
 import json
 import os
+import re
 import secrets
 import warnings
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from cryptography.fernet import Fernet
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
@@ -35,6 +40,14 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate ("10/min"); refused at start rather than failing every request later."""
+    value = os.environ.get(name, default).strip()
+    if not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 10/min, 1000/hour or 5/s, not {value!r}")
+    return value
 
 
 def persistent_secret(name: str, make) -> str:
@@ -84,6 +97,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
+    "csp",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
@@ -102,7 +117,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "config.request_context.RequestContextMiddleware",
+    # Before anything that answers by itself (413, redirects), so that those answers carry CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.request_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +171,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# The model backend plus the login lockout (accounts.lockout), for the token endpoint and every login form.
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
 # Django's login view (/accounts/login/, the default LOGIN_URL) lands on the dashboard, not /accounts/profile/.
 LOGIN_REDIRECT_URL = "dashboard:workflows"
 
@@ -267,21 +288,39 @@ DWC_ANTHROPIC_MAX_TOKENS = int(os.environ.get("DWC_ANTHROPIC_MAX_TOKENS", "4096"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.api.permissions.ApiKeyScopePermission",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
+    # Counted in the cache (Redis in the distributed mode, so every process shares the counts). The
+    # login, registration and refresh views add the per-address "auth" throttle of their own.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.UserOrKeyRateThrottle",
+        "config.throttling.WorkflowTriggerThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env_rate("DWC_THROTTLE_AUTH", "10/min"),
+        "user": env_rate("DWC_THROTTLE_USER", "1000/hour"),
+        "trigger": env_rate("DWC_THROTTLE_TRIGGER", "60/min"),
+    },
+    # How many proxies in front of us append to X-Forwarded-For: the client address that throttles
+    # and the login lockout count by is the one the outermost of them saw. 0 = REMOTE_ADDR.
+    "NUM_PROXIES": int(os.environ.get("DWC_NUM_PROXIES", "0")),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
     "DATETIME_FORMAT": "iso-8601",
@@ -293,8 +332,52 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
-    "SIGNING_KEY": SECRET_KEY,
+    # A key of their own lets tokens be invalidated (rotated) without logging out every session
+    # and breaking every signed value that SECRET_KEY protects.
+    "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY") or SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+# --- Login lockout (accounts.lockout) -------------------------------------------------------
+# DWC_LOGIN_MAX_FAILURES failed logins for one account from one address within
+# DWC_LOGIN_LOCKOUT_MINUTES lock that pair out for DWC_LOGIN_LOCKOUT_MINUTES.
+DWC_LOGIN_MAX_FAILURES = int(os.environ.get("DWC_LOGIN_MAX_FAILURES", "5"))
+DWC_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("DWC_LOGIN_LOCKOUT_MINUTES", "15"))
+
+# --- Request limits, headers, CORS, CSP -----------------------------------------------------
+# Bodies over this many bytes are refused with 413 before anything reads them (config.request_limits);
+# inbound webhooks keep their own DWC_WEBHOOK_MAX_BODY_BYTES.
+DWC_MAX_REQUEST_BYTES = int(os.environ.get("DWC_MAX_REQUEST_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = DWC_MAX_REQUEST_BYTES
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Browsers on other origins may call the API only from these origins (none by default). Tokens and
+# API keys travel in headers, so no credentials (cookies) are allowed cross-origin.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (*cors_default_headers, "x-api-key", "idempotency-key", "x-request-id", "last-event-id")
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+# Every page (admin, /docs, the dashboard) loads its scripts from our own static files: no inline
+# script runs. Inline styles are allowed: the admin, the browsable API and Swagger UI set some, and
+# a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF, CSP_UNSAFE_INLINE],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF, "data:"],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    }
 }
 
 SPECTACULAR_SETTINGS = {
@@ -307,7 +390,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.routers.schema_paths_without_trailing_slash"],
-    "ENUM_NAME_OVERRIDES": {"WorkflowStatusEnum": "workflows.models.Workflow.Status"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.problems.schema_with_problem_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "WorkflowStatusEnum": "workflows.models.Workflow.Status",
+        "RunStatusEnum": "workflows.models.Run.Status",
+        "StepRunStatusEnum": "workflows.models.StepRun.Status",
+    },
 }
 
 ACCOUNTS_ALLOW_REGISTRATION = env_bool("ACCOUNTS_ALLOW_REGISTRATION", True)
@@ -385,3 +476,13 @@ DWC_MODEL_PRICES = {
 }
 for _provider, _models in json.loads(os.environ.get("DWC_MODEL_PRICES", "{}")).items():
     DWC_MODEL_PRICES.setdefault(_provider, {}).update(_models)
+
+# --- Audit trail (audit app) -----------------------------------------------------------------
+# Events older than this many days are purged daily (a checkpoint keeps the chain verifiable);
+# 0 keeps them forever. The client address recorded trusts X-Forwarded-For as NUM_PROXIES says.
+AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "365"))
+CELERY_BEAT_SCHEDULE["audit-purge"] = {
+    "task": "audit.tasks.audit_purge_expired",
+    "schedule": 24 * 60 * 60,
+    "options": {"queue": "engine", "expires": 60 * 60},
+}

@@ -5,7 +5,7 @@ import pytest
 from accounts.models import Membership
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
-from tests.workflows.helpers import chain_body, create, snapshot_counts
+from tests.workflows.helpers import BLOG_BODY, chain_body, create, snapshot_counts
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +94,11 @@ def test_an_editor_writes(foreign):
     api = client_for(editor)
     assert api.patch(f"/api/v3/workflows/{workflow['id']}", {"name": "Edited"}, format="json").status_code == 200
     assert api.post(f"/api/v3/workflows/{workflow['id']}/nodes", {"content": "x"}, format="json").status_code == 201
+
+
+def test_a_superuser_reads_a_workflow_of_a_workspace_they_are_not_in(user_api):
+    workflow = create(user_api, BLOG_BODY)
+    admin = client_for(UserFactory(is_superuser=True, is_staff=True))
+    answer = admin.get(f"/api/v3/workflows/{workflow['id']}")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["name"] == BLOG_BODY["name"]

@@ -268,3 +268,18 @@ def test_the_events_endpoint_streams_sse_for_a_finished_run_and_honours_last_eve
     assert user_api.get(f"/api/v3/runs/{run.pk}/events?after_seq=-1").status_code == 400
     stranger = client_for(UserFactory())
     assert stranger.get(f"/api/v3/runs/{run.pk}/events", HTTP_ACCEPT="text/event-stream").status_code == 404
+
+
+def test_a_foreign_origin_is_refused_before_anything_else(user):
+    run = started_run(user)
+
+    async def scenario():
+        token = AccessToken.for_user(user)
+        communicator = WebsocketCommunicator(
+            application, f"/ws/runs/{run.pk}/?token={token}", headers=[(b"origin", b"https://evil.example")]
+        )
+        connected, _ = await communicator.connect()
+        assert connected is False  # the handshake is refused: no accept, no event
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()

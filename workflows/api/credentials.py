@@ -14,7 +14,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.access import personal_workspace, workspace_for_member
+from accounts.access import default_workspace, workspace_for_member
 from accounts.models import Workspace
 from workflows import credentials as services
 from workflows.models import Credential
@@ -66,9 +66,9 @@ class CredentialFilter(django_filters.FilterSet):
 
 
 def _workspace_from(request: Request, value) -> Workspace:
-    """The workspace a new credential goes to: the one named, or the caller's personal workspace."""
+    """The workspace a new credential goes to: the one named, or the caller's default (accounts.access)."""
     named = value not in (None, "")
-    workspace = workspace_for_member(request.user, value) if named else personal_workspace(request.user)
+    workspace = workspace_for_member(request.user, value) if named else default_workspace(request.user)
     if workspace is None:
         raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
     return workspace
@@ -97,7 +97,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = request.data
         workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
-        credential = services.credential_create(actor=request.user, workspace=workspace, data=data)
+        credential = services.credential_create(actor=request.user, workspace=workspace, data=data, request=request)
         return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
@@ -105,7 +105,9 @@ class CredentialViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=CredentialWriteSerializer(partial=True))
     def partial_update(self, request, pk=None):
-        credential = services.credential_update(credential=self._get(), actor=request.user, data=request.data)
+        credential = services.credential_update(
+            credential=self._get(), actor=request.user, data=request.data, request=request
+        )
         return Response(CredentialSerializer(credential).data)
 
     @extend_schema(
@@ -120,5 +122,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
         credential = self._get()
         query = CredentialDeleteSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        services.credential_delete(credential=credential, actor=request.user, force=query.validated_data["force"])
+        services.credential_delete(
+            credential=credential, actor=request.user, force=query.validated_data["force"], request=request
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

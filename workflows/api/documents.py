@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
+from config.filters import DateTimeFilter
 from workflows import selectors
 from workflows.api import serializers
 from workflows.models import Document
@@ -30,8 +31,8 @@ class DocumentFilter(django_filters.FilterSet):
     workflow = django_filters.UUIDFilter(field_name="workflow_id")
     run = django_filters.UUIDFilter(field_name="run_id")
     node_key = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(
         method="search_text",
         help_text='Full-text search of titles and contents (web search syntax: "a phrase", -word, or).',

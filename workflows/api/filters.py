@@ -1,5 +1,6 @@
 import django_filters
 
+from config.filters import DateTimeFilter
 from workflows.models import Workflow
 
 
@@ -8,7 +9,7 @@ class WorkflowFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(field_name="tag_set__name", distinct=True)
     workspace = django_filters.UUIDFilter(field_name="workspace_id")
     created_by = django_filters.UUIDFilter(field_name="created_by_id")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_after = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Workflow

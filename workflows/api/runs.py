@@ -5,7 +5,8 @@ import json
 import django_filters
 from django.core.exceptions import ValidationError
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
@@ -15,6 +16,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.access import Role
+from config.filters import DateTimeFilter
 from workflows import selectors
 from workflows.api import serializers
 from workflows.events import envelope
@@ -48,6 +50,7 @@ def trigger_response(request: Request, workflow: Workflow, run_input, *, extra: 
         trigger=Run.Trigger.API if request.auth is not None else Run.Trigger.MANUAL,
         actor=request.user,
         idempotency_key=key,
+        request=request,
     )
     body = {**(extra(run) if extra else {}), **serializers.RunSerializer(run).data}
     return Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
@@ -55,6 +58,8 @@ def trigger_response(request: Request, workflow: Workflow, run_input, *, extra: 
 
 class LegacyTriggerView(APIView):
     """`POST /api/v3/trigger {workflow_id, payload}`, as older clients call it."""
+
+    starts_runs = True
 
     @extend_schema(request=serializers.LegacyTriggerSerializer, responses={202: serializers.RunSerializer})
     def post(self, request):
@@ -73,8 +78,8 @@ class RunFilter(django_filters.FilterSet):
     workflow = django_filters.UUIDFilter(field_name="workflow_id")
     status = django_filters.ChoiceFilter(choices=Run.Status.choices)
     trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Run
@@ -114,6 +119,12 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         ],
         description="The run's event log as JSON; with `Accept: text/event-stream`, a live server-sent event "
         "stream (SSE `id` = seq) that ends when the run has finished.",
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                serializers.RunEventSerializer(many=True), description="The events, oldest first, at most 1000."
+            ),
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="Server-sent events."),
+        },
     )
     @action(detail=True, methods=["get"], renderer_classes=EVENT_RENDERERS)
     def events(self, request, pk=None):
@@ -133,13 +144,13 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={202: serializers.RunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        run = services.run_cancel(run=self._get(), actor=request.user)
+        run = services.run_cancel(run=self._get(), actor=request.user, request=request)
         return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: serializers.RunSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        run = services.run_retry(run=self._get(), actor=request.user)
+        run = services.run_retry(run=self._get(), actor=request.user, request=request)
         return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=serializers.ApprovalSerializer, responses=serializers.StepRunSerializer)
@@ -150,7 +161,9 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         if not run.steps.filter(node_key=node_key).exists():
             raise Http404(f"The run has no step {node_key!r}.")
-        step = services.step_approve(run=run, node_key=node_key, actor=request.user, **data.validated_data)
+        step = services.step_approve(
+            run=run, node_key=node_key, actor=request.user, **data.validated_data, request=request
+        )
         return Response(serializers.StepRunSerializer(step).data)
 
     @extend_schema(request=serializers.RegenerateSerializer, responses={202: serializers.RunSerializer})
@@ -159,5 +172,7 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         run = selectors.run_get(request.user, pk, minimum=Role.EDITOR)
         data = serializers.RegenerateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = services.step_regenerate(run=run, node_key=node_key, actor=request.user, **data.validated_data)
+        run = services.step_regenerate(
+            run=run, node_key=node_key, actor=request.user, **data.validated_data, request=request
+        )
         return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

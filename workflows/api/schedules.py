@@ -119,7 +119,7 @@ class WorkflowSchedulesView(generics.GenericAPIView):
     @extend_schema(request=ScheduleWriteSerializer, responses={201: ScheduleSerializer})
     def post(self, request, workflow_id):
         workflow = selectors.workflow_get(request.user, workflow_id)
-        schedule = services.schedule_create(workflow=workflow, actor=request.user, data=request.data)
+        schedule = services.schedule_create(workflow=workflow, actor=request.user, data=request.data, request=request)
         return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
 
 
@@ -143,17 +143,19 @@ class ScheduleViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ScheduleWriteSerializer)
     def partial_update(self, request, pk=None):
-        schedule = services.schedule_update(schedule=self._get(), actor=request.user, data=request.data)
+        schedule = services.schedule_update(
+            schedule=self._get(), actor=request.user, data=request.data, request=request
+        )
         return Response(ScheduleSerializer(schedule).data)
 
     def destroy(self, request, pk=None):
-        services.schedule_delete(schedule=self._get(), actor=request.user)
+        services.schedule_delete(schedule=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"], url_path="trigger-now")
     def trigger_now(self, request, pk=None):
-        run = services.schedule_trigger_now(schedule=self._get(), actor=request.user)
+        run = services.schedule_trigger_now(schedule=self._get(), actor=request.user, request=request)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=BackfillSerializer, responses={202: ScheduleSlotSerializer(many=True)})
@@ -164,7 +166,7 @@ class ScheduleViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         schedule = schedule_get(request.user, pk, minimum=Role.EDITOR)
         data = BackfillSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = services.schedule_backfill(schedule=schedule, actor=request.user, **data.validated_data)
+        rows = services.schedule_backfill(schedule=schedule, actor=request.user, **data.validated_data, request=request)
         return Response(ScheduleSlotSerializer(rows, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ScheduleSlotSerializer(many=True))

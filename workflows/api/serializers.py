@@ -264,3 +264,17 @@ class DocumentDetailSerializer(DocumentSerializer):
 
     class Meta(DocumentSerializer.Meta):
         fields = [*DocumentSerializer.Meta.fields, "content", "metadata", "sources", "derived"]
+
+
+class RunEventSerializer(serializers.Serializer):
+    """The DESIGN §9 envelope of a run event (documentation only: events are built by workflows.events)."""
+
+    type = serializers.CharField()
+    id = serializers.CharField(help_text="<run id>:<seq>")
+    seq = serializers.IntegerField()
+    ts = serializers.DateTimeField()
+    workspace = serializers.UUIDField()
+    workflow = serializers.UUIDField()
+    run = serializers.UUIDField()
+    step = serializers.CharField(allow_null=True)
+    data = serializers.JSONField()

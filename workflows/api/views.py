@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.access import Role, personal_workspace, workspace_for_member
+from accounts.access import Role, default_workspace, workspace_for_member
 from accounts.models import Workspace
 from workflows import selectors
 from workflows.api import serializers
@@ -20,9 +20,9 @@ NO_SUCH_WORKSPACE = "No such workspace."
 
 
 def _workspace_from(request: Request, value) -> Workspace:
-    """The workspace a new workflow goes to: the one named, or the caller's personal workspace."""
+    """The workspace a new workflow goes to: the one named, or the caller's default (accounts.access)."""
     named = value not in (None, "")
-    workspace = workspace_for_member(request.user, value) if named else personal_workspace(request.user)
+    workspace = workspace_for_member(request.user, value) if named else default_workspace(request.user)
     if workspace is None:
         raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
     return workspace
@@ -45,6 +45,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     search_fields = ["name", "description", "nodes__title"]
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["-updated_at"]
+    # Set by the actions that start runs: API keys need the trigger scope there, and starts are throttled
+    # per workflow (config.throttling.WorkflowTriggerThrottle).
+    starts_runs = False
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -60,7 +63,8 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         )
 
     def _detail(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
-        workflow = selectors.workflow_list(self.request.user).get(pk=workflow.pk)
+        # Already authorized (a superuser may see a workspace they are not a member of).
+        workflow = selectors.with_list_data(Workflow.objects.filter(pk=workflow.pk)).get()
         return Response(serializers.WorkflowSerializer(_with_nodes(workflow)).data, status=status_code)
 
     def list(self, request):
@@ -71,7 +75,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = request.data
         workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
-        workflow = services.workflow_create(actor=request.user, workspace=workspace, data=data)
+        workflow = services.workflow_create(actor=request.user, workspace=workspace, data=data, request=request)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
@@ -79,22 +83,28 @@ class WorkflowViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=serializers.WorkflowWriteSerializer)
     def update(self, request, pk=None):
-        workflow = services.workflow_update(workflow=self._get(), actor=request.user, data=request.data, partial=False)
+        workflow = services.workflow_update(
+            workflow=self._get(), actor=request.user, data=request.data, partial=False, request=request
+        )
         return self._detail(workflow)
 
     @extend_schema(request=serializers.WorkflowWriteSerializer)
     def partial_update(self, request, pk=None):
-        workflow = services.workflow_update(workflow=self._get(), actor=request.user, data=request.data, partial=True)
+        workflow = services.workflow_update(
+            workflow=self._get(), actor=request.user, data=request.data, partial=True, request=request
+        )
         return self._detail(workflow)
 
     def destroy(self, request, pk=None):
-        services.workflow_delete(workflow=self._get(), actor=request.user)
+        services.workflow_delete(workflow=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=serializers.WorkflowSerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
-        workflow = services.workflow_restore(workflow=self._get(include_deleted=True), actor=request.user)
+        workflow = services.workflow_restore(
+            workflow=self._get(include_deleted=True), actor=request.user, request=request
+        )
         return self._detail(workflow)
 
     @extend_schema(request=serializers.NodeWriteSerializer, responses={200: serializers.NodeSerializer(many=True)})
@@ -103,7 +113,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self._get()
         if request.method == "GET":
             return Response(serializers.NodeSerializer(selectors.workflow_nodes(workflow), many=True).data)
-        node = services.node_append(workflow=workflow, actor=request.user, data=request.data)
+        node = services.node_append(workflow=workflow, actor=request.user, data=request.data, request=request)
         return _node_response(node, status.HTTP_201_CREATED)
 
     @extend_schema(responses=serializers.VersionListSerializer(many=True))
@@ -127,11 +137,13 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self._get()
         if not workflow.versions.filter(number=int(number)).exists():
             raise Http404("No such version.")
-        workflow = services.workflow_version_restore(workflow=workflow, actor=request.user, number=int(number))
+        workflow = services.workflow_version_restore(
+            workflow=workflow, actor=request.user, number=int(number), request=request
+        )
         return self._detail(workflow)
 
     @extend_schema(request=serializers.RunTriggerSerializer, responses={202: serializers.RunSerializer})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], starts_runs=True)
     def runs(self, request, pk=None):
         """GET: this workflow's runs. POST: start a run (202; 200 for a repeated Idempotency-Key)."""
         workflow = self._get()
@@ -143,21 +155,25 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return trigger_response(request, workflow, data.validated_data.get("input"))
 
     @extend_schema(request=serializers.RunBatchSerializer, responses={202: serializers.RunSerializer(many=True)})
-    @action(detail=True, methods=["post"], url_path="runs/batch")
+    @action(detail=True, methods=["post"], url_path="runs/batch", starts_runs=True)
     def runs_batch(self, request, pk=None):
         """Start one run per input in one transaction: all of them, or none if any input is rejected."""
         workflow = self._get(Role.EDITOR)  # who, before what: a viewer gets 403 whatever the body
         data = serializers.RunBatchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         created = runs_trigger_many(
-            workflow=workflow, inputs=data.validated_data["inputs"], trigger=Run.Trigger.API, actor=request.user
+            workflow=workflow,
+            inputs=data.validated_data["inputs"],
+            trigger=Run.Trigger.API,
+            actor=request.user,
+            request=request,
         )
         return Response(serializers.RunSerializer(created, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        return Response(services.workflow_export(workflow=self._get()))
+        return Response(services.workflow_export(workflow=self._get(), actor=request.user, request=request))
 
     @extend_schema(
         request=dict,
@@ -167,7 +183,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request):
         workspace = _workspace_from(request, request.query_params.get("workspace"))
-        created = services.workflows_import(actor=request.user, workspace=workspace, documents=request.data)
+        created = services.workflows_import(
+            actor=request.user, workspace=workspace, documents=request.data, request=request
+        )
         workflows = selectors.workflow_list(request.user).filter(pk__in=[w.pk for w in created]).order_by("created_at")
         data = serializers.WorkflowSerializer([_with_nodes(w) for w in workflows], many=True).data
         return Response(data, status=status.HTTP_201_CREATED)
@@ -177,7 +195,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def bulk(self, request):
         data = request.data if isinstance(request.data, dict) else {}
         count = services.workflows_bulk(
-            actor=request.user, action=data.get("action"), ids=data.get("ids"), tag=data.get("tag")
+            actor=request.user, action=data.get("action"), ids=data.get("ids"), tag=data.get("tag"), request=request
         )
         return Response({"action": data["action"], "count": count})
 
@@ -195,15 +213,17 @@ class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=serializers.NodeWriteSerializer)
     def update(self, request, pk=None):
         return _node_response(
-            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=False)
+            services.node_update(
+                node=self._get(), actor=request.user, data=request.data, partial=False, request=request
+            )
         )
 
     @extend_schema(request=serializers.NodeWriteSerializer)
     def partial_update(self, request, pk=None):
         return _node_response(
-            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=True)
+            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=True, request=request)
         )
 
     def destroy(self, request, pk=None):
-        services.node_delete(node=self._get(), actor=request.user)
+        services.node_delete(node=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -72,7 +72,9 @@ class WorkflowWebhooksView(APIView):
         workflow = selectors.workflow_get(request.user, workflow_id)
         data = WebhookCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        hook, token = services.webhook_create(workflow=workflow, actor=request.user, **data.validated_data)
+        hook, token = services.webhook_create(
+            workflow=workflow, actor=request.user, **data.validated_data, request=request
+        )
         return Response(_with_token(request, hook, token), status=status.HTTP_201_CREATED)
 
 
@@ -81,8 +83,9 @@ class WebhookDetailView(APIView):
     def get(self, request, hook_id):
         return Response(WebhookSerializer(_hook_for(request, hook_id, Role.VIEWER)).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request, hook_id):
-        services.webhook_delete(hook=_hook_for(request, hook_id, Role.VIEWER), actor=request.user)
+        services.webhook_delete(hook=_hook_for(request, hook_id, Role.VIEWER), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -90,7 +93,7 @@ class WebhookRotateView(APIView):
     @extend_schema(request=None, responses=WebhookSerializer)
     def post(self, request, hook_id):
         hook = _hook_for(request, hook_id, Role.VIEWER)
-        token = services.webhook_rotate(hook=hook, actor=request.user)
+        token = services.webhook_rotate(hook=hook, actor=request.user, request=request)
         return Response(_with_token(request, hook, token))
 
 

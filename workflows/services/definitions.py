@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
+from audit.services import AnyRequest, audit_record, audit_record_many, diff
 from config.problems import Conflict
 from workflows import definitions
 from workflows.models import Edge, Node, Workflow, WorkflowTag, WorkflowVersion
@@ -144,8 +145,27 @@ def _locked(workflow: Workflow) -> Workflow:
     return Workflow.objects.select_for_update(of=("self",), no_key=True).select_related("workspace").get(pk=workflow.pk)
 
 
-def workflow_create(*, actor: User, workspace: Workspace, data: Any, note: str = "created") -> Workflow:
-    """Create a workflow (and its nodes) from an API body, an export document or a `steps` list."""
+def _audit_state(workflow: Workflow, specs: list[dict]) -> dict:
+    """What the audit trail compares before and after a change: the fields, the tags, the node keys."""
+    return {
+        **{name: getattr(workflow, name) for name in WORKFLOW_FIELDS if name != "tags"},
+        "tags": sorted(workflow.tag_set.values_list("name", flat=True)),
+        "nodes": [spec["key"] for spec in specs],
+        "version": workflow.version,
+    }
+
+
+# A node's audit trail leaves out its position on the canvas: dragging a node is not a change worth a line.
+NODE_AUDIT_IGNORED = ("position", "order")
+
+
+def _node_state(spec: dict) -> dict:
+    return {name: value for name, value in spec.items() if name not in NODE_AUDIT_IGNORED}
+
+
+def _create(
+    *, actor: User, workspace: Workspace, data: Any, note: str, action: str, request: AnyRequest | None
+) -> Workflow:
     ensure_role(actor, workspace, Role.EDITOR)
     fields, raw_nodes = _parse_body(data, creating=True)
     if "name" not in fields:
@@ -157,10 +177,27 @@ def workflow_create(*, actor: User, workspace: Workspace, data: Any, note: str =
         _tags_set(workflow, fields.get("tags", []))
         _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note=note)
+        audit_record(
+            action=action,
+            actor=actor,
+            workspace=workspace,
+            target=workflow,
+            changes=diff({}, _audit_state(workflow, specs)),
+            request=request,
+        )
     return workflow
 
 
-def workflow_update(*, workflow: Workflow, actor: User, data: Any, partial: bool) -> Workflow:
+def workflow_create(
+    *, actor: User, workspace: Workspace, data: Any, note: str = "created", request: AnyRequest | None = None
+) -> Workflow:
+    """Create a workflow (and its nodes) from an API body, an export document or a `steps` list."""
+    return _create(actor=actor, workspace=workspace, data=data, note=note, action="workflow.created", request=request)
+
+
+def workflow_update(
+    *, workflow: Workflow, actor: User, data: Any, partial: bool, request: AnyRequest | None = None
+) -> Workflow:
     """PUT replaces the workflow's fields (name required); PATCH changes those given.
 
     The graph changes only when the body carries `nodes` (or `steps`); then it is replaced whole.
@@ -173,8 +210,10 @@ def workflow_update(*, workflow: Workflow, actor: User, data: Any, partial: bool
         fields = {**FIELD_DEFAULTS, "slug": workflow.slug, "tags": [], **fields}
     with transaction.atomic():
         workflow = _locked(workflow)
+        current_specs = workflow_specs(workflow)
+        before = _audit_state(workflow, current_specs)
         settings = fields.get("settings", workflow.settings)
-        specs = workflow_specs(workflow) if raw_nodes is None else _validated_specs(raw_nodes, settings=settings)
+        specs = current_specs if raw_nodes is None else _validated_specs(raw_nodes, settings=settings)
         if raw_nodes is None and "settings" in fields:
             definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
         _save_fields(workflow, fields)
@@ -183,23 +222,54 @@ def workflow_update(*, workflow: Workflow, actor: User, data: Any, partial: bool
         if raw_nodes is not None:
             _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note="updated")
+        audit_record(
+            action="workflow.updated",
+            actor=actor,
+            workspace=workflow.workspace,
+            target=workflow,
+            changes=diff(before, _audit_state(workflow, specs)),
+            request=request,
+        )
     return workflow
 
 
-def workflow_delete(*, workflow: Workflow, actor: User) -> None:
+def workflow_delete(*, workflow: Workflow, actor: User, request: AnyRequest | None = None) -> None:
     """Soft delete: the workflow disappears from every list and lookup until restored."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
-    Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    now = timezone.now()
+    with transaction.atomic():
+        if Workflow.objects.filter(pk=workflow.pk, deleted_at__isnull=True).update(deleted_at=now):
+            audit_record(
+                action="workflow.deleted",
+                actor=actor,
+                workspace=workflow.workspace,
+                target=workflow,
+                changes={"deleted_at": [None, now]},
+                request=request,
+            )
 
 
-def workflow_restore(*, workflow: Workflow, actor: User) -> Workflow:
+def workflow_restore(*, workflow: Workflow, actor: User, request: AnyRequest | None = None) -> Workflow:
     ensure_role(actor, workflow.workspace, Role.ADMIN)
-    Workflow.objects.filter(pk=workflow.pk).update(deleted_at=None, updated_at=timezone.now())
-    workflow.refresh_from_db()
+    deleted_at = workflow.deleted_at
+    with transaction.atomic():
+        Workflow.objects.filter(pk=workflow.pk).update(deleted_at=None, updated_at=timezone.now())
+        workflow.refresh_from_db()
+        if deleted_at is not None:
+            audit_record(
+                action="workflow.restored",
+                actor=actor,
+                workspace=workflow.workspace,
+                target=workflow,
+                changes={"deleted_at": [deleted_at, None]},
+                request=request,
+            )
     return workflow
 
 
-def workflow_version_restore(*, workflow: Workflow, actor: User, number: int) -> Workflow:
+def workflow_version_restore(
+    *, workflow: Workflow, actor: User, number: int, request: AnyRequest | None = None
+) -> Workflow:
     """Make the definition equal to version `number` again, as a new version."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     version = workflow.versions.filter(number=number).first()
@@ -208,16 +278,25 @@ def workflow_version_restore(*, workflow: Workflow, actor: User, number: int) ->
     snapshot = version.snapshot
     with transaction.atomic():
         workflow = _locked(workflow)
+        before = _audit_state(workflow, workflow_specs(workflow))
         specs = _validated_specs(definitions.nodes_from_document(snapshot), settings=snapshot["settings"])
         for name in ("name", "description", "settings", "input_schema"):
             setattr(workflow, name, snapshot[name])
         workflow.save()
         _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note=f"restored from version {number}")
+        audit_record(
+            action="workflow.updated",
+            actor=actor,
+            workspace=workflow.workspace,
+            target=workflow,
+            changes={**diff(before, _audit_state(workflow, specs)), "restored_version": [None, number]},
+            request=request,
+        )
     return workflow
 
 
-def node_append(*, workflow: Workflow, actor: User, data: Any) -> Node:
+def node_append(*, workflow: Workflow, actor: User, data: Any, request: AnyRequest | None = None) -> Node:
     """Add a node; without `depends_on` it follows the current last node of the chain."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     with transaction.atomic():
@@ -226,10 +305,19 @@ def node_append(*, workflow: Workflow, actor: User, data: Any) -> Node:
         specs = _validated_specs([data], settings=workflow.settings, base=base)
         _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note=f"node {specs[-1]['key']} added")
-        return workflow.nodes.get(key=specs[-1]["key"])
+        node = workflow.nodes.get(key=specs[-1]["key"])
+        audit_record(
+            action="node.created",
+            actor=actor,
+            workspace=workflow.workspace,
+            target=node,
+            changes={**diff({}, _node_state(specs[-1])), "workflow": [None, str(workflow.pk)]},
+            request=request,
+        )
+        return node
 
 
-def node_update(*, node: Node, actor: User, data: Any, partial: bool) -> Node:
+def node_update(*, node: Node, actor: User, data: Any, partial: bool, request: AnyRequest | None = None) -> Node:
     """Change one node. A new key is followed by every node that depended on the old one."""
     workflow = node.workflow
     ensure_role(actor, workflow.workspace, Role.EDITOR)
@@ -263,10 +351,21 @@ def node_update(*, node: Node, actor: User, data: Any, partial: bool) -> Node:
         )
         _graph_save(workflow, specs, renamed=renamed)
         workflow_version_record(workflow, actor=actor, note=f"node {spec['key']} changed")
-        return workflow.nodes.get(key=spec["key"])
+        node = workflow.nodes.get(key=spec["key"])
+        changes = diff(_node_state(current), _node_state(spec))
+        if changes:
+            audit_record(
+                action="node.updated",
+                actor=actor,
+                workspace=workflow.workspace,
+                target=node,
+                changes=changes,
+                request=request,
+            )
+        return node
 
 
-def node_delete(*, node: Node, actor: User) -> None:
+def node_delete(*, node: Node, actor: User, request: AnyRequest | None = None) -> None:
     """Remove a node and reconnect: its children follow its parents instead.
 
     Raises Conflict where that is ambiguous: a condition with children on its branches, or a node
@@ -295,18 +394,38 @@ def node_delete(*, node: Node, actor: User) -> None:
         specs = [spec for spec in specs if spec["key"] != node.key]
         _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note=f"node {node.key} deleted")
+        audit_record(
+            action="node.deleted",
+            actor=actor,
+            workspace=workflow.workspace,
+            target=node,
+            changes={
+                **diff({name: removed[name] for name in ("key", "type", "title")}, {}),
+                "workflow": [str(workflow.pk), None],
+            },
+            request=request,
+        )
 
 
-def workflow_duplicate(*, workflow: Workflow, actor: User) -> Workflow:
+def workflow_duplicate(*, workflow: Workflow, actor: User, request: AnyRequest | None = None) -> Workflow:
     """A copy in the same workspace, as a draft, named "<name> (copy)"."""
     document = workflow_export(workflow=workflow)
     document.update(name=f"{workflow.name} (copy)"[:200], status=Workflow.Status.DRAFT, slug=None)
-    return workflow_create(actor=actor, workspace=workflow.workspace, data=document, note=f"copy of {workflow.pk}")
+    return workflow_create(
+        actor=actor, workspace=workflow.workspace, data=document, note=f"copy of {workflow.pk}", request=request
+    )
 
 
-def workflow_export(*, workflow: Workflow) -> dict:
-    """A self-contained document: no ids, no secrets (credentials are referenced by name)."""
+def workflow_export(*, workflow: Workflow, actor: User | None = None, request: AnyRequest | None = None) -> dict:
+    """A self-contained document: no ids, no secrets (credentials are referenced by name).
+
+    With an `actor` (someone taking the definition away, not an internal copy) the export is audited.
+    """
     snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
+    if actor is not None:
+        audit_record(
+            action="workflow.exported", actor=actor, workspace=workflow.workspace, target=workflow, request=request
+        )
     return {
         "format": definitions.EXPORT_FORMAT,
         "slug": workflow.slug,
@@ -316,7 +435,9 @@ def workflow_export(*, workflow: Workflow) -> dict:
     }
 
 
-def workflows_import(*, actor: User, workspace: Workspace, documents: Any) -> list[Workflow]:
+def workflows_import(
+    *, actor: User, workspace: Workspace, documents: Any, request: AnyRequest | None = None
+) -> list[Workflow]:
     """Create one workflow per export document, all or none. Errors are keyed by document index."""
     batch = documents if isinstance(documents, list) else [documents]
     if not batch:
@@ -329,7 +450,16 @@ def workflows_import(*, actor: User, workspace: Workspace, documents: Any) -> li
                     {f"{index}.format": [f"Expected an export document ({definitions.EXPORT_FORMAT})."]}
                 )
             try:
-                created.append(workflow_create(actor=actor, workspace=workspace, data=document, note="imported"))
+                created.append(
+                    _create(
+                        actor=actor,
+                        workspace=workspace,
+                        data=document,
+                        note="imported",
+                        action="workflow.imported",
+                        request=request,
+                    )
+                )
             except ValidationError as error:
                 raise ValidationError(
                     {f"{index}.{field}": messages for field, messages in error.message_dict.items()}
@@ -347,7 +477,9 @@ STATUS_OF_ACTION = {
 }
 
 
-def workflows_bulk(*, actor: User, action: str, ids: Any, tag: str | None = None) -> int:
+def workflows_bulk(
+    *, actor: User, action: str, ids: Any, tag: str | None = None, request: AnyRequest | None = None
+) -> int:
     """Apply one action to many workflows: all of them, or none if any id is missing or forbidden."""
     if action not in BULK_ACTIONS:
         raise ValidationError({"action": [f"Must be one of: {', '.join(BULK_ACTIONS)}."]})
@@ -380,15 +512,41 @@ def workflows_bulk(*, actor: User, action: str, ids: Any, tag: str | None = None
     if errors:
         raise ValidationError({f"ids.{raw}": messages for raw, messages in errors.items()})
     targets = Workflow.objects.filter(pk__in=list(visible))
+    now = timezone.now()
     with transaction.atomic():
+        tags_before = _tags_by_workflow(list(visible)) if action in ("tag", "untag") else {}
         if action in STATUS_OF_ACTION:
-            targets.update(status=STATUS_OF_ACTION[action], updated_at=timezone.now())
+            targets.update(status=STATUS_OF_ACTION[action], updated_at=now)
         elif action == "delete":
-            targets.update(deleted_at=timezone.now())
+            targets.update(deleted_at=now)
         elif action == "tag":
             WorkflowTag.objects.bulk_create(
                 [WorkflowTag(workflow_id=pk, name=tag.strip()) for pk in visible], ignore_conflicts=True
             )
         else:
             WorkflowTag.objects.filter(workflow_id__in=list(visible), name=tag.strip()).delete()
+        tags_after = _tags_by_workflow(list(visible)) if action in ("tag", "untag") else {}
+        records = []
+        for pk, workflow in visible.items():
+            if action in STATUS_OF_ACTION:
+                changes = diff({"status": workflow.status}, {"status": STATUS_OF_ACTION[action]})
+            elif action == "delete":
+                changes = {"deleted_at": [None, now]}
+            else:
+                changes = diff({"tags": tags_before.get(pk, [])}, {"tags": tags_after.get(pk, [])})
+            if changes:
+                name = "workflow.deleted" if action == "delete" else "workflow.updated"
+                records.append(
+                    {"action": name, "workspace": workflow.workspace, "target": workflow, "changes": changes}
+                )
+        audit_record_many(records=records, actor=actor, request=request)
     return len(visible)
+
+
+def _tags_by_workflow(workflow_ids: list) -> dict:
+    tags: dict = {}
+    for workflow_id, name in WorkflowTag.objects.filter(workflow_id__in=workflow_ids).values_list(
+        "workflow_id", "name"
+    ):
+        tags.setdefault(workflow_id, []).append(name)
+    return {workflow_id: sorted(names) for workflow_id, names in tags.items()}

@@ -15,6 +15,7 @@ from jsonschema.validators import validator_for
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
+from audit.services import AnyRequest, audit_record, diff
 from config.problems import Conflict
 from workflows.engine import dispatch, scheduler
 from workflows.engine.expressions import ExpressionSyntaxError, check_template
@@ -107,11 +108,13 @@ def run_trigger(
     trigger: str,
     actor: User | None,
     idempotency_key: str | None = None,
+    request: AnyRequest | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of the workflow's current version. Returns (run, created).
 
     A repeated `idempotency_key` for the same workflow returns the first run (created=False).
     Raises Conflict for a workflow that may not start this way, ValidationError for bad input.
+    Audited as `run.triggered` when a person or an API client (`actor`) starts it.
     """
     if workflow.is_deleted:
         raise Http404("No such workflow.")
@@ -128,6 +131,18 @@ def run_trigger(
             run = _create_run(
                 workflow=workflow, input=input, trigger=trigger, actor=actor, idempotency_key=idempotency_key or None
             )
+            if actor is not None:
+                # People and API clients only. A run the system starts (schedule, webhook, event
+                # trigger) is its own record (Run.trigger, the slot, the delivery); auditing it would
+                # put every webhook delivery behind the audit chain's one lock.
+                audit_record(
+                    action="run.triggered",
+                    actor=actor,
+                    workspace=workflow.workspace_id,
+                    target=run,
+                    changes={"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]},
+                    request=request,
+                )
     except IntegrityError:
         # Two requests with one key raced: the other one created the run.
         return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
@@ -137,10 +152,13 @@ def run_trigger(
 MAX_BATCH = 1000
 
 
-def runs_trigger_many(*, workflow: Workflow, inputs: list, trigger: str, actor: User | None) -> list[Run]:
+def runs_trigger_many(
+    *, workflow: Workflow, inputs: list, trigger: str, actor: User | None, request: AnyRequest | None = None
+) -> list[Run]:
     """Start one run per input, all in one transaction (a batch import, a backfill): all or none.
 
-    Each input is checked like run_trigger's; errors are keyed `inputs.<index>`.
+    Each input is checked like run_trigger's; errors are keyed `inputs.<index>`. One `run.triggered`
+    audit event (target: the workflow) records the batch and its size.
     """
     if workflow.is_deleted:
         raise Http404("No such workflow.")
@@ -165,6 +183,14 @@ def runs_trigger_many(*, workflow: Workflow, inputs: list, trigger: str, actor: 
             for value in inputs
         ]
         scheduler.runs_insert(runs)
+        audit_record(
+            action="run.triggered",
+            actor=actor,
+            workspace=workflow.workspace_id,
+            target=workflow,
+            changes={"count": [None, len(runs)], "trigger": [None, trigger]},
+            request=request,
+        )
     return runs
 
 
@@ -201,30 +227,48 @@ def child_runs_start(*, parent_run: Run, parent_step: StepRun, children: list[Ch
     return created
 
 
-def run_cancel(*, run: Run, actor: User) -> Run:
+def _run_audited(run: Run, *, action: str, actor: User, before: str, request: AnyRequest | None, **extra) -> None:
+    changes = {"status": [before, run.status]} if run.status != before else {}
+    changes.update(diff({}, extra))
+    audit_record(action=action, actor=actor, workspace=run.workspace_id, target=run, changes=changes, request=request)
+
+
+def run_cancel(*, run: Run, actor: User, request: AnyRequest | None = None) -> Run:
     """Stop a run: open steps are cancelled and running ones' late results dropped. 409 if finished."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with scheduler.transition():
         run = scheduler.locked_run(run.pk)
         if run.is_finished:
             raise Conflict(ALREADY_FINISHED.format(status=run.status))
+        before = run.status
         scheduler.cancel(run)
+        _run_audited(run, action="run.cancelled", actor=actor, before=before, request=request)
     return run
 
 
-def run_retry(*, run: Run, actor: User) -> Run:
+def run_retry(*, run: Run, actor: User, request: AnyRequest | None = None) -> Run:
     """Re-run what failed, was cancelled or never ran; succeeded steps keep their outputs."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with scheduler.transition():
         run = scheduler.locked_run(run.pk)
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
+        before = run.status
         dispatches = scheduler.retry(run)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        _run_audited(run, action="run.retried", actor=actor, before=before, request=request)
     return run
 
 
-def step_regenerate(*, run: Run, node_key: str, actor: User, prompt: str | None = None, cascade: bool = False) -> Run:
+def step_regenerate(
+    *,
+    run: Run,
+    node_key: str,
+    actor: User,
+    prompt: str | None = None,
+    cascade: bool = False,
+    request: AnyRequest | None = None,
+) -> Run:
     """Generate a new version of a finished run's document step; with `cascade`, re-run what follows it.
 
     `prompt` (a template, checked like a node's) replaces the node's prompt for this generation.
@@ -246,12 +290,25 @@ def step_regenerate(*, run: Run, node_key: str, actor: User, prompt: str | None 
             raise Conflict(NOT_A_DOCUMENT.format(key=node_key, type=step.node_type))
         if step.status != StepRun.Status.SUCCEEDED:
             raise Conflict(NOT_SUCCEEDED.format(key=node_key, status=step.status))
+        before = run.status
         dispatches = scheduler.regenerate(run, step, prompt=prompt, cascade=cascade)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        _run_audited(
+            run,
+            action="run.regenerated",
+            actor=actor,
+            before=before,
+            request=request,
+            step=node_key,
+            cascade=cascade,
+            prompt=prompt,
+        )
     return run
 
 
-def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, comment: str = "") -> StepRun:
+def step_approve(
+    *, run: Run, node_key: str, actor: User, approved: bool, comment: str = "", request: AnyRequest | None = None
+) -> StepRun:
     """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
     ensure_role(actor, run.workspace, Role.EDITOR)
     with scheduler.transition():
@@ -266,7 +323,17 @@ def step_approve(*, run: Run, node_key: str, actor: User, approved: bool, commen
         approvers = [email.lower() for email in (step.input or {}).get("config", {}).get("approvers", [])]
         if approvers and actor.email.lower() not in approvers:
             raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
+        before = run.status
         dispatches = scheduler.decide(run, step, approved=approved, by=actor.email, comment=comment)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        _run_audited(
+            run,
+            action="run.approved" if approved else "run.rejected",
+            actor=actor,
+            before=before,
+            request=request,
+            step=node_key,
+            comment=comment,
+        )
     step.refresh_from_db()
     return step

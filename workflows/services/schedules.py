@@ -44,6 +44,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
+from audit.services import AnyRequest, audit_record, diff
 from config.problems import Conflict
 from workflows import tasks
 from workflows.models import Run, Schedule, ScheduleSlot, Workflow
@@ -225,13 +226,14 @@ def _run_active(schedule: Schedule) -> bool:
     return schedule.slots.filter(backfill=False, run__status__in=ACTIVE_RUN).exists()
 
 
-def _run_start(schedule: Schedule, slot: datetime, *, actor: User | None) -> Run:
+def _run_start(schedule: Schedule, slot: datetime, *, actor: User | None, request: AnyRequest | None = None) -> Run:
     run, _ = run_trigger(
         workflow=schedule.workflow,
         input={**schedule.input, "_slot": slot.astimezone(UTC).isoformat().replace("+00:00", "Z")},
         trigger=Run.Trigger.SCHEDULE,
         actor=actor,
         idempotency_key=slot_key(schedule, slot),
+        request=request,
     )
     return run
 
@@ -348,14 +350,26 @@ def _periodic_task_sync(schedule: Schedule) -> None:
 # --- services ------------------------------------------------------------------------------------
 
 
-def _create(schedule: Schedule) -> Schedule:
+def _audit_state(schedule: Schedule) -> dict:
+    return {name: getattr(schedule, name) for name in EDITABLE_FIELDS}
+
+
+def _create(schedule: Schedule, *, actor: User, request: AnyRequest | None) -> Schedule:
     with transaction.atomic():
         schedule.save()
         _periodic_task_sync(schedule)
+        audit_record(
+            action="schedule.created",
+            actor=actor,
+            workspace=schedule.workflow.workspace,
+            target=schedule,
+            changes={**diff({}, _audit_state(schedule)), "workflow": [None, str(schedule.workflow_id)]},
+            request=request,
+        )
     return schedule
 
 
-def _update(schedule_id, fields: dict) -> Schedule:
+def _update(schedule_id, fields: dict, *, actor: User, request: AnyRequest | None) -> Schedule:
     """Change the editable fields under the row lock; beat's own field (last_slot) is not overwritten.
 
     A schedule that is re-enabled, or gets another cron or time zone, starts from the current slot:
@@ -363,6 +377,7 @@ def _update(schedule_id, fields: dict) -> Schedule:
     """
     with transaction.atomic():
         schedule = _locked(schedule_id)
+        before = _audit_state(schedule)
         resumed = fields.get("enabled") is True and not schedule.enabled
         retimed = any(name in fields and fields[name] != getattr(schedule, name) for name in ("cron", "timezone"))
         for name, value in fields.items():
@@ -372,6 +387,16 @@ def _update(schedule_id, fields: dict) -> Schedule:
             schedule.last_slot = _latest_slot(schedule, now) or now
         schedule.save(update_fields=[*fields, "last_slot", "updated_at"])
         _periodic_task_sync(schedule)
+        changes = diff(before, _audit_state(schedule))
+        if changes:
+            audit_record(
+                action="schedule.updated",
+                actor=actor,
+                workspace=schedule.workflow.workspace,
+                target=schedule,
+                changes=changes,
+                request=request,
+            )
     return schedule
 
 
@@ -380,26 +405,26 @@ def _check_input(workflow: Workflow, value: dict) -> None:
     run_input_check(workflow, {**value, "_slot": timezone.now().isoformat()})
 
 
-def schedule_create(*, workflow: Workflow, actor: User, data: Any) -> Schedule:
+def schedule_create(*, workflow: Workflow, actor: User, data: Any, request: AnyRequest | None = None) -> Schedule:
     """Create a schedule and its PeriodicTask in one transaction. ValidationError names the bad fields."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     if workflow.is_deleted:
         raise Http404("No such workflow.")
     fields = _parse_body(data, creating=True)
     _check_input(workflow, fields.get("input", {}))
-    return _create(Schedule(workflow=workflow, created_by=actor, **fields))
+    return _create(Schedule(workflow=workflow, created_by=actor, **fields), actor=actor, request=request)
 
 
-def schedule_update(*, schedule: Schedule, actor: User, data: Any) -> Schedule:
+def schedule_update(*, schedule: Schedule, actor: User, data: Any, request: AnyRequest | None = None) -> Schedule:
     """Change the fields given (PATCH); the PeriodicTask and its crontab follow."""
     ensure_role(actor, schedule.workflow.workspace, Role.EDITOR)
     fields = _parse_body(data, creating=False)
     if "input" in fields:
         _check_input(schedule.workflow, fields["input"])
-    return _update(schedule.pk, fields)
+    return _update(schedule.pk, fields, actor=actor, request=request)
 
 
-def schedule_save(*, schedule: Schedule, actor: User) -> Schedule:
+def schedule_save(*, schedule: Schedule, actor: User, request: AnyRequest | None = None) -> Schedule:
     """Save a schedule whose fields an admin form set, new or changed, and sync its PeriodicTask."""
     ensure_role(actor, schedule.workflow.workspace, Role.EDITOR)
     fields = {name: getattr(schedule, name) for name in EDITABLE_FIELDS}
@@ -408,28 +433,42 @@ def schedule_save(*, schedule: Schedule, actor: User) -> Schedule:
         raise ValidationError(errors)
     schedule.cron = fields["cron"] = " ".join(fields["cron"].split())
     if schedule._state.adding:
-        return _create(schedule)
-    return _update(schedule.pk, fields)
+        return _create(schedule, actor=actor, request=request)
+    return _update(schedule.pk, fields, actor=actor, request=request)
 
 
-def schedule_delete(*, schedule: Schedule, actor: User) -> None:
+def schedule_delete(*, schedule: Schedule, actor: User, request: AnyRequest | None = None) -> None:
     """Delete the schedule, its slots' records and its PeriodicTask; runs it started stay."""
     ensure_role(actor, schedule.workflow.workspace, Role.EDITOR)
     with transaction.atomic():
         schedule = _locked(schedule.pk)
         task = schedule.periodic_task
+        schedule_id, before = schedule.pk, _audit_state(schedule)
         schedule.delete()
         if task is not None:
             crontab_row = task.crontab
             task.delete()
             if crontab_row is not None and not crontab_row.periodictask_set.exists():
                 crontab_row.delete()
+        audit_record(
+            action="schedule.deleted",
+            actor=actor,
+            workspace=schedule.workflow.workspace,
+            target_type="schedule",
+            target_id=schedule_id,
+            changes={**diff(before, {}), "workflow": [str(schedule.workflow_id), None]},
+            request=request,
+        )
 
 
-def schedule_trigger_now(*, schedule: Schedule, actor: User) -> Run:
+def schedule_trigger_now(*, schedule: Schedule, actor: User, request: AnyRequest | None = None) -> Run:
     """Start a run at once with the schedule's input, outside its slots: no `_slot`, no overlap check."""
     run, _ = run_trigger(
-        workflow=schedule.workflow, input=dict(schedule.input), trigger=Run.Trigger.SCHEDULE, actor=actor
+        workflow=schedule.workflow,
+        input=dict(schedule.input),
+        trigger=Run.Trigger.SCHEDULE,
+        actor=actor,
+        request=request,
     )
     return run
 
@@ -448,7 +487,13 @@ def _slots_between(schedule: Schedule, start: datetime, end: datetime, *, limit:
 
 
 def schedule_backfill(
-    *, schedule: Schedule, actor: User, start: datetime, end: datetime, now: datetime | None = None
+    *,
+    schedule: Schedule,
+    actor: User,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    request: AnyRequest | None = None,
 ) -> list[ScheduleSlot]:
     """Start one run per slot in [start, end], a past range, recorded as backfilled slots.
 
@@ -476,7 +521,7 @@ def schedule_backfill(
                 schedule=schedule, slot=slot, defaults={"outcome": ScheduleSlot.Outcome.STARTED, "backfill": True}
             )
             if created:
-                row.run = _run_start(schedule, slot, actor=actor)
+                row.run = _run_start(schedule, slot, actor=actor, request=request)
                 row.save(update_fields=["run"])
             rows.append(row)
     return rows

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
+from audit.services import REDACTED, AnyRequest, audit_record
 from workflows.credentials import decrypt, encrypt
 from workflows.models import Run, WebhookTrigger, Workflow
 from workflows.services.runs import run_trigger
@@ -59,9 +60,15 @@ def _new_token() -> tuple[str, str]:
 
 
 def webhook_create(
-    *, workflow: Workflow, actor: User, secret: str = "", dedupe_header: str = "", include_headers: Any = None
+    *,
+    workflow: Workflow,
+    actor: User,
+    secret: str = "",
+    dedupe_header: str = "",
+    include_headers: Any = None,
+    request: AnyRequest | None = None,
 ) -> tuple[WebhookTrigger, str]:
-    """A new webhook and its token (returned once; only its hash is kept)."""
+    """A new webhook and its token (returned once; only its hash is kept). Neither reaches the audit trail."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     include_headers = include_headers or []
     if not isinstance(include_headers, list) or len(include_headers) > HEADER_NAME_LIMIT:
@@ -69,32 +76,70 @@ def webhook_create(
     if not all(isinstance(name, str) and 0 < len(name) <= 100 for name in include_headers):
         raise ValidationError({"include_headers": ["Header names are 1 to 100 characters."]})
     token, token_hash = _new_token()
-    hook = WebhookTrigger.objects.create(
-        workflow=workflow,
-        token_hash=token_hash,
-        token_hint=token[-6:],
-        encrypted_secret=encrypt({"secret": secret}) if secret else None,
-        dedupe_header=dedupe_header,
-        include_headers=[name.lower() for name in include_headers],
-        created_by=actor,
-    )
+    with transaction.atomic():
+        hook = WebhookTrigger.objects.create(
+            workflow=workflow,
+            token_hash=token_hash,
+            token_hint=token[-6:],
+            encrypted_secret=encrypt({"secret": secret}) if secret else None,
+            dedupe_header=dedupe_header,
+            include_headers=[name.lower() for name in include_headers],
+            created_by=actor,
+        )
+        changes = {
+            "workflow": [None, str(workflow.pk)],
+            "token": [None, REDACTED],
+            **({"secret": [None, REDACTED]} if secret else {}),
+            **({"dedupe_header": [None, dedupe_header]} if dedupe_header else {}),
+            **({"include_headers": [None, hook.include_headers]} if hook.include_headers else {}),
+        }
+        audit_record(
+            action="webhook.created",
+            actor=actor,
+            workspace=workflow.workspace,
+            target=hook,
+            target_type="webhook",
+            changes=changes,
+            request=request,
+        )
     return hook, token
 
 
-def webhook_rotate(*, hook: WebhookTrigger, actor: User) -> str:
+def webhook_rotate(*, hook: WebhookTrigger, actor: User, request: AnyRequest | None = None) -> str:
     """A new token; the old one stops working at once."""
     ensure_role(actor, hook.workflow.workspace, Role.EDITOR)
     token, token_hash = _new_token()
-    WebhookTrigger.objects.filter(pk=hook.pk).update(
-        token_hash=token_hash, token_hint=token[-6:], rotated_at=timezone.now()
-    )
-    hook.refresh_from_db()
+    with transaction.atomic():
+        WebhookTrigger.objects.filter(pk=hook.pk).update(
+            token_hash=token_hash, token_hint=token[-6:], rotated_at=timezone.now()
+        )
+        hook.refresh_from_db()
+        audit_record(
+            action="webhook.rotated",
+            actor=actor,
+            workspace=hook.workflow.workspace,
+            target=hook,
+            target_type="webhook",
+            changes={"token": [REDACTED, REDACTED]},
+            request=request,
+        )
     return token
 
 
-def webhook_delete(*, hook: WebhookTrigger, actor: User) -> None:
+def webhook_delete(*, hook: WebhookTrigger, actor: User, request: AnyRequest | None = None) -> None:
     ensure_role(actor, hook.workflow.workspace, Role.EDITOR)
-    hook.delete()
+    hook_id = hook.pk
+    with transaction.atomic():
+        hook.delete()
+        audit_record(
+            action="webhook.deleted",
+            actor=actor,
+            workspace=hook.workflow.workspace,
+            target_type="webhook",
+            target_id=hook_id,
+            changes={"workflow": [str(hook.workflow_id), None]},
+            request=request,
+        )
 
 
 def webhook_for_token(token: str) -> WebhookTrigger:

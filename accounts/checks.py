@@ -1,0 +1,104 @@
+"""Deploy checks (`manage.py check --deploy`) for what must never ship turned off.
+
+Each is an Error: the API open to anonymous callers, no throttling, unbounded lists, refresh tokens
+that stay valid after use, long-lived access tokens, or websockets accepted from any origin.
+"""
+
+from datetime import timedelta
+
+from django.core.checks import Error, Tags, register
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.settings import api_settings
+from rest_framework_simplejwt import settings as simplejwt_settings
+
+MAX_ACCESS_TOKEN_LIFETIME = timedelta(minutes=15)
+
+
+@register(Tags.security, deploy=True)
+def check_api_permissions(app_configs=None, **kwargs) -> list[Error]:
+    classes = [cls for cls in api_settings.DEFAULT_PERMISSION_CLASSES if isinstance(cls, type)]
+    open_to_all = any(issubclass(cls, AllowAny) for cls in classes)
+    if open_to_all or not any(issubclass(cls, (IsAuthenticated, IsAdminUser)) for cls in classes):
+        return [
+            Error(
+                "REST_FRAMEWORK['DEFAULT_PERMISSION_CLASSES'] lets anonymous callers in.",
+                hint="Keep rest_framework.permissions.IsAuthenticated in it; open single views explicitly.",
+                id="dwc.E001",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_api_throttling(app_configs=None, **kwargs) -> list[Error]:
+    missing = [
+        cls.__name__
+        for cls in api_settings.DEFAULT_THROTTLE_CLASSES
+        if getattr(cls, "scope", None) and cls.scope not in (api_settings.DEFAULT_THROTTLE_RATES or {})
+    ]
+    if not api_settings.DEFAULT_THROTTLE_CLASSES or missing:
+        return [
+            Error(
+                "The API is not throttled: "
+                + (f"no rate for {', '.join(missing)}." if missing else "DEFAULT_THROTTLE_CLASSES is empty."),
+                hint="Set REST_FRAMEWORK['DEFAULT_THROTTLE_CLASSES'] and a rate for each of their scopes.",
+                id="dwc.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_api_pagination(app_configs=None, **kwargs) -> list[Error]:
+    if not api_settings.DEFAULT_PAGINATION_CLASS or not api_settings.PAGE_SIZE:
+        return [
+            Error(
+                "API lists are not paginated: one request could read a whole table.",
+                hint="Set REST_FRAMEWORK['DEFAULT_PAGINATION_CLASS'] and ['PAGE_SIZE'].",
+                id="dwc.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_jwt_settings(app_configs=None, **kwargs) -> list[Error]:
+    jwt_settings = simplejwt_settings.api_settings  # looked up each time: simplejwt replaces it on reload
+    errors = []
+    if not (jwt_settings.ROTATE_REFRESH_TOKENS and jwt_settings.BLACKLIST_AFTER_ROTATION):
+        errors.append(
+            Error(
+                "Refresh tokens stay valid after use: a stolen one keeps working for its whole lifetime.",
+                hint="Set SIMPLE_JWT['ROTATE_REFRESH_TOKENS'] and ['BLACKLIST_AFTER_ROTATION'] to True.",
+                id="dwc.E004",
+            )
+        )
+    if jwt_settings.ACCESS_TOKEN_LIFETIME > MAX_ACCESS_TOKEN_LIFETIME:
+        errors.append(
+            Error(
+                f"Access tokens live {jwt_settings.ACCESS_TOKEN_LIFETIME}; as they cannot be revoked, "
+                "they should live 15 minutes at most.",
+                hint="Set JWT_ACCESS_MINUTES to 15 or less.",
+                id="dwc.E005",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_websocket_origins(app_configs=None, **kwargs) -> list[Error]:
+    # Imported here: config.asgi builds the whole ASGI application, which only this check needs.
+    from channels.security.websocket import OriginValidator
+
+    from config import asgi
+
+    websocket = getattr(asgi.application, "application_mapping", {}).get("websocket")
+    if not isinstance(websocket, OriginValidator):
+        return [
+            Error(
+                "The websocket router in config/asgi.py accepts connections from any origin.",
+                hint="Wrap it in channels.security.websocket.AllowedHostsOriginValidator.",
+                id="dwc.E006",
+            )
+        ]
+    return []

@@ -1,0 +1,7 @@
+from audit.api import views
+from config.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("audit/events", views.AuditEventViewSet, basename="audit-event")
+
+urlpatterns = router.urls

@@ -1,0 +1,25 @@
+"""Query filters shared by the API's list endpoints."""
+
+from datetime import UTC
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
+
+OUT_OF_RANGE = "This date and time cannot be stored (out of range)."
+
+
+class UTCIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC here: PostgreSQL refuses UTC offsets beyond ±15:59
+    that Python accepts (a 500 otherwise), and a time near the ends of the calendar may not exist in UTC."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        try:
+            return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo else parsed
+        except OverflowError as error:
+            raise ValidationError(OUT_OF_RANGE) from error
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
