@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -73,7 +74,8 @@ def user_change_password(
         raise ValidationError({"new_password": error.messages}) from error
     with transaction.atomic():
         user.set_password(new_password)
-        user.save(update_fields=["password"])
+        user.password_changed_at = timezone.now()
+        user.save(update_fields=["password", "password_changed_at"])
         # A changed password is often a reaction to a leak: end every session the old one opened.
         outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
         BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])

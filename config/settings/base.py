@@ -287,7 +287,7 @@ DWC_ANTHROPIC_MAX_TOKENS = int(os.environ.get("DWC_ANTHROPIC_MAX_TOKENS", "4096"
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.api.authentication.JWTAuthentication",
         "accounts.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
