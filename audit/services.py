@@ -197,8 +197,12 @@ def _head_locked() -> AuditChainHead:
 
 
 def _append(events: list[AuditEvent]) -> list[AuditEvent]:
-    """Number, timestamp, chain and insert `events`: three statements however many there are."""
-    with transaction.atomic():
+    """Number, timestamp, chain and insert `events`: three statements however many there are.
+
+    Inside the caller's transaction without a savepoint (two round trips fewer on every audited
+    change): a failure here fails the caller's change with it, as it should.
+    """
+    with transaction.atomic(savepoint=False):
         head = _head_locked()
         last_id, last_hash = head.last_id, head.last_hash
         now = timezone.now()

@@ -2,7 +2,8 @@
 
 `broadcast(events)` is called by `workflows.events.publish` after a transaction committed, from a
 request thread or a Celery worker. It hands the events to a small asyncio loop of this process,
-which sends them, in order, one message per workspace and transaction, to the group
+which sends them, in order, one message per workspace for what is waiting (a transaction's events,
+or under load several transactions' together), to the group
 `workspace.<id>`; consumers (workflows.consumers) pick what their client asked for. The loop is
 the ASGI server's own when this process serves websockets (the embedded mode: workers are threads
 of the server), else a daemon thread's. A full queue (the channel layer is down or slow) drops
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 # Transactions' worth of events waiting to be sent; beyond it they are dropped (and resumable).
 QUEUE_LIMIT = 10_000
 MESSAGE_TYPE = "run.events"  # handled by the consumers' run_events()
+# Events sent in one message at most (a message is held in memory by every process subscribed).
+BATCH_LIMIT = 500
 
 dropped_total = Counter("dwc_realtime_dropped_total", "Run event batches not broadcast because the queue was full.")
 
@@ -71,7 +74,11 @@ class _Broadcaster:
     async def _drain(queue: asyncio.Queue) -> None:
         layer = get_channel_layer()
         while True:
-            events = await queue.get()
+            events = list(await queue.get())
+            # Whatever else is waiting goes in the same messages: under load, one PUBLISH carries
+            # many transactions' events instead of one each.
+            while not queue.empty() and len(events) < BATCH_LIMIT:
+                events += queue.get_nowait()
             by_workspace: dict[str, list[dict]] = defaultdict(list)
             for event in events:
                 by_workspace[event["workspace"]].append(event)
