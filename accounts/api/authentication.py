@@ -1,5 +1,6 @@
 """`X-API-Key: <key>`: the request acts as the key's creator, within the key's scopes and workspace."""
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -53,3 +54,10 @@ class JWTAuthentication(SimpleJWTAuthentication):
         if changed is not None and validated_token.get("iat", 0) < int(changed.timestamp()):
             raise InvalidToken("The token was issued before the password was changed.")
         return user
+
+
+class JWTAuthenticationScheme(SimpleJWTScheme):
+    """The OpenAPI security scheme of our JWTAuthentication: simplejwt's own (its extension matches
+    only simplejwt's class)."""
+
+    target_class = "accounts.api.authentication.JWTAuthentication"

@@ -68,20 +68,30 @@ def _create_run(
     parent_step: StepRun | None = None,
     parent_index: int | None = None,
 ) -> Run:
-    version = _version(workflow)
-    run = Run(
-        workspace_id=workflow.workspace_id,
-        workflow=workflow,
-        version=version,
-        trigger=trigger,
+    run = _new_run(
+        workflow,
         input=input,
-        created_by=actor,
+        trigger=trigger,
+        actor=actor,
         idempotency_key=idempotency_key,
         parent_step=parent_step,
         parent_index=parent_index,
     )
     scheduler.runs_insert([run])
     return run
+
+
+def _new_run(workflow: Workflow, *, input: Any, trigger: str, actor: User | None, **fields) -> Run:
+    """An unsaved run of the workflow's current version (scheduler.runs_insert writes and starts it)."""
+    return Run(
+        workspace_id=workflow.workspace_id,
+        workflow=workflow,
+        version=_version(workflow),
+        trigger=trigger,
+        input=input,
+        created_by=actor,
+        **fields,
+    )
 
 
 def _ensure_startable(workflow: Workflow, trigger: str) -> None:
@@ -169,19 +179,8 @@ def runs_trigger_many(
         raise ValidationError({"inputs": [f"A list of 1 to {MAX_BATCH} run inputs."]})
     for index, value in enumerate(inputs):
         run_input_check(workflow, value, field=f"inputs.{index}")
-    version = _version(workflow)
     with scheduler.transition():
-        runs = [
-            Run(
-                workspace_id=workflow.workspace_id,
-                workflow=workflow,
-                version=version,
-                trigger=trigger,
-                input=value,
-                created_by=actor,
-            )
-            for value in inputs
-        ]
+        runs = [_new_run(workflow, input=value, trigger=trigger, actor=actor) for value in inputs]
         scheduler.runs_insert(runs)
         audit_record(
             action="run.triggered",
