@@ -40,7 +40,10 @@ def workspaces_for_user(user: User) -> QuerySet[Workspace]:
 def role_of(user: User, workspace: Workspace) -> str | None:
     if not user.is_authenticated or _outside_key_workspace(user, workspace.pk):
         return None
-    return Membership.objects.filter(workspace=workspace, user=user).values_list("role", flat=True).first()
+    # One row at most (workspace and user are unique together); ordering it by Meta.ordering would
+    # join the user table for nothing.
+    memberships = Membership.objects.filter(workspace=workspace, user=user).order_by()
+    return next(iter(memberships.values_list("role", flat=True)), None)
 
 
 def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
