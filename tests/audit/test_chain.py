@@ -63,6 +63,22 @@ def test_events_form_one_chain_with_contiguous_ids():
     assert "Verified 3 audit events" in verify_output()
 
 
+def test_events_hashed_by_postgresql_match_the_python_hash_whatever_their_text():
+    """After the first event, single events are hashed by PostgreSQL (audit.services._append_one);
+    batches by Python. The verifier, in Python, must agree with both, for any text."""
+    awkward = 'é ✓ 🚀 "quoted" back\\slash\nnew line \t tab \x00 nul, id:"audit-id-x" {}'
+    workspace = WorkspaceFactory(name=awkward.replace("\x00", ""))  # PostgreSQL text refuses NUL
+    events = record(3, workspace=workspace, changes={awkward: [awkward, {"nested": [awkward, 1.5, None]}]})
+    events += services.audit_record_many(records=[{"action": "test.batch", "target_id": awkward}] * 2)
+    events += record(2, changes={"after": [None, awkward]})
+    assert [event.id for event in events] == list(range(1, 8))
+    for event in events:
+        stored = AuditEvent.objects.get(pk=event.id)
+        assert (stored.prev_hash, stored.hash) == (event.prev_hash, event.hash)
+        assert event_hash(stored.prev_hash, {name: getattr(stored, name) for name in stored.__dict__}) == stored.hash
+    assert (chain_verify().ok, chain_verify().count) == (True, 7)
+
+
 def test_editing_a_row_breaks_the_chain_at_that_row():
     record(5)
     tamper(
