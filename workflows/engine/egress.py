@@ -33,6 +33,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 import httpx2
 from django.conf import settings
 
+from workflows.engine import cancellation
 from workflows.engine.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def request(
                 ssl_context=ssl_context,
             )
         except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+            _raise_if_stopped(error)
             raise _translated(error, target=target, timeout=timeout) from error
         try:
             location = response.headers.get("location")
@@ -365,6 +367,10 @@ def _send(
     """
     addresses = _checked_addresses(target.host, target.port)
     extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    stoppable = cancellation.current()
+    if stoppable is not None:
+        stoppable.check()
+        extensions["trace"] = stoppable.trace
     for index, address in enumerate(addresses):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -457,6 +463,7 @@ def _read_capped(
         ):
             payload += chunk
     except httpx2.HTTPError as error:
+        _raise_if_stopped(error)
         raise _translated(error, target=target, timeout=timeout) from error
     return bytes(payload)
 
@@ -477,6 +484,13 @@ def _capped_chunks(
         # A server that trickles bytes never trips the read timeout; the hop deadline stops it.
         if time.monotonic() > deadline:
             raise httpx2.ReadTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+
+
+def _raise_if_stopped(error: Exception) -> None:
+    """A call cut off because its step was stopped says so, rather than blaming the network."""
+    stoppable = cancellation.current()
+    if stoppable is not None and stoppable.cancelled:
+        raise cancellation.StepStopped(cancellation.STEP_STOPPED) from error
 
 
 def _translated(error: Exception, *, target: _Target, timeout: float) -> Exception:

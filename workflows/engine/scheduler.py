@@ -27,7 +27,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from workflows import events
-from workflows.engine import dispatch
+from workflows.engine import cancellation, dispatch
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, StepContext, Suspend
@@ -558,11 +558,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class _Heartbeat:
-    """Touches the step's heartbeat while it runs, so recover() can tell a slow step from a dead worker."""
+    """Touches the step's heartbeat while it runs, so recover() can tell a slow step from a dead worker.
+
+    A beat that finds the step no longer running as this attempt (cancelled, timed out, or taken
+    over after a lost lease) stops the step's outbound calls (see `cancellation`) and beats no more.
+    """
 
     def __init__(self, step_id, attempt: int):
         self.step_id, self.attempt = step_id, attempt
         self.stopped = threading.Event()
+        self.cancel_scope = cancellation.CancelScope()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{step_id}", daemon=True)
 
     def _beat(self) -> None:
@@ -570,9 +575,13 @@ class _Heartbeat:
 
         try:
             while not self.stopped.wait(_timing("DWC_HEARTBEAT_SECONDS").total_seconds()):
-                StepRun.objects.filter(pk=self.step_id, attempt=self.attempt, status=Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                still_mine = StepRun.objects.filter(
+                    pk=self.step_id, attempt=self.attempt, status=Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+                if not still_mine and not self.stopped.is_set():
+                    logger.info("stopping a step that is no longer running here", extra={"step": str(self.step_id)})
+                    self.cancel_scope.cancel()
+                    return
         finally:
             connection.close()
 
@@ -605,7 +614,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None) -> lis
             return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
         _start(run, step, attempt, worker)
         data = _context_data(run, step)
-    with _Heartbeat(step.pk, attempt):
+    with _Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = _run_node(run, step, data)
     with transition():
         run = locked_run(run.pk)

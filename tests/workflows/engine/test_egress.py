@@ -5,6 +5,7 @@ import gzip
 import json
 import socket
 import ssl
+import threading
 import time
 
 import httpx2
@@ -17,7 +18,8 @@ from django.conf import settings as django_settings
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from workflows.engine import egress
+from tests.workflows.hanging_server import HangingServer
+from workflows.engine import cancellation, egress
 from workflows.engine.egress import (
     EgressConnectionError,
     EgressForbidden,
@@ -621,3 +623,29 @@ def test_the_sdk_client_caps_the_body_and_hands_it_on_decoded(httpserver, allow,
         assert client.get(loopback_url("/small")).content == b"hello"
         with pytest.raises(EgressResponseTooLarge):
             client.get(loopback_url("/big"))
+
+
+def test_a_stopped_steps_call_is_cut_off_and_says_so(allow):
+    """What the heartbeat does to a cancelled step: the blocked read returns at once with StepStopped."""
+    allow("127.0.0.1")
+    server = HangingServer()
+    stoppable = cancellation.CancelScope()
+    outcome = {}
+
+    def call() -> None:
+        with cancellation.scope(stoppable):
+            try:
+                egress.request("GET", server.url, timeout=60)
+            except Exception as error:  # the test inspects whatever it was
+                outcome["error"] = error
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert server.received.wait(10)
+    stoppable.cancel()
+    caller.join(5)
+    assert not caller.is_alive()
+    assert isinstance(outcome["error"], cancellation.StepStopped)
+    assert server.hung_up.wait(5)
+    with cancellation.scope(stoppable), pytest.raises(cancellation.StepStopped):
+        egress.request("GET", server.url, timeout=60)  # a stopped step starts no new call

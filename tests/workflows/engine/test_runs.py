@@ -4,9 +4,11 @@ import json
 import time
 
 import pytest
+from django.conf import settings
 from werkzeug import Response
 
 from tests.workflows.engine.conftest import wait_for_run
+from tests.workflows.hanging_server import HangingServer
 from tests.workflows.helpers import DEMO_BODY, create
 from workflows.models import Run, StepRun
 
@@ -218,6 +220,28 @@ def test_cancel_during_a_delay_cancels_the_rest(engine_worker, user_api):
     assert {key: step.status for key, step in steps_of(run_id).items()} == {"wait": "cancelled", "after": "cancelled"}
     again = user_api.post(f"/api/v3/runs/{run_id}/cancel")
     assert again.status_code == 409
+
+
+def test_cancel_cuts_off_a_running_steps_outbound_call(engine_worker, user_api):
+    """The worker does not sit out the call's 60 s: within a heartbeat it closes the connection."""
+    server = HangingServer()
+    body = {
+        "name": "Hang",
+        "nodes": [{"key": "call", "type": "http_request", "config": {"url": server.url, "timeout": 60}}],
+    }
+    workflow = create(user_api, body)
+    run_id = start(user_api, workflow["id"])["id"]
+    assert server.received.wait(20)
+    assert user_api.post(f"/api/v3/runs/{run_id}/cancel").status_code == 202
+    cancelled_at = time.monotonic()
+    assert server.hung_up.wait(settings.DWC_HEARTBEAT_SECONDS + 10), "the worker kept the connection open"
+    assert server.hung_up_at - cancelled_at < settings.DWC_HEARTBEAT_SECONDS + 5
+    assert wait_for_run(run_id).status == "cancelled"
+    assert steps_of(run_id)["call"].status == "cancelled"
+    deadline = time.monotonic() + 10
+    while "stopping a step that is no longer running here" not in engine_worker.output():
+        assert time.monotonic() < deadline, engine_worker.output()[-2000:]
+        time.sleep(0.1)
 
 
 def test_retry_reruns_only_the_failed_step(engine_worker, user_api, httpserver):
