@@ -7,12 +7,14 @@ filled in — and passes `definition_check`. Errors are keyed the way a client c
 """
 
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.validators import validator_for
 
+from workflows.credentials import REFERENCES as CREDENTIAL_REFERENCES
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
 from workflows.models import NODE_KEY_PATTERN, WORKFLOW_SLUG_PATTERN, Node, Workflow
@@ -292,6 +294,36 @@ def definition_check(specs: list[dict], *, max_nodes: int) -> None:
         errors.setdefault(f"nodes.{cycle[0]}.depends_on", []).append(CYCLE.format(path=" → ".join(cycle)))
     if errors:
         raise ValidationError(errors)
+
+
+class Reference(NamedTuple):
+    """Another object of the workspace that a node's config names."""
+
+    kind: str  # "credential" (by name) or "workflow" (by id or slug)
+    value: str
+    path: str  # where the error goes: nodes.<key>.config.<field>
+
+
+# Where each node type names a workflow to run (its id or slug); credentials: credentials.REFERENCES.
+WORKFLOW_REFERENCES = {"loop": "workflow", "subworkflow": "workflow"}
+# Jinja's delimiters: a value holding one is a template, not a name.
+TEMPLATE_MARK = re.compile(r"\{[{%#]")
+
+
+def references_of(specs: list[dict]) -> Iterator[Reference]:
+    """The credentials and workflows the nodes name, for the save path to look up in the workspace.
+
+    A value written as a template (`{{ input.env }}-key`) names nothing that can be looked up before a
+    run, so it is left out: the run-time lookup (credentials.credential_kind_and_value,
+    services.runs._child_workflow) searches only the run's own workspace and fails the step when the
+    name is unknown there.
+    """
+    for spec in specs:
+        for kind, table in (("credential", CREDENTIAL_REFERENCES), ("workflow", WORKFLOW_REFERENCES)):
+            field = table.get(spec["type"])
+            value = spec["config"].get(field) if field else None
+            if isinstance(value, str) and value and not TEMPLATE_MARK.search(value):
+                yield Reference(kind, value, f"nodes.{spec['key']}.config.{field}")
 
 
 def compact_depends_on(dependencies: list[dict]) -> list:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.access import Role, ensure_role
@@ -19,7 +20,7 @@ from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, audit_record_many, diff
 from config.problems import Conflict
 from workflows import definitions
-from workflows.models import Edge, Node, Workflow, WorkflowTag, WorkflowVersion
+from workflows.models import Credential, Edge, Node, Workflow, WorkflowTag, WorkflowVersion
 from workflows.selectors import workflow_specs, workflows_for_user
 
 WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema", "tags")
@@ -39,6 +40,9 @@ AMBIGUOUS_FAN = (
     "Re-wire the children first."
 )
 VERSION_MISSING = "This workflow has no version {number}."
+# One answer whether the object is in another workspace, deleted or never was: no existence leak.
+UNKNOWN_CREDENTIAL = "No credential named {value!r} in this workspace."
+UNKNOWN_WORKFLOW = "No workflow with the id or slug {value!r} in this workspace."
 
 
 def _canonical(value: Any) -> str:
@@ -72,6 +76,73 @@ def _validated_specs(raw_nodes: list, *, settings: dict, base: list[dict] | None
     specs = definitions.specs_from_input(raw_nodes, base=base)
     definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
     return specs
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def workflow_references_check(
+    *,
+    workspace: Workspace,
+    specs: list[dict],
+    held: list[dict] | None = None,
+    workflow: Workflow | None = None,
+    slugs: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Refuse nodes naming a credential or a workflow that this workspace does not have.
+
+    Saving is where a reference to another workspace's object is caught (the run would refuse it
+    too). The lookups are scoped to `workspace`, so one message serves "in another workspace",
+    "deleted" (workflows are soft-deleted; credentials are removed) and "never existed". Two queries
+    at most, one per kind of reference, whatever the number of nodes.
+
+    What stays allowed: a reference the workflow already `held` before this save (its credential may
+    since have been renamed or deleted; that is the run's to report, and it must not block editing
+    the rest of the workflow), the workflow itself (`workflow`, by id; its slug is in `slugs`), and
+    `slugs` of workflows created in the same save (an import batch). Template values are not
+    references (see definitions.references_of).
+    """
+    already = {(ref.kind, ref.value) for ref in definitions.references_of(held or [])}
+    wanted = [ref for ref in definitions.references_of(specs) if (ref.kind, ref.value) not in already]
+    if not wanted:
+        return
+    errors: definitions.Errors = {}
+
+    names = {ref.value for ref in wanted if ref.kind == "credential"}
+    if names:
+        known = set(Credential.objects.filter(workspace=workspace, name__in=names).values_list("name", flat=True))
+        for ref in wanted:
+            if ref.kind == "credential" and ref.value not in known:
+                errors.setdefault(ref.path, []).append(UNKNOWN_CREDENTIAL.format(value=ref.value))
+
+    # Resolved as the run resolves them (services.runs._child_workflow): an id first, then a slug.
+    workflow_refs = {ref.value for ref in wanted if ref.kind == "workflow"} - set(slugs)
+    if workflow_refs:
+        ids = {pk for pk in map(_uuid_or_none, workflow_refs) if pk is not None}
+        if workflow is not None:
+            ids.discard(workflow.pk)
+        rows = Workflow.objects.filter(workspace=workspace, deleted_at__isnull=True)
+        if workflow is not None:  # its slug may change in this very save: `slugs` holds the new one
+            rows = rows.exclude(pk=workflow.pk)
+        found = list(rows.filter(Q(pk__in=ids) | Q(slug__in=workflow_refs)).values_list("pk", "slug"))
+        known_ids = {pk for pk, _ in found} | ({workflow.pk} if workflow is not None else set())
+        known_slugs = {slug for _, slug in found if slug}
+        for ref in wanted:
+            if ref.kind != "workflow" or ref.value in slugs or ref.value in known_slugs:
+                continue
+            if _uuid_or_none(ref.value) not in known_ids:
+                errors.setdefault(ref.path, []).append(UNKNOWN_WORKFLOW.format(value=ref.value))
+
+    if errors:
+        raise ValidationError(errors)
+
+
+def _slugs(workflow: Workflow) -> set[str]:
+    return {workflow.slug} if workflow.slug else set()
 
 
 def _graph_save(workflow: Workflow, specs: list[dict], *, renamed: dict[str, str] | None = None) -> None:
@@ -164,13 +235,22 @@ def _node_state(spec: dict) -> dict:
 
 
 def _create(
-    *, actor: User, workspace: Workspace, data: Any, note: str, action: str, request: AnyRequest | None
+    *,
+    actor: User,
+    workspace: Workspace,
+    data: Any,
+    note: str,
+    action: str,
+    request: AnyRequest | None,
+    sibling_slugs: frozenset[str] = frozenset(),
 ) -> Workflow:
     ensure_role(actor, workspace, Role.EDITOR)
     fields, raw_nodes = _parse_body(data, creating=True)
     if "name" not in fields:
         raise ValidationError({"name": ["This field is required."]})
     specs = _validated_specs(raw_nodes or [], settings=fields.get("settings", {}))
+    own_slug = {fields["slug"]} if fields.get("slug") else set()
+    workflow_references_check(workspace=workspace, specs=specs, slugs=own_slug | sibling_slugs)
     with transaction.atomic():
         workflow = Workflow(workspace=workspace, created_by=actor, **FIELD_DEFAULTS)
         _save_fields(workflow, fields)
@@ -214,6 +294,15 @@ def workflow_update(
         before = _audit_state(workflow, current_specs)
         settings = fields.get("settings", workflow.settings)
         specs = current_specs if raw_nodes is None else _validated_specs(raw_nodes, settings=settings)
+        if raw_nodes is not None:
+            slug = fields.get("slug", workflow.slug)
+            workflow_references_check(
+                workspace=workflow.workspace,
+                specs=specs,
+                held=current_specs,
+                workflow=workflow,
+                slugs={slug} if slug else set(),
+            )
         if raw_nodes is None and "settings" in fields:
             definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
         _save_fields(workflow, fields)
@@ -278,8 +367,12 @@ def workflow_version_restore(
     snapshot = version.snapshot
     with transaction.atomic():
         workflow = _locked(workflow)
-        before = _audit_state(workflow, workflow_specs(workflow))
+        current_specs = workflow_specs(workflow)
+        before = _audit_state(workflow, current_specs)
         specs = _validated_specs(definitions.nodes_from_document(snapshot), settings=snapshot["settings"])
+        workflow_references_check(
+            workspace=workflow.workspace, specs=specs, held=current_specs, workflow=workflow, slugs=_slugs(workflow)
+        )
         for name in ("name", "description", "settings", "input_schema"):
             setattr(workflow, name, snapshot[name])
         workflow.save()
@@ -303,6 +396,9 @@ def node_append(*, workflow: Workflow, actor: User, data: Any, request: AnyReque
         workflow = _locked(workflow)
         base = workflow_specs(workflow)
         specs = _validated_specs([data], settings=workflow.settings, base=base)
+        workflow_references_check(
+            workspace=workflow.workspace, specs=specs, held=base, workflow=workflow, slugs=_slugs(workflow)
+        )
         _graph_save(workflow, specs)
         workflow_version_record(workflow, actor=actor, note=f"node {specs[-1]['key']} added")
         node = workflow.nodes.get(key=specs[-1]["key"])
@@ -338,6 +434,13 @@ def node_update(*, node: Node, actor: User, data: Any, partial: bool, request: A
         )
         if errors:
             raise ValidationError(errors)
+        workflow_references_check(
+            workspace=workflow.workspace,
+            specs=[spec],
+            held=specs,
+            workflow=workflow,
+            slugs=_slugs(workflow),
+        )
         renamed = {}
         if spec["key"] != node.key:
             renamed = {node.key: spec["key"]}
@@ -442,6 +545,10 @@ def workflows_import(
     batch = documents if isinstance(documents, list) else [documents]
     if not batch:
         raise ValidationError({"non_field_errors": ["Nothing to import."]})
+    # Documents of one batch may name each other by slug (an export of a workflow and its sub-workflows).
+    sibling_slugs = frozenset(
+        document["slug"] for document in batch if isinstance(document, dict) and isinstance(document.get("slug"), str)
+    )
     created = []
     with transaction.atomic():
         for index, document in enumerate(batch):
@@ -458,6 +565,7 @@ def workflows_import(
                         note="imported",
                         action="workflow.imported",
                         request=request,
+                        sibling_slugs=sibling_slugs,
                     )
                 )
             except ValidationError as error:

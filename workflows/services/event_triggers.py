@@ -28,7 +28,7 @@ WRITABLE_FIELDS = ("source_workflow", "on", "input_template", "enabled")
 # Read-only fields a client may send back from a GET; they are not part of what it changes.
 IGNORED_FIELDS = ("id", "workflow", "created_by", "created_at")
 
-NO_SUCH_SOURCE = "No such workflow."
+NO_SUCH_SOURCE = "No workflow with this id in this workspace."
 UNKNOWN_FIELD = "Unknown field."
 REQUIRED = "This field is required."
 NOT_A_UUID = "Must be a workflow id."
@@ -76,19 +76,20 @@ def input_template_errors(template: Any) -> Errors:
 
 
 def _source_workflow(workflow: Workflow, value: Any) -> Workflow:
-    # One answer for a missing workflow, a foreign one and one of another workspace: no existence leak.
+    # A 400 on the field, not a 404: the path's workflow exists, the body names what does not. One
+    # answer for a missing workflow, a deleted one and one of another workspace: no existence leak.
     try:
         source_id = uuid.UUID(str(value))
     except ValueError:
         raise ValidationError({"source_workflow": [NOT_A_UUID]}) from None
     source = Workflow.objects.filter(pk=source_id, workspace_id=workflow.workspace_id, deleted_at__isnull=True).first()
     if source is None:
-        raise Http404(NO_SUCH_SOURCE)
+        raise ValidationError({"source_workflow": [NO_SUCH_SOURCE]})
     return source
 
 
 def _parse_body(workflow: Workflow, data: Any, *, creating: bool) -> dict:
-    """The fields a body sets, validated. Raises ValidationError (400) or Http404 (the source)."""
+    """The fields a body sets, validated. Raises ValidationError (400), also for a source not in the workspace."""
     if not isinstance(data, dict):
         raise ValidationError({"non_field_errors": [BODY_NOT_AN_OBJECT]})
     errors: Errors = {name: [UNKNOWN_FIELD] for name in sorted(set(data) - {*WRITABLE_FIELDS, *IGNORED_FIELDS})}

@@ -203,17 +203,20 @@ def test_targets_that_cannot_start_are_recorded_on_the_source_run_not_raised(use
     assert Run.objects.count() == 1
 
 
-def test_a_source_workflow_outside_the_target_workspace_is_404_at_create(user, user_api):
+def test_a_source_workflow_outside_the_target_workspace_is_400_at_create(user, user_api):
     target = make_workflow(user, "target")
     stranger = UserFactory()
     foreign = make_workflow(stranger, "foreign")
     shared = MembershipFactory(user=user, role=Membership.Role.EDITOR).workspace
     elsewhere = workflow_create(actor=user, workspace=shared, data={"name": "elsewhere", "status": "active"})
+    deleted = make_workflow(user, "deleted")
+    user_api.delete(f"/api/v3/workflows/{deleted.pk}")
     url = f"/api/v3/workflows/{target.pk}/event-triggers"
-    for source_id in (foreign.pk, elsewhere.pk, "00000000-0000-4000-8000-000000000000"):
+    # One answer whether it is another's, in another of my workspaces, deleted or never was.
+    for source_id in (foreign.pk, elsewhere.pk, deleted.pk, "00000000-0000-4000-8000-000000000000"):
         answer = user_api.post(url, {"source_workflow": str(source_id)}, format="json")
-        assert answer.status_code == 404, answer.content
-        assert answer.json()["detail"] == "No such workflow."
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["errors"] == {"source_workflow": ["No workflow with this id in this workspace."]}
     assert not EventTrigger.objects.exists()
 
 

@@ -125,9 +125,12 @@ def test_a_subworkflow_returns_its_output_and_fails_with_it(engine_worker, user_
 
 
 def test_a_subworkflow_naming_a_missing_workflow_fails_the_step(engine_worker, user_api):
+    # Saving refuses an unknown workflow, so the child goes missing after the parent was saved.
+    child = create(user_api, {"name": "Gone", "id": "gone"})
     parent = create(
-        user_api, {"name": "P", "nodes": [{"key": "call", "type": "subworkflow", "config": {"workflow": "nope"}}]}
+        user_api, {"name": "P", "nodes": [{"key": "call", "type": "subworkflow", "config": {"workflow": "gone"}}]}
     )
+    assert user_api.delete(f"/api/v3/workflows/{child['id']}").status_code == 204
     run = wait_for_run(start(user_api, parent["id"])["id"])
     assert run.status == "failed"
     assert "does not exist" in steps_of(run.pk)["call"].error["message"]

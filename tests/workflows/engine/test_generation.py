@@ -231,6 +231,8 @@ def test_a_cached_request_does_not_call_the_model_again(engine_worker, user_api,
 
 def test_a_missing_or_wrong_credential_fails_the_step_clearly(engine_worker, user_api, workspace):
     credential_save(workspace_id=workspace, name="bearer", kind="http_bearer", value={"token": "t"})
+    # Saving refuses an unknown credential, so "nope" goes missing after the workflow was saved.
+    nope = credential_save(workspace_id=workspace, name="nope", kind="openai", value={"api_key": "k"})
     workflow = create(
         user_api,
         {
@@ -255,6 +257,7 @@ def test_a_missing_or_wrong_credential_fails_the_step_clearly(engine_worker, use
             ],
         },
     )
+    assert user_api.delete(f"/api/v3/credentials/{nope.pk}?force=true").status_code == 204
     run = wait_for_run(start(user_api, workflow["id"])["id"], timeout=60)
     steps = steps_of(run.pk)
     assert "No credential named 'nope'" in steps["missing"].error["message"]
