@@ -32,6 +32,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.engine.prepared import PreparedQuery
 from workflows.graph import topological_order
 from workflows.models import EventTrigger, Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
@@ -182,9 +183,21 @@ def _steps(run: Run) -> dict[str, StepRun]:
     """
     cached = getattr(run, "_step_cache", None)
     if cached is None:
-        cached = {step.node_key: step for step in run.steps.all()}
+        cached = {step.node_key: step for step in _run_steps(run.pk)}
         run._step_cache = cached
     return cached
+
+
+_run_steps = PreparedQuery(lambda run_id: StepRun.objects.filter(run_id=run_id).order_by())
+_run_locked = PreparedQuery(
+    lambda run_id: (
+        Run.objects.select_for_update(no_key=True)
+        .annotate(
+            followed=Exists(EventTrigger.objects.filter(source_workflow_id=OuterRef("workflow_id"), enabled=True))
+        )
+        .filter(pk=run_id)
+    )
+)
 
 
 def _step_by_id(run: Run, step_id) -> StepRun | None:
@@ -198,8 +211,9 @@ def locked_run(run_id) -> Run:
     inserts referencing it (steps, events, child runs) never wait on it. `followed` (whether event
     triggers follow its workflow) comes along so that finishing the run needs no query of its own.
     """
-    followers = EventTrigger.objects.filter(source_workflow_id=OuterRef("workflow_id"), enabled=True)
-    run = Run.objects.select_for_update(no_key=True).annotate(followed=Exists(followers)).get(pk=run_id)
+    run = next(iter(_run_locked(run_id)), None)
+    if run is None:
+        raise Run.DoesNotExist(f"No run {run_id}.")
     run.version = _version(run.version_id)
     return run
 
