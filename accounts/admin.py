@@ -1,10 +1,62 @@
+"""The operators' view of users, workspaces and memberships. The admin can do more here than the API
+(set flags and passwords, edit any membership), so its writes are audited by AuditedAdminMixin: with
+the membership services' actions for memberships, `workspace.*` for workspaces, and `user.created`,
+`user.updated` and `user.deleted` for users, whose own sign-up is `auth.registered`."""
+
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import Count
 
 from accounts.lockout import lockout_lift
 from accounts.models import Membership, User, Workspace
+from accounts.services import user_password_changed
+from audit.admin_writes import AuditedAdminMixin
+
+# {(workspace id, user id): role}: the memberships an admin page showed, to compare with what it saved.
+MembershipRows = dict[tuple, str]
+
+
+def membership_rows(**filters) -> MembershipRows:
+    rows = Membership.objects.filter(**filters).order_by().values_list("workspace_id", "user_id", "role")
+    return {(workspace_id, user_id): role for workspace_id, user_id, role in rows}
+
+
+def membership_records(before: MembershipRows | None, after: MembershipRows | None) -> list[dict]:
+    """The events the membership services record, for the difference between two sets of rows. A row
+    moved to another user or workspace is one member removed and another added."""
+    before, after = before or {}, after or {}
+    keys = sorted({*before, *after}, key=str)
+    users = User.objects.in_bulk({user_id for _, user_id in keys})
+    workspaces = Workspace.objects.in_bulk({workspace_id for workspace_id, _ in keys})
+    records = []
+    for workspace_id, user_id in keys:
+        old, new = before.get((workspace_id, user_id)), after.get((workspace_id, user_id))
+        if old == new:
+            continue
+        user = users.get(user_id)
+        email = user.email if user else None
+        if old is None:
+            action, changes = "workspace.member_added", {"email": [None, email], "role": [None, new]}
+        elif new is None:
+            action, changes = "workspace.member_removed", {"email": [email, None], "role": [old, None]}
+        else:
+            action, changes = "workspace.role_changed", {"role": [old, new]}
+        records.append(
+            {
+                "action": action,
+                "workspace": workspaces.get(workspace_id),
+                "target": user,
+                "target_type": "user",
+                "target_id": user_id,
+                "changes": changes,
+            }
+        )
+    return records
 
 
 class MembershipInline(admin.TabularInline):
@@ -34,7 +86,7 @@ class EmailUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
     ordering = ["email"]
@@ -50,10 +102,36 @@ class UserAdmin(DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]
     actions = ["lift_login_lockouts"]
+    audit_prefix = "user"
+    # The password's hash is compared, never recorded: a change shows as "***".
+    audit_fields = ["email", "name", "password", "is_active", "is_staff", "is_superuser", "groups", "user_permissions"]
+    audit_secret_fields = ["password"]
+
+    def audit_related_state(self, obj) -> MembershipRows:
+        return membership_rows(user=obj)
+
+    def audit_related_records(self, obj, before, after) -> list[dict]:
+        return membership_records(before, after)
+
+    def user_change_password(self, request, id, form_url=""):
+        # Django's view saves the new password itself; in one transaction with it, the sessions the old
+        # password opened end and the change is audited, as when users change their own.
+        if request.method != "POST":
+            return super().user_change_password(request, id, form_url)
+        with transaction.atomic():
+            user = self.get_object(request, unquote(id))  # None for an unknown or malformed id: the view's 404
+            if user is None:
+                return super().user_change_password(request, id, form_url)
+            before = User.objects.select_for_update().filter(pk=user.pk).values_list("password", flat=True).get()
+            response = super().user_change_password(request, id, form_url)
+            user.refresh_from_db()
+            if user.password != before:
+                user_password_changed(user=user, actor=request.user, request=request)
+        return response
 
     @admin.action(description="Lift login lockouts of the selected users")
     def lift_login_lockouts(self, request, queryset) -> None:
-        lifted = sum(lockout_lift(email=user.email) for user in queryset)
+        lifted = sum(lockout_lift(email=user.email, actor=request.user, request=request) for user in queryset)
         self.message_user(request, f"Lifted {lifted} login lockout(s).", messages.SUCCESS)
 
     def get_inline_instances(self, request, obj=None):
@@ -69,12 +147,27 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "is_personal", "member_count", "created_by", "created_at"]
     list_filter = ["is_personal", "created_at"]
     search_fields = ["name", "memberships__user__email"]
     readonly_fields = ["id", "created_by", "created_at", "updated_at"]
     inlines = [MembershipInline]
+    audit_prefix = "workspace"
+    audit_fields = ["name", "is_personal"]
+
+    def audit_workspace(self, obj: Workspace) -> Workspace:
+        return obj
+
+    def audit_deleted_records(self, obj: Workspace) -> list[dict]:
+        # As workspace_delete records it: the event outlives the workspace, so it is not one of its events.
+        return [{**record, "workspace": None} for record in super().audit_deleted_records(obj)]
+
+    def audit_related_state(self, obj) -> MembershipRows:
+        return membership_rows(workspace=obj)
+
+    def audit_related_records(self, obj, before, after) -> list[dict]:
+        return membership_records(before, after)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("created_by").annotate(member_total=Count("memberships"))
@@ -85,9 +178,29 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "workspace__name"]
     autocomplete_fields = ["user", "workspace"]
     list_select_related = ["user", "workspace"]
+
+    def audit_state(self, obj: Membership) -> MembershipRows:
+        return {(obj.workspace_id, obj.user_id): obj.role}
+
+    def audit_saved_records(self, obj: Membership, before: MembershipRows | None) -> list[dict]:
+        return membership_records(before, self.audit_state(obj))
+
+    def audit_deleted_records(self, obj: Membership) -> list[dict]:
+        return membership_records(self.audit_state(obj), None)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
+    """Django's, audited: a group's permissions are what its staff members may do in this admin."""
+
+    audit_prefix = "group"
+    audit_fields = ["name", "permissions"]

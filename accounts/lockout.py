@@ -110,14 +110,24 @@ def lockout_reset(*, email: str, request) -> None:
     cache.delete(_failures_key(email, client_ip(request)))
 
 
-def lockout_lift(*, email: str, ip: str | None = None) -> int:
+def lockout_lift(*, email: str, ip: str | None = None, actor: User | None = None, request=None) -> int:
     """Lift the locks of `email` (from `ip` only, if given) and forget their failures. Returns how many
-    locks were lifted."""
+    locks were lifted; lifting any is audited as `auth.lockout_lifted` (actor None: the system, as for
+    the `unlock_account` command)."""
     ips = [ip] if ip else cache.get(_locked_ips_key(email)) or []
-    lifted = 0
+    lifted = []
     for address in ips:
-        lifted += bool(cache.get(_lock_key(email, address)))
+        if cache.get(_lock_key(email, address)):
+            lifted.append(address)
         cache.delete_many([_lock_key(email, address), _failures_key(email, address)])
     if not ip:
         cache.delete(_locked_ips_key(email))
-    return lifted
+    if lifted:
+        audit_record(
+            action="auth.lockout_lifted",
+            actor=actor,
+            target=User.objects.filter(email__iexact=email.strip()).first(),
+            changes={"locked_addresses": [sorted(lifted), None]},
+            request=request,
+        )
+    return len(lifted)

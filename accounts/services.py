@@ -74,18 +74,30 @@ def user_change_password(
         raise ValidationError({"new_password": error.messages}) from error
     with transaction.atomic():
         user.set_password(new_password)
-        user.password_changed_at = timezone.now()
-        user.save(update_fields=["password", "password_changed_at"])
-        # A changed password is often a reaction to a leak: end every session the old one opened.
-        outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
-        BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])
-        audit_record(
-            action="auth.password_changed",
-            actor=user,
-            target=user,
-            changes={"password": [REDACTED, REDACTED], "refresh_tokens_revoked": [None, len(outstanding)]},
-            request=request,
-        )
+        _password_changed(user, actor=user, request=request)
+
+
+def user_password_changed(*, user: User, actor: User, request: AnyRequest | None = None) -> None:
+    """Follow up a password an operator set (or disabled) through the admin's password form, which saves
+    it itself: in the same transaction, end the sessions the old password opened and audit it, as when
+    users change their own."""
+    with transaction.atomic():
+        _password_changed(user, actor=actor, request=request)
+
+
+def _password_changed(user: User, *, actor: User, request: AnyRequest | None) -> None:
+    user.password_changed_at = timezone.now()
+    user.save(update_fields=["password", "password_changed_at"])
+    # A changed password is often a reaction to a leak: end every session the old one opened.
+    outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])
+    audit_record(
+        action="auth.password_changed",
+        actor=actor,
+        target=user,
+        changes={"password": [REDACTED, REDACTED], "refresh_tokens_revoked": [None, len(outstanding)]},
+        request=request,
+    )
 
 
 def user_logout(*, refresh: str, request: AnyRequest | None = None) -> None:

@@ -16,20 +16,24 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from audit.admin_writes import AuditedAdminMixin, field_state
 from audit.services import REDACTED, audit_record, diff
 from config.problems import Conflict
 from workflows import definitions
 from workflows.admin_readonly import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from workflows.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
 from workflows.credentials import NAME_TAKEN as CREDENTIAL_NAME_TAKEN
-from workflows.credentials import credential_fields
+from workflows.credentials import credential_delete, credential_fields
 from workflows.credentials import encrypt as encrypt_credential
 from workflows.credentials import value_errors as credential_value_errors
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
 from workflows.models import Credential, Edge, Node, Run, RunEvent, StepRun, Workflow, WorkflowTag, WorkflowVersion
+from workflows.selectors import workflow_specs
 from workflows.services.definitions import (
+    NODE_AUDIT_IGNORED,
     SLUG_TAKEN,
+    workflow_delete,
     workflow_duplicate,
     workflow_export,
     workflow_restore,
@@ -38,7 +42,8 @@ from workflows.services.definitions import (
 )
 from workflows.services.runs import run_cancel, run_retry, run_trigger
 
-# Fields of the workflow form whose changes the audit trail shows (the inlines show up as a new version).
+# Fields of the workflow form whose changes the audit trail shows; the inlines show as the node keys, the
+# new version and, on the change page, one node.* event per node added, changed or deleted.
 AUDITED_WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema")
 # The node inline's formset prefix (Node.workflow's related_name); edge checks read its rows.
 NODE_PREFIX = "nodes"
@@ -321,7 +326,7 @@ class DeletedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = WorkflowForm
     list_display = ["name", "workspace", "status", "node_count", "version", "updated_at"]
     # Only workspaces that hold workflows: one personal workspace per user would swamp the sidebar.
@@ -337,6 +342,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     ]
     inlines = [NodeInline, EdgeInline, WorkflowVersionInline]
     actions = ["run_now", "activate", "pause", "archive", "soft_delete", "restore", "duplicate", "export_json"]
+    audit_prefix = "workflow"
 
     def get_actions(self, request):
         # Django's own "delete selected" would erase workflows with their history; ours is soft.
@@ -362,32 +368,66 @@ class WorkflowAdmin(admin.ModelAdmin):
         return workflow.node_total
 
     def save_model(self, request, obj, form, change):
-        if change:
-            # Queue behind a concurrent API edit of this workflow, as the services do
-            # (the admin's change view runs in one transaction).
-            Workflow.objects.select_for_update().only("pk").get(pk=obj.pk)
-        else:
+        # The mixin locks a changed workflow's row first: a concurrent API edit queues behind this one,
+        # as behind a service (the admin's change view runs in one transaction).
+        if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        version = workflow_version_record(form.instance, actor=request.user, note="edited in the admin")
-        fields = [name for name in form.changed_data if name in AUDITED_WORKFLOW_FIELDS]
-        changes = diff(
-            {name: form.initial.get(name) for name in fields}, {name: form.cleaned_data[name] for name in fields}
-        )
-        if version is not None:
-            changes["version"] = [version.number - 1 or None, version.number]
-        if changes or not change:
-            audit_record(
-                action="workflow.updated" if change else "workflow.created",
-                actor=request.user,
-                workspace=form.instance.workspace,
-                target=form.instance,
-                changes=changes,
-                request=request,
-            )
+    def related_saved(self, request, obj, change):
+        workflow_version_record(obj, actor=request.user, note="edited in the admin")
+
+    def audit_workspace(self, obj: Workflow):
+        return obj.workspace
+
+    def audit_state(self, obj: Workflow) -> dict:
+        keys = [spec["key"] for spec in workflow_specs(obj)]
+        return {**field_state(obj, AUDITED_WORKFLOW_FIELDS), "nodes": keys, "version": obj.version}
+
+    def audit_related_state(self, obj: Workflow) -> dict:
+        """Each node as node_update compares it (with its dependencies, which the edge inline edits), by id."""
+        ids = dict(obj.nodes.values_list("key", "pk"))
+        return {
+            str(ids[spec["key"]]): {name: value for name, value in spec.items() if name not in NODE_AUDIT_IGNORED}
+            for spec in workflow_specs(obj)
+        }
+
+    def audit_related_records(self, obj: Workflow, before, after) -> list[dict]:
+        if before is None:
+            return []  # a new workflow's nodes are in its workflow.created
+        records = []
+        for node_id in dict.fromkeys([*before, *after]):
+            old, new = before.get(node_id), after.get(node_id)
+            if old is None:
+                action, changes = "node.created", {**diff({}, new), "workflow": [None, str(obj.pk)]}
+            elif new is None:
+                gone = {name: old[name] for name in ("key", "type", "title")}
+                action, changes = "node.deleted", {**diff(gone, {}), "workflow": [str(obj.pk), None]}
+            else:
+                action, changes = "node.updated", diff(old, new)
+            if changes:
+                records.append(
+                    {
+                        "action": action,
+                        "workspace": obj.workspace,
+                        "target_type": "node",
+                        "target_id": node_id,
+                        "changes": changes,
+                    }
+                )
+        return records
+
+    def get_deleted_objects(self, objs, request):
+        # Deleting a workflow here is the API's soft delete: nothing goes with it, and it can be restored.
+        return [str(obj) for obj in objs], {self.opts.verbose_name_plural: len(objs)}, set(), []
+
+    def delete_model(self, request, obj):
+        workflow_delete(workflow=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for workflow in queryset.select_related("workspace"):
+                workflow_delete(workflow=workflow, actor=request.user, request=request)
 
     def _bulk(self, request, queryset, action: str, done: str) -> None:
         """One all-or-nothing service call, as the API's bulk endpoint makes."""
@@ -739,25 +779,15 @@ class CredentialAdmin(admin.ModelAdmin):
                 request=request,
             )
 
+    # Deleting goes through the API's service. Forced: an operator may delete a credential that nodes
+    # still name (the API asks for ?force=true); the event then says it was forced.
     def delete_model(self, request, obj):
-        self._audit_deletion(request, obj)
-        super().delete_model(request, obj)
+        credential_delete(credential=obj, actor=request.user, force=True, request=request)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
             for credential in queryset.select_related("workspace"):
-                self._audit_deletion(request, credential)
-            super().delete_queryset(request, queryset)
-
-    def _audit_deletion(self, request, credential: Credential) -> None:
-        audit_record(
-            action="credential.deleted",
-            actor=request.user,
-            workspace=credential.workspace,
-            target=credential,
-            changes={"name": [credential.name, None], "kind": [credential.kind, None], "value": [REDACTED, None]},
-            request=request,
-        )
+                credential_delete(credential=credential, actor=request.user, force=True, request=request)
 
 
 # Trigger admins live in their own modules; importing them registers them.

@@ -1,11 +1,15 @@
 """Admin for event triggers: which workflow follows which, on what end. The form checks what the API
-checks (same workspace, template syntax); enabling and disabling go through the trigger service."""
+checks (same workspace, template syntax); enabling and disabling go through the trigger service.
+Every write is audited as event_trigger.created, .updated or .deleted (the trigger services record
+nothing of their own)."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404
 
+from audit.admin_writes import AuditedAdminMixin
 from workflows.models import EventTrigger
 from workflows.services.event_triggers import event_trigger_update, input_template_errors
 
@@ -31,7 +35,7 @@ class EventTriggerForm(forms.ModelForm):
 
 
 @admin.register(EventTrigger)
-class EventTriggerAdmin(admin.ModelAdmin):
+class EventTriggerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = EventTriggerForm
     list_display = ["source_workflow", "on", "workflow", "enabled", "created_at"]
     list_filter = [
@@ -45,6 +49,11 @@ class EventTriggerAdmin(admin.ModelAdmin):
     autocomplete_fields = ["source_workflow", "workflow"]
     readonly_fields = ["id", "created_by", "created_at"]
     actions = ["enable", "disable"]
+    audit_prefix = audit_target_type = "event_trigger"
+    audit_fields = ["source_workflow", "on", "workflow", "input_template", "enabled"]
+
+    def audit_workspace(self, obj: EventTrigger):
+        return obj.workflow.workspace
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -55,7 +64,10 @@ class EventTriggerAdmin(admin.ModelAdmin):
         count = 0
         for trigger in queryset.select_related("workflow__workspace"):
             try:
-                event_trigger_update(trigger=trigger, actor=request.user, data={"enabled": enabled})
+                with transaction.atomic():
+                    before = self.audit_state(trigger)
+                    event_trigger_update(trigger=trigger, actor=request.user, data={"enabled": enabled})
+                    self.audit_change(request, trigger, before)
             except (PermissionDenied, Http404, ValidationError) as error:
                 self.message_user(request, f"Trigger {trigger.pk}: {error}", messages.ERROR)
             else:

@@ -4,6 +4,7 @@ schedule's django-celery-beat PeriodicTask and crontab always follow what the op
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html
@@ -99,8 +100,9 @@ class ScheduleAdmin(admin.ModelAdmin):
         schedule_delete(schedule=obj, actor=request.user, request=request)
 
     def delete_queryset(self, request, queryset):
-        for schedule in queryset.select_related("workflow__workspace"):
-            schedule_delete(schedule=schedule, actor=request.user, request=request)
+        with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
+            for schedule in queryset.select_related("workflow__workspace"):
+                schedule_delete(schedule=schedule, actor=request.user, request=request)
 
     @admin.display(description="Next fire time")
     def next_fire_time(self, schedule: Schedule) -> str:
