@@ -1,12 +1,11 @@
 """Admin for event triggers: which workflow follows which, on what end. The form checks what the API
-checks (same workspace, template syntax); enabling and disabling go through the trigger service.
-Every write is audited as event_trigger.created, .updated or .deleted (the trigger services record
-nothing of their own)."""
+checks (same workspace, template syntax); enabling and disabling go through the trigger service,
+which audits them. The form's writes are audited as the service's are: event_trigger.created,
+.updated or .deleted."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404
 
 from audit.admin_writes import AuditedAdminMixin
@@ -64,10 +63,7 @@ class EventTriggerAdmin(AuditedAdminMixin, admin.ModelAdmin):
         count = 0
         for trigger in queryset.select_related("workflow__workspace"):
             try:
-                with transaction.atomic():
-                    before = self.audit_state(trigger)
-                    event_trigger_update(trigger=trigger, actor=request.user, data={"enabled": enabled})
-                    self.audit_change(request, trigger, before)
+                event_trigger_update(trigger=trigger, actor=request.user, data={"enabled": enabled}, request=request)
             except (PermissionDenied, Http404, ValidationError) as error:
                 self.message_user(request, f"Trigger {trigger.pk}: {error}", messages.ERROR)
             else:

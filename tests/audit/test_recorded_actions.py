@@ -299,6 +299,35 @@ def test_schedule_events(owner, owner_api, team):
     assert not Schedule.objects.exists()
 
 
+def test_event_trigger_events(owner, owner_api, team):
+    source = workflow_create(actor=owner, workspace=team, data=chain("a", name="Source"))
+    target = workflow_create(actor=owner, workspace=team, data=chain("b", name="Target"))
+    body = {"source_workflow": str(source.pk), "on": "failed"}
+    trigger = ok(owner_api.post(f"/api/v3/workflows/{target.pk}/event-triggers", body, format="json"), 201)
+    created = last_event("event_trigger.created")
+    assert (created.actor, created.workspace, created.target_type, created.target_id) == (
+        owner,
+        team,
+        "event_trigger",
+        trigger["id"],
+    )
+    assert created.changes == {
+        "source_workflow": [None, str(source.pk)],
+        "on": [None, "failed"],
+        "enabled": [None, True],
+    }
+
+    ok(owner_api.patch(f"/api/v3/event-triggers/{trigger['id']}", {"enabled": False}, format="json"))
+    assert last_event("event_trigger.updated").changes == {"enabled": [True, False]}
+    before = len(events())
+    ok(owner_api.patch(f"/api/v3/event-triggers/{trigger['id']}", {"enabled": False}, format="json"))
+    assert len(events()) == before  # nothing changed, nothing recorded
+
+    ok(owner_api.delete(f"/api/v3/event-triggers/{trigger['id']}"), 204)
+    deleted = last_event("event_trigger.deleted")
+    assert (deleted.target_id, deleted.changes["on"]) == (trigger["id"], ["failed", None])
+
+
 def test_webhook_events_never_hold_the_token_or_secret(owner, owner_api, team):
     workflow = workflow_create(actor=owner, workspace=team, data={**chain("a"), "status": "active"})
     hook = ok(owner_api.post(f"/api/v3/workflows/{workflow.pk}/webhooks", {"secret": HOOK_SECRET}, format="json"), 201)

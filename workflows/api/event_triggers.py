@@ -104,7 +104,9 @@ class WorkflowEventTriggersView(APIView):
     @extend_schema(request=EventTriggerWriteSerializer, responses={201: EventTriggerSerializer})
     def post(self, request, workflow_id):
         workflow = selectors.workflow_get(request.user, workflow_id)
-        trigger = services.event_trigger_create(workflow=workflow, actor=request.user, data=request.data)
+        trigger = services.event_trigger_create(
+            workflow=workflow, actor=request.user, data=request.data, request=request
+        )
         return Response(EventTriggerSerializer(trigger).data, status=status.HTTP_201_CREATED)
 
 
@@ -116,13 +118,15 @@ class EventTriggerView(APIView):
     @extend_schema(request=EventTriggerWriteSerializer(partial=True), responses=EventTriggerSerializer)
     def patch(self, request, trigger_id):
         trigger = services.event_trigger_update(
-            trigger=_trigger_get(request.user, trigger_id), actor=request.user, data=request.data
+            trigger=_trigger_get(request.user, trigger_id), actor=request.user, data=request.data, request=request
         )
         return Response(EventTriggerSerializer(trigger).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, trigger_id):
-        services.event_trigger_delete(trigger=_trigger_get(request.user, trigger_id), actor=request.user)
+        services.event_trigger_delete(
+            trigger=_trigger_get(request.user, trigger_id), actor=request.user, request=request
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
+from audit.services import AnyRequest, audit_record, diff
 from config.problems import Conflict
 from workflows.engine.expressions import ExpressionError, ExpressionSyntaxError, check_template, render_value
 from workflows.models import EventTrigger, Run, Workflow
@@ -109,27 +110,69 @@ def _parse_body(workflow: Workflow, data: Any, *, creating: bool) -> dict:
     return fields
 
 
-def event_trigger_create(*, workflow: Workflow, actor: User, data: Any) -> EventTrigger:
+AUDITED_FIELDS = ("source_workflow", "on", "input_template", "enabled")
+
+
+def _audit_state(trigger: EventTrigger) -> dict:
+    state = {name: getattr(trigger, name) for name in AUDITED_FIELDS if name != "source_workflow"}
+    return {"source_workflow": trigger.source_workflow_id, **state}
+
+
+def _audited(trigger: EventTrigger, *, action: str, actor: User, before: dict, after: dict, request) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        workspace=trigger.workflow.workspace_id,
+        target=trigger,
+        target_type="event_trigger",
+        changes=diff(before, after),
+        request=request,
+    )
+
+
+def event_trigger_create(
+    *, workflow: Workflow, actor: User, data: Any, request: AnyRequest | None = None
+) -> EventTrigger:
     """Start `workflow` whenever a run of `data["source_workflow"]` (same workspace) ends as `data["on"]`."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     fields = _parse_body(workflow, data, creating=True)
-    return EventTrigger.objects.create(workflow=workflow, created_by=actor, **fields)
-
-
-def event_trigger_update(*, trigger: EventTrigger, actor: User, data: Any) -> EventTrigger:
-    """Change the fields given (PATCH). The target workflow stays; the source stays in its workspace."""
-    ensure_role(actor, trigger.workflow.workspace, Role.EDITOR)
-    fields = _parse_body(trigger.workflow, data, creating=False)
-    for name, value in fields.items():
-        setattr(trigger, name, value)
-    if fields:
-        trigger.save(update_fields=list(fields))
+    with transaction.atomic():
+        trigger = EventTrigger.objects.create(workflow=workflow, created_by=actor, **fields)
+        after = _audit_state(trigger)
+        _audited(trigger, action="event_trigger.created", actor=actor, before={}, after=after, request=request)
     return trigger
 
 
-def event_trigger_delete(*, trigger: EventTrigger, actor: User) -> None:
+def event_trigger_update(
+    *, trigger: EventTrigger, actor: User, data: Any, request: AnyRequest | None = None
+) -> EventTrigger:
+    """Change the fields given (PATCH). The target workflow stays; the source stays in its workspace."""
     ensure_role(actor, trigger.workflow.workspace, Role.EDITOR)
-    trigger.delete()
+    fields = _parse_body(trigger.workflow, data, creating=False)
+    before = _audit_state(trigger)
+    for name, value in fields.items():
+        setattr(trigger, name, value)
+    if fields:
+        with transaction.atomic():
+            trigger.save(update_fields=list(fields))
+            if before != _audit_state(trigger):
+                _audited(
+                    trigger,
+                    action="event_trigger.updated",
+                    actor=actor,
+                    before=before,
+                    after=_audit_state(trigger),
+                    request=request,
+                )
+    return trigger
+
+
+def event_trigger_delete(*, trigger: EventTrigger, actor: User, request: AnyRequest | None = None) -> None:
+    ensure_role(actor, trigger.workflow.workspace, Role.EDITOR)
+    with transaction.atomic():
+        before = _audit_state(trigger)
+        _audited(trigger, action="event_trigger.deleted", actor=actor, before=before, after={}, request=request)
+        trigger.delete()
 
 
 # --- firing ----------------------------------------------------------------------------------------------
