@@ -11,11 +11,13 @@ from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Count
+from rest_framework_simplejwt.token_blacklist import admin as token_blacklist_admin  # noqa: F401 - registers what is replaced below
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.lockout import lockout_lift
 from accounts.models import Membership, User, Workspace
 from accounts.services import user_password_changed
-from audit.admin_writes import AuditedAdminMixin
+from audit.admin_writes import AuditedAdminMixin, register_read_only
 
 # {(workspace id, user id): role}: the memberships an admin page showed, to compare with what it saved.
 MembershipRows = dict[tuple, str]
@@ -204,3 +206,7 @@ class GroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
 
     audit_prefix = "group"
     audit_fields = ["name", "permissions"]
+
+
+# Sessions are revoked by the services (logout, password change); the records are for browsing.
+register_read_only(OutstandingToken, BlacklistedToken)

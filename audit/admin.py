@@ -3,8 +3,8 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from audit.admin_writes import ReadOnlyAdminMixin
 from audit.models import AuditCheckpoint, AuditEvent
-from workflows.admin_readonly import ReadOnlyAdminMixin
 
 
 @admin.register(AuditEvent)

@@ -12,6 +12,7 @@ none, because the admin offers more than the API does (editing users and members
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib import admin
 from django.db import models, transaction
 
 from audit.services import audit_record_many, diff
@@ -121,3 +122,33 @@ class AuditedAdminMixin:
             records = [record for obj in queryset for record in self.audit_deleted_records(obj)]
             audit_record_many(records=records, actor=request.user, request=request)
             super().delete_queryset(request, queryset)
+
+
+class ReadOnlyAdminMixin:
+    """For a ModelAdmin of records written by the engine: browsing only, no add, change or delete."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def register_read_only(*models) -> None:
+    """Re-register models whose admin another package provides (django-celery-beat, simplejwt's
+    blacklist) for browsing only: a write there would bypass our services and the audit trail (a
+    PeriodicTask edited by hand no longer follows its Schedule; a deleted blacklist entry revives a
+    revoked session). Their own actions go too; their list, filters and search stay."""
+    for model in models:
+        try:
+            base = type(admin.site.get_model_admin(model))
+            admin.site.unregister(model)
+        except admin.sites.NotRegistered:
+            base = admin.ModelAdmin
+        read_only = type(
+            f"ReadOnly{base.__name__}", (ReadOnlyAdminMixin, base), {"actions": (), "__module__": __name__}
+        )
+        admin.site.register(model, read_only)

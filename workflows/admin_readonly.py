@@ -1,17 +1,8 @@
 from django.contrib import admin
 
+from audit.admin_writes import ReadOnlyAdminMixin
 
-class ReadOnlyAdminMixin:
-    """For a ModelAdmin of records written by the engine: browsing only, no add, change or delete."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+__all__ = ["ReadOnlyAdminMixin", "ReadOnlyTabularInline"]
 
 
 class ReadOnlyTabularInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -8,7 +8,10 @@ from django.db import transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html
+from django_celery_beat import admin as celery_beat_admin  # noqa: F401 - registers what is replaced below
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
+from audit.admin_writes import register_read_only
 from config.problems import Conflict
 from workflows.admin_readonly import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
@@ -160,3 +163,7 @@ class ScheduleAdmin(admin.ModelAdmin):
             self.message_user(request, f"Started run {run.pk} of {schedule.workflow.name}.", messages.SUCCESS)
 
         self._each(request, queryset, trigger, "Triggered")
+
+
+# Schedules own their PeriodicTasks and crontabs: edit the Schedule, not these.
+register_read_only(PeriodicTask, CrontabSchedule, IntervalSchedule, SolarSchedule, ClockedSchedule)
