@@ -36,6 +36,7 @@ from workflows.services.definitions import (
     workflow_delete,
     workflow_duplicate,
     workflow_export,
+    workflow_references_check,
     workflow_restore,
     workflow_version_record,
     workflows_bulk,
@@ -152,6 +153,29 @@ class NodeFormSet(forms.BaseInlineFormSet):
         limit = definitions.settings_with_defaults(settings)["max_nodes"]
         if isinstance(limit, int) and count > limit:
             raise ValidationError(definitions.TOO_MANY_NODES.format(count=count, limit=limit))
+        self._check_references()
+
+    def _check_references(self) -> None:
+        """What the API refuses, refused here: a node naming a credential or workflow not in the workspace."""
+        workflow = self.instance
+        if workflow.workspace_id is None:
+            return  # the workflow form reports the missing workspace
+        kept = [form for form in self.forms if not self._should_delete_form(form)]
+        if any(form.errors for form in kept):
+            return  # the rows' own errors first: the check needs well-formed configs
+        specs = [form.cleaned_data for form in kept if form.cleaned_data.get("key")]
+        try:
+            workflow_references_check(
+                workspace=workflow.workspace,
+                specs=specs,
+                held=[] if workflow._state.adding else workflow_specs(workflow),
+                workflow=workflow,
+                slugs={workflow.slug} if workflow.slug else set(),
+            )
+        except ValidationError as error:
+            raise ValidationError(
+                [f"{path}: {message}" for path, messages in error.message_dict.items() for message in messages]
+            ) from error
 
 
 def _posted_node_rows(data) -> dict[str, dict]:

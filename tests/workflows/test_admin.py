@@ -9,6 +9,7 @@ from accounts.access import personal_workspace
 from accounts.models import User
 from tests.factories import UserFactory
 from workflows.admin import EDGE_TO_DELETED_NODE
+from workflows.credentials import credential_save
 from workflows.models import Edge, Node, Workflow
 from workflows.services.definitions import workflow_create
 
@@ -416,3 +417,25 @@ def test_credentials_are_write_only_in_the_admin(operator, workflow):
     assert bad.status_code == 200
     assert "Missing: token." in str(bad.context["adminform"].form.errors)
     assert not Credential.objects.filter(name="x").exists()
+
+
+def test_a_node_naming_another_workspaces_credential_or_workflow_is_a_form_error(operator, workflow):
+    """The save check the API applies (services.definitions.workflow_references_check), in the admin too."""
+    stranger = UserFactory()
+    theirs = workflow_create(actor=stranger, workspace=personal_workspace(stranger), data={"name": "Theirs"})
+    credential_save(
+        workspace_id=personal_workspace(stranger).pk, name="their-key", kind="http_bearer", value={"token": "t" * 12}
+    )
+    before = definition_state(workflow)
+    for index_values in (
+        {"type": "subworkflow", "config": json.dumps({"workflow": str(theirs.pk)})},
+        {"type": "http_request", "config": json.dumps({"url": "https://example.org", "credential": "their-key"})},
+    ):
+        data = page_data(operator.get(change_url(workflow)))
+        index = int(data["nodes-TOTAL_FORMS"])
+        data = {**data, "nodes-TOTAL_FORMS": str(index + 1), **node_row(index, key="sneaky", **index_values)}
+        answer = operator.post(change_url(workflow), data)
+        assert answer.status_code == 200
+        errors = " ".join(inline_formset(answer, "nodes").non_form_errors())
+        assert "nodes.sneaky.config." in errors and "in this workspace" in errors, errors
+        assert definition_state(workflow) == before
