@@ -178,3 +178,60 @@ def _verify(chunk_size: int) -> Verification:
     if head is not None and head["last_id"] > expected_id - 1:
         result.broken_id, result.reason = expected_id, TAIL_MISSING.format(last=expected_id - 1, head=head["last_id"])
     return result
+
+
+# --- anchors -------------------------------------------------------------------------------------
+#
+# The chain shows edits made through the application or by hand in SQL, but someone with full
+# database access could rewrite every hash from the edited row on. An anchor, the (id, hash) of the
+# chain's head at some moment, copied out of the database (the hourly `audit anchor` log line, or
+# `manage.py audit_anchor` into a ticket), makes that rewrite show too: `audit_verify --anchor`.
+
+ANCHOR_REWRITTEN = "anchor #{id} does not match: event #{id} now hashes to {actual}, so the trail was rewritten"
+ANCHOR_MISSING = "anchor #{id} names an event that is gone, beyond the chain's head #{head}: events were removed"
+ANCHOR_PURGED = "anchor #{id} is older than the purge checkpoint at #{last_id}; it can no longer be checked"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    id: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Anchor":
+        """'<id>:<hash>', as `audit_anchor` prints it."""
+        number, separator, digest = text.strip().lstrip("#").partition(":")
+        if not separator or not number.isdigit() or len(digest) != 64:
+            raise ValueError(f"{text!r} is not an anchor: expected <event id>:<64 hex digits>")
+        return cls(int(number), digest.lower())
+
+    def __str__(self) -> str:
+        return f"{self.id}:{self.hash}"
+
+
+def chain_anchor() -> Anchor | None:
+    """The chain's head now; None while the trail is empty."""
+    head = AuditChainHead.objects.filter(pk=1).values("last_id", "last_hash").first()
+    if head is None or not head["last_id"]:
+        return None
+    return Anchor(head["last_id"], head["last_hash"])
+
+
+def anchors_check(anchors: list[Anchor]) -> tuple[list[str], list[str]]:
+    """(problems, notes): an anchor the stored chain contradicts is a problem; one purged since, a note."""
+    problems, notes = [], []
+    checkpoint = AuditCheckpoint.objects.order_by("-last_id").values("last_id", "last_hash").first()
+    stored = dict(AuditEvent.objects.filter(pk__in=[anchor.id for anchor in anchors]).values_list("id", "hash"))
+    head = chain_anchor()
+    for anchor in anchors:
+        if anchor.id in stored:
+            if stored[anchor.id] != anchor.hash:
+                problems.append(ANCHOR_REWRITTEN.format(id=anchor.id, actual=stored[anchor.id]))
+        elif checkpoint and anchor.id == checkpoint["last_id"]:
+            if checkpoint["last_hash"] != anchor.hash:
+                problems.append(ANCHOR_REWRITTEN.format(id=anchor.id, actual=checkpoint["last_hash"]))
+        elif checkpoint and anchor.id < checkpoint["last_id"]:
+            notes.append(ANCHOR_PURGED.format(id=anchor.id, last_id=checkpoint["last_id"]))
+        else:
+            problems.append(ANCHOR_MISSING.format(id=anchor.id, head=head.id if head else 0))
+    return problems, notes

@@ -486,3 +486,9 @@ CELERY_BEAT_SCHEDULE["audit-purge"] = {
     "schedule": 24 * 60 * 60,
     "options": {"queue": "engine", "expires": 60 * 60},
 }
+# The chain's head, logged hourly: kept outside the database, it shows a rewrite of the whole trail.
+CELERY_BEAT_SCHEDULE["audit-anchor"] = {
+    "task": "audit.tasks.audit_log_anchor",
+    "schedule": 60 * 60,
+    "options": {"queue": "engine", "expires": 30 * 60},
+}

@@ -1,7 +1,9 @@
 """The hash chain: verification, tamper detection, append-only guards, purge, concurrency."""
 
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.conf import settings
@@ -39,14 +41,20 @@ def sql(statement: str, params=()) -> None:
         cursor.execute(statement, params)
 
 
-def tamper(table: str, trigger: str, statement: str, params=()) -> None:
+@contextmanager
+def triggers_disabled(table: str = TABLE, trigger: str = "audit_event_append_only"):
     """What an attacker with database access would have to do; the test's transaction undoes it."""
     with transaction.atomic():
         sql("SET CONSTRAINTS ALL IMMEDIATE")  # deferred foreign-key checks would block the ALTER TABLE
         sql(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-        sql(statement, params)
+        yield
         sql(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
         sql("SET CONSTRAINTS ALL DEFERRED")
+
+
+def tamper(table: str, trigger: str, statement: str, params=()) -> None:
+    with triggers_disabled(table, trigger):
+        sql(statement, params)
 
 
 def test_events_form_one_chain_with_contiguous_ids():
@@ -268,3 +276,84 @@ def test_the_client_address_trusts_only_the_proxies_it_is_told_of():
     with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}):
         proxied = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.9")
         assert services.client_ip(proxied) == "198.51.100.9"
+
+
+def rewrite_from(event_id: int, action: str) -> None:
+    """Edit an event and re-hash the chain after it, as someone with full database access could."""
+    with triggers_disabled():
+        sql("UPDATE audit_auditevent SET action = %s WHERE id = %s", [action, event_id])
+        prev = AuditEvent.objects.get(pk=event_id).prev_hash
+        for event in AuditEvent.objects.filter(pk__gte=event_id).order_by("id"):
+            digest = event_hash(prev, {name: getattr(event, name) for name in event.__dict__})
+            sql("UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE id = %s", [prev, digest, event.pk])
+            prev = digest
+        sql("UPDATE audit_auditchainhead SET last_hash = %s", [prev])
+
+
+def anchor_output() -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("audit_anchor", stdout=out)
+    return out.getvalue().strip()
+
+
+def test_an_anchor_kept_elsewhere_shows_a_rewrite_the_chain_alone_cannot():
+    assert anchor_output() == "The audit trail is empty: nothing to anchor yet."
+    record(3)
+    anchor = anchor_output()
+    assert anchor == f"3:{AuditEvent.objects.get(pk=3).hash}"
+    assert "the chain is intact and matches 1 anchor(s)" in verify_output_with("--anchor", anchor)
+
+    rewrite_from(2, "test.innocent")
+    assert chain_verify().ok  # a consistent rewrite passes the chain check...
+    with pytest.raises(CommandError, match="anchor #3 does not match: event #3 now hashes to"):
+        verify_output_with("--anchor", anchor)  # ...but not the anchor taken before it
+
+
+def test_an_anchor_of_purged_events_is_checked_against_the_checkpoint_or_noted(monkeypatch):
+    long_ago = timezone.now() - timedelta(days=400)
+    monkeypatch.setattr(services.timezone, "now", lambda: long_ago)
+    record(2)
+    monkeypatch.undo()
+    old_anchor = anchor_output()  # #2, to be purged
+    record(3)
+    later_anchor = anchor_output()  # #5
+    call_command("audit_purge", "--older-than", "365", stdout=StringIO())  # events 1-2 go, #6 records it
+    err = StringIO()
+    call_command("audit_verify", "--anchor", later_anchor, "--anchor", "1:" + "a" * 64, stdout=StringIO(), stderr=err)
+    assert "anchor #1 is older than the purge checkpoint at #2" in err.getvalue()
+    call_command("audit_verify", "--anchor", old_anchor, stdout=StringIO())  # the checkpoint keeps #2's hash
+
+
+def test_an_anchor_past_the_head_shows_that_the_newest_events_were_removed():
+    record(5)
+    anchor = anchor_output()
+    with triggers_disabled():
+        sql("DELETE FROM audit_auditevent WHERE id >= 4")
+        sql("UPDATE audit_auditchainhead SET last_id = 3, last_hash = (SELECT hash FROM audit_auditevent WHERE id = 3)")
+    assert chain_verify().ok  # removing the tail and moving the head back is consistent...
+    with pytest.raises(CommandError, match="anchor #5 names an event that is gone, beyond the chain's head #3"):
+        verify_output_with("--anchor", anchor)  # ...but the anchor remembers #5
+
+
+@pytest.mark.parametrize("text", ["12", "x:" + "a" * 64, "3:abc", ""])
+def test_a_malformed_anchor_is_a_command_error(text):
+    with pytest.raises(CommandError, match="is not an anchor"):
+        verify_output_with("--anchor", text)
+
+
+def test_the_hourly_task_logs_the_head(caplog):
+    record(2)
+    with caplog.at_level("INFO", logger="audit.anchor"):
+        tasks.audit_log_anchor()
+    assert f"audit anchor 2:{AuditEvent.objects.get(pk=2).hash}" in caplog.text
+    assert settings.CELERY_BEAT_SCHEDULE["audit-anchor"]["task"] == "audit.tasks.audit_log_anchor"
+
+
+def verify_output_with(*args: str) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("audit_verify", *args, stdout=out)
+    return out.getvalue()
