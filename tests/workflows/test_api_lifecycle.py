@@ -50,6 +50,22 @@ def test_list_filters_and_ordering(user, user_api):
     assert a["tags"] == ["ai", "blog"] and b["workspace"] == str(team.id)
 
 
+def test_runs_list_filters_by_workspace(user, user_api):
+    team = MembershipFactory(user=user, role=Membership.Role.EDITOR).workspace
+    mine = create(user_api, {"name": "Mine", "nodes": [{"key": "a", "content": "x"}]})
+    theirs = create(user_api, {"name": "Team's", "workspace": str(team.pk), "nodes": [{"key": "a", "content": "x"}]})
+    for workflow in (mine, theirs, theirs):
+        assert (
+            user_api.post(f"/api/v3/workflows/{workflow['id']}/runs", {"input": {}}, format="json").status_code == 202
+        )
+    assert user_api.get("/api/v3/runs").json()["count"] == 3
+    listing = user_api.get("/api/v3/runs", {"workspace": str(team.pk)}).json()
+    assert [run["workflow"] for run in listing["results"]] == [theirs["id"], theirs["id"]]
+    assert user_api.get("/api/v3/runs", {"workspace": "not-a-uuid"}).status_code == 400
+    stranger = UserFactory()
+    assert client_for(stranger).get("/api/v3/runs", {"workspace": str(team.pk)}).json()["count"] == 0
+
+
 def test_list_bad_filter_values_are_400(user_api):
     answer = user_api.get("/api/v3/workflows", {"status": "sleeping"})
     assert answer.status_code == 400

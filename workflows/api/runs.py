@@ -75,6 +75,7 @@ class LegacyTriggerView(APIView):
 
 
 class RunFilter(django_filters.FilterSet):
+    workspace = django_filters.UUIDFilter(field_name="workspace_id")
     workflow = django_filters.UUIDFilter(field_name="workflow_id")
     status = django_filters.ChoiceFilter(choices=Run.Status.choices)
     trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices)
@@ -83,7 +84,7 @@ class RunFilter(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["workflow", "status", "trigger", "created_after", "created_before"]
+        fields = ["workspace", "workflow", "status", "trigger", "created_after", "created_before"]
 
 
 class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
