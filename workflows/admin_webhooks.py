@@ -1,10 +1,12 @@
-"""Admin for inbound webhooks: tokens are never shown (only their last characters); rotate shows the new URL once.
+"""Admin for inbound webhooks: tokens are never shown (only their last characters); rotate shows the new URL once,
+on the page it answers with.
 
 Rotating and deleting go through the webhook services; a change of the delivery options, which the API
 does not offer, is audited here as webhook.updated."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import transaction
+from django.template.response import TemplateResponse
 
 from audit.admin_writes import AuditedAdminMixin
 from workflows.models import WebhookTrigger
@@ -59,7 +61,12 @@ class WebhookTriggerAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Rotate the token (the old address stops working at once)", permissions=["change"])
     def rotate(self, request, queryset):
+        # The new addresses go on this response's page only: a flash message would sit in the
+        # messages cookie (signed, not encrypted) until the next page.
+        rotated = []
         for hook in queryset.select_related("workflow__workspace"):
             token = webhook_rotate(hook=hook, actor=request.user, request=request)
-            url = request.build_absolute_uri(f"/hooks/{token}/")
-            self.message_user(request, f"{hook.workflow.name}: new address {url} (shown once)", messages.WARNING)
+            rotated.append((hook.workflow.name, request.build_absolute_uri(f"/hooks/{token}/")))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "rotated": rotated}
+        # (The changelist view that answers with it is never_cache: Cache-Control includes no-store.)
+        return TemplateResponse(request, "admin/workflows/webhooktrigger/rotated.html", context)
