@@ -8,7 +8,11 @@ from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from tests.api_world import build_world
 from tests.factories import UserFactory
+
+# Every response of the suite is searched for secrets and password hashes (see tests/canary.py).
+pytest_plugins = ["tests.canary"]
 
 SERVICES_HINT = {
     "PostgreSQL": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -73,3 +77,9 @@ def client_for(user) -> APIClient:
 @pytest.fixture
 def user_api(user) -> APIClient:
     return client_for(user)
+
+
+@pytest.fixture
+def world(db) -> dict:
+    """Workspace A with one object of every kind, its owner and viewer, and an outsider (tests/api_world.py)."""
+    return build_world()
