@@ -1,64 +1,48 @@
 """Anthropic's Messages API through the official SDK, its requests sent through `egress.http_client`."""
 
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 from django.conf import settings
 
-from workflows.engine import egress
-from workflows.engine.errors import PermanentError, StepError
-from workflows.engine.providers import sdk_errors
-from workflows.engine.providers.base import Connection, DeltaCallback, Generation, GenerationRequest
+from workflows.engine.providers.base import Connection, Generation, GenerationRequest
+from workflows.engine.providers.sdk import SDKProvider, StreamedText
 
 if TYPE_CHECKING:
     import anthropic
 
-LABEL = "Anthropic"
 # The Messages API has no JSON mode without a schema; asking in the system prompt is what works.
 JSON_HINT = "Answer with one JSON object and nothing else: no prose, no code fence."
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     name: ClassVar[str] = "anthropic"
     default_model: ClassVar[str] = "claude-sonnet-4-6"
+    label: ClassVar[str] = "Anthropic"
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        connection: Connection,
-        *,
-        timeout: float,
-        on_delta: DeltaCallback | None = None,
-    ) -> Generation:
-        if not connection.api_key:
-            # Without one the SDK would look for the server's own key (environment, profiles on disk).
-            raise PermanentError(sdk_errors.API_KEY_MISSING.format(provider=LABEL))
-        # Imported on first use: the SDK takes about a second to import, which only processes that
-        # call the model should pay.
+    def sdk(self) -> ModuleType:
         import anthropic
 
-        started = time.monotonic()
-        arguments = _arguments(request)
-        try:
-            with anthropic.Anthropic(
-                api_key=connection.api_key,
-                base_url=connection.base_url or None,
-                http_client=egress.http_client(timeout),
-                max_retries=0,
-                timeout=timeout,
-            ) as client:
-                if on_delta is None:
-                    return self._complete(client, arguments, started)
-                return self._stream(client, arguments, started, on_delta)
-        except StepError:
-            raise
-        except (anthropic.AnthropicError, httpx2.HTTPError) as error:
-            raise sdk_errors.translated(
-                error, sdk=anthropic, provider=LABEL, api_key=connection.api_key, timeout=timeout
-            ) from error
+        return anthropic
 
-    def _complete(self, client: "anthropic.Anthropic", arguments: dict[str, Any], started: float) -> Generation:
+    def base_error(self, sdk: ModuleType) -> type[Exception]:
+        return sdk.AnthropicError
+
+    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any:
+        return sdk.Anthropic(
+            api_key=connection.api_key,
+            base_url=connection.base_url or None,
+            http_client=http_client,
+            max_retries=0,
+            timeout=timeout,
+        )
+
+    def arguments(self, request: GenerationRequest, connection: Connection, sdk: ModuleType) -> dict[str, Any]:
+        return _arguments(request)
+
+    def complete(self, client: "anthropic.Anthropic", arguments: dict[str, Any], started: float) -> Generation:
         message = client.messages.create(**arguments)
         return Generation(
             text="".join(block.text for block in message.content if block.type == "text"),
@@ -70,36 +54,27 @@ class AnthropicProvider:
             details={"response_id": message.id},
         )
 
-    def _stream(
-        self, client: "anthropic.Anthropic", arguments: dict[str, Any], started: float, on_delta: DeltaCallback
-    ) -> Generation:
-        parts: list[str] = []
+    def stream(self, client: "anthropic.Anthropic", arguments: dict[str, Any], text: StreamedText) -> Generation:
         tokens_in = tokens_out = 0
         finish_reason = model = response_id = ""
-        first_token_ms = None
         with client.messages.create(**arguments, stream=True) as stream:
             for event in stream:
                 if event.type == "message_start":
                     model, response_id = event.message.model, event.message.id
                     tokens_in, tokens_out = event.message.usage.input_tokens, event.message.usage.output_tokens
                 elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    if first_token_ms is None:
-                        first_token_ms = (time.monotonic() - started) * 1000
-                    parts.append(event.delta.text)
-                    on_delta(event.delta.text)
+                    text.add(event.delta.text)
                 elif event.type == "message_delta":
                     finish_reason = event.delta.stop_reason or finish_reason
                     # The counts in message_delta are cumulative; input_tokens only when it changed.
                     tokens_out = event.usage.output_tokens
                     tokens_in = event.usage.input_tokens or tokens_in
-        return Generation(
-            text="".join(parts),
+        return text.generation(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            latency_ms=(time.monotonic() - started) * 1000,
             finish_reason=finish_reason,
             model=model or arguments["model"],
-            details={"response_id": response_id, "first_token_ms": first_token_ms},
+            response_id=response_id,
         )
 
 

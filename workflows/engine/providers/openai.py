@@ -5,62 +5,45 @@ address only if the operator allow-listed it.
 """
 
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 
-from workflows.engine import egress
-from workflows.engine.errors import PermanentError, StepError
-from workflows.engine.providers import sdk_errors
-from workflows.engine.providers.base import Connection, DeltaCallback, Generation, GenerationRequest
+from workflows.engine.providers.base import Connection, Generation, GenerationRequest
+from workflows.engine.providers.sdk import SDKProvider, StreamedText
 
 if TYPE_CHECKING:
     import openai
 
-LABEL = "OpenAI"
 
-
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_model: ClassVar[str] = "gpt-5.4-mini"
+    label: ClassVar[str] = "OpenAI"
 
-    def generate(
-        self,
-        request: GenerationRequest,
-        connection: Connection,
-        *,
-        timeout: float,
-        on_delta: DeltaCallback | None = None,
-    ) -> Generation:
-        if not connection.api_key:
-            # Without one the SDK would fall back to the server's OPENAI_API_KEY: the operator's account.
-            raise PermanentError(sdk_errors.API_KEY_MISSING.format(provider=LABEL))
-        # Imported on first use: the SDK takes about a second to import, which only processes that
-        # call the model should pay.
+    def sdk(self) -> ModuleType:
         import openai
 
-        started = time.monotonic()
-        arguments = _arguments(request, connection, omit=openai.omit)
-        try:
-            with openai.OpenAI(
-                api_key=connection.api_key,
-                base_url=connection.base_url or None,
-                organization=connection.organization or None,
-                http_client=egress.http_client(timeout),
-                max_retries=0,
-                timeout=timeout,
-            ) as client:
-                if on_delta is None:
-                    return self._complete(client, arguments, started)
-                return self._stream(client, arguments, started, on_delta)
-        except StepError:
-            raise
-        except (openai.OpenAIError, httpx2.HTTPError) as error:
-            raise sdk_errors.translated(
-                error, sdk=openai, provider=LABEL, api_key=connection.api_key, timeout=timeout
-            ) from error
+        return openai
 
-    def _complete(self, client: "openai.OpenAI", arguments: dict[str, Any], started: float) -> Generation:
+    def base_error(self, sdk: ModuleType) -> type[Exception]:
+        return sdk.OpenAIError
+
+    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any:
+        return sdk.OpenAI(
+            api_key=connection.api_key,
+            base_url=connection.base_url or None,
+            organization=connection.organization or None,
+            http_client=http_client,
+            max_retries=0,
+            timeout=timeout,
+        )
+
+    def arguments(self, request: GenerationRequest, connection: Connection, sdk: ModuleType) -> dict[str, Any]:
+        return _arguments(request, connection, omit=sdk.omit)
+
+    def complete(self, client: "openai.OpenAI", arguments: dict[str, Any], started: float) -> Generation:
         completion = client.chat.completions.create(**arguments)
         choice = completion.choices[0] if completion.choices else None
         usage = completion.usage
@@ -74,14 +57,9 @@ class OpenAIProvider:
             details={"response_id": completion.id},
         )
 
-    def _stream(
-        self, client: "openai.OpenAI", arguments: dict[str, Any], started: float, on_delta: DeltaCallback
-    ) -> Generation:
-        parts: list[str] = []
+    def stream(self, client: "openai.OpenAI", arguments: dict[str, Any], text: StreamedText) -> Generation:
         tokens_in = tokens_out = 0
-        finish_reason = ""
-        model = response_id = ""
-        first_token_ms = None
+        finish_reason = model = response_id = ""
         stream = client.chat.completions.create(**arguments, stream=True, stream_options={"include_usage": True})
         with stream:
             for chunk in stream:
@@ -94,19 +72,14 @@ class OpenAIProvider:
                     if choice.index != 0:
                         continue
                     if choice.delta and choice.delta.content:
-                        if first_token_ms is None:
-                            first_token_ms = (time.monotonic() - started) * 1000
-                        parts.append(choice.delta.content)
-                        on_delta(choice.delta.content)
+                        text.add(choice.delta.content)
                     finish_reason = choice.finish_reason or finish_reason
-        return Generation(
-            text="".join(parts),
+        return text.generation(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            latency_ms=(time.monotonic() - started) * 1000,
             finish_reason=finish_reason,
             model=model or arguments["model"],
-            details={"response_id": response_id, "first_token_ms": first_token_ms},
+            response_id=response_id,
         )
 
 
