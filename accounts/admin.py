@@ -16,7 +16,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.lockout import lockout_lift
 from accounts.models import Membership, User, Workspace
-from accounts.services import user_password_changed
+from accounts.services import personal_workspace_create, user_password_changed
 from audit.admin_writes import AuditedAdminMixin, register_read_only
 
 # {(workspace id, user id): role}: the memberships an admin page showed, to compare with what it saved.
@@ -114,6 +114,11 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
     def audit_related_records(self, obj, before, after) -> list[dict]:
         return membership_records(before, after)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            personal_workspace_create(user=obj, actor=request.user, request=request)
 
     def user_change_password(self, request, id, form_url=""):
         # Django's view saves the new password itself; in one transaction with it, the sessions the old

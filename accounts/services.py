@@ -55,6 +55,21 @@ def user_register(*, email: str, password: str, name: str = "", request: AnyRequ
     return user
 
 
+def personal_workspace_create(*, user: User, actor: User, request: AnyRequest | None = None) -> Workspace:
+    """The personal workspace of a user an operator created in the admin, as registration gives one:
+    without it the user could not create anything until someone added them to a workspace."""
+    workspace = _personal_workspace_create(user)
+    audit_record(
+        action="workspace.created",
+        actor=actor,
+        workspace=workspace,
+        target=workspace,
+        changes=diff({}, {"name": workspace.name, "is_personal": True, "owner": user.email}),
+        request=request,
+    )
+    return workspace
+
+
 def _personal_workspace_create(user: User) -> Workspace:
     workspace = Workspace.objects.create(
         name=f"{user.name or user.email}'s workspace", is_personal=True, created_by=user

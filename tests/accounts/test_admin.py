@@ -1,6 +1,7 @@
 import pytest
 
 from accounts.models import Membership, User, Workspace
+from audit.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,13 @@ def test_operator_adds_a_user_with_an_email_login(operator):
         {"email": "new@example.com", "name": "New", "password1": "x-Long-enough-1", "password2": "x-Long-enough-1"},
     )
     assert answer.status_code == 302, answer.context["adminform"].form.errors
-    assert User.objects.get(email="new@example.com").check_password("x-Long-enough-1")
+    user = User.objects.get(email="new@example.com")
+    assert user.check_password("x-Long-enough-1")
+    # Like a registered user, they own a personal workspace, so they can start working at once.
+    [membership] = Membership.objects.filter(user=user)
+    assert (membership.role, membership.workspace.is_personal) == (Membership.Role.OWNER, True)
+    created = AuditEvent.objects.get(action="workspace.created", workspace=membership.workspace)
+    assert created.changes["owner"] == [None, "new@example.com"]
 
 
 def test_operator_adds_a_member_through_the_workspace_inline(operator):
