@@ -31,10 +31,13 @@ def check_api_permissions(app_configs=None, **kwargs) -> list[Error]:
 
 @register(Tags.security, deploy=True)
 def check_api_throttling(app_configs=None, **kwargs) -> list[Error]:
+    rates = api_settings.DEFAULT_THROTTLE_RATES or {}
     missing = [
-        cls.__name__
+        f"{cls.__name__} ({scope})"
         for cls in api_settings.DEFAULT_THROTTLE_CLASSES
-        if getattr(cls, "scope", None) and cls.scope not in (api_settings.DEFAULT_THROTTLE_RATES or {})
+        # A class counting under several scopes (per request) lists them in `scopes`.
+        for scope in getattr(cls, "scopes", (getattr(cls, "scope", None),))
+        if scope and scope not in rates
     ]
     if not api_settings.DEFAULT_THROTTLE_CLASSES or missing:
         return [

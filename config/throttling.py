@@ -7,6 +7,7 @@ DRF's own classes copy them once at import, which settings changed later would n
 import uuid
 
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
@@ -39,9 +40,21 @@ class AuthRateThrottle(_RateFromSettings):
 
 
 class UserOrKeyRateThrottle(_RateFromSettings):
-    """Authenticated traffic: per API key when one is used (each key its own budget), else per user."""
+    """Authenticated traffic: per API key when one is used (each key its own budget), else per user.
+
+    A browser session (the dashboard; it also needs CSRF for writes) counts under the "session"
+    scope: a person's pages read in bursts (a workflow list asks for each workflow's last run) that
+    the per-user API budget of scripts and integrations is not sized for.
+    """
 
     scope = "user"
+    scopes = ("user", "session")
+
+    def allow_request(self, request, view) -> bool:
+        self.scope = "session" if isinstance(request.successful_authenticator, SessionAuthentication) else "user"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request, view) -> str | None:
         if isinstance(request.auth, ApiKey):

@@ -308,7 +308,8 @@ def test_an_open_default_permission_fails_the_deploy_check(permissions):
     "changed",
     [
         {"DEFAULT_THROTTLE_CLASSES": []},
-        {"DEFAULT_THROTTLE_RATES": {"user": "10/min"}},  # no rate for the trigger throttle
+        {"DEFAULT_THROTTLE_RATES": {"user": "10/min", "session": "10/min"}},  # no rate for the trigger throttle
+        {"DEFAULT_THROTTLE_RATES": {"user": "10/min", "trigger": "10/min"}},  # none for browser sessions
     ],
 )
 def test_missing_throttles_fail_the_deploy_check(changed):

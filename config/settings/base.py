@@ -316,6 +316,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_rate("DWC_THROTTLE_AUTH", "10/min"),
         "user": env_rate("DWC_THROTTLE_USER", "1000/hour"),
+        "session": env_rate("DWC_THROTTLE_SESSION", "10000/hour"),
         "trigger": env_rate("DWC_THROTTLE_TRIGGER", "60/min"),
     },
     # How many proxies in front of us append to X-Forwarded-For: the client address that throttles

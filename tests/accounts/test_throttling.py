@@ -20,7 +20,7 @@ _addresses = (f"198.51.100.{n}" for n in itertools.count(1))
 
 
 def rates(**changed: str):
-    base = {"auth": "1000/min", "user": "1000/min", "trigger": "1000/min"}
+    base = {"auth": "1000/min", "user": "1000/min", "session": "1000/min", "trigger": "1000/min"}
     return override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**base, **changed}})
 
 
@@ -69,6 +69,20 @@ def test_authenticated_traffic_is_throttled_per_user():
         assert user_api.get("/api/v3/auth/me").status_code == 200
     assert_throttled(user_api.get("/api/v3/auth/me"))
     assert other_api.get("/api/v3/auth/me").status_code == 200
+
+
+@rates(user="3/min", session="5/min")
+def test_a_browser_session_counts_under_its_own_scope(client):
+    """The dashboard's reads come in bursts; its budget is the session scope's, apart from the token one."""
+    user = UserFactory()
+    client.force_login(user)
+    token_api = client_for(user)
+    for _ in range(5):
+        assert client.get("/api/v3/auth/me").status_code == 200
+    assert_throttled(client.get("/api/v3/auth/me"))
+    for _ in range(3):
+        assert token_api.get("/api/v3/auth/me").status_code == 200
+    assert_throttled(token_api.get("/api/v3/auth/me"))
 
 
 def test_each_api_key_has_a_budget_of_its_own(user_api):
