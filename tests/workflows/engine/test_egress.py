@@ -649,3 +649,37 @@ def test_a_stopped_steps_call_is_cut_off_and_says_so(allow):
     assert server.hung_up.wait(5)
     with cancellation.scope(stoppable), pytest.raises(cancellation.StepStopped):
         egress.request("GET", server.url, timeout=60)  # a stopped step starts no new call
+
+
+def test_a_stopped_steps_call_over_tls_is_cut_off_too(allow, tls_server):
+    """The heartbeat shuts the socket under the TLS layer, which wakes a read blocked inside it."""
+    allow("localhost")
+    server, _ = tls_server(["localhost"])
+    received, release = threading.Event(), threading.Event()
+
+    def hang(_request):
+        received.set()
+        release.wait(30)
+        return Response("late")
+
+    server.expect_request("/hang").respond_with_handler(hang)
+    stoppable, outcome = cancellation.CancelScope(), {}
+
+    def call() -> None:
+        with cancellation.scope(stoppable):
+            try:
+                egress.request("GET", f"https://localhost:{server.port}/hang", timeout=60)
+            except Exception as error:  # the test inspects whatever it was
+                outcome["error"] = error
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        assert received.wait(10)
+        stoppable.cancel()
+        caller.join(5)
+        assert not caller.is_alive()
+        assert isinstance(outcome["error"], cancellation.StepStopped)
+    finally:
+        release.set()
+        caller.join(5)
