@@ -1,9 +1,13 @@
 """The OpenAI provider against a local server speaking the Chat Completions API, through the real SDK."""
 
+import threading
+import time
+
 import pytest
 
+from tests.workflows.hanging_server import HangingServer
 from tests.workflows.llm_servers import Failure, openai_server, pieces
-from workflows.engine import providers
+from workflows.engine import cancellation, providers
 from workflows.engine.egress import EgressForbidden
 from workflows.engine.errors import PermanentError
 from workflows.engine.providers.base import Connection, GenerationRequest, Message
@@ -133,3 +137,28 @@ def test_a_loopback_base_url_is_refused_unless_allow_listed(httpserver, settings
         providers.generate("openai", REQUEST, Connection(api_key=KEY, base_url=llm.base_url))
 
     assert llm.requests == []
+
+
+def test_a_stopped_steps_model_call_is_cut_off_and_not_retried():
+    """Cancelling a document step stops its language-model call at once, through the SDK, and no retry
+    starts another (the provider would otherwise wait out its 5 s timeout here, then retry)."""
+    server = HangingServer()
+    stoppable, outcome = cancellation.CancelScope(), {}
+
+    def call() -> None:
+        with cancellation.scope(stoppable):
+            try:
+                providers.generate("openai", REQUEST, Connection(api_key=KEY, base_url=server.url.rsplit("/", 1)[0]))
+            except Exception as error:  # the test inspects whatever it was
+                outcome["error"] = error
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert server.received.wait(10)
+    stopped_at = time.monotonic()
+    stoppable.cancel()
+    caller.join(4)
+    assert not caller.is_alive()
+    assert time.monotonic() - stopped_at < 2
+    assert isinstance(outcome["error"], cancellation.StepStopped), outcome
+    assert server.hung_up.is_set()
