@@ -124,6 +124,26 @@ class AuditedAdminMixin:
             super().delete_queryset(request, queryset)
 
 
+class ServiceDeleteAdminMixin:
+    """For a ModelAdmin whose deletes must go through the model's delete service (which checks roles and
+    audits): the delete page calls it, and the changelist's "delete selected" action calls it for each
+    object, all in one transaction (the action is not atomic by itself). Put it before
+    AuditedAdminMixin, whose own recording the service replaces."""
+
+    delete_select_related: Sequence[str] = ()  # what the service reads of each object
+
+    def delete_through_service(self, request, obj) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must say which service deletes its objects")
+
+    def delete_model(self, request, obj):
+        self.delete_through_service(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset.select_related(*self.delete_select_related):
+                self.delete_through_service(request, obj)
+
+
 class ReadOnlyAdminMixin:
     """For a ModelAdmin of records written by the engine: browsing only, no add, change or delete."""
 

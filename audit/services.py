@@ -254,8 +254,8 @@ def _append_one_sql() -> tuple[str, tuple[models.Field, ...]]:
 
 
 def _append_one(event: AuditEvent) -> bool:
-    """Chain and insert one event in a single statement, holding the chain lock for that statement's
-    span only until the transaction ends. False if the chain has no head row yet (a new database)."""
+    """Chain and insert one event in a single statement; the chain lock it takes is held until the
+    caller's transaction ends, as in `_append`. False if the chain has no head row yet (a new database)."""
     event.timestamp = timezone.now()
     event.id = _ID_MARKER
     text = canonical({name: getattr(event, name) for name in HASHED_FIELDS})

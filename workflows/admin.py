@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -16,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from audit.admin_writes import AuditedAdminMixin, field_state
+from audit.admin_writes import AuditedAdminMixin, ServiceDeleteAdminMixin, field_state
 from audit.services import REDACTED, audit_record, diff
 from config.problems import Conflict
 from workflows import definitions
@@ -350,7 +349,7 @@ class DeletedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class WorkflowAdmin(ServiceDeleteAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     form = WorkflowForm
     list_display = ["name", "workspace", "status", "node_count", "version", "updated_at"]
     # Only workspaces that hold workflows: one personal workspace per user would swamp the sidebar.
@@ -367,6 +366,7 @@ class WorkflowAdmin(AuditedAdminMixin, admin.ModelAdmin):
     inlines = [NodeInline, EdgeInline, WorkflowVersionInline]
     actions = ["run_now", "activate", "pause", "archive", "soft_delete", "restore", "duplicate", "export_json"]
     audit_prefix = "workflow"
+    delete_select_related = ["workspace"]
 
     def get_actions(self, request):
         # Django's own "delete selected" would erase workflows with their history; ours is soft.
@@ -445,13 +445,8 @@ class WorkflowAdmin(AuditedAdminMixin, admin.ModelAdmin):
         # Deleting a workflow here is the API's soft delete: nothing goes with it, and it can be restored.
         return [str(obj) for obj in objs], {self.opts.verbose_name_plural: len(objs)}, set(), []
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         workflow_delete(workflow=obj, actor=request.user, request=request)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for workflow in queryset.select_related("workspace"):
-                workflow_delete(workflow=workflow, actor=request.user, request=request)
 
     def _bulk(self, request, queryset, action: str, done: str) -> None:
         """One all-or-nothing service call, as the API's bulk endpoint makes."""
@@ -762,13 +757,14 @@ class CredentialForm(forms.ModelForm):
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     form = CredentialForm
     list_display = ["name", "kind", "workspace", "stored_keys", "created_by", "updated_at"]
     list_filter = ["kind"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
     autocomplete_fields = ["workspace"]
+    delete_select_related = ["workspace"]
 
     def get_fields(self, request, obj=None):
         return ["workspace", "name", "kind", "stored_keys", "value"] if obj else ["workspace", "name", "kind", "value"]
@@ -805,13 +801,8 @@ class CredentialAdmin(admin.ModelAdmin):
 
     # Deleting goes through the API's service. Forced: an operator may delete a credential that nodes
     # still name (the API asks for ?force=true); the event then says it was forced.
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         credential_delete(credential=obj, actor=request.user, force=True, request=request)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
-            for credential in queryset.select_related("workspace"):
-                credential_delete(credential=credential, actor=request.user, force=True, request=request)
 
 
 # Trigger admins live in their own modules; importing them registers them.

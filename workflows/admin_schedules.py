@@ -4,14 +4,13 @@ schedule's django-celery-beat PeriodicTask and crontab always follow what the op
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html
 from django_celery_beat import admin as celery_beat_admin  # noqa: F401 - registers what is replaced below
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
-from audit.admin_writes import register_read_only
+from audit.admin_writes import ServiceDeleteAdminMixin, register_read_only
 from config.problems import Conflict
 from workflows.admin_readonly import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
@@ -67,7 +66,7 @@ class ScheduleSlotInline(ReadOnlyTabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     form = ScheduleForm
     list_display = ["workflow", "cron", "timezone", "enabled", "overlap", "next_fire_time", "last_slot"]
     list_filter = ["enabled", "overlap", "catchup"]
@@ -81,6 +80,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         (None, {"fields": ["workflow", *EDITABLE_FIELDS]}),
         ("Record", {"fields": readonly_fields}),
     ]
+    delete_select_related = ["workflow__workspace"]
 
     def get_readonly_fields(self, request, obj=None):
         # A schedule's slots and runs belong to its workflow; it does not move to another one.
@@ -99,13 +99,8 @@ class ScheduleAdmin(admin.ModelAdmin):
             obj.created_by = request.user
         schedule_save(schedule=obj, actor=request.user, request=request)
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         schedule_delete(schedule=obj, actor=request.user, request=request)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
-            for schedule in queryset.select_related("workflow__workspace"):
-                schedule_delete(schedule=schedule, actor=request.user, request=request)
 
     @admin.display(description="Next fire time")
     def next_fire_time(self, schedule: Schedule) -> str:

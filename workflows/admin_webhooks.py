@@ -5,16 +5,15 @@ Rotating and deleting go through the webhook services; a change of the delivery 
 does not offer, is audited here as webhook.updated."""
 
 from django.contrib import admin
-from django.db import transaction
 from django.template.response import TemplateResponse
 
-from audit.admin_writes import AuditedAdminMixin
+from audit.admin_writes import AuditedAdminMixin, ServiceDeleteAdminMixin
 from workflows.models import WebhookTrigger
 from workflows.services.webhooks import webhook_delete, webhook_rotate
 
 
 @admin.register(WebhookTrigger)
-class WebhookTriggerAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class WebhookTriggerAdmin(ServiceDeleteAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["masked_address", "workflow", "signed", "dedupe_header", "created_at", "rotated_at"]
     list_select_related = ["workflow"]
     search_fields = ["workflow__name", "token_hint"]
@@ -32,17 +31,13 @@ class WebhookTriggerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     actions = ["rotate"]
     audit_prefix = audit_target_type = "webhook"
     audit_fields = ["dedupe_header", "include_headers"]
+    delete_select_related = ["workflow__workspace"]
 
     def audit_workspace(self, obj: WebhookTrigger):
         return obj.workflow.workspace
 
-    def delete_model(self, request, obj):
+    def delete_through_service(self, request, obj):
         webhook_delete(hook=obj, actor=request.user, request=request)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():  # the admin's bulk delete action is not atomic by itself
-            for hook in queryset.select_related("workflow__workspace"):
-                webhook_delete(hook=hook, actor=request.user, request=request)
 
     def has_add_permission(self, request):
         # A new webhook's token is shown once, by the API that creates it.
