@@ -32,7 +32,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.engine.prepared import PreparedQuery
+from workflows.engine.prepared import PreparedQuery, insert_rows, save_fields
 from workflows.graph import topological_order
 from workflows.models import EventTrigger, Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
@@ -91,14 +91,14 @@ def transition() -> Iterator[None]:
 
 
 def _write_events(pending: dict) -> None:
-    RunEvent.objects.bulk_create([event for _, run_events in pending.values() for event in run_events])
+    insert_rows(RunEvent, [event for _, run_events in pending.values() for event in run_events])
     envelopes = []
     for run, run_events in pending.values():
         fields = set(getattr(run, "_dirty", ()))
         if getattr(run, "_stored_seq", None) != run.event_seq:
             fields.add("event_seq")
         if fields:
-            Run.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in fields})
+            save_fields(run, fields)
             run._stored_seq, run._dirty = run.event_seq, set()
         envelopes += [events.envelope(event, run) for event in run_events]
     transaction.on_commit(lambda: events.publish(envelopes))
@@ -142,7 +142,7 @@ def _register(pending: dict, run: Run) -> None:
         return
     dirty = getattr(previous, "_dirty", set())
     if dirty:
-        Run.objects.filter(pk=run.pk).update(**{name: getattr(previous, name) for name in dirty})
+        save_fields(previous, dirty)
         previous._dirty = set()
     run.event_seq = max(run.event_seq, previous.event_seq)
     pending[run.pk] = (run, run_events)
@@ -261,8 +261,8 @@ def runs_insert(runs: list[Run]) -> None:
                 )
             steps.append(step)
         run._stored_seq = run.event_seq  # inserted with the run, not updated after it
-    Run.objects.bulk_create(runs)
-    StepRun.objects.bulk_create(steps)
+    insert_rows(Run, runs)
+    insert_rows(StepRun, steps)
     if startable:
         transaction.on_commit(lambda: dispatch.send(dispatches))
     else:
@@ -391,7 +391,7 @@ def _queue(run: Run, step: StepRun, node: dict, *, countdown: float = 0) -> Disp
     step.started_at = None
     step.queued_at = timezone.now()
     step.not_before = step.queued_at + timedelta(seconds=countdown) if countdown else None
-    step.save(update_fields=["status", "attempt", "queued_at", "not_before", "started_at"])
+    save_fields(step, ["status", "attempt", "queued_at", "not_before", "started_at"])
     if not countdown:
         emit(run, "step.queued", step=step.node_key, data={"attempt": step.attempt})
     node_type = NODE_TYPES[node["type"]]
@@ -415,11 +415,12 @@ def _finish_step(run: Run, step: StepRun, status: str, *, output: Any = None, er
     step.error = error
     if step.started_at:
         step.duration_ms = round((now - step.started_at).total_seconds() * 1000, 3)
-    step.save(
-        update_fields=[
+    save_fields(
+        step,
+        [
             *("status", "finished_at", "output", "error", "duration_ms", "input", "usage", "state"),
             *("started_at", "heartbeat_at", "deadline_at", "worker"),
-        ]
+        ],
     )
     data: dict[str, Any] = {"attempt": step.attempt, "type": step.node_type}
     if status == Status.SUCCEEDED:
@@ -497,7 +498,7 @@ def _start(run: Run, step: StepRun, attempt: int, worker: str, *, save: bool = T
     step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
     step.worker = worker[:200]
     if save:
-        step.save(update_fields=["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
+        save_fields(step, ["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
     if run.status == Run.Status.WAITING:
         run.status = Run.Status.RUNNING
         _save_run(run, "status")
