@@ -103,17 +103,21 @@ def save_fields(instance: models.Model, names: Iterable[str]) -> None:
 
 
 @lru_cache(maxsize=16)
-def _insert_sql(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...]]:
+def _insert_sql(model: type[models.Model], many: bool) -> tuple[str, tuple[models.Field, ...]]:
     quote = connection.ops.quote_name
     fields = tuple(field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField))
     columns = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})", fields  # noqa: S608
+    if many:
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 - column types only
+    else:
+        source = "VALUES ({})".format(", ".join(["%s"] * len(fields)))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}", fields
 
 
 def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) -> None:
-    """`Model.objects.bulk_create(instances)` as one statement whose text does not depend on how many
-    there are, so that it stays prepared.
+    """`Model.objects.bulk_create(instances)` with a statement whose text does not depend on how many
+    there are (one row, or arrays unnested), so that it stays prepared.
 
     Unlike bulk_create, an auto-increment primary key is not read back: the instances keep none.
     """
@@ -122,10 +126,10 @@ def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) ->
     if connection.vendor != "postgresql":  # no unnest(); the embedded mode's SQLite
         model.objects.bulk_create(instances)
         return
-    sql, fields = _insert_sql(model)
-    columns = [
-        [field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in instances]
-        for field in fields
+    sql, fields = _insert_sql(model, len(instances) > 1)
+    rows = [
+        [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+        for instance in instances
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, columns)
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)] if len(rows) > 1 else rows[0])
