@@ -176,8 +176,9 @@ class Run(models.Model):
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    # Indexed by run_list_idx and run_workflow_status_idx, which they lead.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs", db_index=False)
     version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.MANUAL)
@@ -186,7 +187,7 @@ class Run(models.Model):
     error = models.JSONField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: most runs have none
     parent_step = models.ForeignKey(
-        "StepRun", null=True, blank=True, on_delete=models.CASCADE, related_name="child_runs"
+        "StepRun", null=True, blank=True, on_delete=models.CASCADE, related_name="child_runs", db_index=False
     )
     # Position of this run among its parent step's children (a loop's item index).
     parent_index = models.PositiveIntegerField(null=True, blank=True)
@@ -201,19 +202,39 @@ class Run(models.Model):
     event_seq = models.PositiveIntegerField(default=0)
     # How many event triggers led to this run (a guard against A → B → A loops), and which run did.
     event_depth = models.PositiveSmallIntegerField(default=0)
-    source_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     # Event triggers this run's end did not start, and why (e.g. the depth limit).
     refused_triggers = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # Every index is written on each insert and on each status change (which PostgreSQL cannot
+        # make a HOT update): those that only some runs need are partial, so that the others skip
+        # them. At most a few runs are active at a time, whatever the history; the recovery
+        # queries look for them there.
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "idempotency_key"], name="run_unique_idempotency_key"),
+            models.UniqueConstraint(
+                fields=["workflow", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="run_unique_idempotency_key",
+            ),
         ]
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="run_list_idx"),
             models.Index(fields=["workflow", "status"], name="run_workflow_status_idx"),
-            models.Index(fields=["status", "deadline_at"], name="run_deadline_idx"),
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status__in=["pending", "queued", "running", "waiting"]),
+                name="run_active_idx",
+            ),
+            models.Index(
+                fields=["parent_step"], condition=models.Q(parent_step__isnull=False), name="run_parent_step_idx"
+            ),
+            models.Index(
+                fields=["source_run"], condition=models.Q(source_run__isnull=False), name="run_source_run_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -241,7 +262,7 @@ class StepRun(models.Model):
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     node_key = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -263,10 +284,14 @@ class StepRun(models.Model):
 
     class Meta:
         ordering = ["run", "queued_at", "node_key"]
+        # The unique constraint indexes `run` too. Only active steps are indexed by status (see Run).
         constraints = [models.UniqueConstraint(fields=["run", "node_key"], name="step_unique_node_per_run")]
         indexes = [
-            models.Index(fields=["status", "heartbeat_at"], name="step_lease_idx"),
-            models.Index(fields=["status", "not_before"], name="step_due_idx"),
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status__in=["queued", "running", "retrying", "waiting"]),
+                name="step_active_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -280,7 +305,7 @@ class StepRun(models.Model):
 class RunEvent(models.Model):
     """The ordered log of a run: replayed to dashboards after a reconnect, and served as SSE."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     step = models.CharField(max_length=64, blank=True, help_text="Node key, for step events.")
@@ -289,6 +314,7 @@ class RunEvent(models.Model):
 
     class Meta:
         ordering = ["run", "seq"]
+        # Also the index of `run`.
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_event_unique_seq")]
 
     def __str__(self) -> str:
