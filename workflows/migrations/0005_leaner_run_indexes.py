@@ -5,6 +5,23 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def without_index(model_name: str, name: str, field: models.Field, index: tuple[str, str, str]):
+    """The foreign key loses its own index (another one leads with its column) and nothing else.
+
+    AlterField would drop and re-add the constraint, which re-checks every row of the table under
+    lock; only the index, named as Django named it, goes.
+    """
+    table, column, index_name = index
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[migrations.AlterField(model_name=model_name, name=name, field=field)],
+        database_operations=[
+            migrations.RunSQL(
+                f'DROP INDEX IF EXISTS "{index_name}"', f'CREATE INDEX "{index_name}" ON "{table}" ("{column}")'
+            )
+        ],
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_password_changed_at"),
@@ -29,10 +46,10 @@ class Migration(migrations.Migration):
             model_name="steprun",
             name="step_due_idx",
         ),
-        migrations.AlterField(
-            model_name="run",
-            name="parent_step",
-            field=models.ForeignKey(
+        without_index(
+            "run",
+            "parent_step",
+            models.ForeignKey(
                 blank=True,
                 db_index=False,
                 null=True,
@@ -40,11 +57,12 @@ class Migration(migrations.Migration):
                 related_name="child_runs",
                 to="workflows.steprun",
             ),
+            ("workflows_run", "parent_step_id", "workflows_run_parent_step_id_233ed3fa"),
         ),
-        migrations.AlterField(
-            model_name="run",
-            name="source_run",
-            field=models.ForeignKey(
+        without_index(
+            "run",
+            "source_run",
+            models.ForeignKey(
                 blank=True,
                 db_index=False,
                 null=True,
@@ -52,40 +70,45 @@ class Migration(migrations.Migration):
                 related_name="+",
                 to="workflows.run",
             ),
+            ("workflows_run", "source_run_id", "workflows_run_source_run_id_f809684f"),
         ),
-        migrations.AlterField(
-            model_name="run",
-            name="workflow",
-            field=models.ForeignKey(
+        without_index(
+            "run",
+            "workflow",
+            models.ForeignKey(
                 db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="runs",
                 to="workflows.workflow",
             ),
+            ("workflows_run", "workflow_id", "workflows_run_workflow_id_f79305db"),
         ),
-        migrations.AlterField(
-            model_name="run",
-            name="workspace",
-            field=models.ForeignKey(
+        without_index(
+            "run",
+            "workspace",
+            models.ForeignKey(
                 db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="runs",
                 to="accounts.workspace",
             ),
+            ("workflows_run", "workspace_id", "workflows_run_workspace_id_1c5ef31a"),
         ),
-        migrations.AlterField(
-            model_name="runevent",
-            name="run",
-            field=models.ForeignKey(
+        without_index(
+            "runevent",
+            "run",
+            models.ForeignKey(
                 db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="events", to="workflows.run"
             ),
+            ("workflows_runevent", "run_id", "workflows_runevent_run_id_73b2add6"),
         ),
-        migrations.AlterField(
-            model_name="steprun",
-            name="run",
-            field=models.ForeignKey(
+        without_index(
+            "steprun",
+            "run",
+            models.ForeignKey(
                 db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="steps", to="workflows.run"
             ),
+            ("workflows_steprun", "run_id", "workflows_steprun_run_id_7280c46a"),
         ),
         migrations.AddIndex(
             model_name="run",
