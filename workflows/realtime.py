@@ -25,8 +25,10 @@ import time
 from collections import defaultdict
 
 import redis
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
 from prometheus_client import Counter
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class RedisPublisher:
     """Sends group messages of a RedisPubSubChannelLayer with one PUBLISH each, from any thread."""
 
     def __init__(self, layer: RedisPubSubChannelLayer) -> None:
-        config = layer._kwargs
+        config = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER].get("CONFIG", {})
         hosts = config.get("hosts") or ["redis://localhost:6379"]
         if len(hosts) != 1 or not isinstance(hosts[0], str):
             raise ValueError("workflows.realtime publishes to one Redis, given by URL in CHANNEL_LAYERS' hosts.")
