@@ -79,7 +79,7 @@ class RedisPublisher:
 
     def channel(self, group: str) -> str:
         # The name RedisPubSubLoopLayer._get_group_channel_name gives the group, which its
-        # subscribers listen on (tests/workflows/test_realtime.py checks that they agree).
+        # subscribers listen on (tests/workflows/test_realtime_publish.py checks that they agree).
         return f"{self.prefix}__group__{group}"
 
     def send(self, events: list[dict]) -> None:
@@ -133,7 +133,11 @@ class _LoopHandOff:
             while not queue.empty() and len(events) < BATCH_LIMIT:
                 events += queue.get_nowait()
             for group, message in messages(events):
-                await layer.group_send(group, message)
+                try:
+                    await layer.group_send(group, message)
+                except Exception:  # whatever the layer raises, this loop must go on for later events
+                    dropped_total.inc()
+                    logger.warning("could not broadcast run events", exc_info=True)
 
 
 class Broadcaster:
@@ -145,7 +149,7 @@ class Broadcaster:
         self._publisher: RedisPublisher | None = None
         self._layer_checked = False
 
-    def publisher(self) -> "RedisPublisher | None":
+    def publisher(self) -> RedisPublisher | None:
         """The Redis publisher, or None when the layer is not Redis pub/sub."""
         if not self._layer_checked:
             with self.lock:
