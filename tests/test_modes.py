@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -168,3 +169,22 @@ def test_serve_stops_cleanly_on_sigint_too(distributed_server):
     other.popen.send_signal(signal.SIGINT)
     assert other.popen.wait(10) == 0
     assert time.monotonic() - started < 10
+
+
+def database_sessions() -> int:
+    """Connections ever opened to the test database, as PostgreSQL counts them."""
+    time.sleep(1.5)  # backends report their statistics about once a second
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def test_requests_under_daphne_borrow_pooled_database_connections(distributed_server):
+    base, _ = distributed_server
+    assert httpx.get(f"{base}/ready", timeout=10).status_code == 200  # the pool fills
+    before = database_sessions()
+    for _ in range(30):
+        assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
+    # Without the pool every request would open (and authenticate) a connection of its own.
+    assert database_sessions() - before <= 2
