@@ -30,8 +30,7 @@ class PreparedQuery:
         self._build = build
         self._lock = threading.Lock()
         self._compiled: tuple[type[models.Model], str, tuple, int] | None = None
-        # Per column of the result: the attribute it sets and the field's converters.
-        self._columns: list[tuple[str, list]] | None = None
+        self._plan: _ResultPlan | None = None
 
     def _compile(self) -> tuple[type[models.Model], str, tuple, int]:
         queryset = self._build(_MARKER)
@@ -40,17 +39,6 @@ class PreparedQuery:
         if len(found) != 1:
             raise ValueError(f"the query must use its value exactly once, not {len(found)} times")
         return queryset.model, sql, tuple(params), found[0]
-
-    def _plan(self, model: type[models.Model], names: list[str]) -> list[tuple[str, list]]:
-        fields = model._meta.concrete_fields
-        if [field.column for field in fields] != names[: len(fields)]:
-            raise ValueError("the query must select the model's fields, in order, before any annotation")
-        columns = []
-        for field in fields:
-            expression = field.get_col(model._meta.db_table)
-            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-            columns.append((field.attname, [(converter, expression) for converter in converters]))
-        return columns + [(name, []) for name in names[len(fields) :]]
 
     def __call__(self, value: uuid.UUID | str) -> list[models.Model]:
         if self._compiled is None:
@@ -63,21 +51,37 @@ class PreparedQuery:
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
             rows = cursor.fetchall()
-            if self._columns is None:
-                self._columns = self._plan(model, [column.name for column in cursor.description])
-        field_count = len(model._meta.concrete_fields)
-        attnames = [name for name, _ in self._columns[:field_count]]
-        instances = []
-        for row in rows:
-            values = list(row)
-            for position, (_, converters) in enumerate(self._columns):
-                for converter, expression in converters:
-                    values[position] = converter(values[position], expression, connection)
-            instance = model.from_db(DEFAULT_DB_ALIAS, attnames, values[:field_count])
-            for (name, _), annotation in zip(self._columns[field_count:], values[field_count:], strict=True):
-                setattr(instance, name, annotation)
-            instances.append(instance)
-        return instances
+            if self._plan is None:
+                self._plan = _ResultPlan(model, [column.name for column in cursor.description])
+        return [self._plan.instance(row) for row in rows]
+
+
+class _ResultPlan:
+    """How a result row of a PreparedQuery becomes an instance, worked out once from its columns."""
+
+    def __init__(self, model: type[models.Model], names: list[str]):
+        fields = model._meta.concrete_fields
+        if [field.column for field in fields] != names[: len(fields)]:
+            raise ValueError("the query must select the model's fields, in order, before any annotation")
+        self.model = model
+        self.attnames = [field.attname for field in fields]
+        self.annotations = names[len(fields) :]
+        # (position, converter, expression) for the columns whose database value needs converting.
+        self.converters = []
+        for position, field in enumerate(fields):
+            expression = field.get_col(model._meta.db_table)
+            for converter in connection.ops.get_db_converters(expression) + expression.get_db_converters(connection):
+                self.converters.append((position, converter, expression))
+
+    def instance(self, row: tuple) -> models.Model:
+        values = list(row)
+        for position, converter, expression in self.converters:
+            values[position] = converter(values[position], expression, connection)
+        field_count = len(self.attnames)
+        instance = self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, values[:field_count])
+        for name, annotation in zip(self.annotations, values[field_count:], strict=True):
+            setattr(instance, name, annotation)
+        return instance
 
 
 @lru_cache(maxsize=64)
