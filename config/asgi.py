@@ -17,7 +17,7 @@ from django.conf import settings  # noqa: E402
 # backend forked, authenticated and set up): webhook throughput at concurrency 10 rose from 48-51
 # to 63-75 runs/s (bench/webhook_throughput.py).
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
-if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and settings.DWC_ASGI_DATABASE_POOL:
     settings.DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20")),

@@ -4,7 +4,6 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
-from django.db import connections
 from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -46,19 +45,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("\n".join(missing), returncode=3)
     # Leftover messages and cache entries of an earlier run must not leak into this one.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _database_pools_closed_at_the_end(django_db_setup, django_db_blocker):
-    """Importing config.asgi (the consumer tests run its application) gives this process a pool of
-    PostgreSQL connections, as it gives daphne; their idle connections would keep pytest-django
-    from dropping the test database, so the pools close first."""
-    yield
-    with django_db_blocker.unblock():
-        for connection in connections.all(initialized_only=True):
-            connection.close()
-            if connection.vendor == "postgresql" and connection.settings_dict["OPTIONS"].get("pool"):
-                connection.close_pool()
 
 
 @pytest.fixture

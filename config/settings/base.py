@@ -174,6 +174,8 @@ elif os.environ.get("DATABASE_PREPARED_STATEMENTS", "on") != "off":
     # per step (bench/engine_overhead.py). "off" for a pooler that cannot keep prepared statements
     # (PgBouncer before 1.21 in transaction mode).
     DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+# config.asgi gives an ASGI server's process a pool of PostgreSQL connections (see there).
+DWC_ASGI_DATABASE_POOL = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

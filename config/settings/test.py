@@ -18,3 +18,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
     **{scope: "100000/min" for scope in ("auth", "user", "session", "trigger")},
 }
 DWC_LOGIN_MAX_FAILURES = 1000
+
+# The test process imports config.asgi to run its application in-process (the consumer tests). A
+# pool there would outlive the tests with connections that other threads still hold, and keep
+# pytest-django from dropping the test database. The servers the tests start run the base
+# settings, pool included (tests/test_modes.py checks it).
+DWC_ASGI_DATABASE_POOL = False
