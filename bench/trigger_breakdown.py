@@ -30,7 +30,7 @@ def _label(sql: str) -> str:
     if words[0] in ("INSERT", "UPDATE", "DELETE"):
         return " ".join(words[:3] if words[0] == "INSERT" else words[:2])
     if words[0] == "WITH":
-        return "WITH … (the audit append)"
+        return "WITH … INSERT (run, steps and events)" if '"workflows_run"' in sql else "WITH … (the audit append)"
     return f"SELECT {sql.split('FROM', 1)[1].split()[0]}" if "FROM" in sql else words[0]
 
 

@@ -2,8 +2,16 @@
 
 A message carries ids only. Losing one costs a delay until `scheduler.recover()` re-sends it;
 sending one twice costs nothing, because steps are claimed by attempt.
+
+A cheap step (`inline`: transform, text, condition) takes less time to run than its message takes to
+send and receive. So a process sends cheap steps in batches (`execute_steps`), at most one batch per
+BATCH_INTERVAL_SECONDS: many runs started in a burst cost a few messages, not one each.
 """
 
+import math
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 # Brokers redeliver ETA messages they hold for long (Redis after its visibility timeout), so long
@@ -29,8 +37,12 @@ class Dispatch:
 def send(dispatches: list[Dispatch]) -> None:
     from workflows import tasks
 
+    cheap = []
     for item in dispatches:
         if item.countdown > MAX_COUNTDOWN_SECONDS:
+            continue
+        if item.inline and item.task == "execute_step" and not item.countdown:
+            cheap.append(item)
             continue
         task = getattr(tasks, item.task)
         options = {"queue": item.queue}
@@ -42,6 +54,8 @@ def send(dispatches: list[Dispatch]) -> None:
             else (item.step_id, item.attempt)
         )
         task.apply_async(args, **options)
+    if cheap:
+        _batcher.add(cheap)
 
 
 def split_inline(dispatches: list[Dispatch]) -> tuple[Dispatch | None, list[Dispatch]]:
@@ -74,3 +88,58 @@ def send_follow(run_id) -> None:
     from workflows import tasks
 
     tasks.fire_event_triggers.apply_async((str(run_id),), queue="engine")
+
+
+# A cheap step dispatched this soon after the last batch left waits for the end of the interval.
+BATCH_INTERVAL_SECONDS = 0.01
+# Bigger batches are split, so that a burst spreads over the workers.
+BATCH_SIZE = 25
+
+
+class _Batcher:
+    """Sends cheap steps as `execute_steps` messages, at most one round of them per interval.
+
+    The first step after a quiet interval leaves at once; the ones that follow inside the interval
+    leave together at its end, from a timer thread. Each step goes out after it was added, and the
+    caller adds it after its transaction committed, so the worker finds it queued.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: list[Dispatch] = []
+        self._last_sent = -math.inf
+        self._timer: threading.Timer | None = None
+
+    def add(self, items: list[Dispatch]) -> None:
+        with self._lock:
+            self._pending += items
+            wait = self._last_sent + BATCH_INTERVAL_SECONDS - time.monotonic()
+            if wait > 0:
+                if self._timer is None:
+                    # Not a daemon: a process that dispatches and exits still sends its last batch.
+                    self._timer = threading.Timer(wait, self._flush)
+                    self._timer.start()
+                return
+        self._flush()
+
+    def _flush(self) -> None:
+        from workflows import tasks
+
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._timer = None
+            self._last_sent = time.monotonic()
+        by_queue: dict[str, list[list]] = {}
+        for item in batch:
+            by_queue.setdefault(item.queue, []).append([item.step_id, item.attempt, item.run_id])
+        for queue, steps in by_queue.items():
+            for start in range(0, len(steps), BATCH_SIZE):
+                tasks.execute_steps.apply_async((steps[start : start + BATCH_SIZE],), queue=queue)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's timer thread and pending steps did not come along."""
+        self.__init__()
+
+
+_batcher = _Batcher()
+os.register_at_fork(after_in_child=_batcher.forget)

@@ -119,6 +119,14 @@ def _insert_sql(model: type[models.Model], many: bool) -> tuple[str, tuple[model
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}", fields
 
 
+def _columns(fields: Sequence[models.Field], instances: Sequence[models.Model]) -> list[list]:
+    rows = [
+        [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+        for instance in instances
+    ]
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in fields]
+
+
 def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) -> None:
     """`Model.objects.bulk_create(instances)` with a statement whose text does not depend on how many
     there are (one row, or arrays unnested), so that it stays prepared.
@@ -131,9 +139,32 @@ def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) ->
         model.objects.bulk_create(instances)
         return
     sql, fields = _insert_sql(model, len(instances) > 1)
-    rows = [
-        [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-        for instance in instances
-    ]
+    columns = _columns(fields, instances)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)] if len(rows) > 1 else rows[0])
+        cursor.execute(sql, columns if len(instances) > 1 else [column[0] for column in columns])
+
+
+def insert_together(groups: Sequence[tuple[type[models.Model], Sequence[models.Model]]]) -> None:
+    """insert_rows for several models in one statement, in one round trip: a run with its steps and events.
+
+    Foreign keys between the rows are checked at commit (Django makes them deferrable on PostgreSQL),
+    so the groups may refer to each other in any order. Empty groups are left out.
+    """
+    groups = [(model, instances) for model, instances in groups if instances]
+    if connection.vendor != "postgresql" or len(groups) < 2:
+        for model, instances in groups:
+            insert_rows(model, instances)
+        return
+    shape = tuple((model, len(instances) > 1) for model, instances in groups)
+    params = []
+    for model, instances in groups:
+        columns = _columns(_insert_sql(model, len(instances) > 1)[1], instances)
+        params += columns if len(instances) > 1 else [column[0] for column in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_together_sql(shape), params)
+
+
+@lru_cache(maxsize=32)
+def _insert_together_sql(shape: tuple[tuple[type[models.Model], bool], ...]) -> str:
+    *first, last = [_insert_sql(model, many)[0] for model, many in shape]
+    return "WITH {} {}".format(", ".join(f"inserted_{index} AS ({sql})" for index, sql in enumerate(first)), last)

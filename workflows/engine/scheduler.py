@@ -32,7 +32,7 @@ from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, StepError, TransientError
 from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, StepContext, Suspend
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.engine.prepared import PreparedQuery, insert_rows, save_fields
+from workflows.engine.prepared import PreparedQuery, insert_rows, insert_together, save_fields
 from workflows.graph import topological_order
 from workflows.models import EventTrigger, Run, RunEvent, StepRun, Workflow, WorkflowVersion
 
@@ -91,7 +91,8 @@ def transition() -> Iterator[None]:
 
 
 def _write_events(pending: dict) -> None:
-    insert_rows(RunEvent, [event for _, run_events in pending.values() for event in run_events])
+    stored = [event for _, run_events in pending.values() for event in run_events if not hasattr(event, "_written")]
+    insert_rows(RunEvent, stored)
     envelopes = []
     for run, run_events in pending.values():
         fields = set(getattr(run, "_dirty", ()))
@@ -261,8 +262,11 @@ def runs_insert(runs: list[Run]) -> None:
                 )
             steps.append(step)
         run._stored_seq = run.event_seq  # inserted with the run, not updated after it
-    insert_rows(Run, runs)
-    insert_rows(StepRun, steps)
+    # One statement for the runs, their steps and the events so far: starting a run is one round trip.
+    run_events = [event for run in runs for event in _batch.runs[run.pk][1]]
+    insert_together([(Run, runs), (StepRun, steps), (RunEvent, run_events)])
+    for event in run_events:
+        event._written = True
     if startable:
         transaction.on_commit(lambda: dispatch.send(dispatches))
     else:

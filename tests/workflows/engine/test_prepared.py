@@ -1,13 +1,13 @@
 """Statements the engine builds once per process: the same rows as the ORM's, for whatever values."""
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
 from tests.factories import UserFactory, WorkspaceFactory
-from workflows.engine.prepared import PreparedQuery, insert_rows, save_fields
+from workflows.engine.prepared import PreparedQuery, insert_rows, insert_together, save_fields
 from workflows.engine.scheduler import locked_run
 from workflows.models import Run, RunEvent, StepRun
 from workflows.services.definitions import workflow_create
@@ -61,6 +61,33 @@ def test_inserted_rows_read_back_as_the_orm_would_have_written_them(count):
     ]
     # auto_now_add is honoured, as bulk_create honours it.
     assert all(event.created_at >= created for event in stored)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_rows_inserted_together_may_refer_to_each_other_and_read_back_as_the_orms(steps):
+    model_run = started_run()
+    run = Run(workspace_id=model_run.workspace_id, workflow_id=model_run.workflow_id, version_id=model_run.version_id)
+    run.input, run.event_seq = {"n": [1, "ü"]}, 1
+    new_steps = [StepRun(run=run, node_key=f"k{index}", node_type="transform") for index in range(steps)]
+    event = RunEvent(run=run, seq=1, type="run.created", data={"x": 1}, created_at=timezone.now())
+
+    with transaction.atomic():  # the steps and the event name a run inserted in the same statement
+        insert_together([(RunEvent, [event]), (StepRun, new_steps), (Run, [run]), (StepRun, [])])
+
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.input, stored.status, stored.event_seq) == ({"n": [1, "ü"]}, "pending", 1)
+    assert sorted(stored.steps.values_list("node_key", flat=True)) == [f"k{index}" for index in range(steps)]
+    assert list(stored.events.values_list("seq", "type", "data")) == [(1, "run.created", {"x": 1})]
+
+
+def test_rows_inserted_together_are_all_or_nothing():
+    run = started_run()
+    event = RunEvent(run=run, seq=999, type="run.note", data={}, created_at=timezone.now())
+    twin = StepRun(run=run, node_key="n0", node_type="transform")  # the run has a step n0 already
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_together([(RunEvent, [event]), (StepRun, [twin])])
+    assert not RunEvent.objects.filter(seq=999).exists()
+    assert run.steps.count() == 2
 
 
 def test_saved_fields_change_those_fields_only_and_a_missing_row_is_an_error():
