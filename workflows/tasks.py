@@ -18,9 +18,7 @@ def execute_step(self, step_id: str, attempt: int, run_id: str | None = None) ->
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_steps(self, steps: list[list]) -> None:
     """A batch of cheap steps, `[step_id, attempt, run_id]` each, run one after the other (see dispatch.batch)."""
-    worker = self.request.hostname or "worker"
-    for step_id, attempt, run_id in steps:
-        dispatch.send(scheduler.execute_step(step_id, attempt, worker=worker, run_id=run_id))
+    dispatch.send(scheduler.execute_cheap_steps(steps, worker=self.request.hostname or "worker"))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
