@@ -17,7 +17,7 @@ def execute_step(self, step_id: str, attempt: int, run_id: str | None = None) ->
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_steps(self, steps: list[list]) -> None:
-    """A batch of cheap steps, `[step_id, attempt, run_id]` each, run one after the other (see dispatch.batch)."""
+    """A batch of cheap steps, `[step_id, attempt, run_id]` each, run in one transaction (see dispatch)."""
     dispatch.send(scheduler.execute_cheap_steps(steps, worker=self.request.hostname or "worker"))
 
 

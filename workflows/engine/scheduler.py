@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -91,8 +91,9 @@ def transition() -> Iterator[None]:
 
 
 def _write_events(pending: dict) -> None:
-    stored = [event for _, run_events in pending.values() for event in run_events if not hasattr(event, "_written")]
-    insert_rows(RunEvent, stored)
+    # runs_insert writes a new run's first events in the statement that inserts the run.
+    unwritten = [event for _, run_events in pending.values() for event in run_events if not hasattr(event, "_written")]
+    insert_rows(RunEvent, unwritten)
     envelopes = []
     for run, run_events in pending.values():
         fields = set(getattr(run, "_dirty", ()))
@@ -190,28 +191,22 @@ def _steps(run: Run) -> dict[str, StepRun]:
 
 
 _run_steps = PreparedQuery(lambda run_id: StepRun.objects.filter(run_id=run_id).order_by())
-_run_locked = PreparedQuery(
-    lambda run_id: (
-        Run.objects.select_for_update(no_key=True)
+
+
+def _run_with_lock(run_id, *, skip_locked: bool = False):
+    return (
+        Run.objects.select_for_update(no_key=True, skip_locked=skip_locked)
         .annotate(
             followed=Exists(EventTrigger.objects.filter(source_workflow_id=OuterRef("workflow_id"), enabled=True))
         )
         .filter(pk=run_id)
     )
-)
 
 
-# The same, for a transaction that already holds another run's lock: waiting for a second lock
-# while holding one could deadlock with a transaction that takes the two the other way round.
-_run_locked_if_free = PreparedQuery(
-    lambda run_id: (
-        Run.objects.select_for_update(no_key=True, skip_locked=True)
-        .annotate(
-            followed=Exists(EventTrigger.objects.filter(source_workflow_id=OuterRef("workflow_id"), enabled=True))
-        )
-        .filter(pk=run_id)
-    )
-)
+_run_locked = PreparedQuery(_run_with_lock)
+# For a transaction that already holds another run's lock: waiting for a second lock while holding
+# one could deadlock with a transaction that takes the two the other way round.
+_run_locked_if_free = PreparedQuery(partial(_run_with_lock, skip_locked=True))
 
 
 def _step_by_id(run: Run, step_id) -> StepRun | None:
