@@ -119,12 +119,15 @@ def _insert_sql(model: type[models.Model], many: bool) -> tuple[str, tuple[model
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}", fields
 
 
-def _columns(fields: Sequence[models.Field], instances: Sequence[models.Model]) -> list[list]:
+def _insert(model: type[models.Model], instances: Sequence[models.Model]) -> tuple[str, list]:
+    """The INSERT statement for `instances` (at least one) and its parameters."""
+    many = len(instances) > 1
+    sql, fields = _insert_sql(model, many)
     rows = [
         [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
         for instance in instances
     ]
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in fields]
+    return sql, [list(column) for column in zip(*rows, strict=True)] if many else rows[0]
 
 
 def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) -> None:
@@ -138,10 +141,8 @@ def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) ->
     if connection.vendor != "postgresql":  # no unnest(); the embedded mode's SQLite
         model.objects.bulk_create(instances)
         return
-    sql, fields = _insert_sql(model, len(instances) > 1)
-    columns = _columns(fields, instances)
     with connection.cursor() as cursor:
-        cursor.execute(sql, columns if len(instances) > 1 else [column[0] for column in columns])
+        cursor.execute(*_insert(model, instances))
 
 
 def insert_together(groups: Sequence[tuple[type[models.Model], Sequence[models.Model]]]) -> None:
@@ -155,16 +156,7 @@ def insert_together(groups: Sequence[tuple[type[models.Model], Sequence[models.M
         for model, instances in groups:
             insert_rows(model, instances)
         return
-    shape = tuple((model, len(instances) > 1) for model, instances in groups)
-    params = []
-    for model, instances in groups:
-        columns = _columns(_insert_sql(model, len(instances) > 1)[1], instances)
-        params += columns if len(instances) > 1 else [column[0] for column in columns]
+    *first, last = [_insert(model, instances) for model, instances in groups]
+    ctes = ", ".join(f"inserted_{index} AS ({sql})" for index, (sql, _) in enumerate(first))
     with connection.cursor() as cursor:
-        cursor.execute(_insert_together_sql(shape), params)
-
-
-@lru_cache(maxsize=32)
-def _insert_together_sql(shape: tuple[tuple[type[models.Model], bool], ...]) -> str:
-    *first, last = [_insert_sql(model, many)[0] for model, many in shape]
-    return "WITH {} {}".format(", ".join(f"inserted_{index} AS ({sql})" for index, sql in enumerate(first)), last)
+        cursor.execute(f"WITH {ctes} {last[0]}", [param for _, params in [*first, last] for param in params])
