@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import ROLE_RANK, ApiKey, Membership, User, Workspace
+from config.gates import Gate
 
 Role = Membership.Role
 
@@ -80,6 +81,33 @@ def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
     if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
         raise PermissionDenied(KEY_NEEDS_ADMIN_SCOPE)
     return role
+
+
+def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
+    """ensure_role as a condition of a write statement (PostgreSQL only; see config.gates): the
+    gate is open when the user holds `minimum` or higher in the workspace. None when no query is
+    needed (a superuser); what ensure_role would refuse without one is raised here as it would be."""
+    key = acting_api_key(user)
+    key_lacks_scope = (
+        key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN)
+    )
+    if not user.is_authenticated or _outside_key_workspace(user, workspace.pk) or key_lacks_scope:
+        ensure_role(user, workspace, minimum)  # refuses, with 404 or 403 as the membership says
+    if user.is_superuser:
+        return None
+    roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
+    return Gate(f"member AS ({_role_gate_sql()})", (workspace.pk, user.pk, roles), "member")
+
+
+@cache
+def _role_gate_sql() -> str:
+    quote, fields = connection.ops.quote_name, Membership._meta.get_field
+    return "SELECT FROM {} WHERE {} = %s AND {} = %s AND {} = ANY(%s::text[])".format(
+        quote(Membership._meta.db_table),
+        quote(fields("workspace").column),
+        quote(fields("user").column),
+        quote(fields("role").column),
+    )
 
 
 def ensure_may_create_workspace(user: User) -> None:

@@ -23,6 +23,7 @@ from rest_framework.settings import api_settings
 from accounts.models import Workspace
 from audit.chain import GENESIS, HASHED_FIELDS, canonical, clean_text, event_hash, json_value, timestamp_text
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from config.gates import Gate
 from config.request_context import request_id_var
 
 AnyRequest = HttpRequest | Request
@@ -224,19 +225,22 @@ _ID_MARKER = "audit-id-" + uuid.uuid4().hex
 _UNCHAINED_FIELDS = ("id", "prev_hash", "hash")
 
 
-@lru_cache(maxsize=1)
-def _append_one_sql() -> tuple[str, tuple[models.Field, ...]]:
+@lru_cache(maxsize=4)
+def _chain_ctes(after: str | None) -> tuple[str, tuple[models.Field, ...]]:
+    """The CTEs that chain and insert one event (`appended` returns its id and hashes), taking the
+    chain lock only once the CTE named `after`, if any, has yielded a row."""
     fields = tuple(field for field in AuditEvent._meta.concrete_fields if field.name not in _UNCHAINED_FIELDS)
     quote = connection.ops.quote_name
     event_table, head_table = quote(AuditEvent._meta.db_table), quote(AuditChainHead._meta.db_table)
     columns = ", ".join(quote(field.column) for field in fields)
     values = ", ".join(["%s"] * len(fields))
+    when = f"AND EXISTS (SELECT FROM {after})" if after else ""
     # `head` takes the chain lock and reads the newest head; `moved` advances it, hashing in
     # PostgreSQL exactly as audit.chain.event_hash does in Python (SHA-256 of the UTF-8 text
     # prev_hash + canonical JSON, whose id is spliced in between the two parameters).
-    sql = f"""
-        WITH head AS (
-            SELECT last_id, last_hash FROM {head_table} WHERE id = 1 FOR UPDATE
+    ctes = f"""
+        head AS (
+            SELECT last_id, last_hash FROM {head_table} WHERE id = 1 {when} FOR UPDATE
         ), moved AS (
             UPDATE {head_table} AS chain_head
             SET last_id = head.last_id + 1,
@@ -245,32 +249,49 @@ def _append_one_sql() -> tuple[str, tuple[models.Field, ...]]:
             FROM head
             WHERE chain_head.id = 1
             RETURNING chain_head.last_id, head.last_hash AS prev_hash, chain_head.last_hash
+        ), appended AS (
+            INSERT INTO {event_table} (id, prev_hash, hash, {columns})
+            SELECT moved.last_id, moved.prev_hash, moved.last_hash, {values} FROM moved
+            RETURNING id, prev_hash, hash
         )
-        INSERT INTO {event_table} (id, prev_hash, hash, {columns})
-        SELECT moved.last_id, moved.prev_hash, moved.last_hash, {values} FROM moved
-        RETURNING id, prev_hash, hash
     """  # noqa: S608 - quoted table and column names only
-    return sql, fields
+    return ctes, fields
+
+
+def _chain_params(event: AuditEvent, fields: tuple[models.Field, ...]) -> list:
+    """`_chain_ctes`' parameters for `event`, which is timestamped now."""
+    event.timestamp = timezone.now()
+    event.id = _ID_MARKER
+    text = canonical({name: getattr(event, name) for name in HASHED_FIELDS})
+    event.id = None
+    before_id, after_id = text.split(f'"id":"{_ID_MARKER}"')
+    params = [before_id + '"id":"', '"' + after_id]
+    return params + [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
 
 
 def _append_one(event: AuditEvent) -> bool:
     """Chain and insert one event in a single statement; the chain lock it takes is held until the
     caller's transaction ends, as in `_append`. False if the chain has no head row yet (a new database)."""
-    event.timestamp = timezone.now()
-    event.id = _ID_MARKER
-    text = canonical({name: getattr(event, name) for name in HASHED_FIELDS})
-    before_id, after_id = text.split(f'"id":"{_ID_MARKER}"')
-    sql, fields = _append_one_sql()
-    params = [before_id + '"id":"', '"' + after_id]
-    params += [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    ctes, fields = _chain_ctes(None)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"WITH {ctes} SELECT * FROM appended", _chain_params(event, fields))  # noqa: S608
         row = cursor.fetchone()
     if row is None:
-        event.id = None
         return False
     event.id, event.prev_hash, event.hash = row
     return True
+
+
+def audit_gate(*, after: Gate | None = None, **record: Any) -> Gate:
+    """audit_record as part of another write statement (PostgreSQL only; see config.gates): the
+    event, built from audit_record's keyword arguments, is appended once `after` is open, and the
+    returned gate is open when it was. It stays closed while the chain has no head row yet (a new
+    database), which the caller's ordinary path, through audit_record, creates."""
+    ctes, fields = _chain_ctes(after.name if after else None)
+    params = _chain_params(_event(**record), fields)
+    if after is None:
+        return Gate(ctes, tuple(params), "appended")
+    return Gate(f"{after.ctes}, {ctes}", (*after.params, *params), "appended")
 
 
 def audit_record(

@@ -14,6 +14,8 @@ from functools import lru_cache
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, models
 
+from config.gates import Gate, GateClosed
+
 # Stands for the varying value while the queryset is compiled; found again among the parameters.
 _MARKER = uuid.UUID("00000000-0000-4000-8000-00000000d0c5")
 
@@ -106,23 +108,29 @@ def save_fields(instance: models.Model, names: Iterable[str]) -> None:
             raise DatabaseError(f"{type(instance).__name__} {instance.pk} did not update one row.")
 
 
-@lru_cache(maxsize=16)
-def _insert_sql(model: type[models.Model], many: bool) -> tuple[str, tuple[models.Field, ...]]:
+@lru_cache(maxsize=32)
+def _insert_sql(model: type[models.Model], many: bool, gate: str | None) -> tuple[str, tuple[models.Field, ...]]:
     quote = connection.ops.quote_name
     fields = tuple(field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField))
     columns = ", ".join(quote(field.column) for field in fields)
     if many:
         arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 - column types only
+        rows = f"unnest({arrays}) AS rows"
+        source = f"SELECT rows.* FROM {gate}, {rows}" if gate else f"SELECT * FROM {rows}"  # noqa: S608 - types only
+    elif gate:
+        # Unlike VALUES, a SELECT list does not take its types from the columns: each value is cast.
+        values = ", ".join(f"%s::{field.db_type(connection)}" for field in fields)
+        source = f"SELECT {values} FROM {gate}"  # noqa: S608 - column types and a CTE's name only
     else:
         source = "VALUES ({})".format(", ".join(["%s"] * len(fields)))
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}", fields
 
 
-def _insert(model: type[models.Model], instances: Sequence[models.Model]) -> tuple[str, list]:
-    """The INSERT statement for `instances` (at least one) and its parameters."""
+def _insert(model: type[models.Model], instances: Sequence[models.Model], gate: str | None = None) -> tuple[str, list]:
+    """The INSERT statement for `instances` (at least one) and its parameters; with `gate`, it selects
+    them from that CTE's row, so that it inserts nothing when the CTE yields none."""
     many = len(instances) > 1
-    sql, fields = _insert_sql(model, many)
+    sql, fields = _insert_sql(model, many, gate)
     rows = [
         [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
         for instance in instances
@@ -145,18 +153,27 @@ def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) ->
         cursor.execute(*_insert(model, instances))
 
 
-def insert_together(groups: Sequence[tuple[type[models.Model], Sequence[models.Model]]]) -> None:
+def insert_together(
+    groups: Sequence[tuple[type[models.Model], Sequence[models.Model]]], *, gate: Gate | None = None
+) -> None:
     """insert_rows for several models in one statement, in one round trip: a run with its steps and events.
 
     Foreign keys between the rows are checked at commit (Django makes them deferrable on PostgreSQL),
     so the groups may refer to each other in any order. Empty groups are left out.
+
+    With a `gate` (PostgreSQL only; see config.gates), its CTEs come first and the rows are inserted
+    only when it is open; when it is closed nothing is, and GateClosed is raised.
     """
     groups = [(model, instances) for model, instances in groups if instances]
-    if connection.vendor != "postgresql" or len(groups) < 2:
+    if gate is None and (connection.vendor != "postgresql" or len(groups) < 2):
         for model, instances in groups:
             insert_rows(model, instances)
         return
-    *first, last = [_insert(model, instances) for model, instances in groups]
-    ctes = ", ".join(f"inserted_{index} AS ({sql})" for index, (sql, _) in enumerate(first))
+    name = gate.name if gate else None
+    *first, last = [_insert(model, instances, name) for model, instances in groups]
+    ctes = [*([gate.ctes] if gate else []), *(f"inserted_{index} AS ({sql})" for index, (sql, _) in enumerate(first))]
+    params = [*(gate.params if gate else ()), *(param for _, params in [*first, last] for param in params)]
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} {last[0]}", [param for _, params in [*first, last] for param in params])
+        cursor.execute(f"WITH {', '.join(ctes)} {last[0]}", params)
+        if gate is not None and cursor.rowcount == 0:
+            raise GateClosed

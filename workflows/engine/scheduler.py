@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.utils import timezone
 
+from config.gates import Gate
 from workflows import events
 from workflows.engine import cancellation, dispatch
 from workflows.engine.dispatch import Dispatch
@@ -72,38 +73,49 @@ _batch = threading.local()
 
 
 @contextmanager
-def transition() -> Iterator[None]:
+def transition(*, one_statement: bool = False) -> Iterator[None]:
     """A transaction whose run events are written together just before it commits.
 
     Every event of a state change would otherwise cost an UPDATE of the run's counter and an INSERT;
     batched, a whole step transition costs one of each per run touched.
+
+    `one_statement`: the transition writes with a single statement (runs_insert's, which writes
+    the new runs' events too). Outside a transaction that statement is its own, so starting a run
+    costs no BEGIN and COMMIT round trips, and what is sent on commit is sent once it returned.
     """
-    with transaction.atomic():
+    single = one_statement and not connection.in_atomic_block
+    with nullcontext() if single else transaction.atomic():
         outer = getattr(_batch, "runs", None)
         _batch.runs = {} if outer is None else outer
         try:
             yield
             if outer is None:
-                _write_events(_batch.runs)
+                _write_events(_batch.runs, one_statement=single)
         finally:
             if outer is None:
                 _batch.runs = None
 
 
-def _write_events(pending: dict) -> None:
+def _write_events(pending: dict, *, one_statement: bool = False) -> None:
     # runs_insert writes a new run's first events in the statement that inserts the run.
     unwritten = [event for _, run_events in pending.values() for event in run_events if not hasattr(event, "_written")]
+    changed = [(run, fields) for run, _ in pending.values() if (fields := _unsaved_fields(run))]
+    if one_statement and (unwritten or changed):
+        # Outside a transaction, a second statement would commit apart from the first.
+        raise RuntimeError("A one-statement transition has more to write.")
     insert_rows(RunEvent, unwritten)
-    envelopes = []
-    for run, run_events in pending.values():
-        fields = set(getattr(run, "_dirty", ()))
-        if getattr(run, "_stored_seq", None) != run.event_seq:
-            fields.add("event_seq")
-        if fields:
-            save_fields(run, fields)
-            run._stored_seq, run._dirty = run.event_seq, set()
-        envelopes += [events.envelope(event, run) for event in run_events]
+    for run, fields in changed:
+        save_fields(run, fields)
+        run._stored_seq, run._dirty = run.event_seq, set()
+    envelopes = [events.envelope(event, run) for run, run_events in pending.values() for event in run_events]
     transaction.on_commit(lambda: events.publish(envelopes))
+
+
+def _unsaved_fields(run: Run) -> set[str]:
+    fields = set(getattr(run, "_dirty", ()))
+    if getattr(run, "_stored_seq", None) != run.event_seq:
+        fields.add("event_seq")
+    return fields
 
 
 def _save_run(run: Run, *fields: str) -> None:
@@ -237,13 +249,14 @@ def _version(version_id) -> WorkflowVersion:
 # --- creating and advancing runs --------------------------------------------------------------
 
 
-def runs_insert(runs: list[Run]) -> None:
+def runs_insert(runs: list[Run], *, gate: Gate | None = None) -> None:
     """Insert new runs of one version, with their steps, and start them (inside a transition).
 
     Without a concurrency limit a run starts in the transaction that creates it: it is inserted
     running, its root steps queued, and their messages go out on commit, so a run costs no
     advance_run round trip and a batch of runs a handful of statements. With a limit, advance_run
-    decides, under locks.
+    decides, under locks. With a `gate`, the runs are inserted only when it is open (PostgreSQL
+    only; GateClosed otherwise, see config.gates).
     """
     if not runs:
         return
@@ -273,7 +286,7 @@ def runs_insert(runs: list[Run]) -> None:
         run._stored_seq = run.event_seq  # inserted with the run, not updated after it
     # One statement for the runs, their steps and the events so far: starting a run is one round trip.
     run_events = [event for run in runs for event in _batch.runs[run.pk][1]]
-    insert_together([(Run, runs), (StepRun, steps), (RunEvent, run_events)])
+    insert_together([(Run, runs), (StepRun, steps), (RunEvent, run_events)], gate=gate)
     for event in run_events:
         event._written = True
     if startable:

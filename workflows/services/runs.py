@@ -9,13 +9,14 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import Http404
 from jsonschema.validators import validator_for
 
-from accounts.access import Role, ensure_role
+from accounts.access import Role, ensure_role, role_gate
 from accounts.models import User
-from audit.services import AnyRequest, audit_record, diff
+from audit.services import AnyRequest, audit_gate, audit_record, diff
+from config.gates import GateClosed
 from config.problems import Conflict
 from workflows.engine import dispatch, scheduler
 from workflows.engine.expressions import ExpressionSyntaxError, check_template
@@ -128,35 +129,89 @@ def run_trigger(
     """
     if workflow.is_deleted:
         raise Http404("No such workflow.")
-    if actor is not None:
+    # Otherwise the role is checked by the statement that starts the run (see _run_start).
+    role_checked = actor is not None and (bool(idempotency_key) or connection.vendor != "postgresql")
+    if role_checked:
         ensure_role(actor, workflow.workspace, Role.EDITOR)
     if idempotency_key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
-    _ensure_startable(workflow, trigger)
-    run_input_check(workflow, input)
     try:
-        with scheduler.transition():
-            run = _create_run(
-                workflow=workflow, input=input, trigger=trigger, actor=actor, idempotency_key=idempotency_key or None
-            )
-            if actor is not None:
-                # People and API clients only. A run the system starts (schedule, webhook, event
-                # trigger) is its own record (Run.trigger, the slot, the delivery); auditing it would
-                # put every webhook delivery behind the audit chain's one lock.
-                audit_record(
-                    action="run.triggered",
-                    actor=actor,
-                    workspace=workflow.workspace_id,
-                    target=run,
-                    changes={"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]},
-                    request=request,
-                )
+        _ensure_startable(workflow, trigger)
+        run_input_check(workflow, input)
+    except (Conflict, ValidationError):
+        if actor is not None and not role_checked:
+            ensure_role(actor, workflow.workspace, Role.EDITOR)  # a stranger learns nothing of the workflow
+        raise
+    try:
+        run = _run_start(
+            workflow=workflow,
+            input=input,
+            trigger=trigger,
+            actor=actor,
+            idempotency_key=idempotency_key or None,
+            request=request,
+            role_checked=role_checked,
+        )
     except IntegrityError:
         # Two requests with one key raced: the other one created the run.
         return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
     return run, True
+
+
+def _run_start(
+    *,
+    workflow: Workflow,
+    input: Any,
+    trigger: str,
+    actor: User | None,
+    idempotency_key: str | None,
+    request: AnyRequest | None,
+    role_checked: bool,
+) -> Run:
+    """Create and start the run, checking the actor's role unless `role_checked`, and audit it.
+
+    On PostgreSQL that is one statement, which outside a transaction is its own (config.gates): the
+    trigger that every API client and webhook waits for makes one round trip, not five.
+    """
+    fields = {"input": input, "trigger": trigger, "actor": actor, "idempotency_key": idempotency_key}
+    # People and API clients only. A run the system starts (schedule, webhook, event trigger) is its
+    # own record (Run.trigger, the slot, the delivery); auditing it would put every webhook delivery
+    # behind the audit chain's one lock.
+    audited = actor is not None
+
+    def audit(run: Run) -> dict:
+        changes = {"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]}
+        return {
+            "action": "run.triggered",
+            "actor": actor,
+            "workspace": workflow.workspace_id,
+            "target": run,
+            "changes": changes,
+            "request": request,
+        }
+
+    if connection.vendor == "postgresql":
+        run = _new_run(workflow, **fields)
+        try:
+            with scheduler.transition(one_statement=True):
+                gate = None if not audited or role_checked else role_gate(actor, workflow.workspace, Role.EDITOR)
+                if audited:
+                    gate = audit_gate(after=gate, **audit(run))
+                scheduler.runs_insert([run], gate=gate)
+            return run
+        except GateClosed:
+            # The role is missing, which ensure_role below refuses with the right status, or the
+            # audit chain has no head row yet (a new database), which audit_record makes.
+            pass
+    if audited and not role_checked:
+        ensure_role(actor, workflow.workspace, Role.EDITOR)
+    with scheduler.transition():
+        run = _create_run(workflow=workflow, **fields)
+        if audited:
+            audit_record(**audit(run))
+    return run
 
 
 MAX_BATCH = 1000

@@ -1,0 +1,160 @@
+"""Starting a run on PostgreSQL is one statement: the role check, the audit event, the run, its steps
+and its first events (config.gates). What a closed gate means is decided by the ordinary path."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.http import Http404
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import Membership
+from audit.chain import chain_verify
+from audit.models import AuditChainHead, AuditEvent
+from config.problems import Conflict
+from tests.factories import MembershipFactory, UserFactory
+from workflows.models import Run, RunEvent, StepRun, Workflow
+from workflows.services.definitions import workflow_create
+from workflows.services.runs import run_trigger
+
+pytestmark = pytest.mark.django_db
+# Outside a transaction, as a request or a worker calls it, the statement commits by itself.
+outside_a_transaction = pytest.mark.django_db(transaction=True)
+
+SCHEMA = {"type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}
+
+
+@pytest.fixture
+def owner():
+    return UserFactory()
+
+
+@pytest.fixture
+def workflow(owner):
+    nodes = [{"key": f"n{index}", "type": "transform", "config": {"values": {}}} for index in range(2)]
+    data = {"name": "Gated", "nodes": nodes, "input_schema": SCHEMA}
+    return workflow_create(actor=owner, workspace=owner.memberships.get().workspace, data=data)
+
+
+def member(workflow: Workflow, role: str):
+    return MembershipFactory(workspace=workflow.workspace, role=role).user
+
+
+def started_once(workflow: Workflow, actor) -> None:
+    """A run started once, so that this process has read the workflow's version (cached after)."""
+    run_trigger(workflow=workflow, input={"topic": "warm"}, trigger="api", actor=actor)
+
+
+def written() -> tuple[int, int, int, int]:
+    return Run.objects.count(), StepRun.objects.count(), RunEvent.objects.count(), AuditEvent.objects.count()
+
+
+@outside_a_transaction
+def test_an_editor_starts_a_run_with_one_statement_that_writes_everything_and_audits_it(workflow, owner):
+    editor = member(workflow, Membership.Role.EDITOR)
+    started_once(workflow, owner)
+    before = written()
+
+    with CaptureQueriesContext(connection) as queries:
+        run, created = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=editor)
+
+    assert created and len(queries) == 1, [query["sql"][:80] for query in queries]
+    assert written() == (before[0] + 1, before[1] + 2, before[2] + 3, before[3] + 1)
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.status, stored.input, stored.created_by_id) == ("running", {"topic": "x"}, editor.pk)
+    assert list(stored.events.order_by("seq").values_list("type", flat=True)) == [
+        "run.created",
+        "run.started",
+        "step.queued",
+    ]
+    event = AuditEvent.objects.order_by("-id").first()
+    assert (event.action, event.actor_id, event.target_id) == ("run.triggered", editor.pk, str(run.pk))
+    assert chain_verify().ok
+
+
+@outside_a_transaction
+def test_a_run_the_system_starts_is_one_statement_and_not_audited(workflow, owner):
+    workflow.status = Workflow.Status.ACTIVE
+    workflow.save(update_fields=["status"])
+    started_once(workflow, owner)
+    audited = AuditEvent.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        run, _ = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="webhook", actor=None)
+
+    assert len(queries) == 1
+    assert Run.objects.get(pk=run.pk).trigger == "webhook"
+    assert AuditEvent.objects.count() == audited
+
+
+@pytest.mark.parametrize("role", [Membership.Role.VIEWER, None])
+def test_who_may_not_start_runs_is_refused_and_nothing_is_written(workflow, role):
+    person = member(workflow, role) if role else UserFactory()
+    head = AuditChainHead.objects.get(pk=1)
+    before = written()
+
+    with pytest.raises(PermissionDenied if role else Http404):
+        run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=person)
+
+    assert written() == before
+    assert AuditChainHead.objects.get(pk=1).last_hash == head.last_hash
+
+
+def test_a_stranger_learns_nothing_of_the_workflow_from_bad_input_or_its_status(workflow):
+    stranger = UserFactory()
+    with pytest.raises(Http404):
+        run_trigger(workflow=workflow, input={"wrong": 1}, trigger="api", actor=stranger)
+    workflow.status = Workflow.Status.PAUSED
+    workflow.save(update_fields=["status"])
+    with pytest.raises(Http404):
+        run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=stranger)
+    # A member is told what is wrong.
+    with pytest.raises(Conflict):
+        run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=member(workflow, "editor"))
+    workflow.status = Workflow.Status.ACTIVE
+    workflow.save(update_fields=["status"])
+    with pytest.raises(ValidationError):
+        run_trigger(workflow=workflow, input={"wrong": 1}, trigger="api", actor=member(workflow, "editor"))
+
+
+def test_the_first_audited_run_of_a_new_database_makes_the_chain_head(workflow, owner):
+    AuditChainHead.objects.all().delete()  # as on a database that has never audited anything
+
+    run, created = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=owner)
+
+    assert created and Run.objects.filter(pk=run.pk).exists()
+    assert AuditEvent.objects.filter(action="run.triggered", target_id=str(run.pk)).count() == 1
+    assert AuditChainHead.objects.get(pk=1).last_id == AuditEvent.objects.order_by("-id").first().id
+    assert chain_verify().ok
+
+
+@outside_a_transaction
+def test_a_superuser_outside_the_workspace_starts_runs_with_one_statement(workflow, owner):
+    operator = UserFactory(is_superuser=True, is_staff=True)
+    started_once(workflow, owner)
+    with CaptureQueriesContext(connection) as queries:
+        run, _ = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=operator)
+    assert len(queries) == 1
+    assert AuditEvent.objects.filter(action="run.triggered", actor_id=operator.pk, target_id=str(run.pk)).exists()
+
+
+def test_inside_a_transaction_the_run_is_written_with_it_and_rolled_back_with_it(workflow, owner):
+    before = written()
+    with transaction.atomic():
+        run, _ = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=owner)
+        assert Run.objects.filter(pk=run.pk).exists()
+        transaction.set_rollback(True)
+    assert written() == before
+
+
+def test_a_repeated_idempotency_key_returns_the_first_run_without_writing(workflow, owner):
+    first, created = run_trigger(
+        workflow=workflow, input={"topic": "x"}, trigger="api", actor=owner, idempotency_key="k"
+    )
+    before = written()
+
+    again, created_again = run_trigger(
+        workflow=workflow, input={"topic": "x"}, trigger="api", actor=owner, idempotency_key="k"
+    )
+
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assert written() == before
