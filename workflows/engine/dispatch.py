@@ -5,15 +5,13 @@ sending one twice costs nothing, because steps are claimed by attempt.
 
 A cheap step (`inline`: transform, text, condition) takes less time to run than its message takes to
 send and receive. So a process sends cheap steps in batches (`execute_steps`), at most one batch per
-BATCH_INTERVAL_SECONDS: many runs started in a burst cost a few messages, not one each.
+BATCH_INTERVAL_SECONDS (workflows.batching): many runs started in a burst cost a few messages, not
+one each.
 """
 
-import atexit
-import math
-import os
-import threading
-import time
 from dataclasses import dataclass
+
+from workflows.batching import IntervalBatcher
 
 # Brokers redeliver ETA messages they hold for long (Redis after its visibility timeout), so long
 # waits are left to the recovery beat task, which wakes due steps from the database.
@@ -97,68 +95,6 @@ BATCH_INTERVAL_SECONDS = 0.01
 BATCH_SIZE = 25
 
 
-class _Batcher:
-    """Sends cheap steps as `execute_steps` messages, at most one round of them per interval.
-
-    The first steps after a quiet interval leave at once, from the caller; the ones that follow inside
-    the interval leave together at its end, from a sender thread. Each step goes out after it was
-    added, and the caller adds it after its transaction committed, so the worker finds it queued.
-    """
-
-    def __init__(self):
-        self._wakeup = threading.Condition()
-        self._pending: list[Dispatch] = []
-        self._last_sent = -math.inf
-        self._sender: threading.Thread | None = None
-        self._sending = threading.Lock()  # held by the sender thread while it sends a batch
-
-    def add(self, items: list[Dispatch]) -> None:
-        with self._wakeup:
-            now = time.monotonic()
-            if now < self._last_sent + BATCH_INTERVAL_SECONDS:
-                if not self._pending:
-                    self._start_sender()
-                    self._wakeup.notify()
-                self._pending += items
-                return
-            self._last_sent = now
-        _send(items)
-
-    def _start_sender(self) -> None:
-        if self._sender is None:
-            # A daemon, so that it never holds up exit; what it has not sent by then, flush() sends.
-            self._sender = threading.Thread(target=self._send_when_due, name="cheap-step-batches", daemon=True)
-            self._sender.start()
-
-    def _send_when_due(self) -> None:
-        while True:
-            with self._wakeup:
-                while not self._pending:
-                    self._wakeup.wait()
-                due = self._last_sent + BATCH_INTERVAL_SECONDS
-                while time.monotonic() < due:
-                    self._wakeup.wait(due - time.monotonic())
-                batch, self._pending = self._pending, []
-                self._last_sent = time.monotonic()
-                self._sending.acquire()
-            try:
-                _send(batch)
-            finally:
-                self._sending.release()
-
-    def flush(self) -> None:
-        """Send what waits now, and let a batch being sent finish (at exit)."""
-        with self._wakeup:
-            batch, self._pending = self._pending, []
-        with self._sending:
-            pass
-        _send(batch)
-
-    def forget(self) -> None:
-        """In a forked child: the parent's sender thread and pending steps did not come along."""
-        self.__init__()
-
-
 def _send(batch: list[Dispatch]) -> None:
     from workflows import tasks
 
@@ -170,6 +106,6 @@ def _send(batch: list[Dispatch]) -> None:
             tasks.execute_steps.apply_async((steps[start : start + BATCH_SIZE],), queue=queue)
 
 
-_batcher = _Batcher()
-os.register_at_fork(after_in_child=_batcher.forget)
-atexit.register(_batcher.flush)
+# Each step goes out after it was added, and it is added after its transaction committed, so the
+# worker finds it queued.
+_batcher = IntervalBatcher(_send, interval=BATCH_INTERVAL_SECONDS, name="cheap-step-batches")
