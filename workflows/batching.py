@@ -1,9 +1,9 @@
-"""Sending to the broker in bursts: many small sends within a few milliseconds leave as one.
+"""Sending in bursts: many small sends within a few milliseconds leave as one.
 
-Starting a run, or running a batch of cheap steps, sends a step message and publishes the run's
-events; each costs a round trip and more CPU than the work it announces. Under load an
-`IntervalBatcher` gathers what is sent within an interval and hands it on together; when the process
-is quiet, what is sent leaves at once.
+Starting a run whose first step is cheap sends a message that costs a round trip and more CPU than
+the step it announces (workflows.engine.dispatch). Under load an `IntervalBatcher` gathers what is
+sent within an interval and hands it on together; when the process is quiet, what is sent leaves
+at once.
 """
 
 import atexit
