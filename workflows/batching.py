@@ -46,10 +46,7 @@ class IntervalBatcher:
                 return
             self._last_sent = now
             self._sending.acquire()
-        try:
-            self._send(items)
-        finally:
-            self._sending.release()
+        self._send_and_release(items)
 
     def _start_sender(self) -> None:
         if self._sender is None:
@@ -68,16 +65,17 @@ class IntervalBatcher:
                 batch, self._pending = self._pending, []
                 self._last_sent = time.monotonic()
                 self._sending.acquire()
-            try:
-                self._send(batch)
-            finally:
-                self._sending.release()
+            self._send_and_release(batch)
 
     def flush(self) -> None:
         """Send what waits now, after a batch being sent has left."""
         with self._wakeup:  # the locks are taken in this order everywhere
             batch, self._pending = self._pending, []
             self._sending.acquire()
+        self._send_and_release(batch)
+
+    def _send_and_release(self, batch: list) -> None:
+        """Send a batch for which the caller took `_sending` (while holding `_wakeup`, as everywhere)."""
         try:
             if batch:
                 self._send(batch)

@@ -115,6 +115,45 @@ def save_fields(instance: models.Model, names: Iterable[str]) -> None:
             raise DatabaseError(f"{type(instance).__name__} {instance.pk} did not update one row.")
 
 
+@lru_cache(maxsize=16)
+def _update_many_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, tuple[models.Field, ...]]:
+    quote = connection.ops.quote_name
+    fields = (model._meta.pk, *(model._meta.get_field(name) for name in names))
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    aliases = ", ".join(f"value_{index}" for index in range(len(fields)))
+    assignments = ", ".join(f"{quote(field.column)} = rows.value_{index}" for index, field in enumerate(fields[1:], 1))
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    rows = f"unnest({arrays}) AS rows({aliases})"
+    return f"UPDATE {table} SET {assignments} FROM {rows} WHERE {table}.{pk} = rows.value_0", fields  # noqa: S608
+
+
+def save_fields_many(changes: Sequence[tuple[models.Model, set[str]]]) -> None:
+    """save_fields for several instances of one model, one UPDATE for all those whose fields are the
+    same (arrays unnested, so that the statement stays prepared whatever their number).
+
+    Raises DatabaseError when a row was not updated, as save_fields does.
+    """
+    groups: dict[tuple, list[models.Model]] = {}
+    for instance, names in changes:
+        groups.setdefault((type(instance), tuple(sorted(names))), []).append(instance)
+    for (model, names), instances in groups.items():
+        if len(instances) == 1 or connection.vendor != "postgresql":
+            for instance in instances:
+                save_fields(instance, names)
+            continue
+        sql, fields = _update_many_sql(model, names)
+        columns = [
+            [field.get_db_prep_save(getattr(instance, field.attname), connection) for instance in instances]
+            for field in fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, columns)
+            if cursor.rowcount != len(instances):
+                raise DatabaseError(
+                    f"{len(instances) - cursor.rowcount} of {len(instances)} {model.__name__} rows did not update."
+                )
+
+
 @lru_cache(maxsize=32)
 def _insert_sql(model: type[models.Model], many: bool, gate: str | None) -> tuple[str, tuple[models.Field, ...]]:
     quote = connection.ops.quote_name

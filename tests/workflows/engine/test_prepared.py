@@ -1,13 +1,14 @@
 """Statements the engine builds once per process: the same rows as the ORM's, for whatever values."""
 
 import pytest
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Membership, Workspace
 from tests.factories import UserFactory, WorkspaceFactory
-from workflows.engine.prepared import PreparedQuery, insert_rows, insert_together, save_fields
+from workflows.engine.prepared import PreparedQuery, insert_rows, insert_together, save_fields, save_fields_many
 from workflows.engine.scheduler import locked_run
 from workflows.models import Run, RunEvent, StepRun
 from workflows.services.definitions import workflow_create
@@ -102,6 +103,35 @@ def test_saved_fields_change_those_fields_only_and_a_missing_row_is_an_error():
     StepRun.objects.filter(pk=step.pk).delete()
     with pytest.raises(DatabaseError, match="did not update one row"):
         save_fields(step, ["worker"])
+
+
+def test_fields_saved_for_many_instances_at_once_read_back_as_the_orms():
+    runs = [started_run() for _ in range(3)]
+    finished = timezone.now()
+    for index, run in enumerate(runs):
+        run.status, run.finished_at, run.output = "succeeded", finished, {"n": [index, "ü"]} if index else None
+        run.workspace_id = None  # changed in memory only
+    runs[2].error = {"message": "a field of this one only"}
+
+    with CaptureQueriesContext(connection) as queries:
+        save_fields_many([(run, {"status", "finished_at", "output"}) for run in runs[:2]] + [(runs[2], {"error"})])
+
+    assert len(queries) == 2  # the two with the same fields share one statement
+    stored = {run.pk: run for run in Run.objects.filter(pk__in=[run.pk for run in runs])}
+    assert [(stored[run.pk].status, stored[run.pk].output) for run in runs[:2]] == [
+        ("succeeded", None),
+        ("succeeded", {"n": [1, "ü"]}),
+    ]
+    assert stored[runs[0].pk].finished_at == finished
+    assert (stored[runs[2].pk].status, stored[runs[2].pk].error) == ("running", {"message": "a field of this one only"})
+    assert all(stored[run.pk].workspace_id is not None for run in runs)
+
+
+def test_fields_saved_for_many_instances_are_an_error_when_a_row_is_missing():
+    runs = [started_run() for _ in range(2)]
+    Run.objects.filter(pk=runs[1].pk).delete()
+    with pytest.raises(DatabaseError, match="1 of 2 Run rows did not update"), transaction.atomic():
+        save_fields_many([(run, {"status"}) for run in runs])
 
 
 def test_the_run_lock_query_reads_json_and_annotations_as_the_orm_does():
