@@ -90,8 +90,8 @@ def send_follow(run_id) -> None:
 
 
 # A cheap step dispatched this soon after the last batch left waits for the end of the interval.
-# 25 ms against 10 ms: a third fewer messages and worker transactions under a burst of runs
-# (bench/engine_overhead.py (b): 1.08-1.16 s -> 0.88-0.93 s); 50 ms gained nothing more.
+# 25 ms against 10 ms: fewer, bigger batches under a burst of runs, each one message and one worker
+# transaction (bench/engine_overhead.py (b) about a fifth faster); 50 ms gained nothing more.
 BATCH_INTERVAL_SECONDS = 0.025
 # Bigger batches are split, so that a burst spreads over the workers.
 BATCH_SIZE = 25

@@ -255,8 +255,8 @@ def runs_insert(runs: list[Run], *, gate: Gate | None = None) -> None:
     Without a concurrency limit a run starts in the transaction that creates it: it is inserted
     running, its root steps queued, and their messages go out on commit, so a run costs no
     advance_run round trip and a batch of runs a handful of statements. With a limit, advance_run
-    decides, under locks. With a `gate`, the runs are inserted only when it is open (PostgreSQL
-    only; GateClosed otherwise, see config.gates).
+    decides, under locks. With a `gate` (PostgreSQL only, see config.gates), they are inserted
+    only when it is open; when it is closed nothing is written and GateClosed is raised.
     """
     if not runs:
         return
