@@ -4,9 +4,9 @@ permission check, an audit event and its own rows costs one round trip to Postgr
 A `Gate` is a run of common table expressions and the name of the one among them that yields a row
 when the writes may go ahead: the caller's role in a workspace (`accounts.access.role_gate`), then
 the audit chain's append (`audit.services.audit_gate`), which happens only behind an open role gate.
-`workflows.engine.prepared.insert_together` puts a gate before its inserts. A closed gate writes
-nothing at all, and the statement raises GateClosed; the caller then takes its ordinary path, whose
-separate checks say what was wrong.
+`workflows.engine.prepared.insert_together` puts a gate before its inserts. Behind a closed gate
+nothing at all is written, and insert_together raises GateClosed; the caller then takes its
+ordinary path, whose separate checks say what was wrong.
 """
 
 from typing import NamedTuple
@@ -16,11 +16,6 @@ class Gate(NamedTuple):
     ctes: str  # "name AS (...), ...": later ones may refer to earlier ones
     params: tuple  # their parameters, in order
     name: str  # the CTE that yields a row when the writes may happen
-
-    @property
-    def is_open(self) -> str:
-        """SQL that is true when the gate is open."""
-        return f"EXISTS (SELECT FROM {self.name})"
 
 
 class GateClosed(Exception):
