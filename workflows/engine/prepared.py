@@ -128,7 +128,7 @@ def _update_many_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple
 
 
 def save_fields_many(changes: Sequence[tuple[models.Model, set[str]]]) -> None:
-    """save_fields for several instances of one model, one UPDATE for all those whose fields are the
+    """save_fields for several instances: one UPDATE for all those of a model whose fields are the
     same (arrays unnested, so that the statement stays prepared whatever their number).
 
     Raises DatabaseError when a row was not updated, as save_fields does.
