@@ -5,16 +5,19 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint format worker beat web realtime
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# `make run` installs what the product needs; `make test` adds the test tools on top.
+$(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime-installed requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.installed
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py ensure_admin
-	$(PY) manage.py ensure_demo
-	exec $(PY) manage.py serve
+# `start` = migrate, ensure_admin, ensure_demo, serve, in one process (one Django start-up, not four).
+run: $(VENV)/.runtime-installed
+	exec $(PY) manage.py start
 
 test: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=config.settings.test $(VENV)/bin/pytest
@@ -28,14 +31,14 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 # The distributed mode's separate processes (REDIS_URL and DATABASE_URL set).
-web: $(VENV)/.installed
+web: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/gunicorn config.wsgi --bind $${HOST:-127.0.0.1}:$${PORT:-8000} --workers $${WEB_WORKERS:-2}
 
-realtime: $(VENV)/.installed
+realtime: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/daphne --bind $${HOST:-127.0.0.1} --port $${REALTIME_PORT:-8001} config.asgi:application
 
-worker: $(VENV)/.installed
+worker: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/celery -A config worker --loglevel INFO -Q engine,generation,notifications
 
-beat: $(VENV)/.installed
+beat: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/celery -A config beat --loglevel INFO

@@ -7,19 +7,54 @@ installs signal handlers, which only the main thread may do, so the bare `WorkCo
 and daphne keeps the main thread and its SIGTERM/SIGINT handling.
 """
 
+import fcntl
+import json
 import logging
+import os
 import socket
 import threading
 
 from celery.app.trace import setup_worker_optimizations
 from celery.beat import EmbeddedService
 from django.conf import settings
+from django.core.management.base import CommandError
 
 from config.celery import app
 
 logger = logging.getLogger(__name__)
 
 _state: dict[str, object] = {}
+
+
+def claim_checkout(*, url: str) -> None:
+    """Be the only embedded server of this var/ directory, for as long as this process lives.
+
+    Two would each run beat (every schedule fired twice) and a worker on separate in-memory
+    brokers. The lock is the kernel's, so it goes with the process however it ends (kill -9 too).
+    """
+    if "checkout_lock" in _state:
+        return
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    lock_file = open(settings.VAR_DIR / "serve.lock", "a+")  # noqa: SIM115 - held open until exit
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.seek(0)
+        try:
+            holder = json.loads(lock_file.read())
+        except ValueError:
+            holder = {}
+        lock_file.close()
+        raise CommandError(
+            f"Document Workflow Chain is already running from {settings.VAR_DIR} "
+            f"(pid {holder.get('pid', '?')}, {holder.get('url', 'unknown address')}). Stop that one first "
+            "(Ctrl-C in its terminal), or give this one a var/ of its own with DWC_VAR_DIR."
+        ) from None
+    lock_file.seek(0)
+    lock_file.truncate()
+    lock_file.write(json.dumps({"pid": os.getpid(), "url": url}))
+    lock_file.flush()
+    _state["checkout_lock"] = lock_file
 
 
 def start() -> None:

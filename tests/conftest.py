@@ -8,16 +8,14 @@ from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from config.startup import database_problem
 from tests.api_world import build_world
 from tests.factories import UserFactory
 
 # Every response of the suite is searched for secrets and password hashes (see tests/canary.py).
 pytest_plugins = ["tests.canary"]
 
-SERVICES_HINT = {
-    "PostgreSQL": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    "Redis": 'start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
-}
+REDIS_HINT = 'start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -30,19 +28,12 @@ def _reachable(host: str, port: int) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The suite runs against real PostgreSQL and Redis; without them it stops at once, saying why."""
-    database = settings.DATABASES["default"]
+    problem = database_problem(settings.DATABASES["default"])
+    if problem:
+        pytest.exit(problem, returncode=3)
     redis_url = urlsplit(settings.REDIS_URL)
-    wanted = {
-        "PostgreSQL": (database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)),
-        "Redis": (redis_url.hostname or "127.0.0.1", redis_url.port or 6379),
-    }
-    missing = [
-        f"{name} is not reachable at {host}:{port}; {SERVICES_HINT[name]}"
-        for name, (host, port) in wanted.items()
-        if not _reachable(host, port)
-    ]
-    if missing:
-        pytest.exit("\n".join(missing), returncode=3)
+    if not _reachable(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
+        pytest.exit(f"Redis is not reachable at {redis_url.hostname}:{redis_url.port}; {REDIS_HINT}", returncode=3)
     # Leftover messages and cache entries of an earlier run must not leak into this one.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 

@@ -1,8 +1,8 @@
 """Settings for every mode, read from environment variables only.
 
-The defaults run the embedded mode: SQLite under var/, in-memory broker, cache and channel layer,
-the Celery worker and beat inside the server process. Setting REDIS_URL (and DATABASE_URL) switches
-to the distributed mode with the same code. See README.md for every variable.
+The defaults run the embedded mode: an embedded PostgreSQL server with its data under var/, in-memory
+broker, cache and channel layer, the Celery worker and beat inside the server process. Setting REDIS_URL
+(and DATABASE_URL) switches to the distributed mode with the same code. See README.md for every variable.
 """
 
 import json
@@ -21,6 +21,8 @@ from csp.constants import SELF as CSP_SELF
 from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+
+from config.embedded_db import database_settings as embedded_database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("DWC_VAR_DIR", BASE_DIR / "var"))
@@ -151,29 +153,27 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
+# One database engine everywhere: PostgreSQL. DATABASE_URL names a server of your own; without it
+# the embedded server of var/ is used (config/embedded_db), started by the first process that connects.
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+_database_lifetime = {
+    "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    "CONN_HEALTH_CHECKS": True,
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded worker writes from other threads than the request: WAL plus IMMEDIATE
-    # transactions make writers queue on the lock instead of failing with "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-elif os.environ.get("DATABASE_PREPARED_STATEMENTS", "on") != "off":
+if DATABASE_URL:
+    if not DATABASE_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {DATABASE_URL.split(':')[0]}:"
+        )
+    DATABASES = {"default": {**dj_database_url.parse(DATABASE_URL), **_database_lifetime}}
+else:
+    DATABASES = {"default": {**embedded_database_settings(VAR_DIR), **_database_lifetime}}
+if os.environ.get("DATABASE_PREPARED_STATEMENTS", "on") != "off":
     # Parameters bound by the server, and a statement run 5 times on a connection kept prepared
     # there: the engine's hot statements skip parsing and planning, which halved PostgreSQL's CPU
     # per step (bench/engine_overhead.py). "off" for a pooler that cannot keep prepared statements
     # (PgBouncer before 1.21 in transaction mode).
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 # config.asgi gives an ASGI server's process a pool of PostgreSQL connections (see there).
 DWC_ASGI_DATABASE_POOL = True
 

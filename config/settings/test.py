@@ -1,8 +1,8 @@
-"""Tests: real PostgreSQL and Redis on localhost, overridable by env."""
+"""Tests: PostgreSQL from DATABASE_URL, else the embedded server of var/ (as `make run` uses), and
+a real Redis on localhost (REDIS_URL overrides it)."""
 
 import os
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
 from config.settings.base import *  # noqa: F403

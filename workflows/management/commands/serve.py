@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
         is_embedded = settings.DWC_MODE == "embedded"
         if is_embedded:
+            embedded.claim_checkout(url=f"http://{host}:{port}/")
             embedded.start()
         logger.info("serving", extra={"url": f"http://{host}:{port}/", "mode": settings.DWC_MODE})
         try:
