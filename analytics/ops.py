@@ -114,7 +114,7 @@ def status(request) -> JsonResponse:
             "version": settings.VERSION,
             "mode": settings.DWC_MODE,
             "uptime_seconds": round(time.time() - STARTED_AT, 1),
-            "database": connection.vendor,
+            "database": f"postgresql ({settings.DWC_DATABASE_SERVER})",
             "broker": _redacted(settings.CELERY_BROKER_URL),
             "workers": _worker_count(),
         }

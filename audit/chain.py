@@ -136,12 +136,12 @@ def _checkpoint_problem(checkpoint: AuditCheckpoint) -> Verification | None:
 def chain_verify(*, chunk_size: int = 2000) -> Verification:
     """Recompute the chain from its start: the first event, or the one after the latest purge checkpoint.
 
-    Reads one snapshot (REPEATABLE READ on PostgreSQL) so that appends and purges running meanwhile
+    Reads one snapshot (REPEATABLE READ) so that appends and purges running meanwhile
     cannot look like tampering. Streams the rows, so memory does not grow with the table.
     """
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
+        if outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return _verify(chunk_size)

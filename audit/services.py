@@ -199,13 +199,13 @@ def _head_locked() -> AuditChainHead:
 
 
 def _append(events: list[AuditEvent]) -> list[AuditEvent]:
-    """Number, timestamp, chain and insert `events`: one statement for one event on PostgreSQL
+    """Number, timestamp, chain and insert `events`: one statement for one event
     (`_append_one`), otherwise three however many there are.
 
     Inside the caller's transaction without a savepoint (two round trips fewer on every audited
     change): a failure here fails the caller's change with it, as it should.
     """
-    if len(events) == 1 and connection.vendor == "postgresql" and _append_one(events[0]):
+    if len(events) == 1 and _append_one(events[0]):
         return events
     with transaction.atomic(savepoint=False):
         head = _head_locked()
@@ -355,14 +355,11 @@ def audit_purge(*, before: datetime, actor: Any = None) -> AuditCheckpoint | Non
             return None
         table = connection.ops.quote_name(AuditEvent._meta.db_table)
         with connection.cursor() as cursor:
-            postgres = connection.vendor == "postgresql"
-            if postgres:
-                # The only way past the append-only trigger (audit migration 0002), for this transaction.
-                cursor.execute("SET LOCAL audit.allow_purge = 'on'")
+            # The only way past the append-only trigger (audit migration 0002), for this transaction.
+            cursor.execute("SET LOCAL audit.allow_purge = 'on'")
             cursor.execute(f"DELETE FROM {table} WHERE id <= %s", [last["id"]])  # noqa: S608 - a quoted table name
             count = cursor.rowcount
-            if postgres:
-                cursor.execute("SET LOCAL audit.allow_purge = 'off'")
+            cursor.execute("SET LOCAL audit.allow_purge = 'off'")
         event = audit_record(
             action="audit.purged",
             actor=actor,

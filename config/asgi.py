@@ -9,15 +9,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
+from django.db import connections  # noqa: E402
 
 # Under ASGI every request runs its sync code in a thread of its own, so a persistent connection
 # would outlive its thread and leak ("too many clients" under load). Django's advice: no
-# persistent connections in async servers. (gunicorn and the workers keep theirs.) On PostgreSQL a
-# pool lends each request a connection and takes it back, instead of a new one per request (a
-# backend forked, authenticated and set up): webhook throughput at concurrency 10 rose from 48-51
-# to 63-75 runs/s (bench/webhook_throughput.py).
+# persistent connections in async servers. (gunicorn and the workers keep theirs.) A pool lends
+# each request a connection and takes it back, instead of a new one per request (a backend forked,
+# authenticated and set up): webhook throughput at concurrency 10 rose from 48-51 to 63-75 runs/s
+# (bench/webhook_throughput.py).
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
-if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and settings.DWC_ASGI_DATABASE_POOL:
+if settings.DWC_ASGI_DATABASE_POOL:
+    # A connection this thread opened before (`manage.py start` migrates first) is not the pool's:
+    # closed once the pool is configured, it would be handed back to it (AttributeError at exit).
+    connections["default"].close()
     settings.DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20")),

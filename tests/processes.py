@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -20,6 +21,20 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def database_url_for_subprocesses() -> str:
+    """A DATABASE_URL for child processes that reaches this test process's database, whether it
+    listens on TCP or, as the embedded server does, on a Unix socket (passed as ?host=, which keeps
+    the directory's case; a socket path in the URL's host part would be lower-cased)."""
+    from django.conf import settings
+    from django.db import connection
+
+    database = settings.DATABASES["default"]
+    name = connection.settings_dict["NAME"]  # the test database once pytest-django has made it
+    if database["HOST"].startswith("/"):
+        return f"postgres://{database['USER']}@/{name}?host={quote(database['HOST'], safe='/')}"
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{name}"
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

@@ -14,15 +14,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.factories import PASSWORD, UserFactory
-from tests.processes import Process, clean_env, free_port, wait_for_http, wait_until
+from tests.processes import Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http, wait_until
 
 STRONG = "a-Sturdy-passphrase-42"
 PING_DELAY_MS = 1500
-
-
-def database_url_for_subprocesses() -> str:
-    database = settings.DATABASES["default"]
-    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 def register_and_login(base: str) -> httpx.Client:
@@ -64,11 +59,11 @@ def test_embedded_mode_end_to_end(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base}/health", server)
-        assert (tmp_path / "db.sqlite3").exists()
+        assert (tmp_path / "postgres" / "PG_VERSION").exists()
         status = httpx.get(f"{base}/status").json()
         assert (status["mode"], status["database"], status["broker"], status["workers"]) == (
             "embedded",
-            "sqlite",
+            "postgresql (embedded)",
             "memory://localhost/",
             1,
         )
@@ -113,7 +108,7 @@ def distributed_server(transactional_db):
 def test_distributed_mode_end_to_end(distributed_server):
     base, env = distributed_server
     status = httpx.get(f"{base}/status").json()
-    assert (status["mode"], status["database"]) == ("distributed", "postgresql")
+    assert (status["mode"], status["database"]) == ("distributed", "postgresql (external)")
     worker = Process(
         [
             ".venv/bin/celery",

@@ -1,9 +1,8 @@
-"""On PostgreSQL, refuse UPDATE and DELETE on audit events and checkpoints in the database itself.
+"""Refuse UPDATE and DELETE on audit events and checkpoints in the database itself.
 
 Two exceptions: the purge (audit.services.audit_purge) deletes events after `SET LOCAL
 audit.allow_purge = 'on'`; and deleting a user or workspace sets the events' foreign key to NULL
-(Django's SET_NULL), which changes nothing that is hashed. SQLite (the embedded mode) has no such
-trigger; there the ORM guards and the hash chain remain.
+(Django's SET_NULL), which changes nothing that is hashed.
 """
 
 from django.db import migrations
@@ -42,13 +41,11 @@ DROP FUNCTION IF EXISTS audit_append_only();
 
 
 def create_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE, params=None)
+    schema_editor.execute(CREATE, params=None)
 
 
 def drop_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP, params=None)
+    schema_editor.execute(DROP, params=None)
 
 
 class Migration(migrations.Migration):

@@ -156,6 +156,7 @@ TEMPLATES = [
 # One database engine everywhere: PostgreSQL. DATABASE_URL names a server of your own; without it
 # the embedded server of var/ is used (config/embedded_db), started by the first process that connects.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DWC_DATABASE_SERVER = "external" if DATABASE_URL else "embedded"
 _database_lifetime = {
     "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     "CONN_HEALTH_CHECKS": True,
@@ -322,7 +323,7 @@ REST_FRAMEWORK = {
         "config.throttling.WorkflowTriggerThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "auth": env_rate("DWC_THROTTLE_AUTH", "10/min"),
+        "auth": env_rate("DWC_THROTTLE_AUTH", "60/min"),
         "user": env_rate("DWC_THROTTLE_USER", "1000/hour"),
         "session": env_rate("DWC_THROTTLE_SESSION", "10000/hour"),
         "trigger": env_rate("DWC_THROTTLE_TRIGGER", "60/min"),

@@ -4,17 +4,16 @@ import time
 
 from django.conf import settings
 
-from tests.processes import Process, clean_env
+from tests.processes import Process, clean_env, database_url_for_subprocesses
 from workflows.models import Run
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def worker_env(**overrides: str) -> dict[str, str]:
-    database = settings.DATABASES["default"]
     defaults = {
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "DATABASE_URL": database_url_for_subprocesses(),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         "CREDENTIALS_KEY": settings.CREDENTIALS_KEY,

@@ -2,8 +2,7 @@
 
 import django_filters
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
@@ -43,8 +42,6 @@ class DocumentFilter(django_filters.FilterSet):
         fields = ["workflow", "run", "node_key", "created_after", "created_before", "search"]
 
     def search_text(self, queryset: QuerySet[Document], name: str, value: str) -> QuerySet[Document]:
-        if connection.vendor != "postgresql":  # the embedded SQLite mode: a plain substring match
-            return queryset.filter(Q(title__icontains=value) | Q(content__icontains=value))
         vector = SearchVector("title", weight="A", config="english") + SearchVector(
             "content", weight="B", config="english"
         )

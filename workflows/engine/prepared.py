@@ -137,7 +137,7 @@ def save_fields_many(changes: Sequence[tuple[models.Model, set[str]]]) -> None:
     for instance, names in changes:
         groups.setdefault((type(instance), tuple(sorted(names))), []).append(instance)
     for (model, names), instances in groups.items():
-        if len(instances) == 1 or connection.vendor != "postgresql":
+        if len(instances) == 1:
             for instance in instances:
                 save_fields(instance, names)
             continue
@@ -192,9 +192,6 @@ def insert_rows(model: type[models.Model], instances: Sequence[models.Model]) ->
     """
     if not instances:
         return
-    if connection.vendor != "postgresql":  # no unnest(); the embedded mode's SQLite
-        model.objects.bulk_create(instances)
-        return
     with connection.cursor() as cursor:
         cursor.execute(*_insert(model, instances))
 
@@ -207,11 +204,11 @@ def insert_together(
     Foreign keys between the rows are checked at commit (Django makes them deferrable on PostgreSQL),
     so the groups may refer to each other in any order. Empty groups are left out.
 
-    With a `gate` (PostgreSQL only; see config.gates), its CTEs come first and the rows are inserted
+    With a `gate` (see config.gates), its CTEs come first and the rows are inserted
     only when it is open; when it is closed nothing is, and GateClosed is raised.
     """
     groups = [(model, instances) for model, instances in groups if instances]
-    if gate is None and (connection.vendor != "postgresql" or len(groups) < 2):
+    if gate is None and len(groups) < 2:
         for model, instances in groups:
             insert_rows(model, instances)
         return

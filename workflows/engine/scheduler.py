@@ -698,9 +698,8 @@ def _commit_without_flush_wait() -> None:
     transaction that does (the claim of a step that calls out, a started follow-up run) commits
     synchronously, and a synchronous commit flushes every earlier commit with it.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _execute_inline(run: Run, step: StepRun, attempt: int, worker: str) -> list[Dispatch]:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from accounts.access import personal_workspace
 from tests.factories import PASSWORD, UserFactory
-from tests.processes import PROJECT_DIR, Process, clean_env, free_port, wait_for_http
+from tests.processes import PROJECT_DIR, Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http
 from workflows.services.definitions import workflow_create
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,10 +46,9 @@ pytestmark = [
 @pytest.fixture
 def server(transactional_db, tmp_path):
     """The product as `make run` starts it, but on the test database (no REDIS_URL: embedded mode)."""
-    database = settings.DATABASES["default"]
     env = clean_env(
         DJANGO_SETTINGS_MODULE="config.settings.base",
-        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        DATABASE_URL=database_url_for_subprocesses(),
         SECRET_KEY=settings.SECRET_KEY,
         CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
         DWC_OUTBOUND_ALLOWLIST="127.0.0.1",
