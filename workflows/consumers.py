@@ -169,6 +169,11 @@ class RunConsumer(RunEventsConsumer):
             seq = int(after[0]) if after[0].isdigit() else -1
             await self._resume({"run": self.run_id, "after_seq": seq})
 
+    async def _resume(self, content: dict) -> None:
+        # On a run's own socket the run goes without saying (DESIGN §9's {"action": "resume", "after_seq": N}),
+        # and no other run can be named.
+        await super()._resume({**content, "run": self.run_id})
+
     def authorize(self, user) -> tuple[list[str], dict] | None:
         run_id = _uuid(self.scope["url_route"]["kwargs"]["run_id"])
         run = Run.objects.filter(pk=run_id).only("workspace_id").first() if run_id else None
