@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from analytics import ops
 from config.problems import api_not_found
+from config.routers import ApiRootView
 from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
@@ -26,6 +27,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (/docs?script=): the CSP runs no inline script.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^api/v3/?$", ApiRootView.as_view(), name="api-root"),
     path("api/v3/", include(api_v3)),
     path("hooks/<str:token>/", inbound_hook, name="inbound-hook"),
     re_path(r"^api/", api_not_found),

@@ -10,7 +10,10 @@ from workflows.models import Workflow
 from workflows.services.definitions import workflow_create
 
 DEMO_SLUG = "ai-blog-series"
-TOPIC = "{{ input.topic | default('AI in document automation') }}"
+DEFAULT_TOPIC = "AI in document automation"
+# The input schema's default is what the dashboard's run dialog pre-fills; `default(..., true)` also
+# stands in for an empty topic, so pressing Run on a cleared field still writes about something.
+TOPIC = "{{ input.topic | default('" + DEFAULT_TOPIC + "', true) }}"
 
 
 def _post(number: int, angle: str) -> dict:
@@ -32,7 +35,17 @@ DEMO_DEFINITION = {
     "description": "An outline, three posts that follow it, and a summary of the three: a document chain.",
     "status": "active",
     "tags": ["demo", "blog"],
-    "input_schema": {"type": "object", "properties": {"topic": {"type": "string", "maxLength": 200}}},
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "topic": {
+                "type": "string",
+                "maxLength": 200,
+                "default": DEFAULT_TOPIC,
+                "description": "What the blog series is about.",
+            }
+        },
+    },
     "nodes": [
         {
             "key": "outline",

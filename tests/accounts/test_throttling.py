@@ -2,6 +2,10 @@
 starts per workflow. Over the rate: 429 problem+json with Retry-After."""
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.conf import settings
@@ -140,3 +144,52 @@ def test_x_forwarded_for_counts_only_behind_the_configured_proxies(api, user):
             "/api/v3/auth/token", wrong, format="json", REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"1.2.3.4, {first}"
         )
         assert_throttled(spoofed)
+
+
+def production_limits(var_dir) -> dict:
+    """The rates and lockout config.settings.base sets when no DWC_THROTTLE_* or DWC_LOGIN_* variable is
+    set (the test settings raise them all, so they are read in a process of their own)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("DWC_THROTTLE_", "DWC_LOGIN_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DWC_VAR_DIR=str(var_dir),
+        SECRET_KEY=settings.SECRET_KEY,
+        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
+    )
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({"
+        "'rates': s.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'], 'max_failures': s.DWC_LOGIN_MAX_FAILURES, "
+        "'lockout_minutes': s.DWC_LOGIN_LOCKOUT_MINUTES}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_with_the_default_limits_scripts_log_in_freely_and_a_password_guesser_is_locked_out(api, settings, tmp_path):
+    limits = production_limits(tmp_path)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": limits["rates"]}
+    settings.DWC_LOGIN_MAX_FAILURES = limits["max_failures"]
+    settings.DWC_LOGIN_LOCKOUT_MINUTES = limits["lockout_minutes"]
+    address = next(_addresses)
+
+    def login(user, password=PASSWORD):
+        body = {"email": user.email, "password": password}
+        return api.post("/api/v3/auth/token", body, format="json", REMOTE_ADDR=address)
+
+    # Three scripts on one machine, each logging in a dozen times within the minute.
+    scripts = [UserFactory() for _ in range(3)]
+    for _ in range(12):
+        for user in scripts:
+            assert login(user).status_code == 200
+
+    guessed = scripts[0]
+    for _ in range(limits["max_failures"]):
+        assert login(guessed, "guess").status_code == 401
+    for password in ("guess", PASSWORD):
+        locked = login(guessed, password)
+        assert locked.status_code == 429
+        assert locked.json()["type"] == "/problems/locked-out"
+    assert login(scripts[1]).status_code == 200  # only the guessed account is locked out

@@ -1,7 +1,10 @@
 """The one expression language: Jinja2 in an immutable sandbox with strict undefined names.
 
 Templates (`Hello {{ input.name }}`) render to strings; expressions (`nodes.check.output.status == 200`)
-evaluate to a value and are used where a value, not text, is wanted (conditions, loop items). Both are
+evaluate to a value and are used where a value, not text, is wanted (conditions, loop items). Where a
+JSON value is built from templates (a transform's values, a child run's input, a JSON body), a string
+that is exactly one `{{ expression }}` gives the expression's value, so `"{{ input.a + input.b }}"` is
+the number 3 and `"{{ input.tags }}"` a list; a string with text around its expression is text. Both are
 parsed when a definition is saved, so a syntax error is a 400 naming the node and the field rather
 than a failed run.
 
@@ -839,6 +842,25 @@ def _compile_expression(source: str) -> Any:
     return environment.compile_expression(source, undefined_to_none=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _compile_lone_expression(source: str) -> tuple[Template, int] | None:
+    """For a template that is exactly one `{{ expression }}`, whitespace around it allowed: a template
+    that stores the expression's value as `result`, and the expression's line. None for any other."""
+    stripped = source.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")):  # cheap: most templates are text
+        return None
+    body = environment.parse(source).body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts = [part for part in body[0].nodes if not (isinstance(part, nodes.TemplateData) and not part.data.strip())]
+    if len(parts) != 1 or isinstance(parts[0], nodes.TemplateData):
+        return None
+    expression = parts[0]
+    # What Environment.compile_expression builds, from the parsed node rather than from source text.
+    assign = nodes.Assign(nodes.Name("result", "store"), expression, lineno=expression.lineno)
+    return environment.from_string(nodes.Template([assign], lineno=1)), expression.lineno
+
+
 def _compiled(compile_source: Any, source: str) -> Any:
     if len(source) > MAX_TEMPLATE_LENGTH:
         raise ExpressionError(f"longer than {MAX_TEMPLATE_LENGTH} characters")
@@ -895,6 +917,21 @@ def _render(source: str, limits: _Limits) -> str:
         raise _failure(error, template) from error
 
 
+def _render_lone_expression(compiled: tuple[Template, int], limits: _Limits) -> Any:
+    template, line = compiled
+    limits.restart()
+    try:
+        context = template.new_context(dict(limits.context))
+        for _ in template.root_render_func(context):
+            pass
+        value = _as_data(context.vars["result"])
+    except Exception as error:
+        failure = _failure(error, template)
+        # An undefined value fails in _as_data, outside the template: it is still the expression's line.
+        raise (failure if failure.line else ExpressionError(failure.reason, line=line)) from error
+    return str(value) if isinstance(value, Markup) else value  # `|e` marks its text safe; the value is text
+
+
 def render_template(source: str, context: Mapping[str, Any]) -> str:
     """Render a template to text. Raises ExpressionError."""
     with _bounded(context) as limits:
@@ -902,18 +939,38 @@ def render_template(source: str, context: Mapping[str, Any]) -> str:
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every string inside a JSON value (dict values and list items, not keys) as a template.
-    Other values are returned unchanged; the rendered strings together are bounded. Raises ExpressionError."""
+    """Render every string inside a JSON value (dict values and list items, not keys) as a template,
+    for a value that is data (a transform's values, a child run's input, a JSON body).
+
+    A string that is exactly one `{{ expression }}`, whitespace around it allowed, becomes the
+    expression's value: a number, boolean, null, list or object as well as a string. Any other string
+    (text around the expression, two expressions, a tag) renders to text. Other values are returned
+    unchanged; the rendered values together are bounded. Raises ExpressionError."""
+    return _render_json(value, context, lone_expressions_keep_type=True)
+
+
+def render_strings(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside a JSON value as a template to text, for values that are text (a URL,
+    header values, addresses): `"{{ input.count }}"` is `"4"`. Raises ExpressionError."""
+    return _render_json(value, context, lone_expressions_keep_type=False)
+
+
+def _render_json(value: Any, context: Mapping[str, Any], *, lone_expressions_keep_type: bool) -> Any:
     total = 0
 
     def walk(item: Any) -> Any:
         nonlocal total
         if isinstance(item, str):
-            text = _render(item, limits)
-            total += len(text)
+            lone = _compiled(_compile_lone_expression, item) if lone_expressions_keep_type and "{" in item else None
+            if lone is None:
+                rendered = _render(item, limits)
+                total += len(rendered)
+            else:
+                rendered = _render_lone_expression(lone, limits)
+                total += len(rendered) if isinstance(rendered, str) else _measure(rendered)[0]
             if total > MAX_OUTPUT_LENGTH:
                 raise ExpressionError(OUTPUT_TOO_LONG)
-            return text
+            return rendered
         if isinstance(item, dict):
             return {key: walk(child) for key, child in item.items()}
         if isinstance(item, list):

@@ -84,7 +84,7 @@ def test_each_trigger_follows_only_the_end_it_names(engine_worker, user, user_ap
     assert sorted(started) == ["on finished", "on succeeded"]
     for run in started.values():
         assert run.trigger == "event"
-        assert run.input == good_run.output == {"a": {"x": "7"}}
+        assert run.input == good_run.output == {"a": {"x": 7}}
         assert run.event_depth == 1
         assert wait_for_run(run.pk).status == "succeeded", run.error
 

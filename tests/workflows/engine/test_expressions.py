@@ -12,6 +12,7 @@ from workflows.engine.expressions import (
     ExpressionSyntaxError,
     check_template,
     evaluate_expression,
+    render_strings,
     render_template,
     render_value,
 )
@@ -109,10 +110,74 @@ def test_render_value_renders_every_string_in_nested_json_but_not_keys():
     assert render_value(value, CONTEXT) == {
         "title": "Report on solar power",
         "{{ keys }}": "stay 2",
-        "items": [1, "3", {"deep": ["5f1c", None, True, 2.5]}],
+        "items": [1, 3, {"deep": ["5f1c", None, True, 2.5]}],
         "plain": "no template",
     }
     assert render_value(7, CONTEXT) == 7
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # Exactly one expression, whitespace around it allowed: the expression's own value.
+        ("{{ input.count }}", 4),
+        ("{{ input.count * 2 }}", 8),
+        ("{{ 1 + 2 }}", 3),
+        ("{{ input.count / 8 }}", 0.5),
+        ("{{ 2.5 }}", 2.5),
+        ("{{ input.count > 3 }}", True),
+        ("{{ false }}", False),
+        ("{{ none }}", None),
+        ("{{ input.tags }}", ["pv", "grid"]),
+        ("{{ input.rows[0] }}", {"n": 1, "ok": True}),
+        ("{{ {'a': index, 'b': [1, 2]} }}", {"a": 2, "b": [1, 2]}),
+        ("{{ input.rows|selectattr('ok') }}", [{"n": 1, "ok": True}]),  # a generator becomes a list
+        ("{{ (1, 'a') }}", [1, "a"]),
+        ("  {{ index }}\n", 2),
+        ("{{ input.count > 3 }} ", True),
+        ("{{- index -}}", 2),
+        ("{{ input.topic }}", "solar power"),
+        ("{{ 'a' }}", "a"),
+        ("{{ '1' }}", "1"),  # a string stays a string, whatever it looks like
+        ("{{ input.count|string }}", "4"),
+        ("{{ input.topic|e }}", "solar power"),
+        # Text around the expression, two expressions, or a tag: text.
+        ("n = {{ input.count }}", "n = 4"),
+        ("{{ input.count }}!", "4!"),
+        ("{{ index }}{{ index }}", "22"),
+        ("{{ index }} {{ index }}", "2 2"),
+        ("{% if true %}{{ index }}{% endif %}", "2"),
+        ("{{ none }} and {{ true }}", "None and True"),
+        ("[{{ input.tags|join(',') }}]", "[pv,grid]"),
+    ],
+)
+def test_a_lone_expression_keeps_its_type_and_anything_else_is_text(source, expected):
+    rendered = render_value({"value": source, "in_list": [source]}, CONTEXT)
+    assert rendered == {"value": expected, "in_list": [expected]}
+    assert type(rendered["value"]) is type(expected)
+    assert render_value(source, CONTEXT) == expected
+
+
+def test_render_strings_renders_every_string_to_text():
+    value = {"count": "{{ input.count }}", "flags": ["{{ true }}", "{{ none }}"], "n": 1}
+    assert render_strings(value, CONTEXT) == {"count": "4", "flags": ["True", "None"], "n": 1}
+
+
+def test_a_lone_expression_fails_as_a_template_would():
+    with pytest.raises(ExpressionError) as caught:
+        render_value({"a": "\n{{ input.missing }}"}, CONTEXT)
+    assert str(caught.value).startswith("line 2: 'input' has no attribute 'missing'")
+    with pytest.raises(ExpressionError, match="is not data"):
+        render_value("{{ range }}", CONTEXT)
+    with pytest.raises(ExpressionError, match="syntax error"):
+        render_value("{{ input.count + }}", CONTEXT)
+
+
+def test_render_value_caps_a_lone_expression_value_too():
+    source = "{{ ['x' * 1000] * 600 }}"
+    assert len(render_value({"a": source}, CONTEXT)["a"]) == 600
+    error, _, _ = _fails_fast(render_value, {"a": source, "b": [source]}, CONTEXT)
+    assert error.reason == expressions.OUTPUT_TOO_LONG
 
 
 def test_render_value_caps_the_total_of_its_strings():

@@ -72,7 +72,7 @@ def test_a_loop_runs_each_item_with_bounded_concurrency(engine_worker, user_api,
     assert [item["call"]["body"] for item in output] == [{"item": n * 10} for n in range(1, 6)]
     assert peak[0] == 2
     children = Run.objects.filter(parent_step__run=run).order_by("parent_index")
-    assert [c.input for c in children] == [{"n": str(n * 10), "position": str(n - 1)} for n in range(1, 6)]
+    assert [c.input for c in children] == [{"n": n * 10, "position": n - 1} for n in range(1, 6)]
     assert {c.trigger for c in children} == {"subworkflow"} and child["id"] == str(children[0].workflow_id)
 
 
@@ -109,7 +109,7 @@ def test_a_subworkflow_returns_its_output_and_fails_with_it(engine_worker, user_
     )
     run = wait_for_run(start(user_api, parent["id"], {"word": "hi"})["id"])
     assert run.status == "succeeded", run.error
-    assert steps_of(run.pk)["call_child"].output == {"check": {"x": "1"}, "shout": {"loud": "HI"}}
+    assert steps_of(run.pk)["call_child"].output == {"check": {"x": 1}, "shout": {"loud": "HI"}}
 
     failing = create(
         user_api,
@@ -292,7 +292,7 @@ def test_a_webhook_with_a_secret_is_signed_and_the_secret_stays_out_of_the_run(
     [(request, _)] = [(r, s) for r, s in httpserver.log if r.path == "/hook"]
     expected = hmac.new(b"s3cr3t-value", request.get_data(), hashlib.sha256).hexdigest()
     assert request.headers["X-Signature-256"] == f"sha256={expected}"
-    assert request.get_json() == {"n": "7"}
+    assert request.get_json() == {"n": 7}
     everything = str(steps_of(run.pk)["hook"].__dict__) + str(list(run.events.values_list("data", flat=True)))
     assert "s3cr3t-value" not in everything
 

@@ -244,7 +244,7 @@ def test_schema_is_strict_valid_and_documents_every_property(node_type):
         assert prop.get("description"), key
         if "default" in prop:
             assert not list(Draft202012Validator(prop).iter_errors(prop["default"])), key
-    for field in (*node_type.template_fields, *node_type.expression_fields):
+    for field in (*node_type.template_fields, *node_type.value_fields, *node_type.expression_fields):
         assert field in schema["properties"]
 
 

@@ -304,4 +304,4 @@ def test_a_batch_starts_every_run_or_none(engine_worker, user_api):
     started = user_api.post(url, {"inputs": [{"n": n} for n in range(3)]}, format="json")
     assert started.status_code == 202
     runs = [wait_for_run(item["id"]) for item in started.json()]
-    assert [run.output for run in runs] == [{"a": {"m": str(n + 1)}} for n in range(3)]
+    assert [run.output for run in runs] == [{"a": {"m": n + 1}} for n in range(3)]

@@ -11,7 +11,14 @@ from typing import Any, ClassVar, Protocol
 
 from jsonschema import Draft202012Validator
 
-from workflows.engine.expressions import ExpressionSyntaxError, check_expression, check_template
+from workflows.engine.expressions import (
+    ExpressionSyntaxError,
+    check_expression,
+    check_template,
+    render_strings,
+    render_template,
+    render_value,
+)
 
 Errors = dict[str, list[str]]
 # The key of a step's state holding a prompt that replaces its node's (set when regenerating).
@@ -112,8 +119,11 @@ class NodeType:
     description: ClassVar[str]
     # JSON Schema (draft 2020-12) for `Node.config`.
     config_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
-    # Config keys whose strings, at any depth, are templates rendered at run time.
+    # Config keys whose strings, at any depth, are templates rendered to text at run time (a URL, headers).
     template_fields: ClassVar[tuple[str, ...]] = ()
+    # Config keys holding JSON data whose strings are templates, where a string that is exactly one
+    # `{{ expression }}` gives the expression's value: `"{{ input.n * 2 }}"` is a number, not "4".
+    value_fields: ClassVar[tuple[str, ...]] = ()
     # Config keys holding one expression that evaluates to a value (a condition, a list of items).
     expression_fields: ClassVar[tuple[str, ...]] = ()
     # Whether the node's `prompt` / `content` are used (as templates), and whether the prompt is required.
@@ -139,10 +149,11 @@ class NodeType:
     @classmethod
     def prepare(cls, node: dict, context: StepContext) -> dict:
         """The node's inputs with every template rendered: what execute() receives and the step records."""
-        from workflows.engine.expressions import render_template, render_value
-
         config = dict(node["config"])
         for key in cls.template_fields:
+            if key in config:
+                config[key] = render_strings(config[key], context.expressions)
+        for key in cls.value_fields:
             if key in config:
                 config[key] = render_value(config[key], context.expressions)
         prepared = {"config": config, "title": node.get("title", "")}
@@ -174,7 +185,12 @@ class NodeType:
         if errors:
             return config, errors
 
-        templates = [item for key in cls.template_fields if key in config for item in _strings(config[key], key)]
+        templates = [
+            item
+            for key in (*cls.template_fields, *cls.value_fields)
+            if key in config
+            for item in _strings(config[key], key)
+        ]
         if cls.uses_prompt:
             templates.append(("prompt", prompt))
         if cls.uses_content:

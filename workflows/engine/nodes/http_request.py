@@ -22,7 +22,8 @@ class HttpRequestNode(NodeType):
     name = "http_request"
     description = "Sends an HTTP request and returns the response status, headers and body."
     idempotent = False
-    template_fields = ("url", "headers", "query", "json", "form", "body")
+    template_fields = ("url", "headers", "query", "form", "body")
+    value_fields = ("json",)
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -41,7 +42,10 @@ class HttpRequestNode(NodeType):
                 "maxProperties": 100,
                 "additionalProperties": {"type": ["string", "number", "boolean"]},
             },
-            "json": {"description": "A JSON body; every string inside it is a template. Excludes `form` and `body`."},
+            "json": {
+                "description": "A JSON body; every string inside it is a template, and one that is exactly one "
+                "`{{ expression }}` keeps the expression's type. Excludes `form` and `body`."
+            },
             "form": {
                 "description": "A form-encoded body; values are templates. Excludes `json` and `body`.",
                 "type": "object",

@@ -14,7 +14,7 @@ class LoopNode(NodeType):
     name = "loop"
     description = "Runs a workflow once for each item of a list, with bounded concurrency."
     expression_fields = ("items",)
-    template_fields = ("input",)
+    value_fields = ("input",)
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -32,7 +32,8 @@ class LoopNode(NodeType):
                 "maxLength": 100,
             },
             "input": {
-                "description": "Input of each child run; strings are templates with `item` and `index` available.",
+                "description": "Input of each child run; strings are templates with `item` and `index` available, "
+                "and `{{ item }}` alone keeps the item's type.",
                 "type": "object",
             },
             "concurrency": {

@@ -11,7 +11,7 @@ class SubworkflowNode(NodeType):
 
     name = "subworkflow"
     description = "Runs another workflow with an input and returns its output."
-    template_fields = ("input",)
+    value_fields = ("input",)
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -23,7 +23,11 @@ class SubworkflowNode(NodeType):
                 "minLength": 1,
                 "maxLength": 100,
             },
-            "input": {"description": "Input of the child run; every string inside it is a template.", "type": "object"},
+            "input": {
+                "description": "Input of the child run; every string inside it is a template, and one that is "
+                "exactly one `{{ expression }}` keeps the expression's type.",
+                "type": "object",
+            },
             "wait": {"description": "Whether to wait for the child run to finish.", "type": "boolean", "default": True},
         },
     }

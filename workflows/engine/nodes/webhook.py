@@ -19,7 +19,8 @@ class WebhookNode(NodeType):
     name = "webhook"
     description = "Sends a JSON body to a URL, HMAC-signed when a secret is set."
     idempotent = False
-    template_fields = ("url", "headers", "body")
+    template_fields = ("url", "headers")
+    value_fields = ("body",)
     config_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -28,7 +29,10 @@ class WebhookNode(NodeType):
             "url": {"description": "The URL to call (template).", "type": "string", "minLength": 1, "maxLength": 2048},
             "method": {"description": "The HTTP method.", "enum": ["POST", "PUT", "PATCH"], "default": "POST"},
             "headers": HEADERS,
-            "body": {"description": "The JSON body; every string inside it is a template."},
+            "body": {
+                "description": "The JSON body; every string inside it is a template, and one that is exactly one "
+                "`{{ expression }}` keeps the expression's type."
+            },
             "secret": credential_name(
                 "Name of the workspace credential whose value signs the body (never the secret)."
             ),
