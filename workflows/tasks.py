@@ -26,6 +26,18 @@ def resume_step(step_id: str, attempt: int | None) -> None:
     dispatch.send(scheduler.resume_step(step_id, attempt))
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def time_out_run(run_id: str, deadline: str) -> None:
+    """Sent when a run with a timeout starts, to arrive at its deadline."""
+    scheduler.time_out_run(run_id, deadline)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def time_out_step(step_id: str, attempt: int) -> None:
+    """Sent when an attempt of a step with a timeout starts, to arrive at its deadline."""
+    dispatch.send(scheduler.time_out_step(step_id, attempt))
+
+
 @shared_task(ignore_result=True)
 def recover_runs() -> None:
     scheduler.recover()

@@ -10,6 +10,9 @@ one each.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
 
 from workflows.batching import IntervalBatcher
 
@@ -80,6 +83,14 @@ def send_resume(step_id) -> None:
     from workflows import tasks
 
     tasks.resume_step.apply_async((str(step_id), None), queue="engine")
+
+
+def send_run_deadline(run_id, deadline: datetime) -> None:
+    """Have the run checked at its deadline (`time_out_run`); one past MAX_COUNTDOWN_SECONDS in hops."""
+    from workflows import tasks
+
+    countdown = min(max((deadline - timezone.now()).total_seconds(), 0), MAX_COUNTDOWN_SECONDS)
+    tasks.time_out_run.apply_async((str(run_id), deadline.isoformat()), queue="engine", countdown=countdown)
 
 
 def send_follow(run_id) -> None:

@@ -255,7 +255,7 @@ def runs_insert(runs: list[Run], *, gate: Gate | None = None) -> None:
     Without a concurrency limit a run starts in the transaction that creates it: it is inserted
     running, its root steps queued, and their messages go out on commit, so a run costs no
     advance_run round trip and a batch of runs a handful of statements. With a limit, advance_run
-    decides, under locks. With a `gate` (PostgreSQL only, see config.gates), they are inserted
+    decides, under locks. With a `gate` (see config.gates), they are inserted
     only when it is open; when it is closed nothing is written and GateClosed is raised.
     """
     if not runs:
@@ -291,6 +291,9 @@ def runs_insert(runs: list[Run], *, gate: Gate | None = None) -> None:
         event._written = True
     if startable:
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        if timeout:
+            for run in runs:
+                transaction.on_commit(lambda run=run: dispatch.send_run_deadline(run.pk, run.deadline_at))
     else:
         for run in runs:
             transaction.on_commit(lambda run_id=run.pk: dispatch.send_advance(run_id))
@@ -302,13 +305,21 @@ def advance(run_id, *, worker: str = "") -> list[Dispatch]:
     Like every entry point here, it returns the messages to send; the caller sends them after commit.
     Called by a worker (`worker` set), it runs a first cheap step itself (see `_run_inline_chain`).
     """
-    with transition():
-        try:
-            run = locked_run(run_id)
-        except Run.DoesNotExist:  # a late message for a run deleted since
-            return []
-        dispatches = _advance(run)
-        return _run_inline_chain(run, dispatches, worker) if worker else dispatches
+    try:
+        with transition():
+            try:
+                run = locked_run(run_id)
+            except Run.DoesNotExist:  # a late message for a run deleted since
+                return []
+            dispatches = _advance(run)
+            return _run_inline_chain(run, dispatches, worker) if worker else dispatches
+    except Exception:
+        if not worker:
+            raise
+        # A cheap step run here failed unexpectedly and rolled the advance back with it. Advanced
+        # without it, the step runs from its own message, where its error is recorded as its own.
+        logger.exception("an inline step failed the advance; advancing without it", extra={"run": str(run_id)})
+        return advance(run_id)
 
 
 def _slot_free(run: Run) -> bool:
@@ -365,6 +376,9 @@ def _advance(run: Run) -> list[Dispatch]:
         run.deadline_at = now + timedelta(seconds=timeout) if timeout else None
         _save_run(run, "status", "started_at", "deadline_at")
         emit(run, "run.started")
+        if run.deadline_at:
+            run_id, deadline = run.pk, run.deadline_at
+            transaction.on_commit(lambda: dispatch.send_run_deadline(run_id, deadline))
 
     steps = _steps(run)
     nodes = _nodes_by_key(run)
@@ -514,17 +528,25 @@ def _claimable(step_id, run_id, attempt: int, *, wait: bool = True) -> tuple[Run
 
 
 def _start(run: Run, step: StepRun, attempt: int, worker: str, *, save: bool = True) -> None:
-    """Mark the step running. An inline step (save=False) is written once, with its result."""
+    """Mark the step running. An inline step (save=False) is written once, with its result.
+
+    A new attempt with a timeout gets its deadline and, on commit, a message that checks it then
+    (`time_out_step`): the step is stopped at its deadline whether it runs, hangs or waits.
+    """
     now = timezone.now()
     timeout = _nodes_by_key(run)[step.node_key].get("timeout")
     step.status = Status.RUNNING
-    # A resumed step (same attempt) keeps its start: its duration includes the wait.
-    step.started_at = step.started_at or now
+    # A resumed step (same attempt) keeps its start and its deadline: its duration includes the wait.
+    fresh = step.started_at is None
+    if fresh:
+        step.started_at = now
+        step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
     step.heartbeat_at = now
-    step.deadline_at = now + timedelta(seconds=timeout) if timeout else None
     step.worker = worker[:200]
     if save:
         save_fields(step, ["status", "started_at", "heartbeat_at", "deadline_at", "worker"])
+        if fresh and step.deadline_at:
+            _dispatch_on_commit([_deadline_check(step, timeout)])
     if run.status == Run.Status.WAITING:
         run.status = Run.Status.RUNNING
         _save_run(run, "status")
@@ -634,36 +656,80 @@ class _Heartbeat:
         self.stopped.set()
 
 
-def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None) -> list[Dispatch]:
+def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain: bool = True) -> list[Dispatch]:
     """Claim, run and record one attempt of a step; returns the messages to send next.
 
     A slow node runs between two transactions, its claim and its result, heart-beating meanwhile.
-    A cheap inline node (transform, text, condition) runs inside the claim's transaction; a crash
-    rolls it back to queued, and recover() re-sends it. Messages carry `run_id` to save a lookup.
+    A cheap inline node (transform, text, condition) runs inside the claim's transaction, followed
+    by the cheap steps it makes ready when `chain` (see `_run_inline_chain`); a crash rolls it back
+    to queued, and recover() re-sends it. Messages carry `run_id` to save a lookup.
+
+    An unexpected error around the node (storing its result, say) fails the attempt with that
+    error, retried as the node's retry policy says; left to escape, it would leave the step running
+    until recover() mistook its silent heartbeat for a dead worker.
     """
     if run_id is None:
         run_id = StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
         if run_id is None:
             return []
-    with transition():
-        claimed = _claimable(step_id, run_id, attempt)
-        if claimed is None:
-            return []
-        run, step = claimed
-        if NODE_TYPES[step.node_type].inline:
-            _commit_without_flush_wait()
-            return _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
-        _start(run, step, attempt, worker)
-        data = _context_data(run, step)
+    try:
+        with transition():
+            claimed = _claimable(step_id, run_id, attempt)
+            if claimed is None:
+                return []
+            run, step = claimed
+            if NODE_TYPES[step.node_type].inline:
+                _commit_without_flush_wait()
+                dispatches = _execute_inline(run, step, attempt, worker)
+                return _run_inline_chain(run, dispatches, worker) if chain else dispatches
+            _start(run, step, attempt, worker)
+            data = _context_data(run, step)
+    except Exception as error:
+        if chain:
+            # Rolled back to queued. The error may be a later step's of the chain: this one runs
+            # alone first, and an error then is its own.
+            logger.warning("a step's transaction failed; running it alone", exc_info=True, extra={"step": step_id})
+            return execute_step(step_id, attempt, worker=worker, run_id=run_id, chain=False)
+        return _fail_unexpectedly(step_id, attempt, run_id, error)
     with _Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = _run_node(run, step, data)
+    try:
+        with transition():
+            run = locked_run(run.pk)
+            step.refresh_from_db()
+            if step.status != Status.RUNNING or step.attempt != attempt:
+                logger.info(
+                    "dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt}
+                )
+                return []
+            return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+    except Exception as error:
+        return _fail_unexpectedly(step_id, attempt, run_id, error)
+
+
+def _fail_unexpectedly(step_id, attempt: int, run_id, error: Exception) -> list[Dispatch]:
+    """Fail (or retry) an attempt whose transaction an unexpected error rolled back, with that error.
+
+    The attempt is still the step's (queued, or running if its claim had committed). Should this
+    transaction fail too (the database is gone), the error escapes and recover() takes over.
+    """
+    logger.error("a step's transaction failed", exc_info=error, extra={"run": str(run_id), "step": str(step_id)})
     with transition():
-        run = locked_run(run.pk)
-        step.refresh_from_db()
-        if step.status != Status.RUNNING or step.attempt != attempt:
-            logger.info("dropped a late result", extra={"run": str(run.pk), "step": step.node_key, "attempt": attempt})
+        try:
+            run = locked_run(run_id)
+        except Run.DoesNotExist:
             return []
-        return _record(run, step, data["node"], prepared, result, children_seen=len(data["children"]))
+        step = _step_by_id(run, step_id)
+        if run.is_finished or step is None or step.attempt != attempt or step.status not in ACTIVE_STEP:
+            return []
+        node = _nodes_by_key(run)[step.node_key]
+        return _fail_or_retry(run, step, node, _unexpected(error)) + _advance(run)
+
+
+def _unexpected(error: Exception) -> TransientError:
+    """A bug or an unexpected library error, as a step error: recorded as itself, retried as transient."""
+    trace = "".join(traceback.format_exception(error, limit=5))
+    return TransientError(f"{type(error).__name__}: {error}", details={"traceback": trace})
 
 
 def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> list[Dispatch]:
@@ -675,15 +741,21 @@ def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> li
     """
     deadline = time.monotonic() + INLINE_BUDGET_SECONDS
     dispatches, later = [], []
-    with transition():
-        _commit_without_flush_wait()
-        for index, (step_id, attempt, run_id) in enumerate(steps):
-            claimed = _claimable(step_id, run_id, attempt, wait=index == 0) if time.monotonic() < deadline else None
-            if claimed is None or not NODE_TYPES[claimed[1].node_type].inline:
-                later.append((step_id, attempt, run_id))  # held, late or not claimable: its own transaction tells
-                continue
-            run, step = claimed
-            dispatches += _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
+    try:
+        with transition():
+            _commit_without_flush_wait()
+            for index, (step_id, attempt, run_id) in enumerate(steps):
+                claimed = _claimable(step_id, run_id, attempt, wait=index == 0) if time.monotonic() < deadline else None
+                if claimed is None or not NODE_TYPES[claimed[1].node_type].inline:
+                    later.append((step_id, attempt, run_id))  # held, late or not claimable: its own transaction tells
+                    continue
+                run, step = claimed
+                dispatches += _run_inline_chain(run, _execute_inline(run, step, attempt, worker), worker)
+    except Exception:
+        # One step's error (or a deadlock between two batches) rolled the whole batch back to queued.
+        # Each step then runs in a transaction of its own, where an error is that step's alone.
+        logger.warning("a batch of cheap steps failed; running them one by one", exc_info=True)
+        dispatches, later = [], list(steps)
     for step_id, attempt, run_id in later:
         dispatches += execute_step(step_id, attempt, worker=worker, run_id=run_id)
     return dispatches
@@ -733,7 +805,9 @@ def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeRes
     """Render the node's inputs and execute it; every failure comes back as a StepError."""
     node = data["node"]
     node_type = NODE_TYPES[node["type"]]
-    timeout = node.get("timeout")
+    # A resumed attempt has what is left of its time, not its whole timeout again.
+    remaining = (step.deadline_at - timezone.now()).total_seconds() if step.deadline_at else None
+    deadline = time.monotonic() + remaining if remaining is not None else None
     context = StepContext(
         run_id=str(run.pk),
         step_id=str(step.pk),
@@ -743,12 +817,11 @@ def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeRes
         expressions=data["expressions"],
         state=dict(step.state),
         children=data["children"],
-        deadline=time.monotonic() + timeout if timeout else None,
+        deadline=deadline,
         documents=data["documents"],
         stream=_DeltaStream(run.pk, step) if node_type.uses_context and not node_type.inline else None,
     )
     prepared: dict | None = None
-    started = time.perf_counter()
     try:
         prepared = node_type.prepare(node, context)
         result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
@@ -756,13 +829,11 @@ def _run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeRes
             context.stream.flush()
     except StepError as error:
         result = error
-    except Exception as error:  # a bug or an unexpected library error: recorded, retried as transient
+    except Exception as error:
         logger.exception("step raised", extra={"run": str(run.pk), "step": step.node_key})
-        result = TransientError(
-            f"{type(error).__name__}: {error}", details={"traceback": traceback.format_exc(limit=5)}
-        )
-    if timeout and time.perf_counter() - started > timeout and not isinstance(result, StepError):
-        result = TransientError(STEP_TIMED_OUT.format(seconds=timeout))
+        result = _unexpected(error)
+    if deadline is not None and time.monotonic() > deadline and not isinstance(result, StepError):
+        result = TransientError(STEP_TIMED_OUT.format(seconds=node.get("timeout")))
     return prepared, result
 
 
@@ -995,6 +1066,70 @@ def decide(run: Run, step: StepRun, *, approved: bool, by: str, comment: str) ->
     ) + _advance(run)
 
 
+# --- deadlines -------------------------------------------------------------------------------
+# A run's or an attempt's deadline is checked by a message sent, when it starts, to arrive at the
+# deadline: it fires on time, where recover() (every DWC_RECOVER_EVERY_SECONDS) would fire late.
+# recover() still sweeps, for a lost message. A check that comes early (another host's clock, or a
+# deadline beyond MAX_COUNTDOWN_SECONDS, checked in hops) sends itself again for the rest.
+
+
+def _deadline_check(step: StepRun, seconds: float) -> Dispatch:
+    countdown = min(max(seconds, 0), dispatch.MAX_COUNTDOWN_SECONDS)
+    return Dispatch(str(step.pk), step.attempt, "engine", countdown=countdown, task="time_out_step")
+
+
+def time_out_run(run_id, deadline: str) -> None:
+    """Fail the run if it is unfinished at its deadline. Idempotent.
+
+    `deadline` (ISO 8601) is the deadline the message was sent for: a run retried since has a new
+    one, with a message of its own, and this one does nothing.
+    """
+    with transition():
+        try:
+            run = locked_run(run_id)
+        except Run.DoesNotExist:
+            return
+        if run.is_finished or run.deadline_at != datetime.fromisoformat(deadline):
+            return
+        if run.deadline_at > timezone.now():
+            transaction.on_commit(lambda: dispatch.send_run_deadline(run_id, run.deadline_at))
+            return
+        _fail_timed_out_run(run)
+
+
+def _fail_timed_out_run(run: Run) -> None:
+    seconds = _settings(run).get("timeout")
+    _finish_run(run, Run.Status.FAILED, error={"message": RUN_TIMED_OUT.format(seconds=seconds), "type": "timeout"})
+
+
+def time_out_step(step_id, attempt: int) -> list[Dispatch]:
+    """Fail (or retry) the attempt if it is still open at its deadline: running (a call that hangs),
+    waiting (a delay, an approval, child runs, which are cancelled) or resumed and queued. Idempotent.
+
+    A worker still running it notices at its next heartbeat, cuts its calls off, and its late
+    result is dropped (`attempt` fences it).
+    """
+    with transition():
+        run_id = StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
+        try:
+            run = locked_run(run_id)
+        except Run.DoesNotExist:  # a late message for a run deleted since
+            return []
+        step = _step_by_id(run, step_id)
+        open_statuses = (Status.RUNNING, Status.WAITING, Status.QUEUED)
+        if run.is_finished or step is None or step.attempt != attempt or step.status not in open_statuses:
+            return []
+        if step.deadline_at is None or step.started_at is None:  # queued, but not yet started
+            return []
+        remaining = (step.deadline_at - timezone.now()).total_seconds()
+        if remaining > 0:
+            return [_deadline_check(step, remaining)]
+        node = _nodes_by_key(run)[step.node_key]
+        _cancel_children(step)
+        error = TransientError(STEP_TIMED_OUT.format(seconds=node.get("timeout")))
+        return _fail_or_retry(run, step, node, error) + _advance(run)
+
+
 # --- recovery --------------------------------------------------------------------------------
 
 
@@ -1007,9 +1142,13 @@ def recover(now: datetime | None = None) -> dict[str, int]:
     for step_id, attempt in stale.values_list("pk", "attempt"):
         counts["lost_workers"] += _recover_lost_worker(step_id, attempt)
 
-    overdue = StepRun.objects.filter(status=Status.RUNNING, deadline_at__lt=now - _timing("DWC_HEARTBEAT_SECONDS"))
-    for step_id, attempt, run_id in overdue.values_list("pk", "attempt", "run_id"):
-        counts["timed_out_steps"] += _recover_step_timeout(step_id, attempt, run_id)
+    # Past their deadline by more than a beat: their time_out_step message was lost.
+    overdue = StepRun.objects.filter(
+        status__in=[Status.RUNNING, Status.WAITING], deadline_at__lt=now - _timing("DWC_HEARTBEAT_SECONDS")
+    )
+    for step_id, attempt in overdue.values_list("pk", "attempt"):
+        dispatch.send(time_out_step(step_id, attempt))
+        counts["timed_out_steps"] += 1
 
     lost = StepRun.objects.filter(
         Q(status=Status.QUEUED, queued_at__lt=now - _timing("DWC_LOST_MESSAGE_SECONDS"))
@@ -1037,10 +1176,7 @@ def recover(now: datetime | None = None) -> dict[str, int]:
         with transition():
             run = locked_run(run_id)
             if not run.is_finished and run.deadline_at and run.deadline_at < now:
-                seconds = _settings(run).get("timeout")
-                _finish_run(
-                    run, Run.Status.FAILED, error={"message": RUN_TIMED_OUT.format(seconds=seconds), "type": "timeout"}
-                )
+                _fail_timed_out_run(run)
                 counts["timed_out_runs"] += 1
 
     stuck = Run.objects.filter(
@@ -1068,20 +1204,6 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
             error: StepError = TransientError(WORKER_LOST)
         else:
             error = PermanentError(INTERRUPTED)
-        dispatches = _fail_or_retry(run, step, node, error) + _advance(run)
-        _dispatch_on_commit(dispatches)
-    return 1
-
-
-def _recover_step_timeout(step_id, attempt: int, run_id) -> int:
-    """A step still running past its deadline: its worker is alive but stuck; this attempt is over."""
-    with transition():
-        run = locked_run(run_id)
-        step = StepRun.objects.get(pk=step_id)
-        if step.status != Status.RUNNING or step.attempt != attempt:
-            return 0
-        node = _nodes_by_key(run)[step.node_key]
-        error = TransientError(STEP_TIMED_OUT.format(seconds=node.get("timeout")))
         dispatches = _fail_or_retry(run, step, node, error) + _advance(run)
         _dispatch_on_commit(dispatches)
     return 1

@@ -2,20 +2,21 @@
 
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.db.models import Max
 
 from workflows.models import Document, Run, StepRun
 
-# Two runs of one workflow may finish the same node at once; each takes the next version number.
-VERSION_RACE_ATTEMPTS = 5
+# The first key of the two-key advisory locks that serialize version numbering (a key space of its own).
+VERSION_LOCK_CLASS = 0x646F63  # "doc"
 
 
 def document_record(*, run: Run, step: StepRun, document: dict) -> Document:
     """Store a step's generated document as the next version for its (workflow, node key).
 
     Called inside the scheduler's transaction that records the step's success, so the document
-    exists exactly when the step succeeded. `document["source_ids"]` are the context documents.
+    exists exactly when the step succeeded; concurrent writers of the same (workflow, node key) wait
+    for it to end (see `_lock_versions`). `document["source_ids"]` are the context documents.
     """
     previous = Document.objects.filter(run=run, node_key=step.node_key).order_by("-version").first()
     fields = {
@@ -36,16 +37,26 @@ def document_record(*, run: Run, step: StepRun, document: dict) -> Document:
         "latency_ms": document.get("latency_ms") or 0,
         "metadata": document.get("metadata") or {},
     }
+    _lock_versions(workflow_id=run.workflow_id, node_key=step.node_key)
     versions = Document.objects.filter(workflow_id=run.workflow_id, node_key=step.node_key)
-    for attempt in range(VERSION_RACE_ATTEMPTS):
-        version = (versions.aggregate(latest=Max("version"))["latest"] or 0) + 1
-        try:
-            with transaction.atomic():
-                created = Document.objects.create(version=version, **fields)
-            break
-        except IntegrityError:
-            if attempt + 1 == VERSION_RACE_ATTEMPTS:
-                raise
+    version = (versions.aggregate(latest=Max("version"))["latest"] or 0) + 1
+    created = Document.objects.create(version=version, **fields)
     sources = Document.objects.filter(workspace_id=run.workspace_id, pk__in=document.get("source_ids") or [])
     created.sources.set(sources)
     return created
+
+
+def _lock_versions(*, workflow_id, node_key: str) -> None:
+    """Take the lock that numbers the documents of (workflow, node key), until this transaction ends.
+
+    Runs of one workflow finish the same node at once. Reading MAX(version) and retrying on the
+    unique constraint does not converge: the read cannot see the other writers' uncommitted rows,
+    so under a burst every writer collides again and again. Behind a lock per (workflow, node key),
+    taken before the read, the read (a new snapshot under READ COMMITTED) sees every version
+    committed so far, and the number is right the first time. An advisory lock needs no row to
+    exist, leaves other nodes and workflows alone and is released with the transaction.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [VERSION_LOCK_CLASS, f"{workflow_id}:{node_key}"]
+        )

@@ -260,3 +260,18 @@ def test_the_admin_shows_documents_read_only_with_their_lineage(engine_worker, u
     assert client.get("/admin/workflows/document/add/").status_code == 403
     assert client.post(f"/admin/workflows/document/{draft.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Document.objects.filter(pk=draft.pk).exists()
+
+
+def test_concurrent_runs_number_their_documents_one_to_n_and_all_succeed(engine_worker, user_api):
+    """Many runs finish the same document node at once: none fails, each document takes the next version."""
+    count = 200
+    workflow = create(user_api, {"name": "Burst", "nodes": [{"key": "draft", "prompt": "Draft {{ input.n }}"}]})
+    answer = user_api.post(
+        f"/api/v3/workflows/{workflow['id']}/runs/batch", {"inputs": [{"n": n} for n in range(count)]}, format="json"
+    )
+    assert answer.status_code == 202, answer.content
+    runs = [wait_for_run(item["id"], timeout=60) for item in answer.json()]
+
+    assert [(run.status, run.error) for run in runs if run.status != "succeeded"] == []
+    versions = Document.objects.filter(workflow_id=workflow["id"], node_key="draft").values_list("version", flat=True)
+    assert sorted(versions) == list(range(1, count + 1))
