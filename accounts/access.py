@@ -84,7 +84,7 @@ def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
 
 
 def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
-    """ensure_role as a condition of a write statement (PostgreSQL only; see config.gates): the
+    """ensure_role as a condition of a write statement (see config.gates): the
     gate is open when the user holds `minimum` or higher in the workspace. None when the statement
     needs no condition (a superuser). What a gate does not express (no login, an API key's limits)
     is decided here by ensure_role, which raises as it would have."""

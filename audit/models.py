@@ -3,7 +3,7 @@
 Every row's `hash` is SHA-256 over the previous row's hash and the row's canonical JSON
 (`audit.chain`), so editing, deleting or inserting a row breaks the chain at that row. Rows are
 appended only through `audit.services`, which numbers them itself under a lock on `AuditChainHead`:
-ids are contiguous and chain order is id order. On PostgreSQL a trigger (migration 0002) refuses
+ids are contiguous and chain order is id order. A trigger (migration 0002) refuses
 UPDATE and DELETE except for the purge.
 """
 

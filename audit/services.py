@@ -283,7 +283,7 @@ def _append_one(event: AuditEvent) -> bool:
 
 
 def audit_gate(*, after: Gate | None = None, **record: Any) -> Gate:
-    """audit_record as part of another write statement (PostgreSQL only; see config.gates): the
+    """audit_record as part of another write statement (see config.gates): the
     event, built from audit_record's keyword arguments, is appended once `after` is open, and the
     returned gate is open when it was. It stays closed while the chain has no head row yet (a new
     database), which the caller's ordinary path, through audit_record, creates."""

@@ -9,6 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
 
 from config.embedded_db.server import EmbeddedDatabaseError, ensure_running
 
@@ -45,9 +47,10 @@ def database_problem(database: dict, url: str = "") -> str | None:
     try:
         psycopg.connect(**parameters).close()
     except psycopg.OperationalError as error:
-        # A server that answered with an SQL error (a database not created yet, a wrong password)
-        # carries an SQLSTATE; one that could not be reached does not. The first is for Django to report.
-        if error.sqlstate is None:
+        # A server that answered with an error (a database not created yet, a wrong password) is for
+        # Django to report. psycopg gives connection errors no SQLSTATE to tell that from a server
+        # that never answered, so ask libpq's ping (what pg_isready uses), which does.
+        if pq.PGconn.ping(make_conninfo(**parameters).encode()) in {pq.Ping.NO_RESPONSE, pq.Ping.NO_ATTEMPT}:
             reason = " ".join(str(error).split())
             where = masked_url(url) if url else f"{database['HOST']}:{database['PORT']}"
             return f"The database at {where} does not answer ({reason}); start it, or fix DATABASE_URL."

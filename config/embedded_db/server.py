@@ -25,6 +25,7 @@ import logging
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -184,13 +185,16 @@ class EmbeddedServer:
         return pid
 
     def _start(self) -> None:
+        self._prepare_socket_dir()
         # No server runs on this data directory (checked under the lock), so lock files left by a
         # killed one are stale. PostgreSQL would remove them itself unless their pid now belongs to
         # another process, in which case it refuses to start.
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
         (self.socket_dir / f".s.PGSQL.{SOCKET_PORT}.lock").unlink(missing_ok=True)
-        self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._hand_to_server_user(self.socket_dir)
+        # initdb's hand-over made the parents of the data directory reachable where it was then; a
+        # var/ moved or restored since may sit under one the server's user cannot traverse (those of
+        # the socket directory cover it only when that directory is inside var/).
+        self._make_reachable(self.data_dir)
         server_options = " ".join(
             ["-h ''", f"-k {shlex.quote(str(self.socket_dir))}", f"-p {SOCKET_PORT}", "-c unix_socket_permissions=0700"]
         )
@@ -213,6 +217,9 @@ class EmbeddedServer:
         logger.info("embedded database started", extra={"pid": self._running_pid(), "socket_dir": str(self.socket_dir)})
 
     def _stop(self) -> None:
+        # pg_ctl reads postmaster.pid as the server's user: a parent may have lost its traversal bit
+        # since the start (pytest resets its tmp root to 0700 at every session start).
+        self._make_reachable(self.data_dir)
         # "fast": connections of processes that are exiting are not waited for; committed work is safe.
         self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(START_TIMEOUT_SECONDS))
         logger.info("embedded database stopped", extra={"data_dir": str(self.data_dir)})
@@ -252,6 +259,24 @@ class EmbeddedServer:
         uid, gid = _server_system_user()
         return {"user": uid, "group": gid, "extra_groups": [], "cwd": "/"}
 
+    def _prepare_socket_dir(self) -> None:
+        """Create the socket directory, or make sure the one there is ours. Under the temporary
+        directory (a long var/ path) its name can be guessed, and another local user may have made
+        it first: a directory of theirs would let them swap the socket, and a symlink would have
+        root's chown and chmod below change whatever it points to."""
+        try:
+            self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = self.socket_dir.lstat()
+        except FileExistsError:  # a dangling symlink
+            info = None
+        owners = {os.geteuid(), _server_system_user()[0]} if os.geteuid() == 0 else {os.geteuid()}
+        if info is None or not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
+            raise EmbeddedDatabaseError(
+                f"{self.socket_dir}, the embedded server's socket directory, is not a directory of this user; "
+                "nothing was started. Remove it (or give DWC_VAR_DIR a shorter path, which puts the socket in var/)."
+            )
+        self._hand_to_server_user(self.socket_dir)
+
     def _hand_to_server_user(self, path: Path) -> None:
         """As root, the server's user must own its directories and be able to reach them."""
         if os.geteuid() != 0:
@@ -259,6 +284,11 @@ class EmbeddedServer:
         uid, gid = _server_system_user()
         os.chown(path, uid, gid)
         path.chmod(0o700)
+        self._make_reachable(path)
+
+    def _make_reachable(self, path: Path) -> None:
+        if os.geteuid() != 0:
+            return
         # Traversal (x) only, no listing, on the parents that lack it (a 0700 pytest tmp dir, say).
         for parent in path.resolve().parents:
             mode = parent.stat().st_mode

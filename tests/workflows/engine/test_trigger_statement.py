@@ -1,4 +1,4 @@
-"""Starting a run on PostgreSQL is one statement: the role check, the audit event, the run, its steps
+"""Starting a run is one statement: the role check, the audit event, the run, its steps
 and its first events (config.gates). What a closed gate means is decided by the ordinary path."""
 
 import pytest
