@@ -32,7 +32,7 @@ format: $(VENV)/.installed
 
 # The distributed mode's separate processes (REDIS_URL and DATABASE_URL set).
 web: $(VENV)/.runtime-installed
-	exec $(VENV)/bin/gunicorn config.wsgi --bind $${HOST:-127.0.0.1}:$${PORT:-8000} --workers $${WEB_WORKERS:-2}
+	exec $(VENV)/bin/gunicorn -c config/gunicorn.py config.wsgi --bind $${HOST:-127.0.0.1}:$${PORT:-8000}
 
 realtime: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/daphne --bind $${HOST:-127.0.0.1} --port $${REALTIME_PORT:-8001} config.asgi:application

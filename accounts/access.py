@@ -10,10 +10,11 @@ from functools import cache
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from accounts.models import ROLE_RANK, ApiKey, Membership, User, Workspace
+from accounts.selectors import mfa_enabled, mfa_enabled_exists
 from config.gates import Gate
 
 Role = Membership.Role
@@ -22,6 +23,27 @@ NOT_A_MEMBER = "No such workspace."
 ROLE_TOO_LOW = "This needs the {role} role or higher in the workspace."
 KEY_NEEDS_ADMIN_SCOPE = "This API key lacks the admin scope, which this needs."
 KEY_LIMITED_TO_WORKSPACE = "This API key is limited to one workspace; it cannot create others."
+MFA_REQUIRED = (
+    "This workspace requires multi-factor authentication: turn it on for your account (POST auth/mfa/totp) "
+    "to use the workspace."
+)
+
+
+class MfaRequired(PermissionDenied):
+    """403 `/problems/mfa-required`: the workspace requires MFA and the user has none."""
+
+    code = "mfa_required"
+
+    def __init__(self):
+        super().__init__(MFA_REQUIRED)
+
+
+def ensure_mfa_if_required(user: User, workspace: Workspace) -> None:
+    """Refuse a user without MFA in a workspace that requires it. API keys are exempt: machine
+    credentials cannot give a code. (A key limited to such a workspace can only be made by a member
+    who passes this check: api_key_create asks workspace_for_member.)"""
+    if workspace.mfa_required and acting_api_key(user) is None and not mfa_enabled(user):
+        raise MfaRequired
 
 
 def acting_api_key(user: User) -> ApiKey | None:
@@ -34,11 +56,23 @@ def _outside_key_workspace(user: User, workspace_id) -> bool:
     return key is not None and key.workspace_id is not None and key.workspace_id != workspace_id
 
 
-def workspaces_for_user(user: User) -> QuerySet[Workspace]:
+def workspaces_for_user(user: User, *, including_mfa_locked: bool = False) -> QuerySet[Workspace]:
+    """The user's workspaces, less those that require MFA the user lacks: lists across workspaces
+    show nothing of them. `including_mfa_locked` keeps them, for the lists of workspaces themselves,
+    where the user learns which ones require MFA."""
     # A subquery, not a join, so that callers can still aggregate over all memberships.
     workspaces = Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
+    if not including_mfa_locked:
+        workspaces = _without_mfa_locked(user, workspaces)
     key = acting_api_key(user)
     return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces
+
+
+def _without_mfa_locked(user: User, workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
+    if acting_api_key(user) is not None:
+        return workspaces
+    # In the same query: no round trip of its own on every list.
+    return workspaces.filter(Q(mfa_required=False) | Q(mfa_enabled_exists(user)))
 
 
 def role_of(user: User, workspace: Workspace) -> str | None:
@@ -63,9 +97,11 @@ def _role_sql() -> str:
     )
 
 
-def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
+def ensure_role(user: User, workspace: Workspace, minimum: str, *, not_found: str = NOT_A_MEMBER) -> str:
     """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403.
 
+    A caller checking access to an object of the workspace passes the 404 message it gives for an
+    unknown id (`not_found="No such run."`): a stranger's id and a made-up one must answer alike.
     Superusers act as owners everywhere: they operate the installation through the admin. An API
     key narrows both (see the module's docstring).
     """
@@ -74,13 +110,24 @@ def ensure_role(user: User, workspace: Workspace, minimum: str) -> str:
     else:
         role = role_of(user, workspace)
     if role is None:
-        raise Http404(NOT_A_MEMBER)
+        raise Http404(not_found)
+    ensure_mfa_if_required(user, workspace)
     if ROLE_RANK[role] < ROLE_RANK[minimum]:
         raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
     key = acting_api_key(user)
     if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
         raise PermissionDenied(KEY_NEEDS_ADMIN_SCOPE)
     return role
+
+
+def workspace_get(user: User, workspace_id, minimum: str = Role.VIEWER) -> Workspace:
+    """The workspace if `user` holds `minimum` in it; Http404 alike for an unknown id and a stranger's."""
+    try:
+        workspace = Workspace.objects.get(pk=workspace_id)
+    except (Workspace.DoesNotExist, ValueError, ValidationError) as error:
+        raise Http404(NOT_A_MEMBER) from error
+    ensure_role(user, workspace, minimum)
+    return workspace
 
 
 def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
@@ -94,6 +141,8 @@ def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
     )
     if not user.is_authenticated or _outside_key_workspace(user, workspace.pk) or key_lacks_scope:
         ensure_role(user, workspace, minimum)  # refuses, with 404 or 403 as the membership says
+    if workspace.mfa_required:
+        ensure_role(user, workspace, minimum)  # a stranger's 404 before the MFA requirement's 403
     if user.is_superuser:
         return None
     roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
@@ -132,11 +181,14 @@ def default_workspace(user: User) -> Workspace | None:
 
 
 def workspace_for_member(user: User, workspace_id) -> Workspace | None:
-    """The workspace if `user` belongs to it; None for unknown ids and strangers alike."""
+    """The workspace if `user` belongs to it; None for unknown ids and strangers alike. MfaRequired
+    if it requires MFA the user lacks."""
     try:
-        return workspaces_for_user(user).get(pk=workspace_id)
+        workspace = workspaces_for_user(user, including_mfa_locked=True).get(pk=workspace_id)
     except (Workspace.DoesNotExist, ValueError, ValidationError):
         return None
+    ensure_mfa_if_required(user, workspace)
+    return workspace
 
 
 def workspace_first_owner(workspace: Workspace) -> User | None:
@@ -161,4 +213,5 @@ def workspaces_with_role(user: User, minimum: str) -> QuerySet[Workspace]:
         roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
         memberships = Membership.objects.filter(user=user, role__in=roles)
         workspaces = Workspace.objects.filter(pk__in=memberships.values("workspace_id"))
+    workspaces = _without_mfa_locked(user, workspaces)
     return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces

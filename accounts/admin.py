@@ -11,10 +11,13 @@ from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Count
+from django_otp.plugins.otp_totp import admin as totp_admin  # noqa: F401 - registers what is replaced below
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework_simplejwt.token_blacklist import admin as token_blacklist_admin  # noqa: F401 - registers what is replaced below
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.lockout import lockout_lift
+from accounts.mfa import mfa_reset
 from accounts.models import Membership, User, Workspace
 from accounts.services import personal_workspace_create, user_password_changed
 from audit.admin_writes import AuditedAdminMixin, register_read_only
@@ -103,7 +106,7 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
         ("Dates", {"fields": ["date_joined", "last_login"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]
-    actions = ["lift_login_lockouts"]
+    actions = ["lift_login_lockouts", "reset_mfa"]
     audit_prefix = "user"
     # The password's hash is compared, never recorded: a change shows as "***".
     audit_fields = ["email", "name", "password", "is_active", "is_staff", "is_superuser", "groups", "user_permissions"]
@@ -141,6 +144,11 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
         lifted = sum(lockout_lift(email=user.email, actor=request.user, request=request) for user in queryset)
         self.message_user(request, f"Lifted {lifted} login lockout(s).", messages.SUCCESS)
 
+    @admin.action(description="Turn off multi-factor authentication of the selected users")
+    def reset_mfa(self, request, queryset) -> None:
+        reset = sum(mfa_reset(user=user, actor=request.user, request=request) for user in queryset)
+        self.message_user(request, f"Turned off MFA of {reset} user(s).", messages.SUCCESS)
+
     def get_inline_instances(self, request, obj=None):
         # Adding a user is the short email-and-password form; memberships come on the change page.
         return super().get_inline_instances(request, obj) if obj is not None else []
@@ -155,13 +163,13 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "is_personal", "member_count", "created_by", "created_at"]
-    list_filter = ["is_personal", "created_at"]
+    list_display = ["name", "is_personal", "mfa_required", "member_count", "created_by", "created_at"]
+    list_filter = ["is_personal", "mfa_required", "created_at"]
     search_fields = ["name", "memberships__user__email"]
     readonly_fields = ["id", "created_by", "created_at", "updated_at"]
     inlines = [MembershipInline]
     audit_prefix = "workspace"
-    audit_fields = ["name", "is_personal"]
+    audit_fields = ["name", "is_personal", "mfa_required", "email_allowed_domains"]
 
     def audit_workspace(self, obj: Workspace) -> Workspace:
         return obj
@@ -214,4 +222,5 @@ class GroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
 
 
 # Sessions are revoked by the services (logout, password change); the records are for browsing.
-register_read_only(OutstandingToken, BlacklistedToken)
+# TOTP devices change through accounts.mfa only (audited); the users' action above turns MFA off.
+register_read_only(OutstandingToken, BlacklistedToken, TOTPDevice)

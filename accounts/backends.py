@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 from accounts import lockout
+from accounts.selectors import mfa_enabled
 
 
 class LockoutModelBackend(ModelBackend):
@@ -17,6 +18,9 @@ class LockoutModelBackend(ModelBackend):
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
             lockout.lockout_failure_record(email=email, request=request)
-        else:
+        elif not mfa_enabled(user):
+            # With MFA the password is half a login: clearing the count here would let someone who
+            # knows it guess codes without end, a few between two correct passwords. accounts.mfa
+            # clears it when the code is right.
             lockout.lockout_reset(email=email, request=request)
         return user

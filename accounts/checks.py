@@ -1,12 +1,15 @@
 """Deploy checks (`manage.py check --deploy`) for what must never ship turned off.
 
-Each is an Error: the API open to anonymous callers, no throttling, unbounded lists, refresh tokens
-that stay valid after use, long-lived access tokens, or websockets accepted from any origin.
+Errors: the API open to anonymous callers, no throttling, unbounded lists, refresh tokens that stay
+valid after use, long-lived access tokens, or websockets accepted from any origin. Warnings, for
+settings that depend on how the server is reached: client addresses behind a proxy, /metrics.
 """
 
+import ipaddress
 from datetime import timedelta
 
-from django.core.checks import Error, Tags, register
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.settings import api_settings
 from rest_framework_simplejwt import settings as simplejwt_settings
@@ -102,6 +105,39 @@ def check_websocket_origins(app_configs=None, **kwargs) -> list[Error]:
                 "The websocket router in config/asgi.py accepts connections from any origin.",
                 hint="Wrap it in channels.security.websocket.AllowedHostsOriginValidator.",
                 id="dwc.E006",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_client_addresses(app_configs=None, **kwargs) -> list[Warning]:
+    # A TLS proxy in front that is trusted for the scheme almost always appends X-Forwarded-For too.
+    if settings.SECURE_PROXY_SSL_HEADER and not api_settings.NUM_PROXIES:
+        return [
+            Warning(
+                "A proxy terminates TLS (SECURE_PROXY_SSL_HEADER is set) but X-Forwarded-For is not trusted "
+                "(DWC_NUM_PROXIES is 0): every client counts as the proxy's address, so all share one budget "
+                "of the login throttle, and one attacker's failed logins lock an account out for everyone.",
+                hint="Set DWC_NUM_PROXIES to the number of proxies that append to X-Forwarded-For (1 for "
+                "deploy/nginx.conf), and make sure clients can reach the server through them only: one that "
+                "reaches it directly could then choose the address it is counted under.",
+                id="dwc.W001",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_metrics_access(app_configs=None, **kwargs) -> list[Warning]:
+    if any(ipaddress.ip_network(network).prefixlen == 0 for network in settings.DWC_METRICS_ALLOWED_IPS):
+        return [
+            Warning(
+                "/metrics answers any address (DWC_METRICS_ALLOWED_IPS holds a /0): run counts, queue depths "
+                "and request rates are there for anyone to read.",
+                hint="List the scrapers' networks in DWC_METRICS_ALLOWED_IPS, or set DWC_METRICS_TOKEN and "
+                "configure the scraper with it as a bearer token.",
+                id="dwc.W002",
             )
         ]
     return []

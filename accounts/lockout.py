@@ -5,20 +5,23 @@ DWC_LOGIN_MAX_FAILURES failures within DWC_LOGIN_LOCKOUT_MINUTES (counted from t
 `manage.py unlock_account` or the users admin lifts a lock early. Only that pair is locked: the
 account's owner can still log in from elsewhere, so an attacker cannot lock them out of everything.
 
-Counts live in the cache (Redis in the distributed mode, shared by every process). Our own small
-module rather than django-axes: axes keeps its records in the database and wraps every login with
-its own middleware and backend; we need a counter with an expiry, which the cache already is.
+Counts and locks are rows of LoginLockout, in every mode. They lived in the cache once, and a cache
+evicts: in the embedded mode (300 entries) another user's webhook traffic pushed a lock out minutes
+into it. Logins are rare next to the requests the cache serves, so a row lock per failure is cheap.
+Rows whose window and lock are over are deleted by `lockouts_prune` (a periodic task).
 """
 
 import hashlib
 import math
-import time
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import LoginLockout, User
 from audit.services import audit_record
 from config.throttling import client_ip
 
@@ -38,20 +41,8 @@ class LockedOut(ValidationError):
 
 
 def _account(email: str) -> str:
-    # Hashed: addresses stay out of cache keys (and logs of the cache), and any input makes a valid key.
+    # Hashed: the addresses people mistype (or attackers try) are not kept, and any input has one length.
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-
-
-def _failures_key(email: str, ip: str) -> str:
-    return f"lockout:failures:{_account(email)}:{ip}"
-
-
-def _lock_key(email: str, ip: str) -> str:
-    return f"lockout:lock:{_account(email)}:{ip}"
-
-
-def _locked_ips_key(email: str) -> str:
-    return f"lockout:ips:{_account(email)}"
 
 
 def _window_seconds() -> int:
@@ -60,8 +51,12 @@ def _window_seconds() -> int:
 
 def lockout_remaining(*, email: str, ip: str) -> int:
     """Seconds until the pair is unlocked; 0 if it is not locked."""
-    until = cache.get(_lock_key(email, ip))
-    return max(0, math.ceil(until - time.time())) if until else 0
+    until = (
+        LoginLockout.objects.filter(account=_account(email), address=ip, locked_until__isnull=False)
+        .values_list("locked_until", flat=True)
+        .first()
+    )
+    return max(0, math.ceil((until - timezone.now()).total_seconds())) if until else 0
 
 
 def lockout_check(*, email: str, request) -> None:
@@ -74,60 +69,67 @@ def lockout_check(*, email: str, request) -> None:
 def lockout_failure_record(*, email: str, request) -> bool:
     """Count a failed login; lock the pair when the count reaches the limit. True if this one locked it.
 
-    The lock is recorded in the audit trail once (`auth.locked_out`): only the request that creates
-    the lock key writes the event, however many fail at the same moment.
+    The lock is recorded in the audit trail once (`auth.locked_out`): failures of one pair are counted
+    under its row lock, so only one of many failing at the same moment makes the lock.
     """
-    ip = client_ip(request)
-    window = _window_seconds()
-    key = _failures_key(email, ip)
-    if cache.add(key, 1, window):
-        failures = 1
-    else:
-        try:
-            failures = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, window)
-            failures = 1
-    if failures < settings.DWC_LOGIN_MAX_FAILURES:
-        return False
-    if not cache.add(_lock_key(email, ip), time.time() + window, window):
-        return False
-    locked_ips = cache.get(_locked_ips_key(email)) or []
-    cache.set(_locked_ips_key(email), sorted({*locked_ips, ip}), window)
-    user = User.objects.filter(email__iexact=email.strip()).first()
-    audit_record(
-        action="auth.locked_out",
-        actor=email.strip()[:254],
-        target=user,
-        changes={"failures": [None, failures], "locked_minutes": [None, settings.DWC_LOGIN_LOCKOUT_MINUTES]},
-        request=getattr(request, "_request", request),
-    )
-    return True
+    ip, now, window = client_ip(request), timezone.now(), timedelta(seconds=_window_seconds())
+    with transaction.atomic():
+        row, _ = LoginLockout.objects.select_for_update().get_or_create(
+            account=_account(email), address=ip, defaults={"first_failure_at": now}
+        )
+        if row.locked_until is not None and row.locked_until > now:
+            return False
+        if row.first_failure_at + window <= now or row.locked_until is not None:
+            row.failures, row.first_failure_at, row.locked_until = 0, now, None  # a new window
+        row.failures += 1
+        locked = row.failures >= settings.DWC_LOGIN_MAX_FAILURES
+        if locked:
+            row.locked_until = now + window
+        row.save(update_fields=["failures", "first_failure_at", "locked_until"])
+        if locked:
+            audit_record(
+                action="auth.locked_out",
+                actor=email.strip()[:254],
+                target=User.objects.filter(email__iexact=email.strip()).first(),
+                changes={
+                    "failures": [None, row.failures],
+                    "locked_minutes": [None, settings.DWC_LOGIN_LOCKOUT_MINUTES],
+                },
+                request=getattr(request, "_request", request),
+            )
+    return locked
 
 
 def lockout_reset(*, email: str, request) -> None:
-    """A successful login forgets the failures of its pair."""
-    cache.delete(_failures_key(email, client_ip(request)))
+    """A successful login forgets the failures of its pair (a lock that formed meanwhile stays)."""
+    LoginLockout.objects.filter(account=_account(email), address=client_ip(request)).exclude(
+        locked_until__gt=timezone.now()
+    ).delete()
 
 
 def lockout_lift(*, email: str, ip: str | None = None, actor: User | None = None, request=None) -> int:
     """Lift the locks of `email` (from `ip` only, if given) and forget their failures. Returns how many
     locks were lifted; lifting any is audited as `auth.lockout_lifted` (actor None: the system, as for
     the `unlock_account` command)."""
-    ips = [ip] if ip else cache.get(_locked_ips_key(email)) or []
-    lifted = []
-    for address in ips:
-        if cache.get(_lock_key(email, address)):
-            lifted.append(address)
-        cache.delete_many([_lock_key(email, address), _failures_key(email, address)])
-    if not ip:
-        cache.delete(_locked_ips_key(email))
-    if lifted:
-        audit_record(
-            action="auth.lockout_lifted",
-            actor=actor,
-            target=User.objects.filter(email__iexact=email.strip()).first(),
-            changes={"locked_addresses": [sorted(lifted), None]},
-            request=request,
-        )
+    rows = LoginLockout.objects.filter(account=_account(email), **({"address": ip} if ip else {}))
+    with transaction.atomic():
+        lifted = sorted(rows.filter(locked_until__gt=timezone.now()).values_list("address", flat=True))
+        rows.delete()
+        if lifted:
+            audit_record(
+                action="auth.lockout_lifted",
+                actor=actor,
+                target=User.objects.filter(email__iexact=email.strip()).first(),
+                changes={"locked_addresses": [lifted, None]},
+                request=request,
+            )
     return len(lifted)
+
+
+def lockouts_prune() -> int:
+    """Delete the rows that no longer count: their window and their lock (if any) are over."""
+    now = timezone.now()
+    window_over = Q(first_failure_at__lte=now - timedelta(seconds=_window_seconds()))
+    lock_over = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+    deleted, _ = LoginLockout.objects.filter(window_over & lock_over).delete()
+    return deleted

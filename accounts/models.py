@@ -1,9 +1,22 @@
+import re
 import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+# A domain name (letters, digits, hyphens, dots; international names as typed), or * for any.
+EMAIL_DOMAIN = re.compile(r"(\*|(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))+)")
+NOT_A_DOMAIN = "{entry!r} is not a domain name: enter one such as example.com, or *."
+
+
+def validate_email_domains(domains: list[str]) -> None:
+    for entry in domains:
+        if not EMAIL_DOMAIN.fullmatch(entry):
+            raise ValidationError(NOT_A_DOMAIN.format(entry=entry), code="invalid")
 
 
 class UserManager(BaseUserManager):
@@ -60,6 +73,22 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     members = models.ManyToManyField(User, through="Membership", related_name="workspaces")
+    mfa_required = models.BooleanField(
+        default=False,
+        help_text="Members must use multi-factor authentication: without it they are refused (API keys are exempt).",
+    )
+    # Set by operators (the admin), never by the workspace's own members: with open registration anyone
+    # owns a workspace, and this decides whom the operator's mail server writes to for them.
+    email_allowed_domains = ArrayField(
+        models.CharField(max_length=253),
+        default=list,
+        validators=[validate_email_domains],
+        blank=True,
+        help_text=(
+            "Domains its email nodes may write to besides its members' addresses (and DWC_EMAIL_ALLOWED_DOMAINS); "
+            "* for any. Comma-separated."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -144,3 +173,53 @@ SCOPE_INCLUDES = {
     ApiKey.Scope.TRIGGER: {ApiKey.Scope.TRIGGER},
     ApiKey.Scope.ADMIN: set(ApiKey.Scope),
 }
+
+
+class RecoveryCode(models.Model):
+    """A one-time code that stands in for a TOTP code when the authenticator is lost (accounts.mfa).
+    Only a SHA-256 of the code is stored: codes are random, so a plain hash cannot be reversed."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_unique")]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user}"
+
+
+class LoginLockout(models.Model):
+    """Failed logins of one account from one address (accounts.lockout), and the lock they led to.
+
+    In the database rather than a cache: a cache may evict a lock to make room for other keys, and in
+    the embedded mode other users' traffic did, minutes into a 15-minute lock. `account` is a hash of
+    the email address as typed, so unknown addresses are counted too without storing them.
+    """
+
+    account = models.CharField(max_length=64)
+    address = models.CharField(max_length=64, help_text="The client address, as the throttles see it.")
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(help_text="The window of DWC_LOGIN_LOCKOUT_MINUTES counts from it.")
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "address"], name="login_lockout_unique")]
+        indexes = [models.Index(fields=["first_failure_at"], name="login_lockout_first_failure")]
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed login(s) from {self.address}"
+
+
+class RevokedSession(models.Model):
+    """A login session ended by logout: access tokens carrying its id (the `sid` claim, accounts.tokens)
+    are refused. Kept until the last of them would have expired anyway."""
+
+    session_id = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} revoked"

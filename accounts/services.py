@@ -11,6 +11,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.access import ensure_may_create_workspace, ensure_role
 from accounts.models import ROLE_RANK, Membership, User, Workspace
+from accounts.selectors import mfa_enabled
+from accounts.tokens import session_revoke
 from audit.services import REDACTED, AnyRequest, audit_record, diff
 from config.problems import Conflict
 
@@ -24,6 +26,7 @@ LAST_OWNER = "A workspace must keep at least one owner."
 ALREADY_MEMBER = "This user is already a member of the workspace."
 NO_SUCH_USER = "No user has this email address; they must register first."
 OWNERS_ONLY = "Only an owner can grant, change or remove the owner role."
+MFA_FIRST = "Turn on multi-factor authentication for your own account before requiring it of the members."
 
 
 def user_register(*, email: str, password: str, name: str = "", request: AnyRequest | None = None) -> User:
@@ -116,10 +119,12 @@ def _password_changed(user: User, *, actor: User, request: AnyRequest | None) ->
 
 
 def user_logout(*, refresh: str, request: AnyRequest | None = None) -> None:
-    """Blacklist a refresh token (the token is the credential). Raises simplejwt's TokenError for a bad one."""
+    """End the session of a refresh token (the token is the credential): blacklist it and refuse the
+    access tokens made in its session (accounts.tokens). Raises simplejwt's TokenError for a bad one."""
     token = RefreshToken(refresh)
     with transaction.atomic():
         token.blacklist()
+        session_revoke(refresh=token)
         user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
         if user is not None:
             audit_record(action="auth.logout", actor=user, target=user, request=request)
@@ -141,19 +146,34 @@ def workspace_create(*, actor: User, name: str, request: AnyRequest | None = Non
     return workspace
 
 
-def workspace_update(*, workspace: Workspace, actor: User, name: str, request: AnyRequest | None = None) -> Workspace:
+def workspace_update(
+    *,
+    workspace: Workspace,
+    actor: User,
+    name: str,
+    mfa_required: bool | None = None,
+    request: AnyRequest | None = None,
+) -> Workspace:
+    """Rename a workspace, or change whether its members must use MFA (None: unchanged). Admins and owners.
+
+    Requiring MFA needs it on the actor's own account: otherwise the change would lock them out.
+    """
     ensure_role(actor, workspace, Role.ADMIN)
-    before = workspace.name
+    mfa_required = workspace.mfa_required if mfa_required is None else mfa_required
+    if mfa_required and not workspace.mfa_required and not mfa_enabled(actor):
+        raise ValidationError({"mfa_required": [MFA_FIRST]})
+    before = {"name": workspace.name, "mfa_required": workspace.mfa_required}
+    after = {"name": name, "mfa_required": mfa_required}
     with transaction.atomic():
-        workspace.name = name
-        workspace.save(update_fields=["name", "updated_at"])
-        if name != before:
+        workspace.name, workspace.mfa_required = name, mfa_required
+        workspace.save(update_fields=["name", "mfa_required", "updated_at"])
+        if after != before:
             audit_record(
                 action="workspace.updated",
                 actor=actor,
                 workspace=workspace,
                 target=workspace,
-                changes={"name": [before, name]},
+                changes=diff(before, after),
                 request=request,
             )
     return workspace

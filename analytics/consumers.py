@@ -1,13 +1,12 @@
 from datetime import UTC, datetime
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
 from analytics.metrics import websocket_connections_active
+from config.json_input import JsonWebsocketConsumer
 
 CLOSE_UNAUTHENTICATED = 4401
 
 
-class PingConsumer(AsyncJsonWebsocketConsumer):
+class PingConsumer(JsonWebsocketConsumer):
     """/ws/ping/: proves a client can reach the realtime server and authenticate there."""
 
     async def connect(self) -> None:

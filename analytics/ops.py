@@ -1,21 +1,29 @@
-"""Operations endpoints: /health (is the process up), /ready (can it serve), /status (what is it)."""
+"""Operations endpoints: /health (is the process up), /ready (can it serve), /status (what is it),
+/metrics (Prometheus, for the scrapers the operator lets in)."""
 
 import asyncio
+import hmac
+import ipaddress
 import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django_prometheus.exports import ExportToDjangoView
 from kombu import Connection
 
 from config import embedded
 from config.celery import app as celery_app
+from config.problems import ProblemResponse
+from config.throttling import client_ip
 
 STARTED_AT = time.time()
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -38,6 +46,31 @@ def _check_cache() -> None:
     if cache.get(key) != "1":
         raise RuntimeError("the cache did not return what was just written")
     cache.delete(key)
+
+
+REDIS_EVICTS = (
+    "Redis may evict keys when full (maxmemory-policy {policy}): throttle counts would be lost. "
+    "Run it with maxmemory-policy noeviction, or without maxmemory."
+)
+
+
+def _check_throttles() -> None:
+    """Throttle counts are kept where nothing evicts them (config.throttling): in Redis, that is a policy."""
+    store = caches["throttles"]
+    key = f"ready-check-{uuid.uuid4().hex}"
+    store.set(key, "1", timeout=10)
+    if store.get(key) != "1":
+        raise RuntimeError("the throttle store did not return what was just written")
+    store.delete(key)
+    if not isinstance(store, RedisCache):
+        return  # the embedded mode's store never evicts a live count
+    client = redis.Redis.from_url(settings.CACHES["throttles"]["LOCATION"], socket_timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        memory = client.info("memory")
+    finally:
+        client.close()
+    if memory.get("maxmemory") and memory.get("maxmemory_policy") != "noeviction":
+        raise RuntimeError(REDIS_EVICTS.format(policy=memory.get("maxmemory_policy")))
 
 
 def _check_broker() -> None:
@@ -63,6 +96,7 @@ def _check_channel_layer() -> None:
 READY_CHECKS: dict[str, Callable[[], None]] = {
     "database": _check_database,
     "cache": _check_cache,
+    "throttles": _check_throttles,
     "broker": _check_broker,
     "channel_layer": _check_channel_layer,
 }
@@ -84,6 +118,35 @@ def ready(request) -> JsonResponse:
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
+
+
+METRICS_TOKEN_NEEDED = "Metrics need the scraper's bearer token (DWC_METRICS_TOKEN)."  # noqa: S105 - a message
+METRICS_NOT_FOR_THIS_ADDRESS = "Metrics are served to the addresses in DWC_METRICS_ALLOWED_IPS only."
+
+
+def metrics_allowed(request) -> bool:
+    """The scraper's token, if one is set, or an address in DWC_METRICS_ALLOWED_IPS."""
+    token = settings.DWC_METRICS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    try:
+        address = ipaddress.ip_address(client_ip(request))
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:  # ::ffff:127.0.0.1, as a dual-stack socket reports it
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(network) for network in settings.DWC_METRICS_ALLOWED_IPS)
+
+
+def metrics(request) -> HttpResponse:
+    if metrics_allowed(request):
+        return ExportToDjangoView(request)
+    if settings.DWC_METRICS_TOKEN:
+        refusal = ProblemResponse(401, METRICS_TOKEN_NEEDED, code="not_authenticated")
+        refusal["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refusal
+    return ProblemResponse(403, METRICS_NOT_FOR_THIS_ADDRESS, code="permission_denied")
 
 
 def _redacted(url: str) -> str:

@@ -35,6 +35,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from accounts.websocket_auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
+# HTTP stays on Django's own handler, which runs each request's sync code in a thread of the request's
+# own: a view that waits holds only that thread. A fixed pool in front (a2wsgi's, say) would let a
+# few slow requests stop all the others, and holds a thread per open event stream: with 16 threads,
+# 20 streams left /health unanswered for 30 s (tests/test_request_isolation.py opens 20).
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

@@ -9,7 +9,7 @@ from http import HTTPStatus
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
 from rest_framework import exceptions
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
@@ -67,7 +67,8 @@ def problem_exception_handler(exc, context) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
     elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
+        # A subclass may name its problem type (accounts.access.MfaRequired: /problems/mfa-required).
+        exc = exceptions.PermissionDenied(str(exc) or None, code=getattr(exc, "code", None))
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -102,13 +103,40 @@ def api_not_found(request, exception=None):
     return ProblemResponse(404, f"No resource at {request.path}.", code="not_found")
 
 
+def _speaks_problems(request) -> bool:
+    # The API and the inbound webhooks document problem details for every error; pages stay HTML.
+    return request.path.startswith(("/api/", "/hooks/"))
+
+
 def server_error(request):
     """Django's handler500: problem details under /api/, the usual page elsewhere."""
-    if request.path.startswith("/api/"):
+    if _speaks_problems(request):
         return ProblemResponse(
             500, "The server failed to handle this request; it has been logged.", code="server_error"
         )
     return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    """Django's handler400 (a disallowed Host header, a malformed request): problem details under /api/."""
+    if _speaks_problems(request):
+        return ProblemResponse(400, "The request is malformed or its Host header is not allowed.", code="bad_request")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    """Django's handler403, for refusals outside DRF's views: problem details under /api/."""
+    if _speaks_problems(request):
+        return ProblemResponse(403, "You may not do this.", code="permission_denied")
+    return defaults.permission_denied(request, exception)
+
+
+def csrf_failure(request, reason: str = ""):
+    """CSRF_FAILURE_VIEW: a session request under /api/ without its CSRF token gets problem details."""
+    if _speaks_problems(request):
+        detail = "CSRF check failed: send the X-CSRFToken header with a session login, or use a token."
+        return ProblemResponse(403, detail, code="csrf_failed")
+    return csrf.csrf_failure(request, reason)
 
 
 PROBLEM_SCHEMA = {

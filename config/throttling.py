@@ -1,4 +1,6 @@
-"""Request rates, counted in the cache (Redis in the distributed mode, so all processes share them).
+"""Request rates, counted in the "throttles" cache: Redis in the distributed mode, so all processes share
+them, and in the embedded mode a memory store of its own that never evicts a live count (other keys
+could otherwise push a client's count out and reset its budget).
 
 Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (env DWC_THROTTLE_*), read on every request:
 DRF's own classes copy them once at import, which settings changed later would never reach.
@@ -6,12 +8,17 @@ DRF's own classes copy them once at import, which settings changed later would n
 
 import uuid
 
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.connection import ConnectionProxy
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from accounts.models import ApiKey
+
+# Looked up on each use, like django.core.cache.cache: settings changed later (tests) take effect.
+throttle_cache = ConnectionProxy(caches, "throttles")
 
 
 def client_ip(request) -> str:
@@ -21,6 +28,8 @@ def client_ip(request) -> str:
 
 
 class _RateFromSettings(SimpleRateThrottle):
+    cache = throttle_cache
+
     def get_rate(self) -> str:
         try:
             return api_settings.DEFAULT_THROTTLE_RATES[self.scope]

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import login
 from analytics import ops
 from config.problems import api_not_found
 from config.routers import ApiRootView
@@ -19,7 +19,13 @@ urlpatterns = [
     path("health", ops.health, name="health"),
     path("ready", ops.ready, name="ready"),
     path("status", ops.status, name="status"),
-    path("metrics", ExportToDjangoView, name="prometheus-django-metrics"),
+    path("metrics", ops.metrics, name="prometheus-django-metrics"),
+    # The login forms ask users with MFA for their code (accounts.login); before the views they replace.
+    path("admin/login/", login.admin_login),
+    path("admin/login/code/", login.admin_login_code, name="admin-login-code"),
+    path("accounts/login/", login.PasswordStepView.as_view()),
+    path("accounts/login/code/", login.CodeStepView.as_view(), name="login-code"),
+    path("api-auth/login/", login.PasswordStepView.as_view(template_name="rest_framework/login.html")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("dashboard/", include("workflows.dashboard.urls")),
@@ -34,3 +40,5 @@ urlpatterns = [
 ]
 
 handler500 = "config.problems.server_error"
+handler400 = "config.problems.bad_request"
+handler403 = "config.problems.permission_denied"

@@ -1,9 +1,12 @@
 """Object-level authorization for every API operation with an id in its path, read from the OpenAPI schema.
 
-For each such operation and method: a member of workspace B gets 404 for workspace A's object (no
-existence leak), and a viewer of A gets 403 on every unsafe method. A new endpoint whose path
-parameters this file has no object for fails here, so it cannot ship without the check.
+For each such operation and method: a member of workspace B gets 404 for workspace A's object, the
+very answer an unknown id gets (no existence leak), and a viewer of A gets 403 on every unsafe method.
+A new endpoint whose path parameters this file has no object for fails here, so it cannot ship
+without the check.
 """
+
+import uuid
 
 import pytest
 from django.test import override_settings
@@ -40,3 +43,16 @@ def test_an_outsider_gets_404_and_a_viewer_403_on_unsafe_methods(world, path, me
         assert viewer.status_code == 403, (method, url, viewer.status_code, viewer.content[:300])
     assert Run.objects.filter(pk=world["run"].pk).exists()
     assert Workflow.objects.filter(deleted_at__isnull=True, name="A's").exists()
+
+
+@override_settings(DEBUG=False)
+@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+def test_another_workspaces_id_and_an_unknown_id_get_the_same_404(world, path, method):
+    outsider = client_for(world["outsider"])
+    unknown_world = {**world, "values": {prefix: uuid.uuid4() for prefix in world["values"]}}
+
+    theirs = call(outsider, method, concrete(path, world))
+    unknown = call(outsider, method, concrete(path, unknown_world))
+
+    assert (theirs.status_code, unknown.status_code) == (404, 404), (method, path)
+    assert theirs.json() == unknown.json(), (method, path)

@@ -28,7 +28,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import mfa
 from accounts.models import ApiKey, User, Workspace
+from tests.accounts.mfa_helpers import enrol, next_code
 from tests.api_world import operations, request_fields
 from tests.canary import canaries
 from tests.conftest import client_for
@@ -86,12 +88,31 @@ def workflow_url(scene: Scene, rest: str = "") -> str:
     return f"/api/v3/workflows/{scene.workflow.pk}{rest}"
 
 
+def enrolment_code(user: User) -> str:
+    mfa.totp_enrolment_start(user=user)
+    return next_code(user)
+
+
+def mfa_challenge(user: User) -> dict:
+    enrol(user)
+    return {"mfa_token": mfa.token_login(user=user)["mfa_token"], "code": next_code(user)}
+
+
 RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/auth/api-keys"): lambda s: Recipe(
         "/api/v3/auth/api-keys", {"name": "k", "scopes": ["read"]}, owner(s)
     ),
     ("post", "/api/v3/auth/logout"): lambda s: Recipe(
         "/api/v3/auth/logout", {"refresh": str(RefreshToken.for_user(s.owner))}, APIClient()
+    ),
+    ("post", "/api/v3/auth/mfa/totp"): lambda s: Recipe("/api/v3/auth/mfa/totp", {}, owner(s)),
+    # Every attempt is rolled back, the device's last used code too: one code confirms each time.
+    ("post", "/api/v3/auth/mfa/totp/confirm"): lambda s: Recipe(
+        "/api/v3/auth/mfa/totp/confirm", {"code": enrolment_code(s.owner)}, owner(s)
+    ),
+    # The mfa_token is spent in the cache, outside the rollback: only the valid body succeeds.
+    ("post", "/api/v3/auth/token/mfa"): lambda s: Recipe(
+        "/api/v3/auth/token/mfa", mfa_challenge(s.newcomer), APIClient()
     ),
     ("post", "/api/v3/auth/password"): lambda s: Recipe(
         "/api/v3/auth/password", {"old_password": PASSWORD, "new_password": "Another-Passw0rd-42"}, owner(s)

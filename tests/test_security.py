@@ -214,7 +214,8 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
     result = subprocess.run(
         [str(VENV_BIN / "python"), "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=PROJECT_DIR,
-        env=production_env(tmp_path),
+        # Behind its proxy, as deploy/ and docker-compose.yml run it.
+        env=production_env(tmp_path, DWC_NUM_PROXIES="1"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -260,9 +261,13 @@ def test_production_sends_hsts_and_secure_http_only_same_site_cookies(tmp_path):
     assert shown["ssl_redirect"] and shown["session_secure"] and shown["csrf_secure"]
     assert shown["session_httponly"]
     assert shown["session_samesite"] == shown["csrf_samesite"] == "Lax"
-    assert shown["num_proxies"] == 1
+    assert shown["num_proxies"] == 0  # trusting X-Forwarded-For is for the operator to turn on
     assert shown["access_minutes"] <= 15
     assert shown["jwt_key_is_secret_key"]
+
+
+def test_production_trusts_x_forwarded_for_only_when_told_how_many_proxies_append_to_it(tmp_path):
+    assert production_settings(tmp_path, DWC_NUM_PROXIES="1")["num_proxies"] == 1
 
 
 def test_a_separate_jwt_signing_key_replaces_the_secret_key(tmp_path):
@@ -291,8 +296,32 @@ def test_the_deploy_checks_pass_with_our_settings():
         checks.check_api_pagination,
         checks.check_jwt_settings,
         checks.check_websocket_origins,
+        checks.check_client_addresses,
+        checks.check_metrics_access,
     ):
         assert check() == [], check.__name__
+
+
+def test_the_deploy_check_warns_of_a_tls_proxy_whose_x_forwarded_for_is_ignored():
+    behind_tls_proxy = {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")}
+    with override_settings(REST_FRAMEWORK=rest_framework(NUM_PROXIES=0), **behind_tls_proxy):
+        [warning] = checks.check_client_addresses()
+    assert warning.id == "dwc.W001"
+    assert "DWC_NUM_PROXIES" in warning.hint
+    with override_settings(REST_FRAMEWORK=rest_framework(NUM_PROXIES=1), **behind_tls_proxy):
+        assert checks.check_client_addresses() == []
+    with override_settings(REST_FRAMEWORK=rest_framework(NUM_PROXIES=0), SECURE_PROXY_SSL_HEADER=None):
+        assert checks.check_client_addresses() == []
+
+
+@pytest.mark.parametrize("everyone", [["0.0.0.0/0"], ["::/0", "127.0.0.1/32"]])
+def test_the_deploy_check_warns_of_metrics_open_to_everyone(settings, everyone):
+    settings.DWC_METRICS_ALLOWED_IPS = everyone
+    settings.DWC_METRICS_TOKEN = ""
+    assert error_ids(checks.check_metrics_access()) == ["dwc.W002"]
+    settings.DWC_METRICS_TOKEN = "t" * 40
+    settings.DWC_METRICS_ALLOWED_IPS = []
+    assert checks.check_metrics_access() == []
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from audit.admin_writes import AuditedAdminMixin, ServiceDeleteAdminMixin, field_state
 from audit.services import REDACTED, audit_record, diff
 from config.problems import Conflict
+from config.request_text import StorableJSONFormField
 from workflows import definitions
 from workflows.admin_readonly import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from workflows.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
@@ -84,6 +85,7 @@ class WorkflowForm(forms.ModelForm):
     class Meta:
         model = Workflow
         fields = ["name", "workspace", "slug", "status", "description", "settings", "input_schema"]
+        field_classes = {"settings": StorableJSONFormField, "input_schema": StorableJSONFormField}
 
     def clean(self):
         cleaned = super().clean()
@@ -111,6 +113,7 @@ class NodeForm(forms.ModelForm):
     class Meta:
         model = Node
         fields = NODE_FIELDS
+        field_classes = {name: StorableJSONFormField for name in ("config", "retry", "tags", "position")}
         widgets = {
             "prompt": forms.Textarea(attrs={"rows": 3, "cols": 80}),
             "content": forms.Textarea(attrs={"rows": 3, "cols": 80}),
@@ -299,7 +302,7 @@ class WorkflowVersionInline(ReadOnlyTabularInline):
 
 
 class RunNowForm(forms.Form):
-    input = forms.JSONField(
+    input = StorableJSONFormField(
         label="Input (JSON)",
         required=False,  # an empty box means {}; JSONField would also call {} "empty" if required
         initial=dict,

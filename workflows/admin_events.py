@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from audit.admin_writes import AuditedAdminMixin
+from config.request_text import StorableJSONFormField
 from workflows.models import EventTrigger
 from workflows.services.event_triggers import event_trigger_update, input_template_errors
 
@@ -19,6 +20,7 @@ class EventTriggerForm(forms.ModelForm):
     class Meta:
         model = EventTrigger
         fields = ["source_workflow", "on", "workflow", "input_template", "enabled"]
+        field_classes = {"input_template": StorableJSONFormField}
         widgets = {"input_template": forms.Textarea(attrs={"rows": 4, "cols": 80})}
 
     def clean(self):

@@ -12,6 +12,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 
 from audit.admin_writes import ServiceDeleteAdminMixin, register_read_only
 from config.problems import Conflict
+from config.request_text import StorableJSONFormField
 from workflows.admin_readonly import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
 from workflows.services.schedules import (
@@ -37,6 +38,7 @@ class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Schedule
         fields = ["workflow", *EDITABLE_FIELDS]
+        field_classes = {"input": StorableJSONFormField}
         widgets = {"input": forms.Textarea(attrs={"rows": 4, "cols": 80})}
 
     def clean(self):

@@ -201,10 +201,7 @@ def credential_get(user: User, credential_id: Any) -> Credential:
         credential = Credential.objects.select_related("workspace", "created_by").get(pk=credential_id)
     except (ValueError, ValidationError, Credential.DoesNotExist) as error:
         raise Http404(NO_SUCH_CREDENTIAL) from error
-    try:
-        ensure_role(user, credential.workspace, Role.VIEWER)
-    except Http404 as error:  # ensure_role says "No such workspace.", which would tell that the id exists
-        raise Http404(NO_SUCH_CREDENTIAL) from error
+    ensure_role(user, credential.workspace, Role.VIEWER, not_found=NO_SUCH_CREDENTIAL)
     return credential
 
 

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
-from jsonschema import Draft202012Validator, SchemaError
-from jsonschema.validators import validator_for
 
 from workflows.credentials import REFERENCES as CREDENTIAL_REFERENCES
+from workflows.engine import json_schema
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
 from workflows.models import NODE_KEY_PATTERN, WORKFLOW_SLUG_PATTERN, Node, Workflow
@@ -123,7 +122,7 @@ TOO_MANY_NODES = "The workflow has {count} nodes; its settings allow at most {li
 
 def _schema_errors(schema: dict, value: Any, prefix: str) -> Errors:
     errors: Errors = {}
-    for error in Draft202012Validator(schema).iter_errors(value):
+    for error in json_schema.validator(schema).iter_errors(value):
         parts = [str(part) for part in error.absolute_path]
         if error.validator == "required" and isinstance(error.instance, dict):
             parts += [name for name in error.validator_value if name not in error.instance][:1]
@@ -136,11 +135,9 @@ def workflow_fields_check(fields: dict) -> Errors:
     errors = _schema_errors(WORKFLOW_SCHEMA, fields, "")
     schema = fields.get("input_schema")
     if isinstance(schema, dict) and "input_schema" not in errors:
-        try:
-            validator_for(schema).check_schema(schema)
-        except SchemaError as error:
-            path = "/".join(str(part) for part in error.absolute_path) or "(root)"
-            errors["input_schema"] = [f"Not a valid JSON Schema at {path}: {error.message}"]
+        problems = json_schema.schema_problems(schema)
+        if problems:
+            errors["input_schema"] = problems
     return errors
 
 

@@ -430,6 +430,25 @@ class WebhookTrigger(models.Model):
         return f"hook …{self.token_hint} → {self.workflow_id}"
 
 
+class WebhookDelivery(models.Model):
+    """A signed delivery that started a run, kept while its signature is fresh enough to be replayed.
+
+    The unique signature per webhook is what makes a replayed delivery find the first run instead of
+    starting another; rows past `expires_at` can no longer verify and are pruned.
+    """
+
+    hook = models.ForeignKey(WebhookTrigger, on_delete=models.CASCADE, related_name="+", db_index=False)
+    signature = models.CharField(max_length=64, help_text="Hex HMAC-SHA256 of the delivery.")
+    run = models.ForeignKey("Run", on_delete=models.CASCADE, related_name="+", db_index=False)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hook", "signature"], name="webhook_delivery_unique_signature")]
+
+    def __str__(self) -> str:
+        return f"delivery {self.signature[:12]}… → run {self.run_id}"
+
+
 class Schedule(models.Model):
     """A cron schedule. Beat fires it through a django-celery-beat PeriodicTask; each slot runs once."""
 

@@ -12,6 +12,9 @@ from workflows.graph import topological_order
 from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
 
 NO_SUCH_WORKFLOW = "No such workflow."
+NO_SUCH_NODE = "No such node."
+NO_SUCH_RUN = "No such run."
+NO_SUCH_DOCUMENT = "No such document."
 
 
 def workflows_for_user(user: User, *, include_deleted: bool = False) -> QuerySet[Workflow]:
@@ -40,7 +43,7 @@ def workflow_get(user: User, workflow_id, *, minimum: str = Role.VIEWER, include
         raise Http404(NO_SUCH_WORKFLOW) from error
     if workflow.is_deleted and not include_deleted:
         raise Http404(NO_SUCH_WORKFLOW)
-    ensure_role(user, workflow.workspace, minimum)
+    ensure_role(user, workflow.workspace, minimum, not_found=NO_SUCH_WORKFLOW)
     return workflow
 
 
@@ -48,10 +51,10 @@ def node_get(user: User, node_id, *, minimum: str = Role.VIEWER) -> Node:
     try:
         node = Node.objects.select_related("workflow__workspace").get(pk=uuid.UUID(str(node_id)))
     except (ValueError, Node.DoesNotExist) as error:
-        raise Http404("No such node.") from error
+        raise Http404(NO_SUCH_NODE) from error
     if node.workflow.is_deleted:
-        raise Http404("No such node.")
-    ensure_role(user, node.workflow.workspace, minimum)
+        raise Http404(NO_SUCH_NODE)
+    ensure_role(user, node.workflow.workspace, minimum, not_found=NO_SUCH_NODE)
     return node
 
 
@@ -89,8 +92,8 @@ def run_get(user: User, run_id, *, minimum: str = Role.VIEWER) -> Run:
             pk=uuid.UUID(str(run_id))
         )
     except (ValueError, Run.DoesNotExist) as error:
-        raise Http404("No such run.") from error
-    ensure_role(user, run.workspace, minimum)
+        raise Http404(NO_SUCH_RUN) from error
+    ensure_role(user, run.workspace, minimum, not_found=NO_SUCH_RUN)
     return run
 
 
@@ -102,8 +105,8 @@ def document_get(user: User, document_id) -> Document:
     try:
         document = Document.objects.select_related("workspace", "workflow").get(pk=uuid.UUID(str(document_id)))
     except (ValueError, Document.DoesNotExist) as error:
-        raise Http404("No such document.") from error
-    ensure_role(user, document.workspace, Role.VIEWER)
+        raise Http404(NO_SUCH_DOCUMENT) from error
+    ensure_role(user, document.workspace, Role.VIEWER, not_found=NO_SUCH_DOCUMENT)
     return document
 
 

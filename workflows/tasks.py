@@ -57,3 +57,11 @@ def fire_event_triggers(run_id: str) -> None:
     from workflows.services.event_triggers import event_triggers_fire
 
     event_triggers_fire(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def webhook_deliveries_prune() -> None:
+    """Sent by beat: forget signed webhook deliveries that can no longer be replayed."""
+    from workflows.services.webhooks import webhook_deliveries_prune
+
+    webhook_deliveries_prune()

@@ -8,6 +8,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJ
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.api_keys import ApiKeyRejected, api_key_authenticate
+from accounts.tokens import SESSION_ENDED, session_is_revoked
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -41,13 +42,16 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 class JWTAuthentication(SimpleJWTAuthentication):
-    """simplejwt's, plus: an access token issued before the user's last password change is refused.
+    """simplejwt's, plus: an access token issued before the user's last password change is refused, and
+    so is one of a session that was logged out (accounts.tokens). The websocket authentication uses it too.
 
     A changed password is often a reaction to a leak; refresh tokens are blacklisted then, and this
     ends the access tokens too instead of letting them live out their (short) lifetime.
     """
 
     def get_user(self, validated_token):
+        if session_is_revoked(validated_token):
+            raise InvalidToken(SESSION_ENDED)
         user = super().get_user(validated_token)
         changed = user.password_changed_at
         # iat has whole seconds: a token issued in the second of the change is still accepted.

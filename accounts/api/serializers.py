@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.selectors import mfa_enabled
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -27,15 +28,20 @@ class PasswordChangeSerializer(serializers.Serializer):
 class MeWorkspaceSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="workspace.id")
     name = serializers.CharField(source="workspace.name")
+    mfa_required = serializers.BooleanField(source="workspace.mfa_required")
     role = serializers.CharField()
 
 
 class MeSerializer(serializers.ModelSerializer):
     workspaces = MeWorkspaceSerializer(source="memberships", many=True, read_only=True)
+    mfa_enabled = serializers.SerializerMethodField(help_text="Logins need a TOTP code (auth/mfa/totp).")
 
     class Meta:
         model = User
-        fields = ["id", "email", "name", "is_staff", "date_joined", "workspaces"]
+        fields = ["id", "email", "name", "is_staff", "date_joined", "mfa_enabled", "workspaces"]
+
+    def get_mfa_enabled(self, user: User) -> bool:
+        return mfa_enabled(user)
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -44,7 +50,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workspace
-        fields = ["id", "name", "is_personal", "role", "member_count", "created_at", "updated_at"]
+        fields = ["id", "name", "is_personal", "mfa_required", "role", "member_count", "created_at", "updated_at"]
         read_only_fields = ["is_personal", "created_at", "updated_at"]
 
 

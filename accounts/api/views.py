@@ -1,16 +1,16 @@
-from django.contrib.auth.signals import user_logged_in
 from django.db.models import Count, OuterRef, Prefetch, Subquery
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import api_keys, lockout, services
-from accounts.access import Role, ensure_role, workspaces_for_user
+from accounts import api_keys, lockout, mfa, services
+from accounts.access import Role, ensure_mfa_if_required, workspace_get, workspaces_for_user
+from accounts.api import mfa as api_mfa
 from accounts.api import serializers
 from accounts.models import ApiKey, Membership, User, Workspace
 from config.throttling import AuthRateThrottle
@@ -25,11 +25,17 @@ class LoginLockedOut(exceptions.APIException):
         self.wait = error.retry_after  # DRF's exception handler turns it into Retry-After
 
 
+class PasswordCheckSerializer(TokenObtainSerializer):
+    """simplejwt's email and password check, without making tokens: accounts.mfa.token_login decides."""
+
+
 class TokenObtainView(TokenObtainPairView):
     """POST auth/token: simplejwt's view behind the per-address throttle and the login lockout."""
 
     throttle_classes = [AuthRateThrottle]
+    serializer_class = PasswordCheckSerializer
 
+    @extend_schema(responses={200: api_mfa.TokenOrMfaSerializer})
     def post(self, request, *args, **kwargs):
         email = request.data.get(User.USERNAME_FIELD) if isinstance(request.data, dict) else None
         if isinstance(email, str) and email:
@@ -42,10 +48,9 @@ class TokenObtainView(TokenObtainPairView):
             data.is_valid(raise_exception=True)
         except TokenError as error:
             raise InvalidToken(error.args[0]) from error
-        # Getting a token is logging in: Django's receivers (the audit trail's) hear of it as of a form login.
-        # A wrong password reaches them already, as user_login_failed from authenticate().
-        user_logged_in.send(sender=type(data.user), request=request._request, user=data.user)
-        return Response(data.validated_data, status=status.HTTP_200_OK)
+        # Tokens, or for a user with MFA a challenge for auth/token/mfa. A wrong password reached the
+        # audit trail already, as user_login_failed from authenticate().
+        return Response(mfa.token_login(user=data.user, request=request), status=status.HTTP_200_OK)
 
 
 class TokenRefreshThrottledView(TokenRefreshView):
@@ -90,7 +95,9 @@ class MeView(APIView):
     @extend_schema(responses=serializers.MeSerializer)
     def get(self, request):
         # workspaces_for_user: an API key limited to one workspace shows only that one.
-        memberships = Membership.objects.filter(workspace__in=workspaces_for_user(request.user))
+        memberships = Membership.objects.filter(
+            workspace__in=workspaces_for_user(request.user, including_mfa_locked=True)
+        )
         user = User.objects.prefetch_related(
             Prefetch("memberships", queryset=memberships.select_related("workspace"))
         ).get(pk=request.user.pk)
@@ -119,10 +126,16 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
             return Workspace.objects.none()
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=self.request.user).values("role")[:1]
         return (
-            workspaces_for_user(self.request.user)
+            workspaces_for_user(self.request.user, including_mfa_locked=True)
             .annotate(role=Subquery(role), member_count=Count("memberships"))
             .order_by("name")
         )
+
+    def get_object(self):
+        workspace = super().get_object()
+        # The list shows workspaces that require MFA the caller lacks; everything inside them is refused.
+        ensure_mfa_if_required(self.request.user, workspace)
+        return workspace
 
     def create(self, request, *args, **kwargs):
         data = self.get_serializer(data=request.data)
@@ -138,6 +151,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
             workspace=workspace,
             actor=request.user,
             name=data.validated_data.get("name", workspace.name),
+            mfa_required=data.validated_data.get("mfa_required", workspace.mfa_required),
             request=request,
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=workspace.pk)).data)
@@ -155,9 +169,7 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filter_backends: list = []
 
     def workspace(self, minimum: str = Role.VIEWER) -> Workspace:
-        workspace = get_object_or_404(Workspace, pk=self.kwargs["workspace_pk"])
-        ensure_role(self.request.user, workspace, minimum)
-        return workspace
+        return workspace_get(self.request.user, self.kwargs["workspace_pk"], minimum)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

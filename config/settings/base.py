@@ -5,6 +5,7 @@ broker, cache and channel layer, the Celery worker and beat inside the server pr
 (and DATABASE_URL) switches to the distributed mode with the same code. See README.md for every variable.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -50,6 +51,17 @@ def env_rate(name: str, default: str) -> str:
     if not re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
         raise ImproperlyConfigured(f"{name} must look like 10/min, 1000/hour or 5/s, not {value!r}")
     return value
+
+
+def env_networks(name: str, default: str) -> list[str]:
+    """Comma-separated addresses or CIDR networks ("10.0.0.0/8,::1"); refused at start if one is not."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from error
+    return networks
 
 
 def persistent_secret(name: str, make) -> str:
@@ -109,6 +121,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     "django_celery_beat",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "workflows",
     "audit",
@@ -124,6 +138,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "config.request_limits.RequestBodyLimitMiddleware",
+    "config.request_limits.UnstorableTextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -135,6 +150,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+CSRF_FAILURE_VIEW = "config.problems.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -220,6 +236,10 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
+    # Throttle counts (config.throttling) in the same Redis, which must not evict them: run it with
+    # maxmemory-policy noeviction (its default) or without maxmemory. /ready reports one that evicts.
+    # Login lockouts are in the database, in every mode.
+    CACHES["throttles"] = CACHES["default"]
     # The pub/sub layer: one Redis connection per process whatever the number of clients, and a
     # group message is one PUBLISH (the default layer, measured at 100 clients in one daphne,
     # failed with "Too many connections"). Run events are fire-and-forget here: RunEvent is the
@@ -231,7 +251,16 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Apart from the default cache, which drops entries to make room: a store that never drops a
+        # live count (its memory bound is in config/throttle_cache.py).
+        "throttles": {
+            "BACKEND": "config.throttle_cache.ThrottleMemoryCache",
+            "LOCATION": "throttles",
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        },
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery -------------------------------------------------------------------------------
@@ -273,6 +302,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": DWC_RECOVER_EVERY_SECONDS,
         "options": {"queue": "engine", "expires": DWC_RECOVER_EVERY_SECONDS},
     },
+    # Signed inbound webhook deliveries are remembered while they could be replayed (minutes).
+    "webhook-deliveries-prune": {
+        "task": "workflows.tasks.webhook_deliveries_prune",
+        "schedule": 60 * 60,
+        "options": {"queue": "engine", "expires": 30 * 60},
+    },
 }
 DWC_EMBEDDED_WORKER_CONCURRENCY = int(os.environ.get("DWC_EMBEDDED_WORKER_CONCURRENCY", "4"))
 
@@ -308,7 +343,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's parser, bounded in depth and refusing text PostgreSQL cannot store (400 instead of 500).
+    "DEFAULT_PARSER_CLASSES": ["config.json_input.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
@@ -329,7 +365,9 @@ REST_FRAMEWORK = {
         "trigger": env_rate("DWC_THROTTLE_TRIGGER", "60/min"),
     },
     # How many proxies in front of us append to X-Forwarded-For: the client address that throttles
-    # and the login lockout count by is the one the outermost of them saw. 0 = REMOTE_ADDR.
+    # and the login lockout count by is the one the outermost of them saw. 0 = REMOTE_ADDR, the
+    # default in every mode: set it only where clients cannot reach the server but through them,
+    # or each request could choose its own address (deploy check dwc.W001 explains).
     "NUM_PROXIES": int(os.environ.get("DWC_NUM_PROXIES", "0")),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
@@ -353,6 +391,23 @@ SIMPLE_JWT = {
 # DWC_LOGIN_LOCKOUT_MINUTES lock that pair out for DWC_LOGIN_LOCKOUT_MINUTES.
 DWC_LOGIN_MAX_FAILURES = int(os.environ.get("DWC_LOGIN_MAX_FAILURES", "5"))
 DWC_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("DWC_LOGIN_LOCKOUT_MINUTES", "15"))
+# Their rows (and the sessions logout revoked, accounts.tokens) are deleted once they no longer count.
+CELERY_BEAT_SCHEDULE["lockouts-prune"] = {
+    "task": "accounts.tasks.lockouts_prune",
+    "schedule": 60 * 60,
+    "options": {"queue": "engine", "expires": 30 * 60},
+}
+CELERY_BEAT_SCHEDULE["revoked-sessions-prune"] = {
+    "task": "accounts.tasks.revoked_sessions_prune",
+    "schedule": 60 * 60,
+    "options": {"queue": "engine", "expires": 30 * 60},
+}
+
+# --- Multi-factor authentication (accounts.mfa) --------------------------------------------
+# The name authenticator apps show next to the account.
+OTP_TOTP_ISSUER = os.environ.get("DWC_MFA_ISSUER", "Document Workflow Chain")
+# How long the answer to a correct password (`mfa_token`, or the login form's pending step) waits for the code.
+DWC_MFA_CHALLENGE_SECONDS = int(os.environ.get("DWC_MFA_CHALLENGE_SECONDS", "300"))
 
 # --- Request limits, headers, CORS, CSP -----------------------------------------------------
 # Bodies over this many bytes are refused with 413 before anything reads them (config.request_limits);
@@ -426,10 +481,21 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "30"))
+# Whom email nodes may write to (workflows.engine.nodes.email): the members of the node's workspace,
+# the domains listed here (for every workspace; * for any), and those an operator allows a workspace
+# in the admin. Empty by default: with open registration, anyone could otherwise mail anyone through
+# this server's mail account.
+DWC_EMAIL_ALLOWED_DOMAINS = [domain.lower() for domain in env_list("DWC_EMAIL_ALLOWED_DOMAINS", "")]
 
 # --- Outbound HTTP (workflows.engine.egress) ---
 DWC_OUTBOUND_ALLOWLIST = env_list("DWC_OUTBOUND_ALLOWLIST", "")
 DWC_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("DWC_OUTBOUND_MAX_RESPONSE_BYTES", str(10 * 1024 * 1024)))
+
+# --- Metrics (/metrics, analytics.ops) -----------------------------------------------------
+# Served to a request with `Authorization: Bearer <DWC_METRICS_TOKEN>` (if set), or from an address
+# in DWC_METRICS_ALLOWED_IPS (default: this machine only), the client address as the throttles see it.
+DWC_METRICS_TOKEN = os.environ.get("DWC_METRICS_TOKEN", "")
+DWC_METRICS_ALLOWED_IPS = env_networks("DWC_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1")
 
 # --- Logging: one JSON object per line on stdout ------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

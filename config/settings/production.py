@@ -13,13 +13,15 @@ for _required in ("SECRET_KEY", "CREDENTIALS_KEY"):
         raise ImproperlyConfigured(f"{_required} must be set in production.")
 
 from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import REST_FRAMEWORK, env_bool  # noqa: E402
+from config.settings.base import env_bool  # noqa: E402
 
 DEBUG = False
 WHITENOISE_USE_FINDERS = False
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The proxy in front (deploy/nginx.conf) appends the client's address to X-Forwarded-For.
-REST_FRAMEWORK["NUM_PROXIES"] = int(os.environ.get("DWC_NUM_PROXIES", "1"))
+# REST_FRAMEWORK["NUM_PROXIES"] stays base's DWC_NUM_PROXIES, 0 unless set: trusting X-Forwarded-For
+# is for the operator to turn on (deploy/ and docker-compose.yml set 1 for their nginx). Trusted by
+# default, a server reached without its proxy let every request pick its own address, so throttles
+# and the login lockout never added up. The deploy check dwc.W001 says when 0 looks wrong.
 
 # SECURE_COOKIES=false is for plain-HTTP setups (the local compose file): no secure cookies, and
 # no redirect to an https:// that is not there either.

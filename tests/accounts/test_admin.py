@@ -1,6 +1,6 @@
 import pytest
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import NOT_A_DOMAIN, Membership, User, Workspace
 from audit.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory
 
@@ -59,3 +59,21 @@ def test_operator_adds_a_member_through_the_workspace_inline(operator):
     )
     assert answer.status_code == 302, answer.content.decode()[:2000]
     assert Membership.objects.get(workspace=workspace, user=user).role == "admin"
+
+
+def test_operator_allows_a_workspace_to_mail_more_domains_and_it_is_audited(operator):
+    workspace = Workspace.objects.create(name="Acme")
+    form = {"name": "Acme", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    change = f"/admin/accounts/workspace/{workspace.pk}/change/"
+    refused = operator.post(change, {**form, "email_allowed_domains": "acme.example,not a domain"})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["email_allowed_domains"] == [
+        NOT_A_DOMAIN.format(entry="not a domain")
+    ]
+
+    answer = operator.post(change, {**form, "email_allowed_domains": "acme.example,*"})
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    workspace.refresh_from_db()
+    assert workspace.email_allowed_domains == ["acme.example", "*"]
+    updated = AuditEvent.objects.get(action="workspace.updated", workspace=workspace)
+    assert updated.changes["email_allowed_domains"] == [[], ["acme.example", "*"]]

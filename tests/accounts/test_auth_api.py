@@ -1,6 +1,11 @@
-import pytest
+from datetime import timedelta
 
-from accounts.models import Membership, User
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import tasks
+from accounts.models import Membership, RevokedSession, User
 from accounts.services import EMAIL_TAKEN, REGISTRATION_CLOSED, WRONG_PASSWORD
 from tests.factories import PASSWORD
 
@@ -115,6 +120,39 @@ def test_garbage_bearer_token_is_401(api):
     answer = api.get("/api/v3/auth/me")
     assert answer.status_code == 401
     assert answer["Content-Type"] == PROBLEM
+
+
+def status_with_access_token(api, access: str, path: str = "/api/v3/auth/me") -> int:
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    try:
+        return api.get(path).status_code
+    finally:
+        api.credentials()
+
+
+def test_logout_ends_the_access_tokens_of_its_session_and_of_no_other(api, user):
+    """An access token used to live out its 15 minutes after logout."""
+    login = {"email": user.email, "password": PASSWORD}
+    first, second = (api.post("/api/v3/auth/token", login, format="json").json() for _ in range(2))
+    rotated = api.post("/api/v3/auth/token/refresh", {"refresh": first["refresh"]}, format="json").json()
+    for access in (first["access"], rotated["access"], second["access"]):
+        assert status_with_access_token(api, access) == 200
+
+    assert api.post("/api/v3/auth/logout", {"refresh": rotated["refresh"]}, format="json").status_code == 205
+    assert status_with_access_token(api, first["access"]) == 401
+    assert status_with_access_token(api, rotated["access"]) == 401
+    assert status_with_access_token(api, second["access"]) == 200
+
+
+def test_a_logged_out_session_is_forgotten_once_its_access_tokens_have_expired(api, user, monkeypatch):
+    tokens = api.post("/api/v3/auth/token", {"email": user.email, "password": PASSWORD}, format="json").json()
+    api.post("/api/v3/auth/logout", {"refresh": tokens["refresh"]}, format="json")
+    tasks.revoked_sessions_prune()
+    assert RevokedSession.objects.count() == 1
+    later = timezone.now() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"] + timedelta(seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    tasks.revoked_sessions_prune()
+    assert RevokedSession.objects.count() == 0
 
 
 def test_logout_with_an_invalid_token_is_401(api):

@@ -2,13 +2,17 @@
 
 import itertools
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
-from accounts import lockout
+from accounts import lockout, tasks
+from accounts.models import LoginLockout
 from audit.models import AuditEvent
+from tests.accounts.conftest import other_features_write_keys
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +88,26 @@ def test_the_lock_ends_when_its_window_passes(api, user, address, monkeypatch):
     assert login(api, user.email, PASSWORD, address).status_code == 429
     time.sleep(4.2)
     assert login(api, user.email, PASSWORD, address).status_code == 200
+
+
+def test_a_lock_holds_whatever_else_the_embedded_mode_keeps_in_memory(api, user, address, embedded_caches):
+    # Once 350 webhook deliveries of another user pushed a lock out of a 300-entry memory cache.
+    fail(api, user.email, address, 3)
+    other_features_write_keys(10_000)
+    locked = login(api, user.email, PASSWORD, address)
+    assert locked.status_code == 429
+    assert locked.json()["type"] == "/problems/locked-out"
+
+
+def test_failures_and_locks_are_pruned_once_they_no_longer_count(api, user, address, monkeypatch):
+    fail(api, user.email, address, 3)  # locked
+    fail(api, "someone@example.com", address, 1)  # counting
+    tasks.lockouts_prune()
+    assert LoginLockout.objects.count() == 2
+    later = timezone.now() + timedelta(minutes=15, seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    tasks.lockouts_prune()
+    assert LoginLockout.objects.count() == 0
 
 
 def test_unlock_account_lifts_the_lock(api, user, address, capsys):

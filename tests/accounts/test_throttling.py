@@ -12,8 +12,10 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from tests.accounts.conftest import other_features_write_keys
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
+from tests.mode_settings import settings_of
 from tests.workflows.helpers import chain_body, create
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +75,15 @@ def test_authenticated_traffic_is_throttled_per_user():
         assert user_api.get("/api/v3/auth/me").status_code == 200
     assert_throttled(user_api.get("/api/v3/auth/me"))
     assert other_api.get("/api/v3/auth/me").status_code == 200
+
+
+@rates(user="3/min")
+def test_a_count_survives_whatever_else_the_embedded_mode_keeps_in_memory(embedded_caches):
+    user_api = client_for(UserFactory())
+    for _ in range(3):
+        assert user_api.get("/api/v3/auth/me").status_code == 200
+    other_features_write_keys(10_000)
+    assert_throttled(user_api.get("/api/v3/auth/me"))
 
 
 @rates(user="3/min", session="5/min")
@@ -144,6 +155,23 @@ def test_x_forwarded_for_counts_only_behind_the_configured_proxies(api, user):
             "/api/v3/auth/token", wrong, format="json", REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"1.2.3.4, {first}"
         )
         assert_throttled(spoofed)
+
+
+def test_with_the_production_defaults_a_forged_x_forwarded_for_does_not_escape_the_throttle(api, user, tmp_path):
+    # Reached without its proxy, 300 wrong passwords with random X-Forwarded-For were never throttled.
+    production = settings_of("config.settings.production", ["REST_FRAMEWORK"], tmp_path)["REST_FRAMEWORK"]
+    address, wrong = next(_addresses), {"email": user.email, "password": "nope"}
+    with (
+        rates(auth="5/min"),
+        override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "NUM_PROXIES": production["NUM_PROXIES"]}),
+    ):
+        answers = [
+            api.post(
+                "/api/v3/auth/token", wrong, format="json", REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"
+            )
+            for n in range(1, 11)
+        ]
+    assert [answer.status_code for answer in answers] == [401] * 5 + [429] * 5
 
 
 def production_limits(var_dir) -> dict:

@@ -3,6 +3,7 @@ import logging
 import re
 
 import pytest
+import redis
 from openapi_spec_validator import validate
 
 from analytics.metrics import EVENT_TYPES
@@ -40,7 +41,7 @@ def test_ready_checks_every_dependency(client):
     assert answer.status_code == 200, answer.content
     body = answer.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "cache", "broker", "channel_layer"}
+    assert set(body["checks"]) == {"database", "cache", "throttles", "broker", "channel_layer"}
     for check in body["checks"].values():
         assert check["status"] == "ok"
         assert isinstance(check["latency_ms"], float)
@@ -49,14 +50,25 @@ def test_ready_checks_every_dependency(client):
 def test_ready_is_503_naming_the_failed_checks_when_redis_is_unreachable(client, settings):
     dead = f"redis://127.0.0.1:{closed_port()}/0"
     settings.CELERY_BROKER_URL = dead
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead}}
+    dead_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead}
+    settings.CACHES = {"default": dead_cache, "throttles": dead_cache}
     answer = client.get("/ready")
     assert answer.status_code == 503
     body = answer.json()
     assert body["status"] == "unavailable"
-    assert body["failed"] == ["cache", "broker"]
+    assert body["failed"] == ["cache", "throttles", "broker"]
     assert body["checks"]["database"]["status"] == "ok"
     assert "onnection" in body["checks"]["broker"]["error"]
+
+
+def test_ready_is_503_when_redis_would_evict_throttle_counts(client, monkeypatch):
+    # The Redis of the tests has no maxmemory; this is what INFO says of one that evicts when full.
+    evicting = {"maxmemory": 256 * 1024 * 1024, "maxmemory_policy": "allkeys-lru"}
+    monkeypatch.setattr(redis.Redis, "info", lambda self, section=None, *args, **kwargs: evicting)
+    body = client.get("/ready").json()
+    assert body["failed"] == ["throttles"]
+    assert "maxmemory-policy allkeys-lru" in body["checks"]["throttles"]["error"]
+    assert "noeviction" in body["checks"]["throttles"]["error"]
 
 
 def test_status_describes_the_process(client, settings):
@@ -141,3 +153,33 @@ def test_access_log_is_one_json_line_per_request(client, caplog):
     line = json.loads(formatter.format(record))
     assert line["path"] == "/api/v3/auth/me" and line["status"] == 200 and line["level"] == "INFO"
     assert line["request_id"] == "req-42"
+
+
+SCRAPER_TOKEN = "scrape-" + "x" * 40
+
+
+def test_metrics_answer_only_this_machine_by_default(client):
+    assert client.get("/metrics").status_code == 200  # the test client's address is 127.0.0.1
+    refused = client.get("/metrics", REMOTE_ADDR="203.0.113.9")
+    assert refused.status_code == 403
+    assert refused["Content-Type"] == "application/problem+json"
+    assert "dwc_" not in refused.content.decode()
+
+
+def test_the_metrics_token_lets_a_scraper_in_from_anywhere(client, settings):
+    settings.DWC_METRICS_TOKEN = SCRAPER_TOKEN
+    scraped = client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {SCRAPER_TOKEN}")
+    assert scraped.status_code == 200
+    assert "dwc_workflow_runs_total" in scraped.content.decode()
+    for authorization in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": SCRAPER_TOKEN}):
+        refused = client.get("/metrics", REMOTE_ADDR="203.0.113.9", **authorization)
+        assert refused.status_code == 401
+        assert refused["WWW-Authenticate"] == 'Bearer realm="metrics"'
+
+
+def test_the_metrics_allow_list_takes_networks(client, settings):
+    settings.DWC_METRICS_ALLOWED_IPS = ["10.1.0.0/16", "2001:db8::/32"]
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="2001:db8::7").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="10.2.0.1").status_code == 403
+    assert client.get("/metrics").status_code == 403  # the list replaces the default, this machine

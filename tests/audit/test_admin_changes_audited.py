@@ -267,7 +267,9 @@ def test_workspaces_and_their_member_inline_are_audited(operator, root):
     events = new_events(start)
     created = by_operator(only(events, "workspace.created"), root)
     assert (created.workspace, created.target_id) == (workspace, str(workspace.pk))
-    assert created.changes == {"name": [None, "Ops"], "is_personal": [None, False]}
+    assert created.changes["name"] == [None, "Ops"]
+    assert created.changes["is_personal"] == [None, False]
+    assert created.changes["mfa_required"] == [None, False]
     added = [event for event in events if event.action == "workspace.member_added"]
     assert {(event.target_id, event.changes["role"][1]) for event in added} == {
         (str(ann.pk), "owner"),
@@ -293,7 +295,9 @@ def test_workspaces_and_their_member_inline_are_audited(operator, root):
     saved(operator.post(f"{WORKSPACES}{workspace.pk}/delete/", {"post": "yes"}))
     deleted = by_operator(only(new_events(start), "workspace.deleted"), root)
     assert (deleted.workspace_id, deleted.workspace_ref, deleted.target_id) == (None, "", str(workspace.pk))
-    assert deleted.changes == {"name": ["Operations", None], "is_personal": [False, None]}
+    assert deleted.changes["name"] == ["Operations", None]
+    assert deleted.changes["is_personal"] == [False, None]
+    assert deleted.changes["mfa_required"] == [False, None]
 
 
 def test_memberships_are_audited_with_the_membership_actions(operator, root, team):

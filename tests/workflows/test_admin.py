@@ -191,6 +191,9 @@ def test_editing_in_the_admin_records_the_next_version_only_on_change(operator, 
         ("settings", '{"max_nodes": 1}', None),  # the workflow has two nodes
         ("settings", '{"colour": "blue"}', "Additional properties are not allowed"),
         ("input_schema", '{"type": "banana"}', "Not a valid JSON Schema"),
+        ("input_schema", '{"$ref": "http://127.0.0.1:9/schema.json"}', "points outside this schema"),
+        ("input_schema", '{"title": "a\\u0000b"}', "may not contain NUL characters"),
+        ("name", "a\x00b", "Null characters are not allowed."),
         ("slug", "taken", "Another workflow of this workspace already uses this id."),
     ],
 )

@@ -12,7 +12,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import Membership
 from config.asgi import application
 from tests.conftest import client_for
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.workflows.helpers import create
 from workflows import realtime
 from workflows.engine import scheduler
@@ -283,3 +283,19 @@ def test_a_foreign_origin_is_refused_before_anything_else(user):
         await communicator.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_an_access_token_of_a_logged_out_session_opens_no_websocket(user):
+    api = Client()
+    login = {"email": user.email, "password": PASSWORD}
+    tokens = api.post("/api/v3/auth/token", login, content_type="application/json").json()
+
+    async def opens() -> bool:
+        communicator = WebsocketCommunicator(application, f"/ws/dashboard/?token={tokens['access']}", headers=[ORIGIN])
+        accepted, _ = await communicator.connect()
+        await communicator.disconnect()
+        return accepted
+
+    assert async_to_sync(opens)()
+    api.post("/api/v3/auth/logout", {"refresh": tokens["refresh"]}, content_type="application/json")
+    assert closed_with(f"/ws/dashboard/?token={tokens['access']}") == 4401

@@ -23,7 +23,7 @@ NO_SUCH_WORKSPACE = "No such workspace."
 
 
 class CredentialSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
     # get_fields is Serializer's own method, hence another method name.
     fields = serializers.SerializerMethodField(
         method_name="get_value_keys",

@@ -28,7 +28,7 @@ MAX_REFUSALS = 100
 
 
 class EventTriggerSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
 
     class Meta:
         model = EventTrigger
@@ -67,7 +67,7 @@ def _trigger_get(user: User, trigger_id, *, minimum: str = Role.VIEWER) -> Event
         raise Http404(NO_SUCH_TRIGGER) from error
     if trigger.workflow.is_deleted:
         raise Http404(NO_SUCH_TRIGGER)
-    ensure_role(user, trigger.workflow.workspace, minimum)
+    ensure_role(user, trigger.workflow.workspace, minimum, not_found=NO_SUCH_TRIGGER)
     return trigger
 
 

@@ -108,7 +108,8 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(serializers.RunDetailSerializer(run).data)
 
     @extend_schema(responses=serializers.StepRunSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    # One row per node of the run's version (bounded by max_nodes): the list comes whole.
+    @action(detail=True, methods=["get"], pagination_class=None)
     def steps(self, request, pk=None):
         steps = self._get().steps.order_by("queued_at", "node_key")
         return Response(serializers.StepRunSerializer(steps, many=True).data)
@@ -127,7 +128,8 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="Server-sent events."),
         },
     )
-    @action(detail=True, methods=["get"], renderer_classes=EVENT_RENDERERS)
+    # At most 1000 events after `after_seq`: a client pages by seq, not by page number.
+    @action(detail=True, methods=["get"], renderer_classes=EVENT_RENDERERS, pagination_class=None)
     def events(self, request, pk=None):
         run = self._get()
         raw = request.headers.get("Last-Event-ID") or request.query_params.get("after_seq", "0")

@@ -98,7 +98,7 @@ def schedule_get(user: User, schedule_id, *, minimum: str = Role.VIEWER) -> Sche
         raise Http404(NO_SUCH_SCHEDULE) from error
     if schedule.workflow.is_deleted:
         raise Http404(NO_SUCH_SCHEDULE)
-    ensure_role(user, schedule.workflow.workspace, minimum)
+    ensure_role(user, schedule.workflow.workspace, minimum, not_found=NO_SUCH_SCHEDULE)
     return schedule
 
 

@@ -41,7 +41,7 @@ class WorkflowListSerializer(serializers.ModelSerializer):
     settings = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     node_count = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
 
     class Meta:
         model = Workflow
@@ -121,7 +121,7 @@ class NodeWriteSerializer(serializers.Serializer):
 
 
 class VersionListSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
 
     class Meta:
         model = WorkflowVersion
@@ -166,7 +166,7 @@ class StepRunSerializer(StepSummarySerializer):
 
 class RunSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
     duration_seconds = serializers.SerializerMethodField()
 
     class Meta:

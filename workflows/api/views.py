@@ -107,8 +107,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         )
         return self._detail(workflow)
 
-    @extend_schema(request=serializers.NodeWriteSerializer, responses={200: serializers.NodeSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses={200: serializers.NodeSerializer(many=True)})
+    @extend_schema(
+        methods=["POST"], request=serializers.NodeWriteSerializer, responses={201: serializers.NodeSerializer}
+    )
+    # A workflow's nodes are bounded by its max_nodes and come whole, in topological order: no pages.
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def nodes(self, request, pk=None):
         workflow = self._get()
         if request.method == "GET":
@@ -142,7 +146,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         )
         return self._detail(workflow)
 
-    @extend_schema(request=serializers.RunTriggerSerializer, responses={202: serializers.RunSerializer})
+    @extend_schema(methods=["GET"], responses={200: serializers.RunSerializer(many=True)})
+    @extend_schema(
+        methods=["POST"],
+        request=serializers.RunTriggerSerializer,
+        responses={202: serializers.RunSerializer, 200: serializers.RunSerializer},
+    )
     @action(detail=True, methods=["get", "post"], starts_runs=True)
     def runs(self, request, pk=None):
         """GET: this workflow's runs. POST: start a run (202; 200 for a repeated Idempotency-Key)."""

@@ -22,6 +22,7 @@ from workflows.models import Run, WebhookTrigger
 from workflows.services import webhooks as services
 
 MAX_WAIT_SECONDS = 30
+NO_SUCH_WEBHOOK = "No such webhook."
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -56,8 +57,8 @@ def _with_token(request, hook: WebhookTrigger, token: str) -> dict:
 def _hook_for(request, hook_id, minimum: str) -> WebhookTrigger:
     hook = WebhookTrigger.objects.select_related("workflow__workspace").filter(pk=hook_id).first()
     if hook is None or hook.workflow.is_deleted:
-        raise Http404("No such webhook.")
-    ensure_role(request.user, hook.workflow.workspace, minimum)
+        raise Http404(NO_SUCH_WEBHOOK)
+    ensure_role(request.user, hook.workflow.workspace, minimum, not_found=NO_SUCH_WEBHOOK)
     return hook
 
 

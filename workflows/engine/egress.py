@@ -2,10 +2,11 @@
 
 Workflow authors choose the URLs, so any outbound call could be aimed at the server's own network
 (server-side request forgery). This module therefore accepts only http(s) URLs without credentials,
-resolves the host once, refuses non-public addresses unless the operator allow-listed them
-(`DWC_OUTBOUND_ALLOWLIST`), and then connects to exactly the address it checked: the URL sent to
-httpx2 carries the IP, while the `Host` header and TLS (SNI and certificate check) carry the name, so
-a DNS answer that changes between check and connect (rebinding) cannot move the connection.
+resolves the host once, refuses non-public addresses (by IANA's registries: `address_ranges`) unless
+the operator allow-listed them (`DWC_OUTBOUND_ALLOWLIST`), and then connects to exactly the address
+it checked: the URL sent to httpx2 carries the IP, while the `Host` header and TLS (SNI and
+certificate check) carry the name, so a DNS answer that changes between check and connect
+(rebinding) cannot move the connection.
 Redirects are followed here, hop by hop, with the same checks. HTTP(S)_PROXY is not used (a proxy
 would resolve names itself); SSL_CERT_FILE / SSL_CERT_DIR are, for operators with a private CA.
 
@@ -33,30 +34,26 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 import httpx2
 from django.conf import settings
 
-from workflows.engine import cancellation
+from workflows.engine import address_ranges, cancellation
 from workflows.engine.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = address_ranges.IPAddress
+IPNetwork = address_ranges.IPNetwork
 
 ALLOWED_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers that carry a body's description or the caller's identity, dropped on the redirects that
-# drop the body or change host.
+# drop the body or leave the origin. Callers name further secret-bearing headers (`secret_headers`).
 BODY_HEADERS = ("content-type", "content-length", "content-encoding", "transfer-encoding")
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
-# IPv6 forms that stand for an IPv4 address and that `is_global` judges as IPv6: IPv4-compatible
-# (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d). Mapped (::ffff:) and 6to4 (2002::) have ipaddress helpers.
-IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
-NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 
 SCHEME_FORBIDDEN = "scheme {scheme!r} is not allowed; use http or https"
 USERINFO_FORBIDDEN = "credentials in the URL are not allowed; send them in a header"
 URL_INVALID = "not a valid URL: {reason}"
-ADDRESS_FORBIDDEN = "{host} resolves to {address}, which is not a public address (see DWC_OUTBOUND_ALLOWLIST)"
+ADDRESS_FORBIDDEN = "{host} resolves to {address}, which is not a public address ({reason}; see DWC_OUTBOUND_ALLOWLIST)"
 DNS_FAILED = "could not resolve {host}"
 CONNECTION_FAILED = "could not connect to {host}: {reason}"
 TIMED_OUT = "{host} did not answer within {timeout:g} s"
@@ -124,6 +121,7 @@ def request(
     follow_redirects: bool = True,
     max_redirects: int = 5,
     max_response_bytes: int | None = None,
+    secret_headers: Iterable[str] = (),
 ) -> EgressResponse:
     """Send one HTTP request to a checked destination and return the whole (size-capped) response.
 
@@ -131,6 +129,8 @@ def request(
     given. `timeout` bounds each connect, write and read, and each hop as a whole (checked between
     body chunks), so a call ends within about `timeout` * (redirects followed + 1).
     `max_response_bytes` defaults to `DWC_OUTBOUND_MAX_RESPONSE_BYTES` and counts decoded bytes.
+    A redirect to another origin (scheme, host or port) drops Authorization, Proxy-Authorization,
+    Cookie and the `secret_headers` the caller names (a signature, an API-key header).
 
     Raises EgressForbidden, EgressTooManyRedirects, EgressResponseTooLarge (permanent),
     EgressConnectionError, EgressTimeout (transient), PermanentError for an unsendable request.
@@ -142,6 +142,7 @@ def request(
     limit = settings.DWC_OUTBOUND_MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes
     method = method.upper()
     request_headers = _request_headers(headers)
+    origin_bound = (*CREDENTIAL_HEADERS, *(name.lower() for name in secret_headers))
     body: dict[str, Any] = {}
     if json is not _UNSET:
         # Encoded here because httpx2 reads json=None as "no body", and a workflow may mean JSON null.
@@ -193,8 +194,8 @@ def request(
         method, body = _redirected_method_and_body(response.status_code, method, body)
         if not body:
             request_headers = _without(request_headers, BODY_HEADERS)
-        if next_target.host != target.host or (target.scheme, next_target.scheme) == ("https", "http"):
-            request_headers = _without(request_headers, CREDENTIAL_HEADERS)
+        if not next_target.may_inherit_secrets_of(target):
+            request_headers = _without(request_headers, origin_bound)
         target = next_target
         deadline += timeout
 
@@ -342,6 +343,15 @@ class _Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
+    def may_inherit_secrets_of(self, previous: "_Target") -> bool:
+        """Whether a redirect from `previous` to here may carry its secret headers: same origin, or
+        the same host moving from http to https on the default ports (as httpx and requests allow)."""
+        if (self.scheme, self.host, self.port) == (previous.scheme, previous.host, previous.port):
+            return True
+        upgrade = (previous.scheme, self.scheme) == ("http", "https")
+        default_ports = previous.port == DEFAULT_PORTS["http"] and self.port == DEFAULT_PORTS["https"]
+        return upgrade and default_ports and self.host == previous.host
+
     def url_for(self, address: str) -> str:
         """This URL with the host replaced by the checked address; the fragment stays home."""
         literal = f"[{address}]" if ":" in address else address
@@ -411,23 +421,21 @@ def _checked_addresses(host: str, port: int) -> list[str]:
         return addresses
     for address in addresses:
         ip = ipaddress.ip_address(address)
-        if not (_is_public(ip) or _in_networks(ip, networks)):
+        reason = address_ranges.non_public_range(ip)
+        if reason and not _in_networks(ip, networks):
             logger.warning("outbound request refused", extra={"host": host, "address": address})
             raise EgressForbidden(
-                ADDRESS_FORBIDDEN.format(host=host, address=address), details={"host": host, "address": address}
+                ADDRESS_FORBIDDEN.format(host=host, address=address, reason=reason),
+                details={"host": host, "address": address},
             )
     return addresses
 
 
-def _is_public(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        elif ip.sixtofour:
-            ip = ip.sixtofour
-        elif ip in IPV4_COMPATIBLE or ip in NAT64_WELL_KNOWN:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+def address_allowed(address: str | IPAddress) -> bool:
+    """Whether the guard would connect to this address: a public one, or one DWC_OUTBOUND_ALLOWLIST opens."""
+    ip = ipaddress.ip_address(address)
+    _names, networks = _allowlist()
+    return address_ranges.is_public(ip) or _in_networks(ip, networks)
 
 
 def _in_networks(ip: IPAddress, networks: Iterable[IPNetwork]) -> bool:

@@ -12,7 +12,6 @@ worker left behind.
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
@@ -727,9 +726,12 @@ def _fail_unexpectedly(step_id, attempt: int, run_id, error: Exception) -> list[
 
 
 def _unexpected(error: Exception) -> TransientError:
-    """A bug or an unexpected library error, as a step error: recorded as itself, retried as transient."""
-    trace = "".join(traceback.format_exception(error, limit=5))
-    return TransientError(f"{type(error).__name__}: {error}", details={"traceback": trace})
+    """A bug or an unexpected library error, as a step error: recorded as itself, retried as transient.
+
+    Type and message only: workspace members read step errors, and a traceback shows the server's
+    paths and code. The callers have logged it with its traceback.
+    """
+    return TransientError(f"{type(error).__name__}: {error}")
 
 
 def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> list[Dispatch]:

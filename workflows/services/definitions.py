@@ -365,6 +365,10 @@ def workflow_version_restore(
     if version is None:
         raise ValidationError({"version": [VERSION_MISSING.format(number=number)]})
     snapshot = version.snapshot
+    # A version saved before its input_schema was checked as it is now must not come back unchecked.
+    errors = definitions.workflow_fields_check({"input_schema": snapshot["input_schema"]})
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         workflow = _locked(workflow)
         current_specs = workflow_specs(workflow)

@@ -11,14 +11,13 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
-from jsonschema.validators import validator_for
 
 from accounts.access import Role, ensure_role, role_gate
 from accounts.models import User
 from audit.services import AnyRequest, audit_gate, audit_record, diff
 from config.gates import GateClosed
 from config.problems import Conflict
-from workflows.engine import dispatch, scheduler
+from workflows.engine import dispatch, json_schema, scheduler
 from workflows.engine.expressions import ExpressionSyntaxError, check_template
 from workflows.engine.nodes.base import ChildRun
 from workflows.models import Run, StepRun, Workflow, WorkflowVersion
@@ -34,6 +33,7 @@ NOT_REGENERATABLE_RUN = "Only a finished run's documents can be regenerated; thi
 NOT_A_DOCUMENT = "Step {key!r} is a {type} step; only document steps are regenerated."
 NOT_SUCCEEDED = "Step {key!r} did not succeed (it is {status}); retry the run instead."
 CHILD_WORKFLOW_MISSING = "Workflow {ref!r} does not exist in this workspace."
+UNUSABLE_INPUT_SCHEMA = "The workflow's input_schema cannot be applied (edit it to fix this): {problem}"
 
 MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.Trigger.SUBWORKFLOW)
 
@@ -41,9 +41,12 @@ MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.T
 def _input_errors(schema: dict, value: Any) -> dict[str, list[str]]:
     if not schema:
         return {}
-    validator = validator_for(schema)(schema)
+    try:
+        schema_errors = json_schema.schema_errors(schema, value)
+    except json_schema.UnusableSchema as error:
+        return {"input": [UNUSABLE_INPUT_SCHEMA.format(problem=error)]}
     errors: dict[str, list[str]] = {}
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+    for error in schema_errors:
         path = ".".join(["input", *(str(part) for part in error.absolute_path)])
         errors.setdefault(path, []).append(error.message)
     return errors

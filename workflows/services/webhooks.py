@@ -2,29 +2,33 @@
 
 The token is the address, so only its SHA-256 is stored and it is shown once. A secret, when set,
 signs deliveries: `X-Signature-256: sha256=<hex HMAC-SHA256 of "<X-Timestamp>." + raw body>`, with
-the timestamp within five minutes of now; every comparison is constant-time.
+the timestamp within five minutes of now; every comparison is constant-time. A signature is
+accepted once: while it is fresh, a replay of the same signed delivery gets the first run back
+(`WebhookDelivery` remembers it, in the database so that every process sees it).
 """
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import REDACTED, AnyRequest, audit_record
+from config.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
+from config.request_text import NO_FIELD, UNSTORABLE_TEXT
+from config.throttling import throttle_cache
 from workflows.credentials import decrypt, encrypt
-from workflows.models import Run, WebhookTrigger, Workflow
+from workflows.models import Run, WebhookDelivery, WebhookTrigger, Workflow
 from workflows.services.runs import run_trigger
 
 SIGNATURE_HEADER = "X-Signature-256"
@@ -48,6 +52,12 @@ class WebhookUnauthorized(Exception):
 class Delivery:
     body: bytes
     headers: dict[str, str]  # lower-cased names
+
+
+@dataclass(frozen=True)
+class Signature:
+    digest: str  # hex HMAC-SHA256, as checked
+    sent_at: int  # the delivery's X-Timestamp
 
 
 def _hash(token: str) -> str:
@@ -153,22 +163,23 @@ def rate_limited(hook: WebhookTrigger) -> int:
     """Seconds until the next window if this token went over its per-minute budget, else 0."""
     window = int(time.time() // 60)
     key = f"hook-rate:{hook.pk}:{window}"
-    if cache.add(key, 1, timeout=120):
+    if throttle_cache.add(key, 1, timeout=120):
         count = 1
     else:
         try:
-            count = cache.incr(key)
+            count = throttle_cache.incr(key)
         except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=120)
+            throttle_cache.add(key, 1, timeout=120)
             count = 1
     if count > settings.DWC_WEBHOOK_RATE_PER_MINUTE:
         return 60 - int(time.time()) % 60 or 1
     return 0
 
 
-def _verify(hook: WebhookTrigger, delivery: Delivery) -> None:
+def _verify(hook: WebhookTrigger, delivery: Delivery) -> Signature | None:
+    """The delivery's checked signature; None for an unsigned webhook. Raises WebhookUnauthorized."""
     if hook.encrypted_secret is None:
-        return
+        return None
     signature = delivery.headers.get(SIGNATURE_HEADER.lower(), "")
     stamp = delivery.headers.get(TIMESTAMP_HEADER.lower(), "")
     if not signature or not stamp:
@@ -180,19 +191,27 @@ def _verify(hook: WebhookTrigger, delivery: Delivery) -> None:
     if abs(time.time() - sent_at) > MAX_CLOCK_SKEW_SECONDS:
         raise WebhookUnauthorized(SIGNATURE_STALE)
     secret = decrypt(hook.encrypted_secret)["secret"].encode()
-    expected = "sha256=" + hmac.new(secret, stamp.encode() + b"." + delivery.body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    digest = hmac.new(secret, stamp.encode() + b"." + delivery.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(f"sha256={digest}".encode(), signature.encode()):
         raise WebhookUnauthorized(SIGNATURE_BAD)
+    return Signature(digest=digest, sent_at=sent_at)
 
 
 def webhook_deliver(*, hook: WebhookTrigger, delivery: Delivery) -> tuple[Run, bool]:
-    """Verify a delivery and start its run. Returns (run, created); a repeated delivery id → the first run.
+    """Verify a delivery and start its run. Returns (run, created).
 
+    A repeated delivery id, or a replayed signature (the same signed timestamp and body, whatever the
+    other headers say), returns the first run with created=False.
     Raises WebhookUnauthorized, ValidationError (not JSON, input schema) or Conflict (not active).
     """
-    _verify(hook, delivery)
+    signature = _verify(hook, delivery)
     try:
-        payload = json.loads(delivery.body or b"{}")
+        payload = json_loads(delivery.body or b"{}")
+    except UnstorableJSON as error:
+        paths = ["body" if path == NO_FIELD else f"body.{path}" for path in error.paths]
+        raise ValidationError({path: [UNSTORABLE_TEXT] for path in paths}) from error
+    except JSONTooDeep as error:
+        raise ValidationError({"body": [TOO_DEEP]}) from error
     except ValueError as error:
         raise ValidationError({"body": [NOT_JSON]}) from error
     run_input = payload if isinstance(payload, dict) else {"body": payload}
@@ -201,11 +220,40 @@ def webhook_deliver(*, hook: WebhookTrigger, delivery: Delivery) -> tuple[Run, b
             name: delivery.headers[name] for name in hook.include_headers if name in delivery.headers
         }
     delivery_id = delivery.headers.get((hook.dedupe_header or IDEMPOTENCY_HEADER).lower(), "").strip()[:150]
-    with transaction.atomic():
-        return run_trigger(
-            workflow=hook.workflow,
-            input=run_input,
-            trigger=Run.Trigger.WEBHOOK,
-            actor=None,
-            idempotency_key=f"hook:{hook.pk}:{delivery_id}" if delivery_id else None,
-        )
+    try:
+        with transaction.atomic():
+            run, created = run_trigger(
+                workflow=hook.workflow,
+                input=run_input,
+                trigger=Run.Trigger.WEBHOOK,
+                actor=None,
+                idempotency_key=f"hook:{hook.pk}:{delivery_id}" if delivery_id else None,
+            )
+            if signature is not None:
+                # Written after the run, in its transaction: a concurrent replay waits here on the
+                # unique signature, fails once this commits, and its run is rolled back unstarted.
+                # Also for a repeated delivery id: that signature must not start a run under a new id.
+                WebhookDelivery.objects.create(
+                    hook=hook,
+                    signature=signature.digest,
+                    run=run,
+                    expires_at=datetime.fromtimestamp(signature.sent_at + MAX_CLOCK_SKEW_SECONDS, tz=UTC),
+                )
+            return run, created
+    except IntegrityError:
+        if signature is None:
+            raise
+        first = WebhookDelivery.objects.filter(hook=hook, signature=signature.digest).select_related("run").first()
+        if first is None:
+            raise
+        return first.run, False
+
+
+def webhook_deliveries_prune() -> int:
+    """Forget signed deliveries whose signatures can no longer verify; returns how many went.
+
+    A tolerance's grace beyond `expires_at` covers servers whose clocks disagree a little.
+    """
+    cutoff = timezone.now() - timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
+    deleted, _ = WebhookDelivery.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted

@@ -5,6 +5,7 @@ import gzip
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -28,6 +29,8 @@ from workflows.engine.egress import (
     EgressTooManyRedirects,
 )
 from workflows.engine.errors import PermanentError, TransientError
+from workflows.engine.nodes.base import StepContext
+from workflows.engine.nodes.http_request import HttpRequestNode
 
 
 @pytest.fixture
@@ -58,6 +61,21 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Every socket.connect of this process while a test records them, seen through Python's audit events
+# (an audit hook cannot be removed, so one hook serves every test and records only when asked).
+_connects: list[list] = []
+sys.addaudithook(lambda event, args: _connects[-1].append(args[1]) if event == "socket.connect" and _connects else None)
+
+
+@pytest.fixture
+def connects():
+    """The addresses this process tried to connect to during the test."""
+    seen: list = []
+    _connects.append(seen)
+    yield seen
+    _connects.remove(seen)
 
 
 # --- requests that reach an allow-listed server ---------------------------------------------------
@@ -185,6 +203,40 @@ def test_private_link_local_cgnat_metadata_and_multicast_addresses_are_refused(a
         egress.request("GET", url, timeout=0.3)
 
 
+# The special-purpose addresses the attack battery reached (issue 17, finding 3); the decision itself
+# is tested against the registries in test_address_ranges.py.
+SPECIAL_PURPOSE_REACHED = [
+    "192.0.0.192",
+    "192.0.0.8",
+    "[::ffff:0:7f00:1]",
+    "[::ffff:0:a9fe:a9fe]",
+    "[64:ff9b:1::a9fe:a9fe]",
+    "[64:ff9b:1::7f00:1]",
+    "[fec0::1]",
+]
+
+
+@pytest.mark.parametrize("host", SPECIAL_PURPOSE_REACHED)
+def test_special_purpose_addresses_are_refused_without_a_connection_attempt(allow, connects, host):
+    with pytest.raises(EgressForbidden, match="not a public address"):
+        egress.request("GET", f"http://{host}:8080/latest/meta-data/", timeout=0.5)
+
+    assert connects == []
+
+
+@pytest.mark.parametrize("host", SPECIAL_PURPOSE_REACHED)
+def test_an_http_request_node_aimed_at_a_special_purpose_address_connects_nowhere(allow, connects, host):
+    context = StepContext(
+        run_id="run-1", step_id="step-1", node_key="call", attempt=1, workspace_id="w", expressions={}
+    )
+    prepared = {"config": {"url": f"http://{host}:8080/", "timeout": 0.5}}
+
+    with pytest.raises(EgressForbidden, match="not a public address"):
+        HttpRequestNode.execute(prepared, context)
+
+    assert connects == []
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -291,6 +343,41 @@ def test_credentials_are_dropped_when_a_redirect_changes_host(httpserver, allow)
         ("/other-host", "Bearer s3cret", "a=b"),
         ("/end", None, None),
     ]
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_secret_headers_stay_with_the_origin_when_a_redirect_changes_port(httpserver, allow, slow_server, status):
+    """Same host, another port: another origin. Authorization, Cookie and the headers the caller names
+    as secret go to the first server only; the rest of the request goes on."""
+    allow("127.0.0.1")
+    other = f"http://127.0.0.1:{slow_server.port}/landing"
+    httpserver.expect_request("/start").respond_with_data("", status=status, headers={"Location": other})
+    slow_server.expect_request("/landing").respond_with_data("landed")
+    secrets = {"Authorization": "Bearer s3cret", "Cookie": "a=b", "X-Api-Key": "k3y", "Webhook-Signature": "v1,x"}
+
+    response = egress.request(
+        "POST",
+        f"http://127.0.0.1:{httpserver.port}/start",
+        headers={**secrets, "X-Trace": "t-1"},
+        json={"a": 1},
+        secret_headers=("x-api-key", "webhook-signature"),
+    )
+
+    assert response.text() == "landed"
+    first, second = httpserver.log[0][0], slow_server.log[0][0]
+    assert all(first.headers.get(name) == value for name, value in secrets.items())
+    assert [name for name in secrets if name in second.headers] == []
+    assert second.headers["X-Trace"] == "t-1"
+
+
+def test_secret_headers_follow_a_redirect_within_the_origin(httpserver, allow, loopback_url):
+    allow("127.0.0.1")
+    httpserver.expect_request("/start").respond_with_data("", status=307, headers={"Location": "/next"})
+    httpserver.expect_request("/next").respond_with_data("next")
+
+    egress.request("GET", loopback_url("/start"), headers={"X-Api-Key": "k3y"}, secret_headers=("X-Api-Key",))
+
+    assert [entry[0].headers.get("X-Api-Key") for entry in httpserver.log] == ["k3y", "k3y"]
 
 
 def test_more_redirects_than_allowed_fail_permanently(httpserver, allow, loopback_url):

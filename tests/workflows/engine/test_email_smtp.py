@@ -56,13 +56,15 @@ def smtp_server():
 
 def send(config: dict) -> object:
     prepared = {"config": {"subject": "Weekly report", "body": "All green.", **config}}
-    return EmailNode.execute(prepared, SimpleNamespace(run_id="run-1", idempotency_key="run-1:mail"))
+    return EmailNode.execute(prepared, SimpleNamespace(run_id="run-1", idempotency_key="run-1:mail", workspace_id=None))
 
 
 @pytest.fixture
 def smtp_settings(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
+    # Recipients in a domain allowed to all workspaces: no workspace (and no database) is consulted.
+    settings.DWC_EMAIL_ALLOWED_DOMAINS = ["example.org"]
     return settings
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from werkzeug import Response
 
-from accounts.models import Membership
+from accounts.models import Membership, Workspace
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
 from tests.workflows.engine.conftest import wait_for_run
@@ -247,7 +247,9 @@ def test_max_concurrency_queues_extra_runs(engine_worker, user_api):
     assert second_run.started_at >= Run.objects.get(pk=first).finished_at
 
 
-def test_email_goes_through_the_email_backend(engine_worker, user_api):
+def test_email_goes_through_the_email_backend_to_allowed_recipients_only(engine_worker, user, user_api):
+    # Besides its members' addresses, a workspace mails only the domains an operator allowed it.
+    Workspace.objects.filter(memberships__user=user).update(email_allowed_domains=["example.com"])
     body = {
         "name": "Mail",
         "nodes": [
@@ -268,6 +270,11 @@ def test_email_goes_through_the_email_backend(engine_worker, user_api):
     assert steps_of(run.pk)["mail"].output == {"sent": 1, "to": ["ada@example.com"]}
     sent = "\n".join(path.read_text() for path in engine_worker.mail_dir.iterdir())
     assert "Subject: Hi Ada" in sent and "To: ada@example.com" in sent and "Body for Ada" in sent
+
+    refused = wait_for_run(start(user_api, workflow["id"], {"to": "eve@elsewhere.example", "name": "Eve"})["id"])
+    assert refused.status == "failed"
+    assert "eve@elsewhere.example" in str(steps_of(refused.pk)["mail"].error)
+    assert steps_of(refused.pk)["mail"].attempt == 1  # a permanent refusal: not retried
 
 
 def test_a_webhook_with_a_secret_is_signed_and_the_secret_stays_out_of_the_run(

@@ -5,14 +5,17 @@ import hmac
 import json
 import threading
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.helpers import create
-from workflows.models import Run
+from workflows.models import Run, WebhookDelivery
+from workflows.services.webhooks import MAX_CLOCK_SKEW_SECONDS, webhook_deliveries_prune
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,6 +88,76 @@ def test_signed_hooks_need_a_fresh_valid_signature(client, user_api):
         assert answer.status_code == 401, headers
         assert answer["Content-Type"] == "application/problem+json"
     assert Run.objects.count() == 1
+
+
+def test_a_replayed_signed_delivery_gets_the_first_run_and_starts_nothing(client, user_api):
+    created = hook(user_api, create(user_api, ECHO)["id"], secret="s3cret")
+    body = json.dumps({"n": 1}).encode()
+    headers = signed("s3cret", body)
+    first = client.post(path_of(created), body, content_type="application/json", **headers)
+    replayed = client.post(path_of(created), body, content_type="application/json", **headers)
+    # A replay may dress up the headers the signature does not cover: a new delivery id changes nothing.
+    disguised = client.post(
+        path_of(created), body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="fresh-id", **headers
+    )
+    assert first.status_code == 202
+    assert (replayed.status_code, disguised.status_code) == (200, 200)
+    assert replayed.json()["run_id"] == disguised.json()["run_id"] == first.json()["run_id"]
+    assert Run.objects.count() == 1
+
+
+def test_the_same_signature_under_a_known_delivery_id_is_remembered_too(client, user_api):
+    """A sender's retry re-signs an old delivery id; replaying that retry with a new id must not start a run."""
+    created = hook(user_api, create(user_api, ECHO)["id"], secret="s3cret", dedupe_header="X-Delivery")
+    body = json.dumps({"n": 1}).encode()
+    url = path_of(created)
+    first = client.post(url, body, content_type="application/json", HTTP_X_DELIVERY="d-1", **signed("s3cret", body))
+    retry_headers = signed("s3cret", body, stamp=int(time.time()) - 1)
+    retry = client.post(url, body, content_type="application/json", HTTP_X_DELIVERY="d-1", **retry_headers)
+    replay = client.post(url, body, content_type="application/json", HTTP_X_DELIVERY="d-2", **retry_headers)
+    assert [first.status_code, retry.status_code, replay.status_code] == [202, 200, 200]
+    assert Run.objects.count() == 1
+
+
+def test_a_signed_delivery_replayed_ten_times_concurrently_starts_one_run(live_server, user_api):
+    import httpx
+
+    created = hook(user_api, create(user_api, ECHO)["id"], secret="s3cret")
+    body = json.dumps({"n": 3}).encode()
+    headers = {"Content-Type": "application/json"}
+    headers.update(
+        {name.removeprefix("HTTP_").replace("_", "-"): value for name, value in signed("s3cret", body).items()}
+    )
+    url = f"{live_server.url}{path_of(created)}"
+    answers = []
+
+    def post():
+        answers.append(httpx.post(url, content=body, headers=headers, timeout=30))
+
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Run.objects.count() == 1
+    assert {answer.json()["run_id"] for answer in answers} == {str(Run.objects.get().pk)}
+    assert sorted(answer.status_code for answer in answers) == [200] * 9 + [202]
+
+
+def test_remembered_signatures_are_pruned_once_they_can_no_longer_verify(client, user_api):
+    created = hook(user_api, create(user_api, ECHO)["id"], secret="s3cret")
+    stamp = int(time.time())
+    for n in (1, 2):
+        body = json.dumps({"n": n}).encode()
+        answer = client.post(path_of(created), body, content_type="application/json", **signed("s3cret", body, stamp))
+        assert answer.status_code == 202
+    kept, expired = WebhookDelivery.objects.all()
+    assert kept.expires_at.timestamp() == stamp + MAX_CLOCK_SKEW_SECONDS
+    # A tolerance's grace after expiry, for servers whose clocks disagree, and then it goes.
+    expired.expires_at = timezone.now() - timedelta(seconds=MAX_CLOCK_SKEW_SECONDS + 1)
+    expired.save()
+    assert webhook_deliveries_prune() == 1
+    assert list(WebhookDelivery.objects.all()) == [kept]
 
 
 def test_bad_requests_get_clear_answers_and_start_nothing(client, user_api, settings):

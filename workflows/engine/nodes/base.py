@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from jsonschema import Draft202012Validator
-
+from workflows.engine import json_schema
 from workflows.engine.expressions import (
     ExpressionSyntaxError,
     check_expression,
@@ -180,7 +179,7 @@ class NodeType:
         if not isinstance(config, dict):
             return config, {"config": ["Must be a JSON object."]}
         config = cls.normalize_config(dict(config))
-        for error in sorted(Draft202012Validator(cls.config_schema).iter_errors(config), key=str):
+        for error in sorted(json_schema.validator(cls.config_schema).iter_errors(config), key=str):
             errors.setdefault(_schema_error_path(error), []).append(error.message)
         if errors:
             return config, errors

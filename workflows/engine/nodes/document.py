@@ -1,11 +1,9 @@
 import json
 
 from django.conf import settings
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from workflows.credentials import credential_kind_and_value
-from workflows.engine import pricing, providers
+from workflows.engine import json_schema, pricing, providers
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, NodeType, StepContext
 from workflows.engine.nodes.schema import credential_name
@@ -20,6 +18,7 @@ PROVIDER_NEEDS_CREDENTIAL = "The {provider!r} provider needs a `credential` nami
 CONTEXT_NOT_UPSTREAM = "`context` names {key!r}, which is not an upstream step with a document."
 NOT_JSON = "The model's output is not valid JSON: {error}"
 SCHEMA_VIOLATION = "The model's output does not satisfy `json_schema` at {path}: {message}"
+UNUSABLE_SCHEMA = "`json_schema` cannot be applied: {problem}"
 
 
 def estimate_tokens(text: str) -> int:
@@ -111,10 +110,9 @@ class DocumentNode(NodeType):
     def validate(cls, *, config: dict, prompt: str = "", content: str = "") -> tuple[dict, dict]:
         config, errors = super().validate(config=config, prompt=prompt, content=content)
         if not errors and "json_schema" in config:
-            try:
-                Draft202012Validator.check_schema(config["json_schema"])
-            except SchemaError as error:
-                errors["config.json_schema"] = [f"Not a valid JSON Schema: {error.message}"]
+            problems = json_schema.schema_problems(config["json_schema"])
+            if problems:
+                errors["config.json_schema"] = problems
         return config, errors
 
     @classmethod
@@ -240,8 +238,11 @@ def _parsed_json(text: str, schema: dict | None):
     except json.JSONDecodeError as error:
         raise TransientError(NOT_JSON.format(error=error)) from error
     if schema:
-        error = next(iter(sorted(Draft202012Validator(schema).iter_errors(value), key=str)), None)
-        if error is not None:
-            path = "/" + "/".join(str(part) for part in error.absolute_path)
-            raise TransientError(SCHEMA_VIOLATION.format(path=path, message=error.message))
+        try:
+            errors = json_schema.schema_errors(schema, value)
+        except json_schema.UnusableSchema as error:
+            raise PermanentError(UNUSABLE_SCHEMA.format(problem=error)) from error
+        if errors:
+            path = "/" + "/".join(str(part) for part in errors[0].absolute_path)
+            raise TransientError(SCHEMA_VIOLATION.format(path=path, message=errors[0].message))
     return value

@@ -1,11 +1,31 @@
+from email.utils import formataddr, getaddresses
 from smtplib import SMTPException
 
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
+from django.core.validators import validate_email
 
-from workflows.engine.errors import TransientError
+from accounts.email_recipients import RECIPIENT_NOT_ALLOWED, email_recipients_not_allowed
+from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import NodeResult, NodeType
 
 ADDRESSES = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 998}, "maxItems": 50}
+NOT_ONE_ADDRESS = "Each recipient must be one email address, with or without a name; {entry!r} is not."
+
+
+def _recipients(entries: list[str]) -> list[tuple[str, str]]:
+    """(the entry as sent, its bare address) for each entry. An entry is sent as it was parsed here,
+    so the address checked is the address mailed whatever the mail library would make of the text."""
+    recipients = []
+    for entry in entries:
+        parsed = getaddresses([entry])
+        try:
+            [(name, address)] = parsed
+            validate_email(address)
+        except (ValueError, ValidationError) as error:
+            raise PermanentError(NOT_ONE_ADDRESS.format(entry=entry)) from error
+        recipients.append((formataddr((name, address)), address))
+    return recipients
 
 
 class EmailNode(NodeType):
@@ -13,7 +33,8 @@ class EmailNode(NodeType):
 
     Addresses, subject and body are templates; with `html` the body is sent as HTML. The output is
     `{sent}`, the number of messages the backend accepted. Not idempotent: a crash after sending and
-    before the step is recorded would send the email twice if re-run.
+    before the step is recorded would send the email twice if re-run. Recipients the workspace may not
+    mail (accounts.email_recipients) fail the step, permanently, before anything is sent.
     """
 
     name = "email"
@@ -44,12 +65,17 @@ class EmailNode(NodeType):
     @classmethod
     def execute(cls, prepared: dict, context) -> NodeResult:
         config = prepared["config"]
+        to, cc, bcc = (_recipients(config.get(field, [])) for field in ("to", "cc", "bcc"))
+        addresses = [address for _, address in to + cc + bcc]
+        refused = email_recipients_not_allowed(workspace_id=context.workspace_id, addresses=addresses)
+        if refused:
+            raise PermanentError(RECIPIENT_NOT_ALLOWED.format(address=refused[0]))
         message = EmailMessage(
             subject=config["subject"],
             body=config["body"],
-            to=config["to"],
-            cc=config.get("cc", []),
-            bcc=config.get("bcc", []),
+            to=[entry for entry, _ in to],
+            cc=[entry for entry, _ in cc],
+            bcc=[entry for entry, _ in bcc],
             headers={"X-DWC-Run": context.run_id, "X-DWC-Idempotency-Key": context.idempotency_key},
         )
         if config.get("html"):

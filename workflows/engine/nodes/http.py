@@ -24,15 +24,17 @@ def send(
     headers: dict[str, str] | None = None,
     timeout: float = 30.0,
     expected: list[int] | None = None,
+    secret_headers: tuple[str, ...] = (),
     **body: Any,
 ) -> egress.EgressResponse:
+    """Call the URL through the egress client; `secret_headers` do not follow a redirect to another origin."""
     headers = {"Idempotency-Key": context.idempotency_key, **(headers or {})}
     if context.deadline is not None:
         remaining = context.deadline - time.monotonic()
         if remaining <= 0:
             raise TransientError("The step ran out of time before the call.")
         timeout = min(timeout, remaining)
-    response = egress.request(method, url, headers=headers, timeout=timeout, **body)
+    response = egress.request(method, url, headers=headers, timeout=timeout, secret_headers=secret_headers, **body)
     ok = response.status in expected if expected else 200 <= response.status < 300
     if not ok:
         excerpt = response.body[:MAX_ERROR_BODY_CHARS].decode(errors="replace")

@@ -13,7 +13,8 @@ class HttpRequestNode(NodeType):
 
     The URL, header values, query values and the body are templates. A response whose status is not in
     `expected_status` (any 2xx by default) fails the step. The output is `{status, headers, body}`, the
-    body parsed as JSON when the response says it is JSON, text otherwise.
+    body parsed as JSON when the response says it is JSON, text otherwise. The `credential`'s header
+    (Authorization or its own name) is not sent on after a redirect to another origin.
 
     Not idempotent: a POST may not be safe to send twice, so a step interrupted by a crash is only re-sent
     when `retry_on_crash` is set (the engine may later decide per method).
@@ -85,8 +86,10 @@ class HttpRequestNode(NodeType):
         config = prepared["config"]
         method = config.get("method", "GET")
         headers = dict(config.get("headers", {}))
+        secrets = {}
         if "credential" in config:
-            headers.update(authorization_headers(context.workspace_id, config["credential"]))
+            secrets = authorization_headers(context.workspace_id, config["credential"])
+            headers.update(secrets)
         body = {}
         if "json" in config:
             body["json"] = config["json"]
@@ -103,6 +106,7 @@ class HttpRequestNode(NodeType):
             timeout=config.get("timeout", 30),
             expected=config.get("expected_status"),
             follow_redirects=config.get("follow_redirects", True),
+            secret_headers=tuple(secrets),
             **body,
         )
         return NodeResult(
