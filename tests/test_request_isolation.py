@@ -14,11 +14,11 @@ import time
 
 import httpx
 import pytest
-from django.conf import settings
 from django.db import transaction
 
 from accounts.services import user_register
-from tests.processes import Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http
+from tests.processes import Process, free_port, wait_for_http
+from tests.workflows.workers import worker_env
 from workflows.models import Run
 from workflows.services.definitions import workflow_create
 
@@ -39,14 +39,8 @@ SERVERS = {
 @pytest.fixture
 def server(request, transactional_db):
     port = free_port()
-    env = clean_env(
-        DJANGO_SETTINGS_MODULE="config.settings.base",
-        DATABASE_URL=database_url_for_subprocesses(),
-        REDIS_URL=settings.REDIS_URL,
-        SECRET_KEY=settings.SECRET_KEY,
-        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
-        DATABASE_POOL_MAX_SIZE=str(POOL_SIZE),
-    )
+    # The environment the engine tests' workers get: this test database, Redis and the same keys.
+    env = worker_env(DATABASE_POOL_MAX_SIZE=str(POOL_SIZE))
     kind = getattr(request, "param", "daphne")
     args = [part.format(port=port, host=f"127.0.0.1:{port}") for part in SERVERS[kind]]
     process = Process(args, env, kind)
