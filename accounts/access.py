@@ -4,6 +4,11 @@ A request authenticated with an API key (accounts.api.authentication) carries th
 object as `user.api_key`. Everything here honours it: a key limited to one workspace sees no other
 (404, as for non-members), and what needs the admin role or higher needs the key's `admin` scope.
 The user object lives for one request, so the limit cannot leak into another one.
+
+A workspace's IP allow-list (accounts.ip_allow_lists) applies to every request into it, checked
+against the client address of the request or websocket being handled: a member from elsewhere gets
+its 403 (after a stranger's 404, before the MFA requirement's 403), and lists across workspaces leave
+the workspace out. Outside a request (tasks, commands) and in the admin site it does not apply.
 """
 
 from functools import cache
@@ -13,6 +18,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from accounts.ip_allow_lists import WORKSPACE, admitted_here, admitting_current_client, ensure_allowed
 from accounts.models import ROLE_RANK, ApiKey, Membership, User, Workspace
 from accounts.selectors import mfa_enabled, mfa_enabled_exists
 from config.gates import Gate
@@ -46,6 +52,13 @@ def ensure_mfa_if_required(user: User, workspace: Workspace) -> None:
         raise MfaRequired
 
 
+def ensure_workspace_usable(user: User, workspace: Workspace) -> None:
+    """What a member must pass to use a workspace: its IP allow-list (for the current client), then
+    its MFA requirement. Callers have settled membership first: a stranger gets a 404, not these."""
+    ensure_allowed(workspace.allowed_ips, rule=WORKSPACE, actor=user, workspace=workspace, target=workspace)
+    ensure_mfa_if_required(user, workspace)
+
+
 def acting_api_key(user: User) -> ApiKey | None:
     """The API key the request of this user object authenticated with, if any."""
     return getattr(user, "api_key", None)
@@ -56,14 +69,15 @@ def _outside_key_workspace(user: User, workspace_id) -> bool:
     return key is not None and key.workspace_id is not None and key.workspace_id != workspace_id
 
 
-def workspaces_for_user(user: User, *, including_mfa_locked: bool = False) -> QuerySet[Workspace]:
-    """The user's workspaces, less those that require MFA the user lacks: lists across workspaces
-    show nothing of them. `including_mfa_locked` keeps them, for the lists of workspaces themselves,
-    where the user learns which ones require MFA."""
+def workspaces_for_user(user: User, *, including_locked: bool = False) -> QuerySet[Workspace]:
+    """The user's workspaces, less those locked to them (requiring MFA the user lacks, or an IP
+    allow-list that refuses the current client): lists across workspaces show nothing of them.
+    `including_locked` keeps them, for the lists of workspaces themselves, where the user learns
+    which ones require MFA or refuse their address."""
     # A subquery, not a join, so that callers can still aggregate over all memberships.
     workspaces = Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
-    if not including_mfa_locked:
-        workspaces = _without_mfa_locked(user, workspaces)
+    if not including_locked:
+        workspaces = admitting_current_client(_without_mfa_locked(user, workspaces))
     key = acting_api_key(user)
     return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces
 
@@ -111,7 +125,7 @@ def ensure_role(user: User, workspace: Workspace, minimum: str, *, not_found: st
         role = role_of(user, workspace)
     if role is None:
         raise Http404(not_found)
-    ensure_mfa_if_required(user, workspace)
+    ensure_workspace_usable(user, workspace)
     if ROLE_RANK[role] < ROLE_RANK[minimum]:
         raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
     key = acting_api_key(user)
@@ -141,8 +155,9 @@ def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
     )
     if not user.is_authenticated or _outside_key_workspace(user, workspace.pk) or key_lacks_scope:
         ensure_role(user, workspace, minimum)  # refuses, with 404 or 403 as the membership says
-    if workspace.mfa_required:
-        ensure_role(user, workspace, minimum)  # a stranger's 404 before the MFA requirement's 403
+    if workspace.mfa_required or not admitted_here(workspace.allowed_ips):
+        # A stranger's 404 before the IP allow-list's or the MFA requirement's 403.
+        ensure_role(user, workspace, minimum)
     if user.is_superuser:
         return None
     roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
@@ -181,13 +196,13 @@ def default_workspace(user: User) -> Workspace | None:
 
 
 def workspace_for_member(user: User, workspace_id) -> Workspace | None:
-    """The workspace if `user` belongs to it; None for unknown ids and strangers alike. MfaRequired
-    if it requires MFA the user lacks."""
+    """The workspace if `user` belongs to it; None for unknown ids and strangers alike. IpNotAllowed
+    if its IP allow-list refuses the current client, MfaRequired if it requires MFA the user lacks."""
     try:
-        workspace = workspaces_for_user(user, including_mfa_locked=True).get(pk=workspace_id)
+        workspace = workspaces_for_user(user, including_locked=True).get(pk=workspace_id)
     except (Workspace.DoesNotExist, ValueError, ValidationError):
         return None
-    ensure_mfa_if_required(user, workspace)
+    ensure_workspace_usable(user, workspace)
     return workspace
 
 
@@ -213,5 +228,5 @@ def workspaces_with_role(user: User, minimum: str) -> QuerySet[Workspace]:
         roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
         memberships = Membership.objects.filter(user=user, role__in=roles)
         workspaces = Workspace.objects.filter(pk__in=memberships.values("workspace_id"))
-    workspaces = _without_mfa_locked(user, workspaces)
+    workspaces = admitting_current_client(_without_mfa_locked(user, workspaces))
     return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces

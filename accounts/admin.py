@@ -16,11 +16,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework_simplejwt.token_blacklist import admin as token_blacklist_admin  # noqa: F401 - registers what is replaced below
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts.ip_allow_lists import IpAllowListAdminForm
 from accounts.lockout import lockout_lift
+from accounts.login_sessions import login_session_revoke
 from accounts.mfa import mfa_reset
-from accounts.models import Membership, User, Workspace
+from accounts.models import LoginSession, Membership, User, Workspace
 from accounts.services import personal_workspace_create, user_password_changed
-from audit.admin_writes import AuditedAdminMixin, register_read_only
+from audit.admin_writes import AuditedAdminMixin, ReadOnlyAdminMixin, register_read_only
 
 # {(workspace id, user id): role}: the memberships an admin page showed, to compare with what it saved.
 MembershipRows = dict[tuple, str]
@@ -168,8 +170,9 @@ class WorkspaceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "memberships__user__email"]
     readonly_fields = ["id", "created_by", "created_at", "updated_at"]
     inlines = [MembershipInline]
+    form = IpAllowListAdminForm  # allowed_ips saved canonical; the admin site is not under the list
     audit_prefix = "workspace"
-    audit_fields = ["name", "is_personal", "mfa_required", "email_allowed_domains"]
+    audit_fields = ["name", "is_personal", "mfa_required", "email_allowed_domains", "allowed_ips"]
 
     def audit_workspace(self, obj: Workspace) -> Workspace:
         return obj
@@ -224,3 +227,24 @@ class GroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
 # Sessions are revoked by the services (logout, password change); the records are for browsing.
 # TOTP devices change through accounts.mfa only (audited); the users' action above turns MFA off.
 register_read_only(OutstandingToken, BlacklistedToken, TOTPDevice)
+
+
+@admin.register(LoginSession)
+class LoginSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Who is logged in where. Sessions are ended with the action, through the same service as
+    DELETE auth/sessions/{id}: audited, effective on the session's next request, websockets closed."""
+
+    list_display = ["user", "kind", "address", "user_agent", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__email", "address", "user_agent"]
+    list_select_related = ["user"]
+    actions = ["end_sessions"]
+
+    @admin.action(description="End the selected sessions")
+    def end_sessions(self, request, queryset) -> None:
+        live = queryset.filter(revoked_at__isnull=True).select_related("user")
+        ended = 0
+        for login_session in live:
+            login_session_revoke(login_session=login_session, actor=request.user, request=request)
+            ended += 1
+        self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)

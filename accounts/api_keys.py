@@ -18,7 +18,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.access import workspace_for_member
-from accounts.models import ApiKey, User, Workspace
+from accounts.ip_allow_lists import API_KEY, ensure_allowed
+from accounts.models import ApiKey, User, Workspace, ip_networks_clean
 from audit.services import AnyRequest, audit_record, diff
 
 KEY_START = "dwc_"
@@ -67,11 +68,13 @@ def api_key_create(
     scopes: list[str],
     expires_at: datetime | None = None,
     workspace_id=None,
+    allowed_ips: list[str] | None = None,
     request: AnyRequest | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key for `user` and return it with the raw key, which is never available again.
 
-    `workspace_id` limits the key to a workspace the user belongs to. Raises ValidationError.
+    `workspace_id` limits the key to a workspace the user belongs to; `allowed_ips` to requests from
+    those addresses and networks (None or []: from anywhere). Raises ValidationError.
     """
     name = (name or "").strip()
     if not name:
@@ -79,6 +82,10 @@ def api_key_create(
     scopes = _clean_scopes(scopes)
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": [EXPIRY_IN_THE_PAST]})
+    try:
+        allowed_ips = ip_networks_clean(allowed_ips or [])
+    except ValidationError as error:
+        raise ValidationError({"allowed_ips": error.messages}) from error
     workspace: Workspace | None = None
     if workspace_id is not None:
         workspace = workspace_for_member(user, workspace_id)
@@ -96,6 +103,7 @@ def api_key_create(
                     key_hash=_hash(raw_key),
                     scopes=scopes,
                     expires_at=expires_at,
+                    allowed_ips=allowed_ips,
                 )
                 audit_record(
                     action="apikey.created",
@@ -110,6 +118,7 @@ def api_key_create(
                             "scopes": scopes,
                             "workspace": workspace.pk if workspace else None,
                             "expires_at": expires_at,
+                            "allowed_ips": allowed_ips or None,
                         },
                     ),
                     request=request,
@@ -151,11 +160,12 @@ def api_key_revoke(*, key: ApiKey, actor: User, request: AnyRequest | None = Non
     return key
 
 
-def api_key_authenticate(*, raw_key: str) -> ApiKey:
-    """The active key matching `raw_key`, with its user loaded; raises ApiKeyRejected.
+def api_key_authenticate(*, raw_key: str, address: str | None = None) -> ApiKey:
+    """The active key matching `raw_key`, with its user loaded; raises ApiKeyRejected, or IpNotAllowed
+    (audited) if the key's IP allow-list refuses the client `address` (None: not checked).
 
     Touches `last_used_at` at most once a minute, by a conditional UPDATE so that concurrent
-    requests of one key do not each write it.
+    requests of one key do not each write it. A refused request does not count as a use.
     """
     # The secret part may contain "_" itself: split by position, not by separator.
     cut = len(KEY_START) + PREFIX_LENGTH
@@ -170,6 +180,10 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
         raise ApiKeyRejected(REVOKED_KEY)
     if key.expires_at is not None and key.expires_at <= now:
         raise ApiKeyRejected(EXPIRED_KEY.format(expires_at=key.expires_at.isoformat()))
+    if address is not None:
+        ensure_allowed(
+            key.allowed_ips, rule=API_KEY, address=address, actor=key, workspace=key.workspace_id, target=key
+        )
     if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)

@@ -28,9 +28,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts import lockout
+from accounts.login_sessions import token_session_start
 from accounts.models import RecoveryCode, User
 from accounts.selectors import mfa_enabled
-from accounts.tokens import SessionRefreshToken
 from audit.services import AnyRequest, audit_record
 from config.problems import Conflict
 
@@ -293,7 +293,7 @@ def _challenge_user(mfa_token: str) -> tuple[User, str]:
 
 
 def _tokens_issue(*, user: User, request: AnyRequest | None) -> dict:
-    refresh = SessionRefreshToken.for_user(user)  # a session of its own, which logout ends (accounts.tokens)
+    refresh = token_session_start(user=user, request=request)  # a session of its own (accounts.login_sessions)
     # Getting a token is logging in: Django's receivers (the audit trail's, last_login's) hear of it as
     # of a form login.
     if request is not None:

@@ -1,3 +1,4 @@
+import ipaddress
 import re
 import uuid
 
@@ -17,6 +18,53 @@ def validate_email_domains(domains: list[str]) -> None:
     for entry in domains:
         if not EMAIL_DOMAIN.fullmatch(entry):
             raise ValidationError(NOT_A_DOMAIN.format(entry=entry), code="invalid")
+
+
+NOT_A_NETWORK = "{entry!r} is not an IP address or network: enter one such as 203.0.113.7 or 10.0.0.0/8."
+IP_ALLOW_LIST_MAX_ENTRIES = 100
+TOO_MANY_NETWORKS = f"At most {IP_ALLOW_LIST_MAX_ENTRIES} addresses or networks: list wider networks instead."
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it maps: client addresses
+    are compared as IPv4 when they are mapped (accounts.ip_allow_lists), so the list must hold IPv4."""
+    if network.version == 6 and network.prefixlen >= _IPV4_MAPPED.prefixlen and network.subnet_of(_IPV4_MAPPED):
+        return ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96))
+    return network
+
+
+def ip_networks_clean(entries: list[str]) -> list[str]:
+    """An IP allow-list in canonical form (`10.0.0.0/8`, `2001:db8::/32`; a single address gets /32 or
+    /128), without repeats, in the order given. Host bits are dropped (`10.1.2.3/8` is `10.0.0.0/8`),
+    and an IPv4-mapped IPv6 network is written as IPv4 (`::ffff:10.0.0.1` is `10.0.0.1/32`).
+    Raises ValidationError naming the first entry that is not an address or a network."""
+    if len(entries) > IP_ALLOW_LIST_MAX_ENTRIES:
+        raise ValidationError(TOO_MANY_NETWORKS, code="max_length")
+    networks: list[str] = []
+    for entry in entries:
+        try:
+            network = str(_unmapped(ipaddress.ip_network(str(entry).strip(), strict=False)))
+        except ValueError as error:
+            raise ValidationError(NOT_A_NETWORK.format(entry=entry), code="invalid") from error
+        if network not in networks:
+            networks.append(network)
+    return networks
+
+
+def validate_ip_networks(entries: list[str]) -> None:
+    ip_networks_clean(entries)
+
+
+def ip_allow_list_field(subject: str) -> ArrayField:
+    """A list of CIDR networks; empty allows every address. Checked by accounts.ip_allow_lists."""
+    return ArrayField(
+        models.CharField(max_length=49),  # the longest IPv6 network in text, with its prefix length
+        default=list,
+        blank=True,
+        validators=[validate_ip_networks],
+        help_text=f"{subject} only from these addresses or networks (CIDR, comma-separated); empty: from anywhere.",
+    )
 
 
 class UserManager(BaseUserManager):
@@ -89,6 +137,7 @@ class Workspace(models.Model):
             "* for any. Comma-separated."
         ),
     )
+    allowed_ips = ip_allow_list_field("All API access to the workspace")
 
     class Meta:
         ordering = ["name"]
@@ -154,6 +203,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    allowed_ips = ip_allow_list_field("Requests with the key")
 
     class Meta:
         ordering = ["-created_at"]
@@ -213,13 +263,32 @@ class LoginLockout(models.Model):
         return f"{self.failures} failed login(s) from {self.address}"
 
 
-class RevokedSession(models.Model):
-    """A login session ended by logout: access tokens carrying its id (the `sid` claim, accounts.tokens)
-    are refused. Kept until the last of them would have expired anyway."""
+class LoginSession(models.Model):
+    """One login: a refresh token and the access tokens made from it (their `sid` claim is this id,
+    accounts.tokens), or a browser's session cookie (the dashboard and the admin; the Django session
+    keeps this id). Listed to its person (GET auth/sessions), who can end it; once `revoked_at` is set
+    its tokens and cookie are refused from the next request and its open websockets are closed."""
 
-    session_id = models.CharField(max_length=64, unique=True)
-    revoked_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(db_index=True)
+    class Kind(models.TextChoices):
+        TOKEN = "token", "API token"
+        BROWSER = "browser", "Browser"
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_sessions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    address = models.CharField(max_length=64, blank=True, help_text="The client address at the last use.")
+    user_agent = models.CharField(max_length=300, blank=True)
+    expires_at = models.DateTimeField(help_text="When its refresh token or cookie expires unless used again.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_used_at"]
+        indexes = [
+            models.Index(fields=["user", "-last_used_at"], name="login_session_user_last_used"),
+            models.Index(fields=["expires_at"], name="login_session_expires"),
+        ]
 
     def __str__(self) -> str:
-        return f"session {self.session_id} revoked"
+        return f"{self.get_kind_display()} session of {self.user_id} from {self.address or 'unknown address'}"

@@ -10,9 +10,10 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.access import ensure_may_create_workspace, ensure_role
-from accounts.models import ROLE_RANK, Membership, User, Workspace
+from accounts.ip_allow_lists import ensure_lock_out_avoided
+from accounts.login_sessions import login_sessions_end_all, token_session_logout
+from accounts.models import ROLE_RANK, Membership, User, Workspace, ip_networks_clean
 from accounts.selectors import mfa_enabled
-from accounts.tokens import session_revoke
 from audit.services import REDACTED, AnyRequest, audit_record, diff
 from config.problems import Conflict
 
@@ -109,23 +110,28 @@ def _password_changed(user: User, *, actor: User, request: AnyRequest | None) ->
     # A changed password is often a reaction to a leak: end every session the old one opened.
     outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in outstanding])
+    sessions_ended = login_sessions_end_all(user=user)
     audit_record(
         action="auth.password_changed",
         actor=actor,
         target=user,
-        changes={"password": [REDACTED, REDACTED], "refresh_tokens_revoked": [None, len(outstanding)]},
+        changes={
+            "password": [REDACTED, REDACTED],
+            "refresh_tokens_revoked": [None, len(outstanding)],
+            "sessions_ended": [None, sessions_ended],
+        },
         request=request,
     )
 
 
 def user_logout(*, refresh: str, request: AnyRequest | None = None) -> None:
     """End the session of a refresh token (the token is the credential): blacklist it and refuse the
-    access tokens made in its session (accounts.tokens). Raises simplejwt's TokenError for a bad one."""
+    access tokens made in its session (accounts.login_sessions). Raises simplejwt's TokenError for a bad one."""
     token = RefreshToken(refresh)
     with transaction.atomic():
         token.blacklist()
-        session_revoke(refresh=token)
         user = User.objects.filter(pk=token.get(jwt_settings.USER_ID_CLAIM)).first()
+        token_session_logout(refresh=token, user=user, request=request)
         if user is not None:
             audit_record(action="auth.logout", actor=user, target=user, request=request)
 
@@ -152,21 +158,32 @@ def workspace_update(
     actor: User,
     name: str,
     mfa_required: bool | None = None,
+    allowed_ips: list[str] | None = None,
     request: AnyRequest | None = None,
 ) -> Workspace:
-    """Rename a workspace, or change whether its members must use MFA (None: unchanged). Admins and owners.
+    """Rename a workspace, change whether its members must use MFA, or its IP allow-list (None:
+    unchanged; [] allows every address). Admins and owners.
 
-    Requiring MFA needs it on the actor's own account: otherwise the change would lock them out.
+    Neither change may lock the actor out: requiring MFA needs it on their own account, and a list
+    must admit the address they make the change from (when there is one: not in the admin site).
     """
     ensure_role(actor, workspace, Role.ADMIN)
     mfa_required = workspace.mfa_required if mfa_required is None else mfa_required
     if mfa_required and not workspace.mfa_required and not mfa_enabled(actor):
         raise ValidationError({"mfa_required": [MFA_FIRST]})
-    before = {"name": workspace.name, "mfa_required": workspace.mfa_required}
-    after = {"name": name, "mfa_required": mfa_required}
+    if allowed_ips is None:
+        allowed_ips = workspace.allowed_ips
+    else:
+        try:
+            allowed_ips = ip_networks_clean(allowed_ips)
+        except ValidationError as error:
+            raise ValidationError({"allowed_ips": error.messages}) from error
+        ensure_lock_out_avoided(allowed_ips)
+    before = {"name": workspace.name, "mfa_required": workspace.mfa_required, "allowed_ips": workspace.allowed_ips}
+    after = {"name": name, "mfa_required": mfa_required, "allowed_ips": allowed_ips}
     with transaction.atomic():
-        workspace.name, workspace.mfa_required = name, mfa_required
-        workspace.save(update_fields=["name", "mfa_required", "updated_at"])
+        workspace.name, workspace.mfa_required, workspace.allowed_ips = name, mfa_required, allowed_ips
+        workspace.save(update_fields=["name", "mfa_required", "allowed_ips", "updated_at"])
         if after != before:
             audit_record(
                 action="workspace.updated",

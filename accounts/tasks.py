@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from accounts import lockout, tokens
+from accounts import lockout, login_sessions
 
 
 @shared_task(acks_late=True)
@@ -10,6 +10,6 @@ def lockouts_prune() -> None:
 
 
 @shared_task(acks_late=True)
-def revoked_sessions_prune() -> None:
-    """Sent by beat: forget logged-out sessions whose access tokens have all expired."""
-    tokens.revoked_sessions_prune()
+def login_sessions_prune() -> None:
+    """Sent by beat: forget login sessions past their expiry."""
+    login_sessions.login_sessions_prune()

@@ -63,6 +63,8 @@ def _validation_summary(errors: dict[str, list[str]]) -> str:
 
 
 def problem_exception_handler(exc, context) -> Response | None:
+    # Members a refusal adds to its problem (accounts.ip_allow_lists.IpNotAllowed: the `rule`).
+    members = getattr(exc, "problem_members", None) or {}
     # Services raise Django's own exceptions (and Conflict) so that they stay usable outside DRF.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or None)
@@ -89,7 +91,9 @@ def problem_exception_handler(exc, context) -> Response | None:
             errors = flatten_errors(detail)
             body = problem_body(response.status_code, _validation_summary(errors), code="invalid", errors=errors)
         else:
-            body = problem_body(response.status_code, str(detail), code=code if isinstance(code, str) else None)
+            body = problem_body(
+                response.status_code, str(detail), code=code if isinstance(code, str) else None, **members
+            )
     response.data = body
     # The browsable API keeps its HTML page; everyone else (JSON, an event-stream client) gets the
     # problem media type.
@@ -125,8 +129,13 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    """Django's handler403, for refusals outside DRF's views: problem details under /api/."""
+    """Django's handler403, for refusals outside DRF's views: problem details under /api/. A refusal
+    that names its problem type (a `code`, as accounts.access.MfaRequired) keeps it and its message."""
     if _speaks_problems(request):
+        code = getattr(exception, "code", None)
+        if isinstance(code, str):
+            members = getattr(exception, "problem_members", None) or {}
+            return ProblemResponse(403, str(exception), code=code, **members)
         return ProblemResponse(403, "You may not do this.", code="permission_denied")
     return defaults.permission_denied(request, exception)
 
@@ -151,6 +160,11 @@ PROBLEM_SCHEMA = {
             "type": "object",
             "description": "For validation errors: the messages of each field, by its path.",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        "rule": {
+            "type": "string",
+            "enum": ["workspace", "api_key", "webhook", "admin"],
+            "description": "For /problems/ip-not-allowed: which IP allow-list refused the client's address.",
         },
     },
     "required": ["type", "title", "status"],

@@ -102,6 +102,7 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/auth/api-keys"): lambda s: Recipe(
         "/api/v3/auth/api-keys", {"name": "k", "scopes": ["read"]}, owner(s)
     ),
+    ("post", "/api/v3/auth/sessions/revoke-all"): lambda s: Recipe("/api/v3/auth/sessions/revoke-all", {}, owner(s)),
     ("post", "/api/v3/auth/logout"): lambda s: Recipe(
         "/api/v3/auth/logout", {"refresh": str(RefreshToken.for_user(s.owner))}, APIClient()
     ),
@@ -171,6 +172,9 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ),
     ("post", "/api/v3/webhooks/{hook_id}/rotate"): lambda s: Recipe(
         f"/api/v3/webhooks/{s.hook.pk}/rotate", {}, owner(s)
+    ),
+    ("patch", "/api/v3/webhooks/{hook_id}"): lambda s: Recipe(
+        f"/api/v3/webhooks/{s.hook.pk}", {"allowed_ips": ["192.0.2.0/24"]}, owner(s)
     ),
     ("post", "/api/v3/workflows"): lambda s: Recipe("/api/v3/workflows", {"name": "New"}, owner(s)),
     ("put", "/api/v3/workflows/{id}"): lambda s: Recipe(workflow_url(s), {"name": "Replaced"}, owner(s)),

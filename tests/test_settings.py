@@ -32,3 +32,23 @@ def test_production_starts_with_its_secrets(tmp_path):
         DWC_VAR_DIR=str(tmp_path), SECRET_KEY="s" * 50, CREDENTIALS_KEY="dGhpcy1pcy1hLTMyLWJ5dGUta2V5LWZvci10ZXN0cyE="
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_production_hashes_passwords_with_argon2_at_its_full_cost(tmp_path):
+    # The suite hashes with cheap Argon2 parameters (config/settings/test.py); the product must not.
+    script = (
+        "from django.contrib.auth.hashers import get_hasher, make_password;"
+        "hasher = get_hasher(); print(type(hasher).__module__, hasher.memory_cost, hasher.time_cost);"
+        "print('parameters', make_password('pw').split('$')[3])"
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", "shell", "-c", script],
+        cwd=PROJECT_DIR,
+        env=clean_env(DJANGO_SETTINGS_MODULE="config.settings.base", DWC_VAR_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "django.contrib.auth.hashers 102400 2" in result.stdout.splitlines()
+    assert "parameters m=102400,t=2,p=8" in result.stdout.splitlines()

@@ -1,12 +1,13 @@
 """Admin for inbound webhooks: tokens are never shown (only their last characters); rotate shows the new URL once,
 on the page it answers with.
 
-Rotating and deleting go through the webhook services; a change of the delivery options, which the API
-does not offer, is audited here as webhook.updated."""
+Rotating and deleting go through the webhook services; a change of the delivery options (some of which
+the API does not offer) or of the IP allow-list is audited here as webhook.updated."""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
+from accounts.ip_allow_lists import IpAllowListAdminForm
 from audit.admin_writes import AuditedAdminMixin, ServiceDeleteAdminMixin
 from workflows.models import WebhookTrigger
 from workflows.services.webhooks import webhook_delete, webhook_rotate
@@ -24,13 +25,15 @@ class WebhookTriggerAdmin(ServiceDeleteAdminMixin, AuditedAdminMixin, admin.Mode
         "signed",
         "dedupe_header",
         "include_headers",
+        "allowed_ips",
         "created_by",
         "created_at",
         "rotated_at",
     ]
+    form = IpAllowListAdminForm
     actions = ["rotate"]
     audit_prefix = audit_target_type = "webhook"
-    audit_fields = ["dedupe_header", "include_headers"]
+    audit_fields = ["dedupe_header", "include_headers", "allowed_ips"]
     delete_select_related = ["workflow__workspace"]
 
     def audit_workspace(self, obj: WebhookTrigger):

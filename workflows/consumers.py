@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied
 
 from accounts.access import workspace_for_member, workspaces_for_user
+from accounts.websocket_auth import LoginSessionBound
 from analytics.metrics import websocket_connections_active
 from config.json_input import JsonWebsocketConsumer
 from workflows import realtime, selectors
@@ -48,7 +49,7 @@ def _uuid(value) -> str | None:
 _run_events = database_sync_to_async(selectors.run_event_envelopes, thread_sensitive=False)
 
 
-class RunEventsConsumer(JsonWebsocketConsumer):
+class RunEventsConsumer(LoginSessionBound, JsonWebsocketConsumer):
     """The shared part: authenticate, authorize, join groups, deliver events in order, ping and resume."""
 
     scope_name = ""
@@ -73,6 +74,7 @@ class RunEventsConsumer(JsonWebsocketConsumer):
         self.last_seq: OrderedDict[str, int] = OrderedDict()
         for workspace in self.workspaces:
             await self.channel_layer.group_add(realtime.workspace_group(workspace), self.channel_name)
+        await self.login_session_join()
         websocket_connections_active.inc()
         self.counted = True
         await self.send_json({"type": "subscribed", "scope": self.scope_name, **self.subscribed})
@@ -84,6 +86,7 @@ class RunEventsConsumer(JsonWebsocketConsumer):
     async def disconnect(self, code) -> None:
         for workspace in getattr(self, "workspaces", []):
             await self.channel_layer.group_discard(realtime.workspace_group(workspace), self.channel_name)
+        await self.login_session_leave()
         if getattr(self, "counted", False):
             websocket_connections_active.dec()
 
@@ -231,7 +234,7 @@ class DashboardConsumer(RunEventsConsumer):
         return True
 
 
-class NotificationsConsumer(JsonWebsocketConsumer):
+class NotificationsConsumer(LoginSessionBound, JsonWebsocketConsumer):
     """/ws/notifications/: the user's own channel (group `user.<id>`), for the notifications issue."""
 
     async def connect(self) -> None:
@@ -242,6 +245,7 @@ class NotificationsConsumer(JsonWebsocketConsumer):
             return
         self.group = f"user.{user.pk}"
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.login_session_join()
         websocket_connections_active.inc()
         self.counted = True
         await self.send_json({"type": "subscribed", "scope": "notifications", "user": str(user.pk)})
@@ -249,6 +253,7 @@ class NotificationsConsumer(JsonWebsocketConsumer):
     async def disconnect(self, code) -> None:
         if getattr(self, "counted", False):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.login_session_leave()
             websocket_connections_active.dec()
 
     async def receive_json(self, content, **kwargs) -> None:

@@ -2,7 +2,7 @@
 
 Every document node names no credential, so the template provider writes it (the rendered prompt
 is the document). Point it at a real model by creating an openai or anthropic credential and
-setting `credential` and `model` on the nodes (see the README).
+setting `credential` and `model` on the nodes (see docs/generation.md).
 """
 
 from accounts.models import User, Workspace

@@ -4,7 +4,7 @@ from django.conf import settings as django_settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from accounts.models import Workspace
+from accounts.models import Workspace, ip_allow_list_field
 
 NODE_KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{0,63}$"
 WORKFLOW_SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -422,6 +422,7 @@ class WebhookTrigger(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    allowed_ips = ip_allow_list_field("Deliveries")
 
     class Meta:
         ordering = ["created_at"]

@@ -3,28 +3,42 @@
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.api_keys import ApiKeyRejected, api_key_authenticate
-from accounts.tokens import SESSION_ENDED, session_is_revoked
+from accounts.ip_allow_lists import IpNotAllowed
+from accounts.login_sessions import SessionEnded, token_session_check
+from config.throttling import client_ip
 
 API_KEY_HEADER = "X-API-Key"
 
 
+class AddressNotAllowed(PermissionDenied):
+    """accounts.ip_allow_lists.IpNotAllowed as DRF's exception: raised while authenticating, only an
+    APIException leaves the request anonymous (DRF re-authenticates on each read of `request.user` otherwise)."""
+
+    def __init__(self, error: IpNotAllowed):
+        super().__init__(str(error), code=error.code)
+        self.problem_members = error.problem_members
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Sets `request.auth` to the ApiKey and `request.user.api_key` to it too, which is what
-    accounts.access and ApiKeyScopePermission read. A wrong, revoked or expired key is a 401."""
+    accounts.access and ApiKeyScopePermission read. A wrong, revoked or expired key is a 401; a key
+    whose IP allow-list refuses the client address (as the throttles see it) a 403."""
 
     def authenticate(self, request):
         raw_key = request.headers.get(API_KEY_HEADER, "").strip()
         if not raw_key:
             return None
         try:
-            key = api_key_authenticate(raw_key=raw_key)
+            key = api_key_authenticate(raw_key=raw_key, address=client_ip(request))
         except ApiKeyRejected as error:
             raise AuthenticationFailed(str(error)) from error
+        except IpNotAllowed as error:
+            raise AddressNotAllowed(error) from error
         user = key.user
         user.api_key = key
         return user, key
@@ -43,15 +57,24 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
 class JWTAuthentication(SimpleJWTAuthentication):
     """simplejwt's, plus: an access token issued before the user's last password change is refused, and
-    so is one of a session that was logged out (accounts.tokens). The websocket authentication uses it too.
+    so is one of a login session that was ended (accounts.login_sessions). The websocket
+    authentication uses it too.
 
     A changed password is often a reaction to a leak; refresh tokens are blacklisted then, and this
     ends the access tokens too instead of letting them live out their (short) lifetime.
     """
 
+    request = None  # the request being authenticated, for the session's last use (address, agent)
+
+    def authenticate(self, request):
+        self.request = request
+        return super().authenticate(request)
+
     def get_user(self, validated_token):
-        if session_is_revoked(validated_token):
-            raise InvalidToken(SESSION_ENDED)
+        try:
+            token_session_check(validated_token, self.request)
+        except SessionEnded as error:
+            raise InvalidToken(str(error)) from error
         user = super().get_user(validated_token)
         changed = user.password_changed_at
         # iat has whole seconds: a token issued in the second of the change is still accepted.

@@ -5,6 +5,7 @@ from config.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("auth/api-keys", views.ApiKeyViewSet, basename="api-key")
+router.register("auth/sessions", views.LoginSessionViewSet, basename="login-session")
 router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
 router.register(r"workspaces/(?P<workspace_pk>[0-9a-f-]{36})/members", views.MembershipViewSet, basename="member")
 

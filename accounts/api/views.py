@@ -1,6 +1,7 @@
 from django.db.models import Count, OuterRef, Prefetch, Subquery
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,11 +9,11 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts import api_keys, lockout, mfa, services
-from accounts.access import Role, ensure_mfa_if_required, workspace_get, workspaces_for_user
+from accounts import api_keys, lockout, login_sessions, mfa, services
+from accounts.access import Role, ensure_workspace_usable, workspace_get, workspaces_for_user
 from accounts.api import mfa as api_mfa
 from accounts.api import serializers
-from accounts.models import ApiKey, Membership, User, Workspace
+from accounts.models import ApiKey, LoginSession, Membership, User, Workspace
 from config.throttling import AuthRateThrottle
 
 
@@ -54,7 +55,10 @@ class TokenObtainView(TokenObtainPairView):
 
 
 class TokenRefreshThrottledView(TokenRefreshView):
+    """POST auth/token/refresh: simplejwt's, throttled, and refused for a session that was ended."""
+
     throttle_classes = [AuthRateThrottle]
+    serializer_class = serializers.SessionRefreshSerializer
 
 
 class RegisterView(APIView):
@@ -95,9 +99,7 @@ class MeView(APIView):
     @extend_schema(responses=serializers.MeSerializer)
     def get(self, request):
         # workspaces_for_user: an API key limited to one workspace shows only that one.
-        memberships = Membership.objects.filter(
-            workspace__in=workspaces_for_user(request.user, including_mfa_locked=True)
-        )
+        memberships = Membership.objects.filter(workspace__in=workspaces_for_user(request.user, including_locked=True))
         user = User.objects.prefetch_related(
             Prefetch("memberships", queryset=memberships.select_related("workspace"))
         ).get(pk=request.user.pk)
@@ -126,15 +128,16 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
             return Workspace.objects.none()
         role = Membership.objects.filter(workspace=OuterRef("pk"), user=self.request.user).values("role")[:1]
         return (
-            workspaces_for_user(self.request.user, including_mfa_locked=True)
+            workspaces_for_user(self.request.user, including_locked=True)
             .annotate(role=Subquery(role), member_count=Count("memberships"))
             .order_by("name")
         )
 
     def get_object(self):
         workspace = super().get_object()
-        # The list shows workspaces that require MFA the caller lacks; everything inside them is refused.
-        ensure_mfa_if_required(self.request.user, workspace)
+        # The list shows workspaces that refuse the caller's address or require MFA the caller lacks;
+        # everything inside them is refused.
+        ensure_workspace_usable(self.request.user, workspace)
         return workspace
 
     def create(self, request, *args, **kwargs):
@@ -152,6 +155,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
             actor=request.user,
             name=data.validated_data.get("name", workspace.name),
             mfa_required=data.validated_data.get("mfa_required", workspace.mfa_required),
+            allowed_ips=data.validated_data.get("allowed_ips"),
             request=request,
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=workspace.pk)).data)
@@ -193,11 +197,12 @@ class MembershipViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def partial_update(self, request, *args, **kwargs):
         self.workspace(Role.ADMIN)
         membership = self.get_object()
-        data = serializers.MembershipUpdateSerializer(data=request.data)
+        data = serializers.MembershipUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        membership = services.membership_change_role(
-            membership=membership, actor=request.user, role=data.validated_data["role"], request=request
-        )
+        if "role" in data.validated_data:  # a PATCH without it changes nothing
+            membership = services.membership_change_role(
+                membership=membership, actor=request.user, role=data.validated_data["role"], request=request
+            )
         return Response(self.get_serializer(membership).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -227,9 +232,10 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             scopes=data.validated_data["scopes"],
             expires_at=data.validated_data["expires_at"],
             workspace_id=data.validated_data["workspace"],
+            allowed_ips=data.validated_data["allowed_ips"],
             request=request,
         )
-        body = {"id": key.pk, "name": key.name, "prefix": key.prefix, "key": raw_key}
+        body = {"id": key.pk, "name": key.name, "prefix": key.prefix, "key": raw_key, "allowed_ips": key.allowed_ips}
         return Response(serializers.ApiKeyCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={204: None})
@@ -238,3 +244,38 @@ class ApiKeyViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         key = api_keys.api_key_get(user=request.user, key_id=pk)
         api_keys.api_key_revoke(key=key, actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LoginSessionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The caller's live login sessions (token logins and browsers). Managed with a login, never with an
+    API key: a machine credential must not end a person's sessions."""
+
+    serializer_class = serializers.LoginSessionSerializer
+    filter_backends: list = []
+    pagination_class = None
+    refuses_api_keys = True
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return LoginSession.objects.none()
+        return login_sessions.login_sessions_live(self.request.user)
+
+    def get_serializer_context(self) -> dict:
+        return {
+            **super().get_serializer_context(),
+            "current_session_id": login_sessions.current_session_id(self.request),
+        }
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        """End the session: its tokens and cookie are refused from the next request, its websockets close."""
+        login_session = login_sessions.login_session_get(user=request.user, session_id=pk)
+        login_sessions.login_session_revoke(login_session=login_session, actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: serializers.SessionsRevokedSerializer})
+    @action(detail=False, methods=["post"], url_path="revoke-all")
+    def revoke_all(self, request):
+        """End every session of the caller but the one this request came with."""
+        revoked = login_sessions.login_sessions_revoke_all(user=request.user, actor=request.user, request=request)
+        return Response(serializers.SessionsRevokedSerializer({"revoked": revoked}).data)

@@ -2,7 +2,7 @@
 
 The defaults run the embedded mode: an embedded PostgreSQL server with its data under var/, in-memory
 broker, cache and channel layer, the Celery worker and beat inside the server process. Setting REDIS_URL
-(and DATABASE_URL) switches to the distributed mode with the same code. See README.md for every variable.
+(and DATABASE_URL) switches to the distributed mode with the same code. See docs/configuration.md for every variable.
 """
 
 import ipaddress
@@ -60,7 +60,10 @@ def env_networks(name: str, default: str) -> list[str]:
         try:
             networks.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError as error:
-            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from error
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or network; write them comma-separated, "
+                "such as 203.0.113.7,10.0.0.0/8,2001:db8::/32"
+            ) from error
     return networks
 
 
@@ -144,6 +147,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.LoginSessionMiddleware",
+    # DWC_ADMIN_ALLOWED_IPS, and the client address workspaces' IP allow-lists are checked against.
+    "accounts.middleware.IpAllowListMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -397,8 +403,8 @@ CELERY_BEAT_SCHEDULE["lockouts-prune"] = {
     "schedule": 60 * 60,
     "options": {"queue": "engine", "expires": 30 * 60},
 }
-CELERY_BEAT_SCHEDULE["revoked-sessions-prune"] = {
-    "task": "accounts.tasks.revoked_sessions_prune",
+CELERY_BEAT_SCHEDULE["login-sessions-prune"] = {
+    "task": "accounts.tasks.login_sessions_prune",
     "schedule": 60 * 60,
     "options": {"queue": "engine", "expires": 30 * 60},
 }
@@ -463,6 +469,8 @@ SPECTACULAR_SETTINGS = {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
         "RunStatusEnum": "workflows.models.Run.Status",
         "StepRunStatusEnum": "workflows.models.StepRun.Status",
+        "LoginSessionKindEnum": "accounts.models.LoginSession.Kind",
+        "CredentialKindEnum": "workflows.models.Credential.Kind",
     },
 }
 
@@ -496,6 +504,12 @@ DWC_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("DWC_OUTBOUND_MAX_RESPONSE_
 # in DWC_METRICS_ALLOWED_IPS (default: this machine only), the client address as the throttles see it.
 DWC_METRICS_TOKEN = os.environ.get("DWC_METRICS_TOKEN", "")
 DWC_METRICS_ALLOWED_IPS = env_networks("DWC_METRICS_ALLOWED_IPS", "127.0.0.0/8,::1")
+
+# --- The admin site's IP allow-list (accounts.ip_allow_lists) ----------------------------------
+# Every /admin/ request (the login page too) from an address outside these comma-separated addresses
+# and CIDR networks is refused (403, audited as access.ip_refused); empty: from anywhere. The client
+# address is the throttles' (DWC_NUM_PROXIES). An entry that is not an address or network stops the start.
+DWC_ADMIN_ALLOWED_IPS = env_networks("DWC_ADMIN_ALLOWED_IPS", "")
 
 # --- Logging: one JSON object per line on stdout ------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -24,3 +24,12 @@ DWC_LOGIN_MAX_FAILURES = 1000
 # pytest-django from dropping the test database. The servers the tests start run the base
 # settings, pool included (tests/test_modes.py checks it).
 DWC_ASGI_DATABASE_POOL = False
+
+# Cheap Argon2 (tests/hashers.py): each user the suite makes and each login it does would cost a
+# tenth of a second and more. Production's parameters are checked in tests/test_settings.py.
+# Production's Argon2 hasher leaves the list: two hashers of one algorithm would make the later one
+# verify, and ask to rehash every cheap hash at production cost.
+PASSWORD_HASHERS = [
+    "tests.hashers.CheapArgon2PasswordHasher",
+    *(hasher for hasher in PASSWORD_HASHERS if not hasher.endswith(".Argon2PasswordHasher")),  # noqa: F405
+]

@@ -14,7 +14,8 @@ const STATUS_TEXT = {
   connecting: "Connecting to live updates…",
   live: "Live",
   reconnecting: "Connection lost; reconnecting…",
-  "signed-out": "Signed out: log in again for live updates.",
+  // 4401: the login session ended (logged out elsewhere, or ended from the Account page of another device).
+  "signed-out": "Your session was ended — ",
   forbidden: "Live updates are not available to you here.",
 };
 
@@ -26,8 +27,8 @@ function showStatus(state) {
   if (state === "signed-out") {
     const login = document.createElement("a");
     login.href = `/accounts/login/?next=${encodeURIComponent(location.pathname + location.search)}`;
-    login.textContent = "Log in";
-    element.append(" ", login);
+    login.textContent = "log in again";
+    element.append(login);
   }
 }
 

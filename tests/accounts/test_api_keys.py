@@ -26,6 +26,7 @@ LISTED_FIELDS = {
     "prefix",
     "scopes",
     "workspace",
+    "allowed_ips",
     "created_at",
     "last_used_at",
     "expires_at",
@@ -51,7 +52,7 @@ def personal(user) -> Workspace:
 
 def test_the_key_is_shown_once_and_stored_only_as_its_hash(user, user_api):
     created = new_key(user_api, name="deploy bot", scopes=["read", "trigger"])
-    assert set(created) == {"id", "name", "prefix", "key"}
+    assert set(created) == {"id", "name", "prefix", "key", "allowed_ips"}
     assert created["prefix"].startswith("dwc_") and len(created["prefix"]) == 12
     assert created["key"].startswith(created["prefix"] + "_") and len(created["key"]) > 50
 

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts import tasks
-from accounts.models import Membership, RevokedSession, User
+from accounts.models import LoginSession, Membership, User
 from accounts.services import EMAIL_TAKEN, REGISTRATION_CLOSED, WRONG_PASSWORD
 from tests.factories import PASSWORD
 
@@ -144,15 +144,15 @@ def test_logout_ends_the_access_tokens_of_its_session_and_of_no_other(api, user)
     assert status_with_access_token(api, second["access"]) == 200
 
 
-def test_a_logged_out_session_is_forgotten_once_its_access_tokens_have_expired(api, user, monkeypatch):
+def test_a_logged_out_session_is_forgotten_once_its_refresh_token_has_expired(api, user, monkeypatch):
     tokens = api.post("/api/v3/auth/token", {"email": user.email, "password": PASSWORD}, format="json").json()
     api.post("/api/v3/auth/logout", {"refresh": tokens["refresh"]}, format="json")
-    tasks.revoked_sessions_prune()
-    assert RevokedSession.objects.count() == 1
-    later = timezone.now() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"] + timedelta(seconds=1)
+    tasks.login_sessions_prune()
+    assert LoginSession.objects.filter(user=user, revoked_at__isnull=False).count() == 1
+    later = timezone.now() + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"] + timedelta(seconds=1)
     monkeypatch.setattr(timezone, "now", lambda: later)
-    tasks.revoked_sessions_prune()
-    assert RevokedSession.objects.count() == 0
+    tasks.login_sessions_prune()
+    assert LoginSession.objects.filter(user=user).count() == 0
 
 
 def test_logout_with_an_invalid_token_is_401(api):

@@ -9,4 +9,5 @@ urlpatterns = [
     path("runs/", views.run_list, name="runs"),
     path("workflows/<uuid:workflow_id>/", views.workflow_detail, name="workflow"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
+    path("account/", views.account, name="account"),
 ]

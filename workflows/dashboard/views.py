@@ -10,7 +10,9 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
+from accounts.mfa import recovery_codes_left
 from accounts.models import ROLE_RANK, Workspace
+from accounts.selectors import mfa_enabled
 from workflows import selectors
 
 
@@ -55,3 +57,13 @@ def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id) -> HttpResponse:
     run = selectors.run_get(request.user, run_id)
     return render(request, "dashboard/run.html", _context(request, run.workspace, run=run))
+
+
+@login_required
+@ensure_csrf_cookie
+def account(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's own security: MFA and login sessions. The page changes them through the
+    API's auth/mfa… and auth/sessions…; it renders the MFA state it starts from."""
+    user = request.user
+    context = _context(request, None, mfa_enabled=mfa_enabled(user), recovery_codes_left=recovery_codes_left(user))
+    return render(request, "dashboard/account.html", context)

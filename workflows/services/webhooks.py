@@ -22,8 +22,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.access import Role, ensure_role
-from accounts.models import User
-from audit.services import REDACTED, AnyRequest, audit_record
+from accounts.ip_allow_lists import WEBHOOK, ensure_allowed
+from accounts.models import User, ip_networks_clean
+from audit.services import REDACTED, AnyRequest, audit_record, diff
 from config.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
 from config.request_text import NO_FIELD, UNSTORABLE_TEXT
 from config.throttling import throttle_cache
@@ -76,15 +77,19 @@ def webhook_create(
     secret: str = "",
     dedupe_header: str = "",
     include_headers: Any = None,
+    allowed_ips: list[str] | None = None,
     request: AnyRequest | None = None,
 ) -> tuple[WebhookTrigger, str]:
-    """A new webhook and its token (returned once; only its hash is kept). Neither reaches the audit trail."""
+    """A new webhook and its token (returned once; only its hash is kept). Neither reaches the audit trail.
+
+    `allowed_ips` limits deliveries to those addresses and networks (None or []: from anywhere)."""
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     include_headers = include_headers or []
     if not isinstance(include_headers, list) or len(include_headers) > HEADER_NAME_LIMIT:
         raise ValidationError({"include_headers": [f"A list of at most {HEADER_NAME_LIMIT} header names."]})
     if not all(isinstance(name, str) and 0 < len(name) <= 100 for name in include_headers):
         raise ValidationError({"include_headers": ["Header names are 1 to 100 characters."]})
+    allowed_ips = _allowed_ips_clean(allowed_ips or [])
     token, token_hash = _new_token()
     with transaction.atomic():
         hook = WebhookTrigger.objects.create(
@@ -94,6 +99,7 @@ def webhook_create(
             encrypted_secret=encrypt({"secret": secret}) if secret else None,
             dedupe_header=dedupe_header,
             include_headers=[name.lower() for name in include_headers],
+            allowed_ips=allowed_ips,
             created_by=actor,
         )
         changes = {
@@ -102,6 +108,7 @@ def webhook_create(
             **({"secret": [None, REDACTED]} if secret else {}),
             **({"dedupe_header": [None, dedupe_header]} if dedupe_header else {}),
             **({"include_headers": [None, hook.include_headers]} if hook.include_headers else {}),
+            **({"allowed_ips": [None, allowed_ips]} if allowed_ips else {}),
         }
         audit_record(
             action="webhook.created",
@@ -113,6 +120,49 @@ def webhook_create(
             request=request,
         )
     return hook, token
+
+
+def _allowed_ips_clean(allowed_ips: list[str]) -> list[str]:
+    try:
+        return ip_networks_clean(allowed_ips)
+    except ValidationError as error:
+        raise ValidationError({"allowed_ips": error.messages}) from error
+
+
+def webhook_update(
+    *, hook: WebhookTrigger, actor: User, allowed_ips: list[str], request: AnyRequest | None = None
+) -> WebhookTrigger:
+    """Change where deliveries may come from ([]: anywhere); audited as webhook.updated if it changed."""
+    ensure_role(actor, hook.workflow.workspace, Role.EDITOR)
+    allowed_ips = _allowed_ips_clean(allowed_ips)
+    changes = diff({"allowed_ips": hook.allowed_ips}, {"allowed_ips": allowed_ips})
+    with transaction.atomic():
+        WebhookTrigger.objects.filter(pk=hook.pk).update(allowed_ips=allowed_ips)
+        hook.allowed_ips = allowed_ips
+        if changes:
+            audit_record(
+                action="webhook.updated",
+                actor=actor,
+                workspace=hook.workflow.workspace,
+                target=hook,
+                target_type="webhook",
+                changes=changes,
+                request=request,
+            )
+    return hook
+
+
+def webhook_address_check(*, hook: WebhookTrigger, address: str) -> None:
+    """Refuse a delivery from outside the webhook's IP allow-list: IpNotAllowed, audited in the
+    workflow's workspace. `hook.workflow` is loaded (webhook_for_token)."""
+    ensure_allowed(
+        hook.allowed_ips,
+        rule=WEBHOOK,
+        address=address,
+        workspace=hook.workflow.workspace_id,
+        target=hook,
+        target_type="webhook",
+    )
 
 
 def webhook_rotate(*, hook: WebhookTrigger, actor: User, request: AnyRequest | None = None) -> str:

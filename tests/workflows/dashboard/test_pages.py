@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles import finders
 
+from accounts import mfa
 from accounts.access import personal_workspace
 from accounts.models import Membership
+from tests.accounts.mfa_helpers import enrol
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger
@@ -128,12 +130,13 @@ def test_a_viewer_gets_no_write_controls_and_an_editor_does(client, workflow, ru
 def test_pages_reference_only_static_files_that_exist_and_no_inline_scripts(client, owner, workflow, run):
     client.force_login(owner)
     referenced = set()
-    for url in [*pages(workflow, run), "/accounts/login/"]:
+    for url in [*pages(workflow, run), "/dashboard/account/", "/accounts/login/"]:
         html = client.get(url).content.decode()
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), f"{url} has an inline script"
         assert " style=" not in html and "onclick=" not in html, url
         referenced |= set(re.findall(r'(?:src|href)="/static/([^"]+)"', html))
     assert {"dashboard/dashboard.css", "dashboard/run.js", "dashboard/workflows.js"} <= referenced
+    assert "dashboard/account.js" in referenced
 
     # The page modules import the shared ones; every import must resolve to a file too.
     pending = [path for path in referenced if path.endswith(".js")]
@@ -148,3 +151,48 @@ def test_pages_reference_only_static_files_that_exist_and_no_inline_scripts(clie
     for path in referenced:
         assert finders.find(path), f"/static/{path} does not exist"
     assert "dashboard/live.js" in referenced
+
+
+def test_the_account_page_needs_a_login(client):
+    answer = client.get("/dashboard/account/")
+    assert (answer.status_code, answer["Location"]) == (302, "/accounts/login/?next=/dashboard/account/")
+
+
+def test_the_account_page_shows_mfa_off_with_the_control_to_turn_it_on(client, owner):
+    client.force_login(owner)
+    answer = client.get("/dashboard/account/")
+    assert answer.status_code == 200
+    assert "csrftoken" in answer.cookies  # the page's scripts call the API with it
+    html = answer.content.decode()
+    assert '<a href="/dashboard/account/" aria-current="page">Account</a>' in html
+    assert 'data-enabled="false"' in html
+    assert "Logins need only the password." in html
+    assert re.search(r'<div id="mfa-off">\s*<p', html)  # shown
+    assert re.search(r'<form id="mfa-disable"[^>]* hidden>', html)
+    assert 'id="sessions"' in html
+
+
+def test_the_account_page_shows_mfa_on_with_the_recovery_codes_left(client, owner):
+    codes = enrol(owner)
+    mfa.mfa_code_verify(user=owner, code=codes[0])  # spends one
+    client.force_login(owner)
+    html = client.get("/dashboard/account/").content.decode()
+    assert 'data-enabled="true" data-recovery-codes-left="9"' in " ".join(html.split())
+    assert "9 recovery codes left." in " ".join(html.split())
+    assert '<div id="mfa-off" hidden>' in html
+    assert re.search(r'<form id="mfa-disable"[^>]*novalidate>', html)  # shown
+
+
+def test_every_dashboard_page_links_to_the_account_page(client, owner, workflow, run):
+    client.force_login(owner)
+    for url in pages(workflow, run):
+        assert '<a href="/dashboard/account/">Account</a>' in client.get(url).content.decode(), url
+
+
+def test_a_member_whom_a_workspace_requires_mfa_of_can_open_the_account_page_to_turn_it_on(client, workflow):
+    workflow.workspace.mfa_required = True
+    workflow.workspace.save(update_fields=["mfa_required"])
+    client.force_login(member(workflow.workspace, Membership.Role.EDITOR))
+    answer = client.get("/dashboard/account/")
+    assert answer.status_code == 200
+    assert 'id="mfa-start"' in answer.content.decode()
