@@ -18,7 +18,7 @@ from audit.chain import chain_verify
 from audit.models import AuditEvent
 from tests.audit.conftest import CREDENTIAL_SECRET, HOOK_SECRET, PASSWORD, assert_no_secret_recorded
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
-from workflows import admin as workflows_admin
+from workflows.admin import credentials as credentials_admin
 from workflows.credentials import credential_create, credential_value
 from workflows.models import Credential, EventTrigger, Schedule, WebhookTrigger, Workflow
 from workflows.services.definitions import workflow_create
@@ -487,7 +487,7 @@ def test_a_bulk_credential_delete_is_audited_and_all_or_nothing(operator, root, 
         )
         for i in range(2)
     ]
-    real_delete, calls = workflows_admin.credential_delete, []
+    real_delete, calls = credentials_admin.credential_delete, []
 
     def second_fails(**kwargs):
         calls.append(kwargs["credential"].pk)
@@ -495,7 +495,7 @@ def test_a_bulk_credential_delete_is_audited_and_all_or_nothing(operator, root, 
             raise RuntimeError("the database went away")
         real_delete(**kwargs)
 
-    monkeypatch.setattr(workflows_admin, "credential_delete", second_fails)
+    monkeypatch.setattr(credentials_admin, "credential_delete", second_fails)
     start = last_id()
     with pytest.raises(RuntimeError):
         bulk_delete(operator, CREDENTIALS, kept)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.access import personal_workspace
 from accounts.models import User
 from tests.factories import UserFactory
-from workflows.admin import EDGE_TO_DELETED_NODE
+from workflows.admin.workflow_forms import EDGE_TO_DELETED_NODE
 from workflows.credentials import credential_save
 from workflows.models import Edge, Node, Workflow
 from workflows.services.definitions import workflow_create

@@ -18,7 +18,7 @@ from accounts.models import User
 from config import embedded
 from tests.factories import UserFactory
 from tests.workflows.engine.conftest import wait_for_run
-from workflows.admin import RUN_NOW_ONE_AT_A_TIME
+from workflows.admin.workflow_forms import RUN_NOW_ONE_AT_A_TIME
 from workflows.management.commands import run_workflow
 from workflows.models import Run, RunEvent, StepRun, Workflow
 from workflows.services.definitions import workflow_create, workflow_export

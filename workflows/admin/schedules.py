@@ -13,7 +13,7 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from audit.admin_writes import ServiceDeleteAdminMixin, register_read_only
 from config.problems import Conflict
 from config.request_text import StorableJSONFormField
-from workflows.admin_readonly import ReadOnlyTabularInline
+from workflows.admin.read_only import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
 from workflows.services.schedules import (
     EDITABLE_FIELDS,

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from workflows.admin_readonly import ReadOnlyAdminMixin
+from workflows.admin.read_only import ReadOnlyAdminMixin
 from workflows.models import Document
 
 
