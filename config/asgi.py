@@ -25,8 +25,9 @@ if settings.DWC_ASGI_DATABASE_POOL:
     settings.DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20")),
-        # A request that finds every connection lent waits this long, then fails (a 500).
-        "timeout": 10,
+        # A request that finds every connection lent, or the database gone, waits this long, then
+        # fails (503 with Retry-After, config.problems).
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

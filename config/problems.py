@@ -4,11 +4,16 @@ DRF's exceptions go through `problem_exception_handler`; Django's own 404/500 un
 `api_not_found` and `server_error`, so no API client ever has to parse an HTML error page.
 """
 
+import logging
+import sys
 from http import HTTPStatus
 
+import redis
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 from rest_framework import exceptions
 from rest_framework.renderers import BrowsableAPIRenderer
@@ -16,6 +21,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# What a client is told to wait when the database or Redis cannot be reached (a restart, a failover).
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = "The service cannot reach its {dependency} right now; retry in a few seconds."
+
+logger = logging.getLogger(__name__)
 
 
 class ProblemResponse(JsonResponse):
@@ -32,6 +42,21 @@ class Conflict(Exception):
 class _ConflictAPIException(exceptions.APIException):
     status_code = 409
     default_code = "conflict"
+
+
+class _Unavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    wait = RETRY_AFTER_SECONDS  # DRF's exception handler turns it into Retry-After
+
+
+def unavailable_dependency(error: BaseException | None) -> str | None:
+    """ "database" or "cache" when `error` says that one cannot be reached: a 503 to retry, not a 500."""
+    if isinstance(error, DatabaseOperationalError | DatabaseInterfaceError):
+        return "database"
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        return "cache"
+    return None
 
 
 def problem_body(status: int, detail: str, *, code: str | None = None, **extra) -> dict:
@@ -77,6 +102,10 @@ def problem_exception_handler(exc, context) -> Response | None:
         )
     elif isinstance(exc, Conflict):
         exc = _ConflictAPIException(str(exc))
+    elif dependency := unavailable_dependency(exc):
+        # Authentication, throttles and views all reach the database or Redis: an outage is not a bug.
+        logger.warning("answered 503: %s unavailable", dependency, exc_info=exc)
+        exc = _Unavailable(UNAVAILABLE.format(dependency=dependency))
     response = exception_handler(exc, context)
     if response is None:
         return None  # an unexpected error: Django's 500 handling (api_server_error) takes over
@@ -112,8 +141,25 @@ def _speaks_problems(request) -> bool:
     return request.path.startswith(("/api/", "/hooks/"))
 
 
+def unavailable_response(request, dependency: str) -> HttpResponse:
+    """503 with Retry-After: problem details under /api/ and /hooks/, plain text elsewhere."""
+    detail = UNAVAILABLE.format(dependency=dependency)
+    if _speaks_problems(request):
+        response = ProblemResponse(503, detail, code="unavailable")
+    else:
+        response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def server_error(request):
-    """Django's handler500: problem details under /api/, the usual page elsewhere."""
+    """Django's handler500: problem details under /api/, the usual page elsewhere. An unreachable database
+    or Redis outside DRF's views (middleware: sessions, allow-lists) is a 503 with Retry-After.
+
+    Django calls it while handling the exception, so sys.exc_info() holds it (on the thread of a sync
+    request; an async view's error arrives on another thread: the webhook view answers for itself)."""
+    if dependency := unavailable_dependency(sys.exc_info()[1]):
+        return unavailable_response(request, dependency)
     if _speaks_problems(request):
         return ProblemResponse(
             500, "The server failed to handle this request; it has been logged.", code="server_error"

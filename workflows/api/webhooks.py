@@ -1,6 +1,7 @@
 """Inbound webhooks: their management API, and the /hooks/<token>/ endpoint that starts runs."""
 
 import asyncio
+import logging
 import time
 
 from asgiref.sync import sync_to_async
@@ -17,12 +18,14 @@ from rest_framework.views import APIView
 from accounts.access import Role, ensure_role
 from accounts.api.serializers import IpAllowListField
 from accounts.ip_allow_lists import IpNotAllowed
-from config.problems import Conflict, ProblemResponse, flatten_errors
+from config.problems import Conflict, ProblemResponse, flatten_errors, unavailable_dependency, unavailable_response
 from config.throttling import client_ip
 from workflows import selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Run, WebhookTrigger
 from workflows.services import webhooks as services
+
+logger = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 30
 NO_SUCH_WEBHOOK = "No such webhook."
@@ -152,7 +155,19 @@ def _problem(status_code: int, detail: str, code: str, **extra) -> HttpResponse:
 
 @csrf_exempt
 async def inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
-    """POST /hooks/<token>/: start a run with the JSON body; `?wait=N` answers with its outcome."""
+    """POST /hooks/<token>/: start a run with the JSON body; `?wait=N` answers with its outcome.
+    While the database or Redis cannot be reached: 503 with Retry-After, so the sender retries."""
+    try:
+        return await _inbound_hook(request, token)
+    except Exception as error:
+        dependency = unavailable_dependency(error)
+        if dependency is None:
+            raise
+        logger.warning("webhook answered 503: %s unavailable", dependency, exc_info=error)
+        return unavailable_response(request, dependency)
+
+
+async def _inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         response = _problem(405, "Webhooks accept POST only.", "method_not_allowed")
         response["Allow"] = "POST"
