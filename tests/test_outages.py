@@ -1,8 +1,9 @@
-"""The database or Redis going away under a running server: every answer is a 503 problem with
+"""The database or Redis going away under a running server or beat: every answer is a 503 problem with
 Retry-After (never a 500 with a traceback in the logs as a bug), and the server recovers by itself
 once the dependency is back. The dependency is taken away with a proxy the test cuts
 (tests/fault_proxy.py), so the test database and Redis stay up for everything else."""
 
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +12,7 @@ from django.conf import settings
 
 from accounts.services import user_register
 from tests.fault_proxy import FaultProxy
-from tests.processes import Process, free_port, wait_for_http
+from tests.processes import Process, free_port, wait_for_http, wait_until
 from tests.workflows.workers import worker_env
 from workflows.models import Workflow
 from workflows.services.definitions import workflow_create
@@ -127,3 +128,34 @@ def test_a_webhook_delivery_gets_503_while_the_database_is_down(member, proxies,
 
     proxies["database"].restore()
     assert httpx.post(f"{server[0]}/hooks/{token}/", json={}, timeout=60).status_code == 202
+
+
+def sent_tasks(beat: Process) -> int:
+    return beat.output().count("Sending due task recover-runs")
+
+
+def test_beat_rides_out_database_outages_and_keeps_sending_recovery(proxies):
+    # Started while the database is away: it waits for it instead of exiting.
+    proxies["database"].cut()
+    env = worker_env(**proxies["urls"], DWC_RECOVER_EVERY_SECONDS="1")
+    beat = Process([".venv/bin/celery", "-A", "config", "beat", "--loglevel", "INFO"], env, "beat")
+    try:
+        time.sleep(8)
+        assert beat.popen.poll() is None, beat.output()
+        assert "beat started while the database is unreachable" in beat.output()
+
+        proxies["database"].restore()
+        wait_until(lambda: sent_tasks(beat) >= 2, timeout=30, message="beat sends recovery once the database is back")
+
+        # Away again while it runs: it keeps sending from the schedule it holds.
+        proxies["database"].cut()
+        before = sent_tasks(beat)
+        time.sleep(12)
+        assert beat.popen.poll() is None, beat.output()
+        assert sent_tasks(beat) >= before + 5, beat.output()[-3000:]
+
+        proxies["database"].restore()
+        after = sent_tasks(beat)
+        wait_until(lambda: sent_tasks(beat) > after, timeout=30, message="beat goes on after the second outage")
+    finally:
+        beat.stop()

@@ -293,7 +293,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, riding out a database outage (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:ResilientDatabaseScheduler"
 # The engine's clock (workflows.engine.scheduler): a running step touches its heartbeat every
 # DWC_HEARTBEAT_SECONDS; one silent for DWC_STEP_LEASE_SECONDS lost its worker; a queued step or a
 # pending run untouched for DWC_LOST_MESSAGE_SECONDS lost its message. The recovery task that acts
@@ -464,6 +465,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.problems.schema_with_problem_responses",
+        "config.openapi.schema_with_links",
     ],
     "ENUM_NAME_OVERRIDES": {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
