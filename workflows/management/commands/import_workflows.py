@@ -1,4 +1,3 @@
-import json
 import uuid
 from pathlib import Path
 
@@ -8,13 +7,12 @@ from django.http import Http404
 
 from accounts.access import workspace_first_owner
 from accounts.models import User, Workspace
+from workflows.management.json_files import json_file_read
 from workflows.services.definitions import workflows_import
 
 NO_SUCH_WORKSPACE = "No such workspace: {id}."
 NO_SUCH_USER = "No user with the email {email}."
 NO_OWNER = "Workspace {id} has no owner to import as; name a member with --as EMAIL."
-CANNOT_READ = "Cannot read {path}: {reason}."
-NOT_JSON = "{path} is not valid JSON: {reason}."
 NOT_ALLOWED = "{email} may not create workflows in workspace {id}: {reason}"
 INVALID = "Nothing imported; {path} has errors:\n{errors}"
 
@@ -33,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, file: str, workspace: str, email: str | None, **options):
         space = self._workspace(workspace)
         actor = self._actor(space, email)
-        documents = self._read(Path(file))
+        documents = json_file_read(Path(file))
         try:
             created = workflows_import(actor=actor, workspace=space, documents=documents)
         except ValidationError as error:
@@ -62,18 +60,6 @@ class Command(BaseCommand):
         if owner is None:
             raise CommandError(NO_OWNER.format(id=workspace.pk))
         return owner
-
-    def _read(self, path: Path):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise CommandError(CANNOT_READ.format(path=path, reason=error.strerror or error)) from error
-        except UnicodeDecodeError as error:
-            raise CommandError(CANNOT_READ.format(path=path, reason="not UTF-8 text")) from error
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise CommandError(NOT_JSON.format(path=path, reason=error)) from error
 
 
 def _error_dict(error: ValidationError) -> dict[str, list[str]]:

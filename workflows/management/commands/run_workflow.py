@@ -14,6 +14,7 @@ from accounts.access import personal_workspace, workspace_first_owner
 from accounts.models import User, Workspace
 from config import embedded
 from config.problems import Conflict
+from workflows.management.json_files import json_file_read
 from workflows.models import Run, StepRun, Workflow
 from workflows.services.definitions import workflows_import
 from workflows.services.runs import run_trigger
@@ -29,8 +30,6 @@ NO_SUCH_USER = "No user with the email {email}."
 NOBODY_TO_RUN_AS = "There is no superuser and workspace {id} has no owner; name a user with --as EMAIL."
 NOWHERE_TO_IMPORT = "There is no superuser to import as; name a user with --as EMAIL or a workspace with --workspace."
 NO_PERSONAL_WORKSPACE = "{email} has no personal workspace to import into; name a workspace with --workspace."
-CANNOT_READ = "Cannot read {path}: {reason}."
-NOT_JSON = "{path} is not valid JSON: {reason}."
 NOT_ONE_DOCUMENT = "{path} holds {count} workflows; run_workflow runs one (import_workflows imports them all)."
 INVALID_DOCUMENT = "Nothing imported; {path} has errors:\n{errors}"
 SLUG_HINT = "A workflow with the slug {slug!r} exists in this workspace already; run it with: run_workflow {slug}"
@@ -229,16 +228,7 @@ def _find_workflow(ref: str, workspace: Workspace | None) -> Workflow | None:
 
 
 def _read_document(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise CommandError(CANNOT_READ.format(path=path, reason=error.strerror or error)) from error
-    except UnicodeDecodeError as error:
-        raise CommandError(CANNOT_READ.format(path=path, reason="not UTF-8 text")) from error
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise CommandError(NOT_JSON.format(path=path, reason=error)) from error
+    document = json_file_read(path)
     # export_workflows writes a list; a list of one is one workflow.
     if isinstance(document, list):
         if len(document) != 1:
