@@ -4,7 +4,6 @@ import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx2
 from django.conf import settings
 
 from workflows.engine.providers.base import Connection, Generation, GenerationRequest
@@ -21,23 +20,9 @@ class AnthropicProvider(SDKProvider):
     name: ClassVar[str] = "anthropic"
     default_model: ClassVar[str] = "claude-sonnet-4-6"
     label: ClassVar[str] = "Anthropic"
-
-    def sdk(self) -> ModuleType:
-        import anthropic
-
-        return anthropic
-
-    def base_error(self, sdk: ModuleType) -> type[Exception]:
-        return sdk.AnthropicError
-
-    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any:
-        return sdk.Anthropic(
-            api_key=connection.api_key,
-            base_url=connection.base_url or None,
-            http_client=http_client,
-            max_retries=0,
-            timeout=timeout,
-        )
+    sdk_module: ClassVar[str] = "anthropic"
+    sdk_error: ClassVar[str] = "AnthropicError"
+    sdk_client: ClassVar[str] = "Anthropic"
 
     def arguments(self, request: GenerationRequest, connection: Connection, sdk: ModuleType) -> dict[str, Any]:
         return _arguments(request)

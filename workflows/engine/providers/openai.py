@@ -8,8 +8,6 @@ import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx2
-
 from workflows.engine.providers.base import Connection, Generation, GenerationRequest
 from workflows.engine.providers.sdk import SDKProvider, StreamedText
 
@@ -21,24 +19,12 @@ class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_model: ClassVar[str] = "gpt-5.4-mini"
     label: ClassVar[str] = "OpenAI"
+    sdk_module: ClassVar[str] = "openai"
+    sdk_error: ClassVar[str] = "OpenAIError"
+    sdk_client: ClassVar[str] = "OpenAI"
 
-    def sdk(self) -> ModuleType:
-        import openai
-
-        return openai
-
-    def base_error(self, sdk: ModuleType) -> type[Exception]:
-        return sdk.OpenAIError
-
-    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any:
-        return sdk.OpenAI(
-            api_key=connection.api_key,
-            base_url=connection.base_url or None,
-            organization=connection.organization or None,
-            http_client=http_client,
-            max_retries=0,
-            timeout=timeout,
-        )
+    def client_options(self, connection: Connection) -> dict[str, Any]:
+        return {"organization": connection.organization or None}
 
     def arguments(self, request: GenerationRequest, connection: Connection, sdk: ModuleType) -> dict[str, Any]:
         return _arguments(request, connection, omit=sdk.omit)

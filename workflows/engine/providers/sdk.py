@@ -1,9 +1,11 @@
 """What the official-SDK providers (openai, anthropic) share: the key check, a client whose requests go
 through `egress.http_client`, one call or a stream, and the SDK's errors translated into ours.
 
-A subclass names its SDK and says how to build the client, the arguments and the Generation.
+A subclass names its SDK (module, error class, client class) and says how to build the arguments and
+the Generation.
 """
 
+import importlib
 import time
 from abc import ABC, abstractmethod
 from types import ModuleType
@@ -21,6 +23,9 @@ class SDKProvider(ABC):
     name: ClassVar[str]
     default_model: ClassVar[str]
     label: ClassVar[str]  # how messages name the provider
+    sdk_module: ClassVar[str]  # "openai"
+    sdk_error: ClassVar[str]  # the SDK's base exception class: "OpenAIError"
+    sdk_client: ClassVar[str]  # the SDK's synchronous client class: "OpenAI"
 
     def generate(
         self,
@@ -51,17 +56,28 @@ class SDKProvider(ABC):
 
     # --- what a subclass says ----------------------------------------------------------------------
 
-    @abstractmethod
     def sdk(self) -> ModuleType:
         """The SDK module, imported on first use: it takes about a second to import, which only the
         processes that call a model should pay."""
-        ...
+        return importlib.import_module(self.sdk_module)
 
-    @abstractmethod
-    def base_error(self, sdk: ModuleType) -> type[Exception]: ...
+    def base_error(self, sdk: ModuleType) -> type[Exception]:
+        return getattr(sdk, self.sdk_error)
 
-    @abstractmethod
-    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any: ...
+    def client(self, sdk: ModuleType, connection: Connection, *, http_client: httpx2.Client, timeout: float) -> Any:
+        # max_retries=0: retries are the node's retry policy, not the SDK's hidden ones.
+        return getattr(sdk, self.sdk_client)(
+            api_key=connection.api_key,
+            base_url=connection.base_url or None,
+            http_client=http_client,
+            max_retries=0,
+            timeout=timeout,
+            **self.client_options(connection),
+        )
+
+    def client_options(self, connection: Connection) -> dict[str, Any]:
+        """Arguments of the client besides the key, base URL, HTTP client, retries and timeout."""
+        return {}
 
     @abstractmethod
     def arguments(self, request: GenerationRequest, connection: Connection, sdk: ModuleType) -> dict[str, Any]: ...
