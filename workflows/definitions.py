@@ -242,9 +242,14 @@ def steps_to_nodes(steps: Any) -> list[dict]:
     if not isinstance(steps, list):
         raise ValidationError({"steps": ["Must be a list of {name, type, config} objects."]})
     nodes = []
+    texts = ("name", "type", "title")
     for index, step in enumerate(steps):
-        if not isinstance(step, dict) or set(step) - {"name", "type", "config", "title"}:
-            raise ValidationError({f"steps.{index}": ["Must be an object with name, type and config."]})
+        if (
+            not isinstance(step, dict)
+            or set(step) - {"name", "type", "config", "title"}
+            or any(not isinstance(step.get(name, ""), str) for name in texts)
+        ):
+            raise ValidationError({f"steps.{index}": ["Must be an object with name, type and config (texts)."]})
         name = step.get("name") or step.get("type") or "step"
         key = name if re.fullmatch(NODE_KEY_PATTERN, name) else key_from_title(name)
         nodes.append(
@@ -363,8 +368,11 @@ def nodes_from_document(document: dict) -> list[dict]:
             not isinstance(edge, dict)
             or not isinstance(edge.get("source"), str)
             or not isinstance(edge.get("target"), str)
+            or not isinstance(edge.get("label", ""), str)
         ):
-            raise ValidationError({f"edges.{index}": ["Must be an object with source and target node keys."]})
+            raise ValidationError(
+                {f"edges.{index}": ["Must be an object with source and target node keys (and a text label)."]}
+            )
         if edge["target"] not in keys:
             raise ValidationError({f"edges.{index}.target": [f"{edge['target']!r} is not a node of this workflow."]})
         label = edge.get("label") or ""

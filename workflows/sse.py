@@ -4,11 +4,17 @@ The stream reads the run's log (RunEvent) after the client's last seq and then w
 channel layer to say the run has more (the same broadcast the websockets get), so it has the log's
 order with no gap. `id:` is the seq: a reconnecting client sends it back as Last-Event-ID. The
 stream ends once the run has finished and everything is sent.
+
+That is under ASGI (daphne; nginx sends `Accept: text/event-stream` requests there). A WSGI server
+(gunicorn, or a request that reached it with `?format=event-stream`) would hold a thread for the
+stream's whole life, and Django reads an asynchronous stream to its end before sending any of it:
+there the stream is what the log holds now (run_event_snapshot), and the client reconnects after
+`retry` with Last-Event-ID, as after any break.
 """
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -18,6 +24,8 @@ from workflows.models import Run
 
 KEEPALIVE_SECONDS = 15
 RECONNECT_MS = 2000
+# Events a snapshot sends at most, as the JSON list does; the client's reconnection gets the next ones.
+SNAPSHOT_EVENTS = 1000
 
 _run_events = database_sync_to_async(selectors.run_event_envelopes, thread_sensitive=False)
 
@@ -31,6 +39,13 @@ _finished = database_sync_to_async(_is_finished, thread_sensitive=False)
 
 def _frame(event: dict) -> str:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+def run_event_snapshot(run: Run, after: int) -> Iterator[str]:
+    """The stream as a WSGI server serves it: the events logged after `after`, then the end."""
+    yield f"retry: {RECONNECT_MS}\n\n"
+    for event in selectors.run_event_envelopes(run.pk, after, limit=SNAPSHOT_EVENTS):
+        yield _frame(event)
 
 
 async def run_event_stream(run: Run, after: int) -> AsyncIterator[str]:

@@ -376,7 +376,7 @@ REST_FRAMEWORK = {
     # default in every mode: set it only where clients cannot reach the server but through them,
     # or each request could choose its own address (deploy check dwc.W001 explains).
     "NUM_PROXIES": int(os.environ.get("DWC_NUM_PROXIES", "0")),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
     "DATETIME_FORMAT": "iso-8601",
 }
@@ -460,11 +460,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # JSON Schema 2020-12, which can say what request text may hold (config.openapi).
+    "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["config.routers.schema_paths_without_trailing_slash"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.problems.schema_with_problem_responses",
+        "config.openapi.schema_for_storable_input",
         "config.openapi.schema_with_links",
     ],
     "ENUM_NAME_OVERRIDES": {

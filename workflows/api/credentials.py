@@ -16,7 +16,9 @@ from rest_framework.response import Response
 
 from accounts.access import default_workspace, workspace_for_member
 from accounts.models import Workspace
+from config.openapi import NOT_ONLY_SPACES
 from workflows import credentials as services
+from workflows.api.serializers import WorkspaceOrDefaultField
 from workflows.models import Credential
 
 NO_SUCH_WORKSPACE = "No such workspace."
@@ -39,17 +41,57 @@ class CredentialSerializer(serializers.ModelSerializer):
         return services.credential_fields(credential)
 
 
+# A URL a provider client is pointed at: http(s), a host, no user name or password, no whitespace.
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_NOT_A_SPACE = NOT_ONLY_SPACES[3:-1]  # one character that is not Python's whitespace
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#]{_NOT_A_SPACE}*)?$"
+
+
+def _value_schema(kind: str) -> dict:
+    keys = services.VALUE_KEYS[kind] | services.OPTIONAL_KEYS.get(kind, set())
+    return {
+        "type": "object",
+        "required": sorted(services.VALUE_KEYS[kind]),
+        "additionalProperties": False,
+        "properties": {
+            key: {"type": "string", "pattern": URL_PATTERN} if key in services.URL_KEYS else {"type": "string"}
+            for key in sorted(keys)
+        },
+    }
+
+
 class CredentialWriteSerializer(serializers.Serializer):
     """Documents the body of POST and PATCH; the service validates it."""
 
-    name = serializers.CharField(max_length=200, help_text="Unique in the workspace; node configs use it.")
+    # The service answers "Unknown field." for others (config.openapi).
+    unknown_fields_refused = True
+    ignored_fields = services.IGNORED_FIELDS
+    ignored_when_partial = ("workspace",)
+
+    name = serializers.CharField(
+        max_length=services.NAME_MAX_LENGTH, help_text="Unique in the workspace; node configs use it."
+    )
     kind = serializers.ChoiceField(choices=Credential.Kind.choices)
-    value = serializers.JSONField(
+    value = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         write_only=True,
         help_text='The secret, an object of strings whose keys depend on the kind, e.g. {"token": "…"} for '
         "http_bearer. Write-only; a PATCH replaces the whole value.",
     )
-    workspace = serializers.UUIDField(required=False, help_text="POST only. Default: the caller's personal workspace.")
+    workspace = WorkspaceOrDefaultField(required=False, help_text="POST only: a workspace of the caller's.")
+
+    # A name is not only spaces; the keys of a value depend on the kind (services.VALUE_KEYS). Without
+    # a kind, a PATCH's value follows the credential's current kind.
+    request_schema_rules = {
+        "properties": {"name": {"pattern": NOT_ONLY_SPACES}},
+        "allOf": [
+            {
+                "if": {"required": ["kind"], "properties": {"kind": {"const": kind}}},
+                "then": {"properties": {"value": _value_schema(kind)}},
+            }
+            for kind in services.VALUE_KEYS
+        ],
+    }
 
 
 class CredentialDeleteSerializer(serializers.Serializer):

@@ -38,9 +38,13 @@ class EventTriggerSerializer(serializers.ModelSerializer):
 class EventTriggerWriteSerializer(serializers.Serializer):
     """Documents the body of POST and PATCH; the service validates it."""
 
+    # The service answers "Unknown field." for others (config.openapi).
+    unknown_fields_refused = True
+    ignored_fields = services.IGNORED_FIELDS
+
     source_workflow = serializers.UUIDField(help_text="A workflow of the same workspace.")
     on = serializers.ChoiceField(choices=EventTrigger.On.choices, required=False, default=EventTrigger.On.SUCCEEDED)
-    input_template = serializers.JSONField(
+    input_template = serializers.DictField(
         required=False,
         allow_null=True,
         help_text="A JSON object whose strings are templates over `source` (output, run, workflow). "

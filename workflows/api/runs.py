@@ -4,8 +4,8 @@ import json
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -17,12 +17,13 @@ from rest_framework.views import APIView
 
 from accounts.access import Role
 from config.filters import DateTimeFilter
+from config.pagination import whole_number
 from workflows import selectors
 from workflows.api import serializers
 from workflows.events import envelope
 from workflows.models import Run, Workflow
 from workflows.services import runs as services
-from workflows.sse import run_event_stream
+from workflows.sse import run_event_snapshot, run_event_stream
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -39,6 +40,22 @@ class EventStreamRenderer(BaseRenderer):
 
 
 EVENT_RENDERERS = [*api_settings.DEFAULT_RENDERER_CLASSES, EventStreamRenderer]
+# One event of the stream (OpenAPI before 3.2 documents a text/event-stream by one event): its fields,
+# as workflows.sse writes them. A `retry:` block and `: keep-alive` comments are no events.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's seq (Last-Event-ID to resume)."},
+        "event": {"type": "string", "description": "The event's type (as data.type)."},
+        "data": {
+            "type": "string",
+            "description": "The event, as the JSON list gives it.",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/RunEvent"},
+        },
+    },
+}
 
 
 def trigger_response(request: Request, workflow: Workflow, run_input, *, extra: dict | None = None) -> Response:
@@ -116,8 +133,18 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("after_seq", int, description="Only events after this seq."),
-            OpenApiParameter("Last-Event-ID", str, OpenApiParameter.HEADER, description="SSE: the last seq received."),
+            OpenApiParameter(
+                "after_seq",
+                {"type": "integer", "minimum": 0},
+                description="Only events after this seq.",
+                allow_blank=False,
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                {"type": "string", "pattern": "^[0-9]*$"},
+                OpenApiParameter.HEADER,
+                description="SSE: the last seq received (instead of after_seq; empty: not given).",
+            ),
         ],
         description="The run's event log as JSON; with `Accept: text/event-stream`, a live server-sent event "
         "stream (SSE `id` = seq) that ends when the run has finished.",
@@ -125,19 +152,25 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             (200, "application/json"): OpenApiResponse(
                 serializers.RunEventSerializer(many=True), description="The events, oldest first, at most 1000."
             ),
-            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description="Server-sent events."),
+            (200, "text/event-stream"): OpenApiResponse(SSE_EVENT, description="Server-sent events (one's schema)."),
         },
     )
     # At most 1000 events after `after_seq`: a client pages by seq, not by page number.
     @action(detail=True, methods=["get"], renderer_classes=EVENT_RENDERERS, pagination_class=None)
     def events(self, request, pk=None):
         run = self._get()
-        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after_seq", "0")
-        after = int(raw) if raw.isdigit() else -1
-        if after < 0:
-            raise ValidationError({"after_seq": ["A whole number, 0 or more."]})
+        last_event_id = request.headers.get("Last-Event-ID")  # an SSE id: digits
+        if last_event_id:
+            after = int(last_event_id) if last_event_id.isascii() and last_event_id.isdigit() else None
+        else:
+            after = whole_number(request.query_params.get("after_seq", "0"))
+        if after is None or after < 0:
+            raise ValidationError({"Last-Event-ID" if last_event_id else "after_seq": ["A whole number, 0 or more."]})
         if request.accepted_renderer.format == EventStreamRenderer.format:
-            response = StreamingHttpResponse(run_event_stream(run, after), content_type="text/event-stream")
+            # Live under ASGI only: a WSGI server sends what the log holds now (workflows.sse).
+            live = isinstance(request._request, ASGIRequest)
+            stream = run_event_stream(run, after) if live else run_event_snapshot(run, after)
+            response = StreamingHttpResponse(stream, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
             return response

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
+from config.filters import BooleanFilter
+from config.openapi import TIME_ZONE_FORMAT
 from config.routers import OptionalSlashRouter
 from workflows import selectors
 from workflows.api.serializers import RunSerializer
@@ -53,12 +55,34 @@ class ScheduleSerializer(serializers.ModelSerializer):
         return [slot.isoformat() for slot in services.schedule_next_fire_times(schedule)]
 
 
+# Five fields that both cronsim and Celery beat read (workflows.services.schedules.cron_errors): each a
+# `*` (with a step), a number in range or a list of them; the day of month or the day of week is `*`.
+# Cron takes more (ranges, names); this is the part the schema vouches for.
+def _cron_field(number: str) -> str:
+    return rf"(?:\*(?:/[1-9])?|(?:{number})(?:,(?:{number}))*)"
+
+
+_DAYS_ANY = r"\*(?:/[1-9])?"
+CRON_PATTERN = (
+    rf"^{_cron_field('[1-5]?[0-9]')} {_cron_field('1?[0-9]|2[0-3]')} "
+    rf"(?:{_DAYS_ANY} {_cron_field('[1-9]|1[0-2]')} {_cron_field('[0-6]')}"
+    rf"|{_cron_field('[1-9]|1[0-9]|2[0-8]')} {_cron_field('[1-9]|1[0-2]')} {_DAYS_ANY})$"
+)
+# A name of the IANA time zone database as zoneinfo knows it (its ~600 names would be a long enum).
+TIME_ZONE = {"format": TIME_ZONE_FORMAT, "description": "An IANA time zone, such as Europe/Berlin; default UTC."}
+
+
 class ScheduleWriteSerializer(serializers.Serializer):
     """Documents the body of POST/PATCH schedules; the service validates it."""
 
+    # The service answers "Unknown field." for others (config.openapi).
+    unknown_fields_refused = True
+    ignored_fields = services.IGNORED_FIELDS
+    request_schema_rules = {"properties": {"cron": {"pattern": CRON_PATTERN}, "timezone": TIME_ZONE}}
+
     cron = serializers.CharField(help_text='Five fields, e.g. "30 2 * * 1-5".')
-    timezone = serializers.CharField(required=False, help_text="An IANA time zone; default UTC.")
-    input = serializers.JSONField(required=False, help_text="The run input; each run also gets `_slot` (UTC).")
+    timezone = serializers.CharField(required=False)
+    input = serializers.DictField(required=False, help_text="The run input; each run also gets `_slot` (UTC).")
     enabled = serializers.BooleanField(required=False)
     overlap = serializers.ChoiceField(choices=Schedule.Overlap.choices, required=False)
     catchup = serializers.ChoiceField(choices=Schedule.Catchup.choices, required=False)
@@ -77,7 +101,7 @@ class BackfillSerializer(serializers.Serializer):
 
 class ScheduleFilter(django_filters.FilterSet):
     workflow = django_filters.UUIDFilter(field_name="workflow_id")
-    enabled = django_filters.BooleanFilter()
+    enabled = BooleanFilter()
 
     class Meta:
         model = Schedule

@@ -1,3 +1,5 @@
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,6 +19,7 @@ from workflows.services import definitions as services
 from workflows.services.runs import runs_trigger_many
 
 NO_SUCH_WORKSPACE = "No such workspace."
+JSON = "application/json"
 
 
 def _workspace_from(request: Request, value) -> Workspace:
@@ -71,7 +74,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(serializers.WorkflowListSerializer(page, many=True).data)
 
-    @extend_schema(request=serializers.WorkflowWriteSerializer, responses={201: serializers.WorkflowSerializer})
+    @extend_schema(request={JSON: serializers.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
     def create(self, request):
         data = request.data
         workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
@@ -81,14 +84,14 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return self._detail(self._get())
 
-    @extend_schema(request=serializers.WorkflowWriteSerializer)
+    @extend_schema(request={JSON: serializers.WORKFLOW_REPLACE_BODY})
     def update(self, request, pk=None):
         workflow = services.workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=False, request=request
         )
         return self._detail(workflow)
 
-    @extend_schema(request=serializers.WorkflowWriteSerializer)
+    @extend_schema(request={JSON: serializers.WORKFLOW_PATCH_BODY})
     def partial_update(self, request, pk=None):
         workflow = services.workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=True, request=request
@@ -108,9 +111,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow)
 
     @extend_schema(methods=["GET"], responses={200: serializers.NodeSerializer(many=True)})
-    @extend_schema(
-        methods=["POST"], request=serializers.NodeWriteSerializer, responses={201: serializers.NodeSerializer}
-    )
+    @extend_schema(methods=["POST"], request={JSON: serializers.NODE_BODY}, responses={201: serializers.NodeSerializer})
     # A workflow's nodes are bounded by its max_nodes and come whole, in topological order: no pages.
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def nodes(self, request, pk=None):
@@ -185,9 +186,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return Response(services.workflow_export(workflow=self._get(), actor=request.user, request=request))
 
     @extend_schema(
-        request=dict,
+        request={JSON: serializers.WORKFLOW_IMPORT_BODY},
         responses={201: serializers.WorkflowSerializer(many=True)},
-        parameters=[OpenApiParameter("workspace", str, description="Target workspace; default: personal.")],
+        parameters=[OpenApiParameter("workspace", uuid.UUID, description="Target workspace; default: personal.")],
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request):
@@ -199,7 +200,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         data = serializers.WorkflowSerializer([_with_nodes(w) for w in workflows], many=True).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=serializers.BulkSerializer, responses={200: dict})
+    @extend_schema(request={JSON: serializers.BULK_BODY}, responses={200: serializers.BulkResultSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         data = request.data if isinstance(request.data, dict) else {}
@@ -219,7 +220,7 @@ class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return _node_response(self._get())
 
-    @extend_schema(request=serializers.NodeWriteSerializer)
+    @extend_schema(request={JSON: serializers.NODE_BODY})
     def update(self, request, pk=None):
         return _node_response(
             services.node_update(
@@ -227,7 +228,7 @@ class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             )
         )
 
-    @extend_schema(request=serializers.NodeWriteSerializer)
+    @extend_schema(request={JSON: serializers.NODE_PATCH_BODY})
     def partial_update(self, request, pk=None):
         return _node_response(
             services.node_update(node=self._get(), actor=request.user, data=request.data, partial=True, request=request)

@@ -30,6 +30,7 @@ FIELD_DEFAULTS = {"description": "", "slug": None, "status": Workflow.Status.DRA
 
 SLUG_TAKEN = "Another workflow of this workspace already uses this id."
 NODES_AND_STEPS = "Send either nodes or steps, not both."
+EDGES_WITHOUT_NODES = "Edges come with the nodes they join (send nodes too)."
 UNKNOWN_FIELDS = "Unknown field."
 AMBIGUOUS_CONDITION = (
     "{key!r} is a condition whose branches lead to {children}; deleting it would lose which branch they follow. "
@@ -65,6 +66,8 @@ def _parse_body(data: Any, *, creating: bool) -> tuple[dict, list | None]:
         raise ValidationError(errors)
     if "nodes" in data and "steps" in data:
         raise ValidationError({"steps": [NODES_AND_STEPS]})
+    if "edges" in data and "nodes" not in data:
+        raise ValidationError({"edges": [EDGES_WITHOUT_NODES]})
     if "steps" in data:
         return fields, definitions.steps_to_nodes(data["steps"])
     if "nodes" in data:
@@ -248,7 +251,7 @@ def _create(
     fields, raw_nodes = _parse_body(data, creating=True)
     if "name" not in fields:
         raise ValidationError({"name": ["This field is required."]})
-    specs = _validated_specs(raw_nodes or [], settings=fields.get("settings", {}))
+    specs = _validated_specs([] if raw_nodes is None else raw_nodes, settings=fields.get("settings", {}))
     own_slug = {fields["slug"]} if fields.get("slug") else set()
     workflow_references_check(workspace=workspace, specs=specs, slugs=own_slug | sibling_slugs)
     with transaction.atomic():
