@@ -18,10 +18,9 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from accounts.ip_allow_lists import WORKSPACE, admitted_here, admitting_current_client, ensure_allowed
+from accounts.ip_allow_lists import WORKSPACE, admitting_current_client, ensure_allowed
 from accounts.models import ROLE_RANK, ApiKey, Membership, User, Workspace
 from accounts.selectors import mfa_enabled, mfa_enabled_exists
-from config.gates import Gate
 
 Role = Membership.Role
 
@@ -142,37 +141,6 @@ def workspace_get(user: User, workspace_id, minimum: str = Role.VIEWER) -> Works
         raise Http404(NOT_A_MEMBER) from error
     ensure_role(user, workspace, minimum)
     return workspace
-
-
-def role_gate(user: User, workspace: Workspace, minimum: str) -> Gate | None:
-    """ensure_role as a condition of a write statement (see config.gates): the
-    gate is open when the user holds `minimum` or higher in the workspace. None when the statement
-    needs no condition (a superuser). What a gate does not express (no login, an API key's limits)
-    is decided here by ensure_role, which raises as it would have."""
-    key = acting_api_key(user)
-    key_lacks_scope = (
-        key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN)
-    )
-    if not user.is_authenticated or _outside_key_workspace(user, workspace.pk) or key_lacks_scope:
-        ensure_role(user, workspace, minimum)  # refuses, with 404 or 403 as the membership says
-    if workspace.mfa_required or not admitted_here(workspace.allowed_ips):
-        # A stranger's 404 before the IP allow-list's or the MFA requirement's 403.
-        ensure_role(user, workspace, minimum)
-    if user.is_superuser:
-        return None
-    roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[minimum]]
-    return Gate(f"member AS ({_role_gate_sql()})", (workspace.pk, user.pk, roles), "member")
-
-
-@cache
-def _role_gate_sql() -> str:
-    quote, fields = connection.ops.quote_name, Membership._meta.get_field
-    return "SELECT FROM {} WHERE {} = %s AND {} = %s AND {} = ANY(%s::text[])".format(
-        quote(Membership._meta.db_table),
-        quote(fields("workspace").column),
-        quote(fields("user").column),
-        quote(fields("role").column),
-    )
 
 
 def ensure_may_create_workspace(user: User) -> None:

@@ -9,7 +9,7 @@ import ipaddress
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -21,9 +21,8 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from accounts.models import Workspace
-from audit.chain import GENESIS, HASHED_FIELDS, canonical, clean_text, event_hash, json_value, timestamp_text
+from audit.chain import GENESIS, HASHED_FIELDS, clean_text, event_hash, json_value, timestamp_text
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from config.gates import Gate
 from config.request_context import request_id_var
 
 AnyRequest = HttpRequest | Request
@@ -185,113 +184,73 @@ def _event(
 # --- the chain -----------------------------------------------------------------------------------
 
 
-def _head_locked() -> AuditChainHead:
-    """The chain head, row-locked until the transaction ends: the lock every append queues on."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        # A new database (or one a test flushed): start from the last event, if any.
-        last = AuditEvent.objects.order_by("-id").values("id", "hash").first() or {"id": 0, "hash": GENESIS}
-        AuditChainHead.objects.bulk_create(
-            [AuditChainHead(pk=1, last_id=last["id"], last_hash=last["hash"])], ignore_conflicts=True
-        )
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
-    return head
+@cache
+def _head_sql() -> tuple[str, str]:
+    """The chain head's lock-and-read and its update. Every audited change runs both: written once
+    here, not built by the ORM on each call. Names come from the model."""
+    quote, field = connection.ops.quote_name, AuditChainHead._meta.get_field
+    table = quote(AuditChainHead._meta.db_table)
+    last_id, last_hash, pk = (quote(field(name).column) for name in ("last_id", "last_hash", "id"))
+    lock = f"SELECT {last_id}, {last_hash} FROM {table} WHERE {pk} = 1 FOR UPDATE"  # noqa: S608 - quoted names
+    move = f"UPDATE {table} SET {last_id} = %s, {last_hash} = %s WHERE {pk} = 1"  # noqa: S608 - quoted names
+    return lock, move
+
+
+def _head_locked() -> tuple[int, str]:
+    """The chain head's (last id, last hash), row-locked until the transaction ends: the lock every
+    append queues on."""
+    lock, _ = _head_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(lock)
+        row = cursor.fetchone()
+        if row is None:
+            # A new database (or one a test flushed): start from the last event, if any.
+            last = AuditEvent.objects.order_by("-id").values("id", "hash").first() or {"id": 0, "hash": GENESIS}
+            AuditChainHead.objects.bulk_create(
+                [AuditChainHead(pk=1, last_id=last["id"], last_hash=last["hash"])], ignore_conflicts=True
+            )
+            cursor.execute(lock)
+            row = cursor.fetchone()
+    return row
+
+
+WRITE_BATCH = 500
+
+
+@lru_cache(maxsize=8)
+def _write_sql(count: int) -> str:
+    """Insert `count` events and move the chain head to the last of them, in one statement."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in AuditEvent._meta.concrete_fields)
+    row = "({})".format(", ".join(["%s"] * len(AuditEvent._meta.concrete_fields)))
+    table = quote(AuditEvent._meta.db_table)
+    return f"WITH moved AS ({_head_sql()[1]}) INSERT INTO {table} ({columns}) VALUES {', '.join([row] * count)}"  # noqa: S608
 
 
 def _append(events: list[AuditEvent]) -> list[AuditEvent]:
-    """Number, timestamp, chain and insert `events`: one statement for one event
-    (`_append_one`), otherwise three however many there are.
+    """Number, timestamp, chain and insert `events`: two statements (for up to WRITE_BATCH events).
 
     Inside the caller's transaction without a savepoint (two round trips fewer on every audited
     change): a failure here fails the caller's change with it, as it should.
     """
-    if len(events) == 1 and _append_one(events[0]):
-        return events
     with transaction.atomic(savepoint=False):
-        head = _head_locked()
-        last_id, last_hash = head.last_id, head.last_hash
+        last_id, last_hash = _head_locked()
         now = timezone.now()
         for event in events:
             last_id += 1
             event.id, event.timestamp, event.prev_hash = last_id, now, last_hash
             event.hash = last_hash = event_hash(last_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
-        AuditEvent.objects.bulk_create(events)
-        AuditChainHead.objects.filter(pk=1).update(last_id=last_id, last_hash=last_hash)
+        fields = AuditEvent._meta.concrete_fields
+        for start in range(0, len(events), WRITE_BATCH):  # within PostgreSQL's limit on parameters
+            batch = events[start : start + WRITE_BATCH]
+            rows = [
+                field.get_db_prep_save(field.pre_save(event, True), connection) for event in batch for field in fields
+            ]
+            with connection.cursor() as cursor:
+                cursor.execute(_write_sql(len(batch)), [batch[-1].id, batch[-1].hash, *rows])
+    for event in events:  # saved now, as bulk_create would have left them
+        event._state.adding, event._state.db = False, connection.alias
     return events
-
-
-# Stands for the event's id in its canonical JSON until PostgreSQL has assigned the id.
-_ID_MARKER = "audit-id-" + uuid.uuid4().hex
-_UNCHAINED_FIELDS = ("id", "prev_hash", "hash")
-
-
-@lru_cache(maxsize=4)
-def _chain_ctes(after: str | None) -> tuple[str, tuple[models.Field, ...]]:
-    """The CTEs that chain and insert one event (`appended` returns its id and hashes), taking the
-    chain lock only once the CTE named `after`, if any, has yielded a row."""
-    fields = tuple(field for field in AuditEvent._meta.concrete_fields if field.name not in _UNCHAINED_FIELDS)
-    quote = connection.ops.quote_name
-    event_table, head_table = quote(AuditEvent._meta.db_table), quote(AuditChainHead._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in fields)
-    values = ", ".join(["%s"] * len(fields))
-    when = f"AND EXISTS (SELECT FROM {after})" if after else ""
-    # `head` takes the chain lock and reads the newest head; `moved` advances it, hashing in
-    # PostgreSQL exactly as audit.chain.event_hash does in Python (SHA-256 of the UTF-8 text
-    # prev_hash + canonical JSON, whose id is spliced in between the two parameters).
-    ctes = f"""
-        head AS (
-            SELECT last_id, last_hash FROM {head_table} WHERE id = 1 {when} FOR UPDATE
-        ), moved AS (
-            UPDATE {head_table} AS chain_head
-            SET last_id = head.last_id + 1,
-                last_hash = encode(sha256(convert_to(
-                    head.last_hash || %s || (head.last_id + 1)::text || %s, 'UTF8')), 'hex')
-            FROM head
-            WHERE chain_head.id = 1
-            RETURNING chain_head.last_id, head.last_hash AS prev_hash, chain_head.last_hash
-        ), appended AS (
-            INSERT INTO {event_table} (id, prev_hash, hash, {columns})
-            SELECT moved.last_id, moved.prev_hash, moved.last_hash, {values} FROM moved
-            RETURNING id, prev_hash, hash
-        )
-    """  # noqa: S608 - quoted table and column names only
-    return ctes, fields
-
-
-def _chain_params(event: AuditEvent, fields: tuple[models.Field, ...]) -> list:
-    """`_chain_ctes`' parameters for `event`, which is timestamped now."""
-    event.timestamp = timezone.now()
-    event.id = _ID_MARKER
-    text = canonical({name: getattr(event, name) for name in HASHED_FIELDS})
-    event.id = None
-    before_id, after_id = text.split(f'"id":"{_ID_MARKER}"')
-    params = [before_id + '"id":"', '"' + after_id]
-    return params + [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
-
-
-def _append_one(event: AuditEvent) -> bool:
-    """Chain and insert one event in a single statement; the chain lock it takes is held until the
-    caller's transaction ends, as in `_append`. False if the chain has no head row yet (a new database)."""
-    ctes, fields = _chain_ctes(None)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} SELECT * FROM appended", _chain_params(event, fields))  # noqa: S608
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    event.id, event.prev_hash, event.hash = row
-    return True
-
-
-def audit_gate(*, after: Gate | None = None, **record: Any) -> Gate:
-    """audit_record as part of another write statement (see config.gates): the
-    event, built from audit_record's keyword arguments, is appended once `after` is open, and the
-    returned gate is open when it was. It stays closed while the chain has no head row yet (a new
-    database), which the caller's ordinary path, through audit_record, creates."""
-    ctes, fields = _chain_ctes(after.name if after else None)
-    params = _chain_params(_event(**record), fields)
-    if after is None:
-        return Gate(ctes, tuple(params), "appended")
-    return Gate(f"{after.ctes}, {ctes}", (*after.params, *params), "appended")
 
 
 def audit_record(

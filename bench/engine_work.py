@@ -50,7 +50,7 @@ def main() -> None:
     from django.db import connection
 
     from accounts.services import user_register
-    from workflows.engine import dispatch, scheduler
+    from workflows.engine import dispatch, execute
     from workflows.services.definitions import workflow_create
     from workflows.services.runs import run_trigger
 
@@ -79,7 +79,7 @@ def main() -> None:
 
     def execute_queued() -> None:
         for item in queued:
-            scheduler.execute_step(item.step_id, item.attempt, worker="bench", run_id=item.run_id)
+            execute.execute_step(item.step_id, item.attempt, worker="bench", run_id=item.run_id)
         queued.clear()
 
     for _ in range(50):  # warm up: statements prepared, caches filled

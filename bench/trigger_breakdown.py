@@ -1,6 +1,6 @@
 """Where one `run_trigger` call spends its time: each SQL statement, the commit, the Celery publish,
-the realtime broadcast and the rest (Python), plus the CPU the process used per call. On PostgreSQL
-the call is one statement that commits by itself (role check, audit append, run, steps, events).
+the realtime broadcast and the rest (Python), plus the CPU the process used per call. The call is
+the role check, then one transaction: the run, its steps and events, and the audit append.
 
     .venv/bin/python bench/trigger_breakdown.py
 
@@ -31,9 +31,9 @@ def _label(sql: str) -> str:
     if words[0] in ("INSERT", "UPDATE", "DELETE"):
         return " ".join(words[:3] if words[0] == "INSERT" else words[:2])
     if words[0] == "WITH":
-        if '"workflows_run"' in sql:
-            return "WITH … INSERT (role check, audit append, run, steps, events; its commit)"
-        return "WITH … (the audit append)"
+        return "WITH … INSERT (the run, its steps and events)" if '"workflows_run"' in sql else "WITH … (audit append)"
+    if "FOR UPDATE" in sql or "FOR NO KEY UPDATE" in sql:
+        return f"SELECT … FOR UPDATE {sql.split('FROM', 1)[1].split()[0]}"
     return f"SELECT {sql.split('FROM', 1)[1].split()[0]}" if "FROM" in sql else words[0]
 
 

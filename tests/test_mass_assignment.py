@@ -35,7 +35,7 @@ from tests.api_world import operations, request_fields
 from tests.canary import canaries
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
-from workflows.engine import scheduler
+from workflows.engine import execute
 from workflows.models import Run, StepRun, Workflow
 from workflows.services.definitions import workflow_create, workflow_delete, workflow_update
 from workflows.services.runs import run_cancel, run_trigger
@@ -323,7 +323,7 @@ def scene(world) -> Scene:
     # The world's run: its approval step waits (what a worker does when it runs the step).
     waiting = world["run"]
     step = waiting.steps.get(node_key="ok")
-    scheduler.execute_step(step.pk, step.attempt)
+    execute.execute_step(step.pk, step.attempt)
     cancelled, _ = run_trigger(workflow=world["workflow"], input={}, trigger="api", actor=owner_user)
     run_cancel(run=cancelled, actor=owner_user)
     documents = workflow_create(
@@ -333,7 +333,7 @@ def scene(world) -> Scene:
     )
     finished, _ = run_trigger(workflow=documents, input={}, trigger="api", actor=owner_user)
     step = finished.steps.get(node_key="doc")
-    scheduler.execute_step(step.pk, step.attempt)
+    execute.execute_step(step.pk, step.attempt)
     finished.refresh_from_db()
     assert waiting.steps.get(node_key="ok").status == StepRun.Status.WAITING
     assert finished.status == Run.Status.SUCCEEDED

@@ -1,7 +1,7 @@
-"""Where run events go. The scheduler hands the events of each transaction here once it committed.
+"""Where run events go. The engine hands the events of each transaction here once it committed.
 
 Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, and the
-websocket broadcast (workflows.realtime). (Event triggers are sent by the scheduler when it finishes
+websocket broadcast (workflows.realtime). (Event triggers are sent by the engine when it finishes
 a run: the run's lock query already tells it whether any follow the workflow.) The notifications
 issue adds its rules — one more plain call below, so this stays the one place to read.
 """
@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from analytics import metrics
+from config.celery import app as celery_app
 from workflows import realtime
 from workflows.models import Run, RunEvent, ScheduleSlot
 
@@ -75,11 +76,9 @@ def _count_generation(usage: dict) -> None:
 
 def _start_queued_slots(event: dict) -> None:
     """A scheduled run ended: a slot queued behind it (overlap: queue) may start now, not at a re-check."""
-    from workflows import tasks
-
     schedule_id = ScheduleSlot.objects.filter(run_id=event["run"]).values_list("schedule_id", flat=True).first()
     waiting = ScheduleSlot.objects.filter(
         schedule_id=schedule_id, outcome=ScheduleSlot.Outcome.QUEUED, run__isnull=True
     )
     if schedule_id and waiting.exists():
-        tasks.fire_schedule.apply_async((str(schedule_id),), queue="engine")
+        celery_app.send_task("workflows.tasks.fire_schedule", (str(schedule_id),), queue="engine")

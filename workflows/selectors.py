@@ -8,6 +8,7 @@ from django.http import Http404
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
 from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
+from workflows.events import envelope
 from workflows.graph import topological_order
 from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
 
@@ -112,8 +113,6 @@ def document_get(user: User, document_id) -> Document:
 
 def run_event_envelopes(run_id, after: int, *, limit: int = 500, since=None, before: int | None = None) -> list[dict]:
     """The run's logged events after seq `after` (and before `before`, created since `since`) as envelopes."""
-    from workflows.events import envelope
-
     run = Run.objects.filter(pk=run_id).only("id", "workspace_id", "workflow_id").first()
     if run is None:
         return []

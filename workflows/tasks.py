@@ -1,67 +1,67 @@
-"""Celery tasks: thin doors into the scheduler. Ids in, nothing out; the database holds the state."""
+"""Celery tasks: thin doors into the engine and the services. Ids in, nothing out; the database holds state.
+
+The engine sends these by name (workflows.engine.dispatch), so it never imports this module.
+"""
 
 from celery import shared_task
 
-from workflows.engine import dispatch, scheduler
+from workflows.engine import deadlines, dispatch, execute, record, recovery
+from workflows.services.event_triggers import event_triggers_fire
+from workflows.services.schedules import schedule_fire
+from workflows.services.webhooks import webhook_deliveries_prune as prune_webhook_deliveries
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def advance_run(self, run_id: str) -> None:
-    dispatch.send(scheduler.advance(run_id, worker=self.request.hostname or "worker"))
+    dispatch.send(execute.advance(run_id, worker=self.request.hostname or "worker"))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_step(self, step_id: str, attempt: int, run_id: str | None = None) -> None:
-    dispatch.send(scheduler.execute_step(step_id, attempt, worker=self.request.hostname or "worker", run_id=run_id))
+    dispatch.send(execute.execute_step(step_id, attempt, worker=self.request.hostname or "worker", run_id=run_id))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_steps(self, steps: list[list]) -> None:
     """A batch of cheap steps, `[step_id, attempt, run_id]` each, run in one transaction (see dispatch)."""
-    dispatch.send(scheduler.execute_cheap_steps(steps, worker=self.request.hostname or "worker"))
+    dispatch.send(execute.execute_cheap_steps(steps, worker=self.request.hostname or "worker"))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def resume_step(step_id: str, attempt: int | None) -> None:
-    dispatch.send(scheduler.resume_step(step_id, attempt))
+    dispatch.send(record.resume_step(step_id, attempt))
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def time_out_run(run_id: str, deadline: str) -> None:
     """Sent when a run with a timeout starts, to arrive at its deadline."""
-    scheduler.time_out_run(run_id, deadline)
+    deadlines.time_out_run(run_id, deadline)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def time_out_step(step_id: str, attempt: int) -> None:
     """Sent when an attempt of a step with a timeout starts, to arrive at its deadline."""
-    dispatch.send(scheduler.time_out_step(step_id, attempt))
+    dispatch.send(deadlines.time_out_step(step_id, attempt))
 
 
 @shared_task(ignore_result=True)
 def recover_runs() -> None:
-    scheduler.recover()
+    recovery.recover()
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def fire_schedule(schedule_id: str) -> None:
     """Sent by beat (django-celery-beat PeriodicTask) at each cron slot."""
-    from workflows.services.schedules import schedule_fire
-
     schedule_fire(schedule_id=schedule_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def fire_event_triggers(run_id: str) -> None:
     """Start the workflows that follow a finished run."""
-    from workflows.services.event_triggers import event_triggers_fire
-
     event_triggers_fire(run_id=run_id)
 
 
 @shared_task(ignore_result=True)
 def webhook_deliveries_prune() -> None:
     """Sent by beat: forget signed webhook deliveries that can no longer be replayed."""
-    from workflows.services.webhooks import webhook_deliveries_prune
-
-    webhook_deliveries_prune()
+    prune_webhook_deliveries()

@@ -295,7 +295,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # django-celery-beat's, riding out a database outage (config/beat.py).
 CELERY_BEAT_SCHEDULER = "config.beat:ResilientDatabaseScheduler"
-# The engine's clock (workflows.engine.scheduler): a running step touches its heartbeat every
+# The engine's clock (workflows.engine.liveness, .recovery): a running step touches its heartbeat every
 # DWC_HEARTBEAT_SECONDS; one silent for DWC_STEP_LEASE_SECONDS lost its worker; a queued step or a
 # pending run untouched for DWC_LOST_MESSAGE_SECONDS lost its message. The recovery task that acts
 # on them runs every DWC_RECOVER_EVERY_SECONDS.

@@ -203,18 +203,18 @@ def test_a_member_from_elsewhere_is_refused_everywhere_in_the_workspace_and_it_i
 
 
 def test_a_refusal_in_a_transaction_that_rolls_back_is_still_audited(locked):
-    """role_gate (the run start's check) refuses inside the run's transaction: the event is written once
-    the request is done, outside it."""
+    """A role check refused inside a transaction that then rolls back: the event is written once the
+    request is done, outside it."""
     address = next(_outside)
     with client_context(RequestFactory().post("/", REMOTE_ADDR=address), record_after=True):
         with pytest.raises(IpNotAllowed), transaction.atomic():
-            access.role_gate(locked["editor"], locked["workspace"], Membership.Role.EDITOR)
+            access.ensure_role(locked["editor"], locked["workspace"], Membership.Role.EDITOR)
         with pytest.raises(Http404), transaction.atomic():
-            access.role_gate(locked["stranger"], locked["workspace"], Membership.Role.EDITOR)
+            access.ensure_role(locked["stranger"], locked["workspace"], Membership.Role.EDITOR)
         assert refusals("workspace") == []
     assert [event.changes["address"][1] for event in refusals("workspace", workspace=locked["workspace"])] == [address]
     with client_context(RequestFactory().post("/", REMOTE_ADDR="10.1.0.1"), record_after=True):
-        assert access.role_gate(locked["editor"], locked["workspace"], Membership.Role.EDITOR) is not None
+        assert access.ensure_role(locked["editor"], locked["workspace"], Membership.Role.EDITOR) == "editor"
 
 
 @pytest.mark.parametrize("address", ["10.1.200.7", "::ffff:10.1.0.9", "2001:db8:1:ff::1"])

@@ -71,9 +71,9 @@ def test_events_form_one_chain_with_contiguous_ids():
     assert "Verified 3 audit events" in verify_output()
 
 
-def test_events_hashed_by_postgresql_match_the_python_hash_whatever_their_text():
-    """After the first event, single events are hashed by PostgreSQL (audit.services._append_one);
-    batches by Python. The verifier, in Python, must agree with both, for any text."""
+def test_events_hashed_on_append_match_the_verifiers_hash_whatever_their_text():
+    """Single events and batches are chained as they are appended (audit.services._append); the
+    verifier must agree with the stored hashes for any text, as the database stores it."""
     awkward = 'é ✓ 🚀 "quoted" back\\slash\nnew line \t tab \x00 nul, id:"audit-id-x" {}'
     workspace = WorkspaceFactory(name=awkward.replace("\x00", ""))  # PostgreSQL text refuses NUL
     events = record(3, workspace=workspace, changes={awkward: [awkward, {"nested": [awkward, 1.5, None]}]})

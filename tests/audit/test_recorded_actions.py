@@ -19,7 +19,7 @@ from tests.audit.conftest import (
 from tests.conftest import client_for
 from tests.factories import PASSWORD as FACTORY_PASSWORD
 from tests.factories import UserFactory
-from workflows.engine import scheduler
+from workflows.engine import execute
 from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
 from workflows.services.definitions import workflow_create
 
@@ -188,7 +188,7 @@ def approval_run(owner, team, node_key: str = "ask") -> Run:
     )
     run, _ = scheduler_free_trigger(workflow, owner)
     step = run.steps.get()
-    scheduler.execute_step(step.pk, step.attempt)  # what a worker would do: the step starts waiting
+    execute.execute_step(step.pk, step.attempt)  # what a worker would do: the step starts waiting
     run.refresh_from_db()
     assert run.status == Run.Status.WAITING
     return run

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from workflows.batching import IntervalBatcher
+from workflows.engine.batching import IntervalBatcher
 
 INTERVAL = 0.2
 

@@ -15,7 +15,7 @@ from tests.conftest import client_for
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.workflows.helpers import create
 from workflows import realtime
-from workflows.engine import scheduler
+from workflows.engine.transition import transition
 from workflows.events import envelope
 from workflows.models import Run, RunEvent
 from workflows.services.runs import run_trigger
@@ -45,10 +45,10 @@ def started_run(user) -> Run:
 @sync_to_async
 def emit_events(run_id, count: int, step: str = "wait") -> list[int]:
     """Append step.delta events the way the engine does: under the run's lock, published on commit."""
-    with scheduler.transition():
-        run = scheduler.locked_run(run_id)
+    with transition() as tx:
+        run = tx.lock(run_id)
         for index in range(count):
-            scheduler.emit(run, "step.delta", step=step, data={"text": f"chunk {index}"})
+            tx.emit(run, "step.delta", step=step, data={"text": f"chunk {index}"})
     return list(RunEvent.objects.filter(run_id=run_id).values_list("seq", flat=True).order_by("seq"))
 
 
@@ -207,10 +207,10 @@ def test_a_gap_in_what_arrives_is_filled_from_the_log(user):
 
         @sync_to_async
         def write_three_publish_last():
-            with scheduler.transition():
-                locked = scheduler.locked_run(run.pk)
+            with transition() as tx:
+                locked = tx.lock(run.pk)
                 for index in range(3):
-                    scheduler.emit(locked, "step.delta", step="wait", data={"text": str(index)})
+                    tx.emit(locked, "step.delta", step="wait", data={"text": str(index)})
             events = RunEvent.objects.filter(run=run).order_by("-seq")
             return [envelope(event, run) for event in events[:1]]
 

@@ -1,12 +1,12 @@
 """Ringing the doorbell: the Celery messages that tell workers to look at the database.
 
-A message carries ids only. Losing one costs a delay until `scheduler.recover()` re-sends it;
+A message carries ids only. Losing one costs a delay until `recovery.recover()` re-sends it;
 sending one twice costs nothing, because steps are claimed by attempt.
 
 A cheap step (`inline`: transform, text, condition) takes less time to run than its message takes to
 send and receive. So a process sends cheap steps in batches (`execute_steps`), at most one batch per
-BATCH_INTERVAL_SECONDS (workflows.batching): many runs started in a burst cost a few messages, not
-one each.
+BATCH_INTERVAL_SECONDS (see `batching`): many runs started in a burst cost a few messages, not one each.
+Tasks are sent by name: the engine sits below `workflows.tasks`, which calls it.
 """
 
 from dataclasses import dataclass
@@ -14,7 +14,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from workflows.batching import IntervalBatcher
+from config.celery import app as celery_app
+from workflows.engine.batching import IntervalBatcher
 
 # Brokers redeliver ETA messages they hold for long (Redis after its visibility timeout), so long
 # waits are left to the recovery beat task, which wakes due steps from the database.
@@ -36,9 +37,17 @@ class Dispatch:
     run_id: str = ""
 
 
-def send(dispatches: list[Dispatch]) -> None:
-    from workflows import tasks
+TASKS = "workflows.tasks."
 
+
+def _send_task(name: str, args: tuple, *, queue: str, countdown: float = 0) -> None:
+    options = {"queue": queue}
+    if countdown > 0:
+        options["countdown"] = countdown
+    celery_app.send_task(TASKS + name, args, **options)
+
+
+def send(dispatches: list[Dispatch]) -> None:
     cheap = []
     for item in dispatches:
         if item.countdown > MAX_COUNTDOWN_SECONDS:
@@ -46,16 +55,12 @@ def send(dispatches: list[Dispatch]) -> None:
         if item.inline and item.task == "execute_step" and not item.countdown:
             cheap.append(item)
             continue
-        task = getattr(tasks, item.task)
-        options = {"queue": item.queue}
-        if item.countdown > 0:
-            options["countdown"] = item.countdown
         args = (
             (item.step_id, item.attempt, item.run_id)
             if item.task == "execute_step" and item.run_id
             else (item.step_id, item.attempt)
         )
-        task.apply_async(args, **options)
+        _send_task(item.task, args, queue=item.queue, countdown=item.countdown)
     if cheap:
         _batcher.add(cheap)
 
@@ -74,49 +79,39 @@ def split_inline(dispatches: list[Dispatch]) -> tuple[Dispatch | None, list[Disp
 
 
 def send_advance(run_id) -> None:
-    from workflows import tasks
-
-    tasks.advance_run.apply_async((str(run_id),), queue="engine")
+    _send_task("advance_run", (str(run_id),), queue="engine")
 
 
 def send_resume(step_id) -> None:
-    from workflows import tasks
-
-    tasks.resume_step.apply_async((str(step_id), None), queue="engine")
+    _send_task("resume_step", (str(step_id), None), queue="engine")
 
 
 def send_run_deadline(run_id, deadline: datetime) -> None:
     """Have the run checked at its deadline (`time_out_run`); one past MAX_COUNTDOWN_SECONDS in hops."""
-    from workflows import tasks
-
     countdown = min(max((deadline - timezone.now()).total_seconds(), 0), MAX_COUNTDOWN_SECONDS)
-    tasks.time_out_run.apply_async((str(run_id), deadline.isoformat()), queue="engine", countdown=countdown)
+    _send_task("time_out_run", (str(run_id), deadline.isoformat()), queue="engine", countdown=countdown)
 
 
 def send_follow(run_id) -> None:
     """Start the workflows whose event triggers follow this finished run's workflow."""
-    from workflows import tasks
-
-    tasks.fire_event_triggers.apply_async((str(run_id),), queue="engine")
+    _send_task("fire_event_triggers", (str(run_id),), queue="engine")
 
 
-# A cheap step dispatched this soon after the last batch left waits for the end of the interval.
-# 25 ms against 10 ms: fewer, bigger batches under a burst of runs, each one message and one worker
-# transaction (bench/engine_overhead.py (b) about a fifth faster); 50 ms gained nothing more.
+# A cheap step dispatched this soon after the last batch left waits for the end of the interval:
+# 25 ms rather than 10 makes fewer, bigger batches under a burst of runs, each one message and one
+# worker transaction (bench/engine_overhead.py (b)); longer gained nothing more.
 BATCH_INTERVAL_SECONDS = 0.025
 # Bigger batches are split, so that a burst spreads over the workers.
 BATCH_SIZE = 25
 
 
 def _send(batch: list[Dispatch]) -> None:
-    from workflows import tasks
-
     by_queue: dict[str, list[list]] = {}
     for item in batch:
         by_queue.setdefault(item.queue, []).append([item.step_id, item.attempt, item.run_id])
     for queue, steps in by_queue.items():
         for start in range(0, len(steps), BATCH_SIZE):
-            tasks.execute_steps.apply_async((steps[start : start + BATCH_SIZE],), queue=queue)
+            _send_task("execute_steps", (steps[start : start + BATCH_SIZE],), queue=queue)
 
 
 # Each step goes out after it was added, and it is added after its transaction committed, so the

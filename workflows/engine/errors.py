@@ -1,4 +1,4 @@
-"""Why a step failed, by type: the scheduler retries a TransientError and gives up on a PermanentError."""
+"""Why a step failed, by type: the engine retries a TransientError and gives up on a PermanentError."""
 
 
 class StepError(Exception):

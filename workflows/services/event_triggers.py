@@ -203,7 +203,8 @@ def _input_for(trigger: EventTrigger, source: Run) -> Any:
 def _refuse(source: Run, trigger: EventTrigger, reason: str) -> None:
     """Record on the source run that `trigger` did not start; once per trigger, so a redelivery adds nothing."""
     with transaction.atomic():
-        # The run's row lock, as the scheduler takes it: concurrent refusals append instead of overwriting.
+        # The run's row lock, as the engine takes it (engine.store.run_lock): concurrent refusals
+        # append instead of overwriting.
         run = Run.objects.select_for_update(of=("self",), no_key=True).get(pk=source.pk)
         if any(entry.get("trigger") == str(trigger.pk) for entry in run.refused_triggers):
             return

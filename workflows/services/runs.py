@@ -1,26 +1,24 @@
 """Starting runs and acting on them: trigger, cancel, retry, approve.
 
-Each service checks permission, writes in one transaction through the scheduler (the only code that
-changes run state), and leaves the Celery messages to be sent on commit.
+Each service checks permission once, in Python (accounts.access), then writes in one transition of
+the engine (workflows.engine.transition: the one transaction that changes run state) and records its
+audit event in it; the Celery messages go out on commit.
 """
 
-import uuid
-from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 
-from accounts.access import Role, ensure_role, role_gate
+from accounts.access import Role, ensure_role
 from accounts.models import User
-from audit.services import AnyRequest, audit_gate, audit_record, diff
-from config.gates import GateClosed
+from audit.services import AnyRequest, audit_record, diff
 from config.problems import Conflict
-from workflows.engine import dispatch, json_schema, scheduler
+from workflows.engine import dispatch, launch, operations
 from workflows.engine.expressions import ExpressionSyntaxError, check_template
-from workflows.engine.nodes.base import ChildRun
-from workflows.models import Run, StepRun, Workflow, WorkflowVersion
+from workflows.engine.transition import transition
+from workflows.models import Run, StepRun, Workflow
 
 NOT_RUNNABLE = "The workflow is {status}; only draft and active workflows can be run by hand."
 NOT_ACTIVE = "The workflow is {status}; only active workflows start from {trigger} triggers."
@@ -32,70 +30,8 @@ NOT_AN_APPROVER = "Only the approvers named on this step may decide: {approvers}
 NOT_REGENERATABLE_RUN = "Only a finished run's documents can be regenerated; this run is {status}."
 NOT_A_DOCUMENT = "Step {key!r} is a {type} step; only document steps are regenerated."
 NOT_SUCCEEDED = "Step {key!r} did not succeed (it is {status}); retry the run instead."
-CHILD_WORKFLOW_MISSING = "Workflow {ref!r} does not exist in this workspace."
-UNUSABLE_INPUT_SCHEMA = "The workflow's input_schema cannot be applied (edit it to fix this): {problem}"
 
 MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.Trigger.SUBWORKFLOW)
-
-
-def _input_errors(schema: dict, value: Any) -> dict[str, list[str]]:
-    if not schema:
-        return {}
-    try:
-        schema_errors = json_schema.schema_errors(schema, value)
-    except json_schema.UnusableSchema as error:
-        return {"input": [UNUSABLE_INPUT_SCHEMA.format(problem=error)]}
-    errors: dict[str, list[str]] = {}
-    for error in schema_errors:
-        path = ".".join(["input", *(str(part) for part in error.absolute_path)])
-        errors.setdefault(path, []).append(error.message)
-    return errors
-
-
-@lru_cache(maxsize=256)
-def _version_by_number(workflow_id, number: int) -> WorkflowVersion:
-    # Versions never change once written, so a process may keep the ones it has read.
-    return WorkflowVersion.objects.get(workflow_id=workflow_id, number=number)
-
-
-def _version(workflow: Workflow) -> WorkflowVersion:
-    return _version_by_number(workflow.pk, workflow.version)
-
-
-def _create_run(
-    *,
-    workflow: Workflow,
-    input: Any,
-    trigger: str,
-    actor: User | None,
-    idempotency_key: str | None = None,
-    parent_step: StepRun | None = None,
-    parent_index: int | None = None,
-) -> Run:
-    run = _new_run(
-        workflow,
-        input=input,
-        trigger=trigger,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        parent_step=parent_step,
-        parent_index=parent_index,
-    )
-    scheduler.runs_insert([run])
-    return run
-
-
-def _new_run(workflow: Workflow, *, input: Any, trigger: str, actor: User | None, **fields) -> Run:
-    """An unsaved run of the workflow's current version (scheduler.runs_insert writes and starts it)."""
-    return Run(
-        workspace_id=workflow.workspace_id,
-        workflow=workflow,
-        version=_version(workflow),
-        trigger=trigger,
-        input=input,
-        created_by=actor,
-        **fields,
-    )
 
 
 def _ensure_startable(workflow: Workflow, trigger: str) -> None:
@@ -110,7 +46,7 @@ def run_input_check(workflow: Workflow, value: Any, *, field: str = "input") -> 
     """Raise ValidationError (keyed under `field`) unless `value` is an input the workflow accepts."""
     if not isinstance(value, dict):
         raise ValidationError({field: ["The run input must be a JSON object."]})
-    errors = _input_errors(workflow.input_schema, value)
+    errors = launch.input_errors(workflow.input_schema, value)
     if errors:
         raise ValidationError({field + key.removeprefix("input"): messages for key, messages in errors.items()})
 
@@ -132,85 +68,38 @@ def run_trigger(
     """
     if workflow.is_deleted:
         raise Http404("No such workflow.")
-    # Otherwise the role is checked by the statement that starts the run (see _run_start).
-    role_checked = actor is not None and bool(idempotency_key)
-    if role_checked:
+    if actor is not None:  # first: a stranger learns nothing of the workflow, not even its status
         ensure_role(actor, workflow.workspace, Role.EDITOR)
     if idempotency_key:
         existing = Run.objects.filter(workflow=workflow, idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing, False
+    _ensure_startable(workflow, trigger)
+    run_input_check(workflow, input)
     try:
-        _ensure_startable(workflow, trigger)
-        run_input_check(workflow, input)
-    except (Conflict, ValidationError):
-        if actor is not None and not role_checked:
-            ensure_role(actor, workflow.workspace, Role.EDITOR)  # a stranger learns nothing of the workflow
-        raise
-    try:
-        run = _run_start(
-            workflow=workflow,
-            input=input,
-            trigger=trigger,
-            actor=actor,
-            idempotency_key=idempotency_key or None,
-            request=request,
-            role_checked=role_checked,
-        )
+        with transition() as tx:
+            run = launch.new_run(
+                workflow, input=input, trigger=trigger, actor=actor, idempotency_key=idempotency_key or None
+            )
+            launch.runs_start(tx, [run])
+            # People and API clients only. A run the system starts (schedule, webhook, event trigger)
+            # is its own record (Run.trigger, the slot, the delivery); auditing it would put every
+            # webhook delivery behind the audit chain's one lock.
+            if actor is not None:
+                tx.flush()  # the run's rows first: the audit chain's lock is then held only to the commit
+                changes = {"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]}
+                audit_record(
+                    action="run.triggered",
+                    actor=actor,
+                    workspace=workflow.workspace_id,
+                    target=run,
+                    changes=changes,
+                    request=request,
+                )
     except IntegrityError:
         # Two requests with one key raced: the other one created the run.
         return Run.objects.get(workflow=workflow, idempotency_key=idempotency_key), False
     return run, True
-
-
-def _run_start(
-    *,
-    workflow: Workflow,
-    input: Any,
-    trigger: str,
-    actor: User | None,
-    idempotency_key: str | None,
-    request: AnyRequest | None,
-    role_checked: bool,
-) -> Run:
-    """Create and start the run, checking the actor's role unless `role_checked`, and audit it.
-
-    That is one statement, which outside a transaction is its own (config.gates): the trigger that
-    every API client and webhook waits for makes one round trip, not five. When its gate is closed,
-    the ordinary path below says why (or, for a new database, makes the audit chain's head row).
-    """
-    fields = {"input": input, "trigger": trigger, "actor": actor, "idempotency_key": idempotency_key}
-    # People and API clients only. A run the system starts (schedule, webhook, event trigger) is its
-    # own record (Run.trigger, the slot, the delivery); auditing it would put every webhook delivery
-    # behind the audit chain's one lock.
-    audit = None
-    if actor is not None:
-        audit = {
-            "action": "run.triggered",
-            "actor": actor,
-            "workspace": workflow.workspace_id,
-            "changes": {"workflow": [None, str(workflow.pk)], "trigger": [None, trigger]},
-            "request": request,
-        }
-    run = _new_run(workflow, **fields)
-    try:
-        with scheduler.transition(one_statement=True):
-            gate = None if role_checked or actor is None else role_gate(actor, workflow.workspace, Role.EDITOR)
-            if audit:
-                gate = audit_gate(after=gate, target=run, **audit)
-            scheduler.runs_insert([run], gate=gate)
-        return run
-    except GateClosed:
-        # The role is missing, which ensure_role below refuses with the right status, or the
-        # audit chain has no head row yet (a new database), which audit_record makes.
-        pass
-    if actor is not None and not role_checked:
-        ensure_role(actor, workflow.workspace, Role.EDITOR)
-    with scheduler.transition():
-        run = _create_run(workflow=workflow, **fields)
-        if audit:
-            audit_record(target=run, **audit)
-    return run
 
 
 MAX_BATCH = 1000
@@ -233,9 +122,10 @@ def runs_trigger_many(
         raise ValidationError({"inputs": [f"A list of 1 to {MAX_BATCH} run inputs."]})
     for index, value in enumerate(inputs):
         run_input_check(workflow, value, field=f"inputs.{index}")
-    with scheduler.transition():
-        runs = [_new_run(workflow, input=value, trigger=trigger, actor=actor) for value in inputs]
-        scheduler.runs_insert(runs)
+    with transition() as tx:
+        runs = [launch.new_run(workflow, input=value, trigger=trigger, actor=actor) for value in inputs]
+        launch.runs_start(tx, runs)
+        tx.flush()
         audit_record(
             action="run.triggered",
             actor=actor,
@@ -247,39 +137,6 @@ def runs_trigger_many(
     return runs
 
 
-def _child_workflow(parent_run: Run, reference: str) -> Workflow:
-    workflows = Workflow.objects.filter(workspace_id=parent_run.workspace_id, deleted_at__isnull=True)
-    try:
-        return workflows.get(pk=uuid.UUID(reference))
-    except (ValueError, Workflow.DoesNotExist):
-        pass
-    workflow = workflows.filter(slug=reference).first()
-    if workflow is None:
-        raise Http404(CHILD_WORKFLOW_MISSING.format(ref=reference))
-    return workflow
-
-
-def child_runs_start(*, parent_run: Run, parent_step: StepRun, children: list[ChildRun]) -> list[Run]:
-    """Start child runs for a loop or subworkflow step (inside the scheduler's transaction)."""
-    created = []
-    for child in children:
-        workflow = _child_workflow(parent_run, child.workflow)
-        errors = _input_errors(workflow.input_schema, child.input)
-        if errors:
-            raise ValidationError(errors)
-        created.append(
-            _create_run(
-                workflow=workflow,
-                input=child.input,
-                trigger=Run.Trigger.SUBWORKFLOW,
-                actor=parent_run.created_by,
-                parent_step=parent_step,
-                parent_index=child.index,
-            )
-        )
-    return created
-
-
 def _run_audited(run: Run, *, action: str, actor: User, before: str, request: AnyRequest | None, **extra) -> None:
     changes = {"status": [before, run.status]} if run.status != before else {}
     changes.update(diff({}, extra))
@@ -289,12 +146,13 @@ def _run_audited(run: Run, *, action: str, actor: User, before: str, request: An
 def run_cancel(*, run: Run, actor: User, request: AnyRequest | None = None) -> Run:
     """Stop a run: open steps are cancelled and running ones' late results dropped. 409 if finished."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with scheduler.transition():
-        run = scheduler.locked_run(run.pk)
+    with transition() as tx:
+        run = tx.lock(run.pk)
         if run.is_finished:
             raise Conflict(ALREADY_FINISHED.format(status=run.status))
         before = run.status
-        scheduler.cancel(run)
+        operations.cancel(tx, run)
+        tx.flush()
         _run_audited(run, action="run.cancelled", actor=actor, before=before, request=request)
     return run
 
@@ -302,13 +160,14 @@ def run_cancel(*, run: Run, actor: User, request: AnyRequest | None = None) -> R
 def run_retry(*, run: Run, actor: User, request: AnyRequest | None = None) -> Run:
     """Re-run what failed, was cancelled or never ran; succeeded steps keep their outputs."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with scheduler.transition():
-        run = scheduler.locked_run(run.pk)
+    with transition() as tx:
+        run = tx.lock(run.pk)
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
             raise Conflict(NOT_RETRYABLE.format(status=run.status))
         before = run.status
-        dispatches = scheduler.retry(run)
+        dispatches = operations.retry(tx, run)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        tx.flush()
         _run_audited(run, action="run.retried", actor=actor, before=before, request=request)
     return run
 
@@ -332,9 +191,9 @@ def step_regenerate(
             check_template(prompt)
         except ExpressionSyntaxError as error:
             raise ValidationError({"prompt": [str(error)]}) from error
-    with scheduler.transition():
-        run = scheduler.locked_run(run.pk)
-        step = run.steps.filter(node_key=node_key).first()
+    with transition() as tx:
+        run = tx.lock(run.pk)
+        step = tx.steps(run).get(node_key)
         if step is None:
             raise Http404(f"The run has no step {node_key!r}.")
         if not run.is_finished:
@@ -344,8 +203,9 @@ def step_regenerate(
         if step.status != StepRun.Status.SUCCEEDED:
             raise Conflict(NOT_SUCCEEDED.format(key=node_key, status=step.status))
         before = run.status
-        dispatches = scheduler.regenerate(run, step, prompt=prompt, cascade=cascade)
+        dispatches = operations.regenerate(tx, run, step, prompt=prompt, cascade=cascade)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        tx.flush()
         _run_audited(
             run,
             action="run.regenerated",
@@ -364,9 +224,9 @@ def step_approve(
 ) -> StepRun:
     """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
     ensure_role(actor, run.workspace, Role.EDITOR)
-    with scheduler.transition():
-        run = scheduler.locked_run(run.pk)
-        step = run.steps.filter(node_key=node_key).first()
+    with transition() as tx:
+        run = tx.lock(run.pk)
+        step = tx.steps(run).get(node_key)
         if step is None:
             raise Http404(f"The run has no step {node_key!r}.")
         if step.node_type != "approval":
@@ -377,8 +237,9 @@ def step_approve(
         if approvers and actor.email.lower() not in approvers:
             raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
         before = run.status
-        dispatches = scheduler.decide(run, step, approved=approved, by=actor.email, comment=comment)
+        dispatches = operations.decide(tx, run, step, approved=approved, by=actor.email, comment=comment)
         transaction.on_commit(lambda: dispatch.send(dispatches))
+        tx.flush()
         _run_audited(
             run,
             action="run.approved" if approved else "run.rejected",

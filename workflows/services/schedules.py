@@ -45,8 +45,8 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
+from config.celery import app as celery_app
 from config.problems import Conflict
-from workflows import tasks
 from workflows.models import Run, Schedule, ScheduleSlot, Workflow
 from workflows.services.runs import run_input_check, run_trigger
 
@@ -279,7 +279,7 @@ def _queue_advance(schedule: Schedule) -> list[ScheduleSlot]:
 def _recheck_later(schedule_id) -> None:
     # One pending recheck per schedule: every fire while a slot waits would otherwise start a chain of its own.
     if cache.add(f"schedule-recheck:{schedule_id}", 1, timeout=QUEUE_RECHECK_SECONDS - 1):
-        tasks.fire_schedule.apply_async((str(schedule_id),), countdown=QUEUE_RECHECK_SECONDS, queue=FIRE_QUEUE)
+        celery_app.send_task(FIRE_TASK, (str(schedule_id),), countdown=QUEUE_RECHECK_SECONDS, queue=FIRE_QUEUE)
 
 
 def _locked(schedule_id) -> Schedule:

@@ -1,7 +1,7 @@
 """Crashes, lost brokers and repeated messages: PostgreSQL is the truth, the broker only a doorbell.
 
 Every test owns its worker processes and kills them by PID. The test process plays the beat
-task's part by calling `scheduler.recover()` in a loop, with the engine's timings shortened.
+task's part by calling `recovery.recover()` in a loop, with the engine's timings shortened.
 """
 
 import signal
@@ -16,7 +16,7 @@ from werkzeug import Response
 from tests.processes import free_port
 from tests.workflows.helpers import create
 from tests.workflows.workers import TERMINAL, start_worker, worker_env
-from workflows.engine import scheduler
+from workflows.engine import recovery
 from workflows.models import Run, StepRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def recover_until_finished(run_ids, timeout: float, supervise=None) -> list[Run]
             return runs
         if supervise is not None:
             supervise()
-        scheduler.recover()
+        recovery.recover()
         time.sleep(0.5)
     pending = Run.objects.filter(pk__in=run_ids).exclude(status__in=TERMINAL).values_list("pk", "status")
     raise AssertionError(f"runs not finished within {timeout}s: {list(pending)[:5]}")
@@ -106,7 +106,7 @@ def test_a_killed_worker_loses_no_idempotent_step(user_api, threaded_server):
     assert fetch.attempt == 2
     assert fetch.worker.startswith("survivor@")
     retrying = run.events.filter(type="step.retrying", step="fetch").get()
-    assert retrying.data["error"]["message"] == scheduler.WORKER_LOST
+    assert retrying.data["error"]["message"] == recovery.WORKER_LOST
     assert StepRun.objects.get(run_id=run_id, node_key="after").output["content"] == "True"
 
 
@@ -141,7 +141,7 @@ def test_a_killed_worker_does_not_silently_resend_a_webhook(user_api, threaded_s
         assert (hook.attempt, len(calls)) == (2, 2)
     else:
         assert run.status == "failed"
-        assert hook.status == "failed" and hook.error["message"] == scheduler.INTERRUPTED
+        assert hook.status == "failed" and hook.error["message"] == recovery.INTERRUPTED
         time.sleep(1)
         assert len(calls) == 1
 

@@ -8,13 +8,14 @@ from unittest.mock import patch
 
 import pytest
 from celery.signals import before_task_publish
-from django.db import connection, transaction
+from django.db import connection
 
 from tests.factories import UserFactory
 from tests.processes import PROJECT_DIR
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.workers import worker_env
-from workflows.engine import dispatch, scheduler
+from workflows.engine import dispatch, execute
+from workflows.engine.transition import transition
 from workflows.models import Run, RunEvent, StepRun
 from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger, runs_trigger_many
@@ -110,7 +111,7 @@ def queued_steps(count: int) -> list[tuple[str, int, str]]:
 def test_a_batch_runs_each_step_once_and_records_each_run_as_a_single_step_would():
     first, second = queued_steps(2)
 
-    dispatches = scheduler.execute_cheap_steps([first, second, first], worker="batch-worker")
+    dispatches = execute.execute_cheap_steps([first, second, first], worker="batch-worker")
 
     assert dispatches == []
     for step_id, _attempt, run_id in (first, second):
@@ -129,8 +130,8 @@ def test_a_batch_does_not_wait_for_a_run_another_transaction_holds_but_runs_its_
     holding, release = threading.Event(), threading.Event()
 
     def hold_the_run():
-        with transaction.atomic():
-            scheduler.locked_run(held[2])
+        with transition() as tx:
+            tx.lock(held[2])
             holding.set()
             release.wait(10)
         connection.close()
@@ -138,9 +139,7 @@ def test_a_batch_does_not_wait_for_a_run_another_transaction_holds_but_runs_its_
     holder = threading.Thread(target=hold_the_run)
     holder.start()
     assert holding.wait(5)
-    batch = threading.Thread(
-        target=lambda: (scheduler.execute_cheap_steps([free, held], worker="w"), connection.close())
-    )
+    batch = threading.Thread(target=lambda: (execute.execute_cheap_steps([free, held], worker="w"), connection.close()))
     batch.start()
     try:
         # The free run's step commits while the other run is still held: the batch did not wait for it

@@ -15,6 +15,7 @@ from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
 from workflows.credentials import credential_save
+from workflows.engine import recovery
 from workflows.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -211,8 +212,6 @@ def test_only_named_approvers_and_members_may_decide(engine_worker, user, user_a
 
 
 def test_a_run_timeout_fails_the_run(engine_worker, user_api):
-    from workflows.engine import scheduler
-
     body = {
         "name": "Too slow",
         "settings": {"timeout": 1},
@@ -222,7 +221,7 @@ def test_a_run_timeout_fails_the_run(engine_worker, user_api):
     run_id = start(user_api, workflow["id"])["id"]
     wait_for_run(run_id, statuses={"waiting"})
     time.sleep(1.2)
-    scheduler.recover()  # what the beat task runs every 15 s
+    recovery.recover()  # what the beat task runs every 15 s
     run = wait_for_run(run_id)
     assert run.status == "failed"
     assert run.error["type"] == "timeout"

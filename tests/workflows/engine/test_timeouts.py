@@ -6,7 +6,7 @@ from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.hanging_server import HangingServer
 from tests.workflows.helpers import create
-from workflows.engine.scheduler import RUN_TIMED_OUT, STEP_TIMED_OUT
+from workflows.engine.deadlines import RUN_TIMED_OUT, STEP_TIMED_OUT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ import pytest
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
-from workflows.engine.scheduler import WORKER_LOST
+from workflows.engine.recovery import WORKER_LOST
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

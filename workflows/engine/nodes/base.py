@@ -46,7 +46,7 @@ def _schema_error_path(error) -> str:
 
 
 class TextStream(Protocol):
-    """Where a node streams the text it is generating (the scheduler publishes it as step.delta events)."""
+    """Where a node streams the text it is generating (the engine publishes it as step.delta events)."""
 
     def write(self, text: str) -> None: ...
 
@@ -95,7 +95,7 @@ class NodeResult:
     output: Any = None
     usage: dict = field(default_factory=dict)
     # A generated document to store as a Document (title, content, format, provider, model, tokens,
-    # cost, latency_ms, metadata, source_ids): the scheduler writes it with the step's success.
+    # cost, latency_ms, metadata, source_ids): the engine writes it with the step's success.
     document: dict | None = None
     # Runs started without waiting for them (a subworkflow with wait: false); their ids join the output.
     spawn: list[ChildRun] = field(default_factory=list)

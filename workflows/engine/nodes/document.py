@@ -117,7 +117,7 @@ class DocumentNode(NodeType):
 
     @classmethod
     def prepare(cls, node: dict, context: StepContext) -> dict:
-        # A regeneration may replace the prompt for this step (the scheduler keeps it in its state).
+        # A regeneration may replace the prompt for this step (the engine keeps it in its state).
         override = context.state.get(PROMPT_OVERRIDE)
         prepared = super().prepare(node if override is None else {**node, "prompt": override}, context)
         if override is not None:

@@ -1,39 +1,18 @@
-"""Statements the engine builds once per process: the same rows as the ORM's, for whatever values."""
+"""The engine's store: rows written and read back as the ORM writes and reads them, for whatever values."""
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import Membership, Workspace
-from tests.factories import UserFactory, WorkspaceFactory
-from workflows.engine.prepared import PreparedQuery, insert_rows, insert_together, save_fields, save_fields_many
-from workflows.engine.scheduler import locked_run
-from workflows.models import Run, RunEvent, StepRun
+from tests.factories import UserFactory
+from workflows.engine import store
+from workflows.engine.transition import transition
+from workflows.models import EventTrigger, Run, RunEvent, StepRun
 from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger
 
 pytestmark = pytest.mark.django_db
-
-
-def test_a_prepared_query_returns_what_the_orm_returns_for_each_value():
-    first, second = WorkspaceFactory(name="First"), WorkspaceFactory(name="Second")
-    for user in (UserFactory(), UserFactory()):
-        Membership.objects.create(workspace=first, user=user, role=Membership.Role.EDITOR)
-    members = PreparedQuery(lambda workspace_id: Membership.objects.filter(workspace_id=workspace_id).order_by("pk"))
-
-    for workspace in (first, second, first):
-        expected = list(Membership.objects.filter(workspace=workspace).order_by("pk"))
-        assert list(members(workspace.pk)) == expected
-        assert list(members(str(workspace.pk))) == expected  # ids as text too, as Celery messages carry them
-    assert [member.role for member in members(first.pk)] == ["editor", "editor"]
-
-
-def test_a_query_must_use_its_value_exactly_once():
-    twice = PreparedQuery(lambda value: Workspace.objects.filter(Q(pk=value) | Q(created_by_id=value)))
-    with pytest.raises(ValueError, match="exactly once, not 2 times"):
-        twice(WorkspaceFactory().pk)
 
 
 def started_run(steps: int = 2):
@@ -41,7 +20,7 @@ def started_run(steps: int = 2):
     user = UserFactory()
     workspace = user.memberships.get().workspace
     nodes = [{"key": f"n{index}", "type": "transform", "config": {"values": {}}} for index in range(steps)]
-    workflow = workflow_create(actor=user, workspace=workspace, data={"name": "Prepared", "nodes": nodes})
+    workflow = workflow_create(actor=user, workspace=workspace, data={"name": "Stored", "nodes": nodes})
     run, _ = run_trigger(workflow=workflow, input={"topic": "ünïcode"}, trigger="api", actor=user)
     return run
 
@@ -54,7 +33,7 @@ def test_inserted_rows_read_back_as_the_orm_would_have_written_them(count):
         RunEvent(run=run, seq=100 + index, type="step.delta", data={"text": f"chunk {index}", "n": [index]})
         for index in range(count)
     ]
-    insert_rows(RunEvent, events)
+    store.insert_rows((RunEvent, events))
 
     stored = list(RunEvent.objects.filter(run=run, seq__gte=100).order_by("seq"))
     assert [(event.seq, event.type, event.step, event.data) for event in stored] == [
@@ -73,7 +52,7 @@ def test_rows_inserted_together_may_refer_to_each_other_and_read_back_as_the_orm
     event = RunEvent(run=run, seq=1, type="run.created", data={"x": 1}, created_at=timezone.now())
 
     with transaction.atomic():  # the steps and the event name a run inserted in the same statement
-        insert_together([(RunEvent, [event]), (StepRun, new_steps), (Run, [run]), (StepRun, [])])
+        store.insert_rows((RunEvent, [event]), (StepRun, new_steps), (Run, [run]), (StepRun, []))
 
     stored = Run.objects.get(pk=run.pk)
     assert (stored.input, stored.status, stored.event_seq) == ({"n": [1, "ü"]}, "pending", 1)
@@ -86,26 +65,12 @@ def test_rows_inserted_together_are_all_or_nothing():
     event = RunEvent(run=run, seq=999, type="run.note", data={}, created_at=timezone.now())
     twin = StepRun(run=run, node_key="n0", node_type="transform")  # the run has a step n0 already
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_together([(RunEvent, [event]), (StepRun, [twin])])
+        store.insert_rows((RunEvent, [event]), (StepRun, [twin]))
     assert not RunEvent.objects.filter(seq=999).exists()
     assert run.steps.count() == 2
 
 
-def test_saved_fields_change_those_fields_only_and_a_missing_row_is_an_error():
-    run = started_run()
-    step = run.steps.get(node_key="n0")
-    step.output, step.worker, step.node_type = {"a": {"b": [1, 2]}}, "w1", "changed in memory only"
-    save_fields(step, ["output", "worker"])
-
-    stored = StepRun.objects.get(pk=step.pk)
-    assert (stored.output, stored.worker, stored.node_type) == ({"a": {"b": [1, 2]}}, "w1", "transform")
-
-    StepRun.objects.filter(pk=step.pk).delete()
-    with pytest.raises(DatabaseError, match="did not update one row"):
-        save_fields(step, ["worker"])
-
-
-def test_fields_saved_for_many_instances_at_once_read_back_as_the_orms():
+def test_fields_updated_for_many_instances_at_once_read_back_as_the_orms():
     runs = [started_run() for _ in range(3)]
     finished = timezone.now()
     for index, run in enumerate(runs):
@@ -114,7 +79,7 @@ def test_fields_saved_for_many_instances_at_once_read_back_as_the_orms():
     runs[2].error = {"message": "a field of this one only"}
 
     with CaptureQueriesContext(connection) as queries:
-        save_fields_many([(run, {"status", "finished_at", "output"}) for run in runs[:2]] + [(runs[2], {"error"})])
+        store.update_rows([(run, {"status", "finished_at", "output"}) for run in runs[:2]] + [(runs[2], {"error"})])
 
     assert len(queries) == 2  # the two with the same fields share one statement
     stored = {run.pk: run for run in Run.objects.filter(pk__in=[run.pk for run in runs])}
@@ -127,20 +92,61 @@ def test_fields_saved_for_many_instances_at_once_read_back_as_the_orms():
     assert all(stored[run.pk].workspace_id is not None for run in runs)
 
 
-def test_fields_saved_for_many_instances_are_an_error_when_a_row_is_missing():
-    runs = [started_run() for _ in range(2)]
-    Run.objects.filter(pk=runs[1].pk).delete()
-    with pytest.raises(DatabaseError, match="1 of 2 Run rows did not update"), transaction.atomic():
-        save_fields_many([(run, {"status"}) for run in runs])
+@pytest.mark.parametrize("count", [1, 2])
+def test_updating_a_missing_row_is_an_error(count):
+    runs = [started_run() for _ in range(count)]
+    Run.objects.filter(pk=runs[-1].pk).delete()
+    with pytest.raises(DatabaseError, match=f"1 of {count} Run rows did not update"), transaction.atomic():
+        store.update_rows([(run, {"status"}) for run in runs])
 
 
-def test_the_run_lock_query_reads_json_and_annotations_as_the_orm_does():
+def test_the_run_lock_reads_the_run_as_the_orm_does_and_says_whether_triggers_follow_it():
     run = started_run()
     with transaction.atomic():
-        locked = locked_run(run.pk)
-    assert locked.input == {"topic": "ünïcode"}
-    assert locked.followed is False
-    assert (locked.workflow_id, locked.status, locked.event_seq) == (run.workflow_id, run.status, run.event_seq)
+        locked = store.run_lock(run.pk)
+    expected = Run.objects.get(pk=run.pk)
+    assert [getattr(locked, field.attname) for field in Run._meta.concrete_fields] == [
+        getattr(expected, field.attname) for field in Run._meta.concrete_fields
+    ]
+    assert locked.input == {"topic": "ünïcode"} and locked.followed is False
+
+    EventTrigger.objects.create(workflow=run.workflow, source_workflow=run.workflow)
+    with transaction.atomic():
+        assert store.run_lock(str(run.pk)).followed is True
+        assert store.run_lock("not an id") is None
+
+
+def test_a_runs_steps_read_back_as_the_orms():
+    run = started_run(steps=3)
+    assert sorted(store.run_steps(run.pk), key=lambda step: step.node_key) == list(
+        StepRun.objects.filter(run=run).order_by("node_key")
+    )
+
+
+def test_a_transition_writes_its_changes_to_steps_and_runs_in_one_statement_each_kind():
+    runs = [started_run() for _ in range(2)]
+    with CaptureQueriesContext(connection) as queries, transition() as tx:
+        for run in runs:
+            locked = tx.lock(run.pk)
+            for step in tx.steps(locked).values():
+                step.worker = "w"
+                tx.save_step(locked, step, "worker")
+            locked.error = {"n": 1}
+            tx.save(locked, "error")
+            tx.emit(locked, "run.noted")
+        writes = len(queries)
+    # Two locks and two step reads, then one UPDATE of steps, one of runs and one INSERT of events.
+    assert writes - 4 == 3
+    assert set(StepRun.objects.filter(run__in=runs).values_list("worker", flat=True)) == {"w"}
+    assert {run.event_seq for run in Run.objects.filter(pk__in=[run.pk for run in runs])} == {runs[0].event_seq + 1}
+
+
+def test_a_transition_refuses_a_second_instance_of_a_run_it_holds():
+    run = started_run()
+    with pytest.raises(RuntimeError, match="Another instance"), transition() as tx:
+        locked = tx.lock(run.pk)
+        assert tx.lock(str(run.pk)) is locked
+        tx.emit(Run.objects.get(pk=run.pk), "run.noted")
 
 
 def test_every_unfinished_status_is_in_the_partial_indexes_the_recovery_scans_use():
@@ -150,5 +156,5 @@ def test_every_unfinished_status_is_in_the_partial_indexes_the_recovery_scans_us
         return set(dict(index.condition.children)["status__in"])
 
     assert statuses(Run, "run_active_idx") == set(Run.Status) - set(Run.FINISHED)
-    # A pending step waits for its parents, which the scheduler finds through the run.
+    # A pending step waits for its parents, which the engine finds through the run.
     assert statuses(StepRun, "step_active_idx") == set(StepRun.Status) - set(StepRun.FINISHED) - {"pending"}

@@ -1,0 +1,111 @@
+"""Repairing what lost messages and dead workers left behind (`recover`, a beat task).
+
+Safe to run anywhere, any time: every repair goes through the same claims and locks as the
+messages it replaces, so a repair that races the original does nothing.
+"""
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from workflows.engine import dispatch, execute, snapshot, state, store
+from workflows.engine.deadlines import fail_timed_out_run, time_out_step
+from workflows.engine.dispatch import Dispatch
+from workflows.engine.errors import PermanentError, StepError, TransientError
+from workflows.engine.liveness import timing
+from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.engine.record import CHILDREN_SEEN
+from workflows.engine.transition import transition
+from workflows.models import Run, StepRun
+
+INTERRUPTED = "Interrupted: the worker died during the call, which may or may not have been delivered."
+WORKER_LOST = "The worker running this step stopped responding."
+
+Status = StepRun.Status
+
+
+def recover(now: datetime | None = None) -> dict[str, int]:
+    """Repair what lost messages and dead workers left behind; returns how many of each it found."""
+    now = now or timezone.now()
+    counts = {"lost_workers": 0, "lost_messages": 0, "timed_out_steps": 0, "due": 0, "timed_out_runs": 0, "runs": 0}
+
+    stale = StepRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - timing("DWC_STEP_LEASE_SECONDS"))
+    for step_id, attempt in stale.values_list("pk", "attempt"):
+        counts["lost_workers"] += _recover_lost_worker(step_id, attempt)
+
+    # Past their deadline by more than a beat: their time_out_step message was lost.
+    overdue = StepRun.objects.filter(
+        status__in=[Status.RUNNING, Status.WAITING], deadline_at__lt=now - timing("DWC_HEARTBEAT_SECONDS")
+    )
+    for step_id, attempt in overdue.values_list("pk", "attempt"):
+        dispatch.send(time_out_step(step_id, attempt))
+        counts["timed_out_steps"] += 1
+
+    dispatches = _lost_messages(now, counts) + _due_steps(now, counts)
+    dispatch.send(dispatches)
+
+    late = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING], deadline_at__lt=now)
+    for run_id in late.values_list("pk", flat=True):
+        with transition() as tx:
+            run = tx.lock(run_id)
+            if not run.is_finished and run.deadline_at and run.deadline_at < now:
+                fail_timed_out_run(tx, run)
+                counts["timed_out_runs"] += 1
+
+    stuck = Run.objects.filter(
+        Q(status=Run.Status.PENDING, created_at__lt=now - timing("DWC_LOST_MESSAGE_SECONDS"))
+        | Q(status=Run.Status.QUEUED)
+    )
+    for run_id in stuck.values_list("pk", flat=True):
+        dispatch.send(execute.advance(run_id))
+        counts["runs"] += 1
+    return counts
+
+
+def _lost_messages(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
+    """Queued steps whose message never came, and retries whose delayed message never did."""
+    lost = StepRun.objects.filter(
+        Q(status=Status.QUEUED, queued_at__lt=now - timing("DWC_LOST_MESSAGE_SECONDS"))
+        | Q(status=Status.RETRYING, not_before__lt=now - timing("DWC_HEARTBEAT_SECONDS"))
+    )
+    dispatches = [
+        Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue, run_id=str(run_id))
+        for pk, attempt, node_type, run_id in lost.values_list("pk", "attempt", "node_type", "run_id")
+    ]
+    counts["lost_messages"] = len(dispatches)
+    return dispatches
+
+
+def _due_steps(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
+    """Waiting steps whose time came, or whose child runs finished, with no wake-up seen."""
+    due = StepRun.objects.filter(status=Status.WAITING, not_before__lte=now)
+    dispatches = [
+        Dispatch(str(pk), attempt, "engine", task="resume_step") for pk, attempt in due.values_list("pk", "attempt")
+    ]
+    counts["due"] = len(dispatches)
+    for step in StepRun.objects.filter(status=Status.WAITING, child_runs__isnull=False).distinct():
+        if store.finished_children_count(step) > step.state.get(CHILDREN_SEEN, 0):
+            dispatches.append(Dispatch(str(step.pk), step.attempt, "engine", task="resume_step"))
+            counts["due"] += 1
+    return dispatches
+
+
+def _recover_lost_worker(step_id, attempt: int) -> int:
+    """Fail or retry a running attempt whose worker stopped beating: re-run only what is safe to."""
+    with transition() as tx:
+        try:
+            run = tx.lock(store.step_run_id(step_id))
+        except Run.DoesNotExist:
+            return 0
+        step = tx.step_by_id(run, step_id)
+        if step is None or step.status != Status.RUNNING or step.attempt != attempt:
+            return 0
+        node = snapshot.node(run, step.node_key)
+        if NODE_TYPES[node["type"]].safe_to_rerun(node["config"]):
+            error: StepError = TransientError(WORKER_LOST)
+        else:
+            error = PermanentError(INTERRUPTED)
+        dispatches = state.fail_or_retry(tx, run, step, node, error) + state.advance(tx, run)
+    dispatch.send(dispatches)
+    return 1

@@ -1,0 +1,308 @@
+"""The engine's reads and writes of run state: the only engine module that writes to the database.
+
+Everything here is called under the run's row lock (`run_lock`), inside a transaction that
+`workflows.engine.transition` opened, except where a docstring says otherwise. Writes of many rows
+take one statement whatever their number (`insert_rows`, `update_rows`): a transition writes the
+steps, runs and events it changed in a few statements when it ends, not one per change.
+"""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from functools import cache, lru_cache
+
+from django.db import DatabaseError, connection, models
+from django.db.models import Max
+
+from workflows.models import Document, EventTrigger, Run, RunEvent, StepRun, Workflow
+
+# The first key of the two-key advisory locks that serialize document version numbering.
+DOCUMENT_VERSION_LOCK = 0x646F63  # "doc"
+ACTIVE_RUN = (Run.Status.RUNNING, Run.Status.WAITING)
+
+
+# --- reading under the lock -----------------------------------------------------------------
+# The run lock and the steps' read are the engine's hottest queries (several per step). Their SQL
+# is written once per process; the ORM builds the instances (`raw()`), as it does for a queryset.
+
+
+@cache
+def _lock_sql(*, skip_locked: bool, many: bool = False) -> str:
+    quote = connection.ops.quote_name
+    run_table, trigger_table = quote(Run._meta.db_table), quote(EventTrigger._meta.db_table)
+    source, enabled = (quote(EventTrigger._meta.get_field(name).column) for name in ("source_workflow", "enabled"))
+    workflow, pk = quote(Run._meta.get_field("workflow").column), quote(Run._meta.pk.column)
+    # `followed`: whether event triggers follow the run's workflow, so that finishing it needs no query.
+    return (
+        f"SELECT {run_table}.*, EXISTS (SELECT 1 FROM {trigger_table} "  # noqa: S608 - quoted names only
+        f"WHERE {trigger_table}.{source} = {run_table}.{workflow} AND {trigger_table}.{enabled}) AS followed "
+        f"FROM {run_table} WHERE {run_table}.{pk} = {'ANY(%s::uuid[])' if many else '%s'} "
+        f"FOR NO KEY UPDATE{' SKIP LOCKED' if skip_locked else ''}"
+    )
+
+
+def run_lock(run_id, *, wait: bool = True) -> Run | None:
+    """The run, row-locked until the transaction ends; None if there is none (or, not waiting, it is held).
+
+    NO KEY UPDATE, so that inserts that refer to the run (steps, events, child runs) never wait on it.
+    """
+    run_uuid = _uuid(run_id)
+    if run_uuid is None:
+        return None
+    return next(iter(Run.objects.raw(_lock_sql(skip_locked=not wait), [run_uuid])), None)
+
+
+def runs_lock_free(run_ids) -> list[Run]:
+    """Those of the runs no other transaction holds, row-locked as `run_lock` locks one, in one query."""
+    ids = [run_uuid for run_uuid in map(_uuid, run_ids) if run_uuid is not None]
+    return list(Run.objects.raw(_lock_sql(skip_locked=True, many=True), [ids])) if ids else []
+
+
+@cache
+def _steps_sql() -> str:
+    quote = connection.ops.quote_name
+    run = quote(StepRun._meta.get_field("run").column)
+    return f"SELECT * FROM {quote(StepRun._meta.db_table)} WHERE {run} = ANY(%s::uuid[])"  # noqa: S608
+
+
+def run_steps(*run_ids) -> list[StepRun]:
+    """The steps of these runs (read under their locks), in one query."""
+    return list(StepRun.objects.raw(_steps_sql(), [[_uuid(run_id) for run_id in run_ids]]))
+
+
+def step_run_id(step_id):
+    """The run of a step (None if there is no such step): read before taking the run's lock."""
+    return StepRun.objects.filter(pk=step_id).values_list("run_id", flat=True).first()
+
+
+def step_claim_state(step_id) -> tuple[str, int] | None:
+    """(status, attempt) of a step as committed, without loading its run's steps."""
+    return StepRun.objects.filter(pk=step_id).values_list("status", "attempt").first()
+
+
+# --- writing rows ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _insert_sql(model: type[models.Model], many: bool) -> tuple[str, tuple[models.Field, ...]]:
+    quote = connection.ops.quote_name
+    fields = tuple(field for field in model._meta.concrete_fields if not isinstance(field, models.AutoField))
+    columns = ", ".join(quote(field.column) for field in fields)
+    if many:  # arrays unnested: the statement's text does not depend on how many rows there are
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 - column types only
+    else:
+        source = "VALUES ({})".format(", ".join(["%s"] * len(fields)))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {source}", fields
+
+
+def _insert(model: type[models.Model], instances: Sequence[models.Model]) -> tuple[str, list]:
+    """The INSERT statement for `instances` (at least one), and its parameters."""
+    sql, fields = _insert_sql(model, len(instances) > 1)
+    rows = [[field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields] for row in instances]
+    return sql, [list(column) for column in zip(*rows, strict=True)] if len(rows) > 1 else rows[0]
+
+
+def insert_rows(*groups: tuple[type[models.Model], Sequence[models.Model]]) -> None:
+    """`bulk_create` for each (model, instances), all in one statement; auto-increment keys are not read back.
+
+    Rows may refer to rows of another group: foreign keys are checked at commit (Django makes
+    them deferrable on PostgreSQL), so a run, its steps and its events go in one round trip.
+    """
+    statements = [_insert(model, instances) for model, instances in groups if instances]
+    if not statements:
+        return
+    *first, (last_sql, _) = statements
+    ctes = ", ".join(f"inserted_{index} AS ({sql})" for index, (sql, _) in enumerate(first))
+    params = [param for _, params in statements for param in params]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} {last_sql}" if ctes else last_sql, params)
+    for _, instances in groups:  # saved now, as bulk_create would have left them
+        for instance in instances:
+            instance._state.adding, instance._state.db = False, connection.alias
+
+
+@lru_cache(maxsize=64)
+def _update_sql(model: type[models.Model], names: tuple[str, ...], many: bool) -> tuple[str, tuple[models.Field, ...]]:
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    fields = tuple(model._meta.get_field(name) for name in names)
+    if not many:
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        return f"UPDATE {table} SET {assignments} WHERE {pk} = %s", fields  # noqa: S608 - quoted names only
+    # Arrays unnested, with the primary keys last: the text does not depend on how many rows there are.
+    fields = (*fields, model._meta.pk)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    aliases = ", ".join(f"value_{index}" for index in range(len(fields)))
+    assignments = ", ".join(f"{quote(field.column)} = rows.value_{index}" for index, field in enumerate(fields[:-1]))
+    rows = f"unnest({arrays}) AS rows({aliases})"
+    key = f"rows.value_{len(fields) - 1}"
+    return f"UPDATE {table} SET {assignments} FROM {rows} WHERE {table}.{pk} = {key}", fields  # noqa: S608
+
+
+def update_rows(changes: Iterable[tuple[models.Model, Iterable[str]]]) -> None:
+    """`instance.save(update_fields=names)` for each (instance, names), for models without save
+    signals: one UPDATE for all instances of a model whose fields are the same.
+
+    Raises DatabaseError when a row was not updated, as save() does.
+    """
+    groups: dict[tuple, list[models.Model]] = {}
+    for instance, names in changes:
+        groups.setdefault((type(instance), tuple(sorted(names))), []).append(instance)
+    for (model, names), instances in groups.items():
+        many = len(instances) > 1
+        sql, fields = _update_sql(model, names, many)
+        values = [
+            [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] for row in instances
+        ]
+        params = [list(column) for column in zip(*values, strict=True)] if many else [*values[0], instances[0].pk]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.rowcount != len(instances):
+                missing = len(instances) - cursor.rowcount
+                raise DatabaseError(f"{missing} of {len(instances)} {model.__name__} rows did not update.")
+
+
+def runs_insert(runs: Sequence[Run], steps: Sequence[StepRun], events: Sequence[RunEvent]) -> None:
+    """Insert new runs with their steps and first events."""
+    insert_rows((Run, runs), (StepRun, steps), (RunEvent, events))
+
+
+def events_insert(events: Sequence[RunEvent]) -> None:
+    insert_rows((RunEvent, events))
+
+
+def commit_without_flush_wait() -> None:
+    """Let this transaction's COMMIT return before PostgreSQL has flushed it to disk.
+
+    Only for a transaction that runs inline steps, which are pure: if PostgreSQL crashes before the
+    flush (a fraction of a second), the transaction is lost whole, the step is queued again and
+    recover() re-runs it to the same result. Nothing outside acted on it durably: the next
+    transaction that does (the claim of a step that calls out, a started follow-up run) commits
+    synchronously, and a synchronous commit flushes every earlier commit with it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def heartbeat_touch(step_id, attempt: int, now) -> bool:
+    """Touch a running attempt's heartbeat (in a transaction of its own); False if it is no longer running."""
+    running = StepRun.objects.filter(pk=step_id, attempt=attempt, status=StepRun.Status.RUNNING)
+    return bool(running.update(heartbeat_at=now))
+
+
+# --- other runs: concurrency slots, children ---------------------------------------------------
+
+
+def busy_runs(run: Run) -> int:
+    """How many other runs of the run's workflow hold a concurrency slot.
+
+    The workflow's row lock makes two runs racing for the last slot take turns.
+    """
+    Workflow.objects.select_for_update(no_key=True).filter(pk=run.workflow_id).exists()
+    return Run.objects.filter(workflow_id=run.workflow_id, status__in=ACTIVE_RUN).exclude(pk=run.pk).count()
+
+
+def next_queued_run(workflow_id):
+    """The id of the workflow's oldest run waiting for a concurrency slot, if any."""
+    queued = Run.objects.filter(workflow_id=workflow_id, status=Run.Status.QUEUED).order_by("created_at")
+    return queued.values_list("pk", flat=True).first()
+
+
+def workflow_followed(workflow_id) -> bool:
+    """Whether enabled event triggers follow the workflow (the run lock's query tells it for a locked run)."""
+    return EventTrigger.objects.filter(source_workflow_id=workflow_id, enabled=True).exists()
+
+
+def open_child_runs(step: StepRun) -> list:
+    return list(step.child_runs.exclude(status__in=Run.FINISHED).values_list("pk", flat=True))
+
+
+def finished_children(step: StepRun) -> list[dict]:
+    """The step's finished child runs, in their order: what a loop or subworkflow node sees."""
+    rows = (
+        step.child_runs.filter(status__in=Run.FINISHED)
+        .order_by("parent_index")
+        .values_list("parent_index", "status", "output", "error")
+    )
+    return [
+        {"index": index, "status": status, "output": output, "error": error} for index, status, output, error in rows
+    ]
+
+
+def has_child_runs(step: StepRun) -> bool:
+    return step.child_runs.exists()
+
+
+def finished_children_count(step: StepRun) -> int:
+    return step.child_runs.filter(status__in=Run.FINISHED).count()
+
+
+def child_workflow(workspace_id, reference: str) -> Workflow | None:
+    """The workspace's live workflow with this id or, failing that, this slug."""
+    workflows = Workflow.objects.filter(workspace_id=workspace_id, deleted_at__isnull=True)
+    workflow_id = _uuid(reference)
+    workflow = workflows.filter(pk=workflow_id).first() if workflow_id else None
+    return workflow or workflows.filter(slug=reference).first()
+
+
+def _uuid(value) -> uuid.UUID | None:
+    """`value` as a UUID (ids arrive as text in messages), None if it is not one."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+def document_insert(*, run: Run, step: StepRun, document: dict) -> Document:
+    """Store a step's generated document as the next version for its (workflow, node key).
+
+    Called in the transaction that records the step's success, so the document exists exactly when
+    the step succeeded. `document["source_ids"]` are the documents the model was given as context.
+    """
+    previous = Document.objects.filter(run=run, node_key=step.node_key).order_by("-version").first()
+    fields = {
+        "workspace_id": run.workspace_id,
+        "workflow_id": run.workflow_id,
+        "run": run,
+        "step": step,
+        "node_key": step.node_key,
+        "previous": previous,
+        "title": (document.get("title") or step.node_key)[:1000],
+        "content": document.get("content") or "",
+        "format": document.get("format") or Document.Format.MARKDOWN,
+        "provider": document.get("provider") or "template",
+        "model": document.get("model") or "",
+        "tokens_in": document.get("tokens_in") or 0,
+        "tokens_out": document.get("tokens_out") or 0,
+        "cost": Decimal(str(document.get("cost") or 0)),
+        "latency_ms": document.get("latency_ms") or 0,
+        "metadata": document.get("metadata") or {},
+    }
+    _lock_document_versions(workflow_id=run.workflow_id, node_key=step.node_key)
+    versions = Document.objects.filter(workflow_id=run.workflow_id, node_key=step.node_key)
+    version = (versions.aggregate(latest=Max("version"))["latest"] or 0) + 1
+    created = Document.objects.create(version=version, **fields)
+    created.sources.set(Document.objects.filter(workspace_id=run.workspace_id, pk__in=document.get("source_ids") or []))
+    return created
+
+
+def _lock_document_versions(*, workflow_id, node_key: str) -> None:
+    """Take the lock that numbers the documents of (workflow, node key), until this transaction ends.
+
+    Runs of one workflow finish the same node at once. Reading MAX(version) and retrying on the
+    unique constraint does not converge: the read cannot see the other writers' uncommitted rows,
+    so under a burst every writer collides again and again. Behind a lock per (workflow, node key),
+    taken before the read, the read (a new snapshot under READ COMMITTED) sees every version
+    committed so far, and the number is right the first time. An advisory lock needs no row to
+    exist, leaves other nodes and workflows alone and is released with the transaction.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [DOCUMENT_VERSION_LOCK, f"{workflow_id}:{node_key}"]
+        )
