@@ -317,7 +317,7 @@ def references_of(specs: list[dict]) -> Iterator[Reference]:
 
     A value written as a template (`{{ input.env }}-key`) names nothing that can be looked up before a
     run, so it is left out: the run-time lookup (credentials.credential_kind_and_value,
-    services.runs._child_workflow) searches only the run's own workspace and fails the step when the
+    workflows.engine.store.child_workflow) searches only the run's own workspace and fails the step when the
     name is unknown there.
     """
     for spec in specs:

@@ -122,7 +122,7 @@ def workflow_references_check(
             if ref.kind == "credential" and ref.value not in known:
                 errors.setdefault(ref.path, []).append(UNKNOWN_CREDENTIAL.format(value=ref.value))
 
-    # Resolved as the run resolves them (services.runs._child_workflow): an id first, then a slug.
+    # Resolved as the run resolves them (workflows.engine.store.child_workflow): an id first, then a slug.
     workflow_refs = {ref.value for ref in wanted if ref.kind == "workflow"} - set(slugs)
     if workflow_refs:
         ids = {pk for pk in map(_uuid_or_none, workflow_refs) if pk is not None}
