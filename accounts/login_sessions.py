@@ -68,9 +68,11 @@ def _http_request(request: AnyRequest | None):
 
 
 def _client(request: AnyRequest | None) -> dict:
+    """The address and user agent to record; nothing without a request (a websocket connect), so that
+    what the last request recorded stays."""
     request = _http_request(request)
     if request is None:
-        return {"address": "", "user_agent": ""}
+        return {}
     return {
         "address": client_ip(request)[:64],
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH],
@@ -99,9 +101,10 @@ def token_session_refreshed(*, refresh: Token, request: AnyRequest | None = None
     session_id = refresh.get(SESSION_CLAIM)
     if not session_id:
         return
+    now = timezone.now()
     updated = LoginSession.objects.filter(pk=session_id, revoked_at__isnull=True).update(
-        last_used_at=timezone.now(),
-        expires_at=timezone.now() + jwt_settings.REFRESH_TOKEN_LIFETIME,
+        last_used_at=now,
+        expires_at=now + jwt_settings.REFRESH_TOKEN_LIFETIME,
         **_client(request),
     )
     if not updated:
@@ -152,13 +155,6 @@ def browser_session_check(request) -> None:
     login_session_check(session_id, request)
 
 
-def browser_session_logged_out(*, request) -> None:
-    """After a browser logs out: its session is over (the list should not show it)."""
-    session_id = request.session.get(BROWSER_SESSION_KEY) if hasattr(request, "session") else None
-    if session_id:
-        LoginSession.objects.filter(pk=session_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
 def _is_browser_login(request, user: User) -> bool:
     """Whether django.contrib.auth.login just logged `user` into this request's session (a form login),
     as opposed to the token endpoint, which reports its logins with the same signal."""
@@ -178,9 +174,11 @@ def browser_login_recorded(sender, request, user: User, **kwargs) -> None:
 
 
 def browser_logout_recorded(sender, request, user: User | None, **kwargs) -> None:
-    """user_logged_out's receiver: the session is over, so the list should not show it."""
-    if request is not None:
-        browser_session_logged_out(request=request)
+    """user_logged_out's receiver: the browser's session is over, ended as any other (its websockets
+    close); the logout itself is audited as auth.logout."""
+    session_id = request.session.get(BROWSER_SESSION_KEY) if hasattr(request, "session") else None
+    if session_id and user is not None:
+        _revoke([session_id], user=user, actor=user, request=request, action=None)
 
 
 def current_session_id(request: AnyRequest | None) -> str | None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -93,6 +94,30 @@ def wait_for_http(url: str, process: Process, timeout: float = 90) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer within {timeout}s:\n{process.output()}")
+
+
+# How the product's HTTP servers are started: daphne as `make run` serves (embedded and distributed
+# modes), gunicorn as the distributed mode's web service. One gunicorn worker process: a request that
+# held it would hold every request.
+SERVER_COMMANDS = {
+    "daphne": [".venv/bin/python", "manage.py", "serve", "--port", "{port}"],
+    "gunicorn": [".venv/bin/gunicorn", "-c", "config/gunicorn.py", "config.wsgi", "--workers", "1", "--bind", "{host}"],
+}
+
+
+@contextlib.contextmanager
+def serving(kind: str, env: dict[str, str]) -> Iterator[tuple[str, Process]]:
+    """The product served by `kind` (a key of SERVER_COMMANDS) with `env`, once /health answers:
+    its base URL and process. Stopped at the end, which must take less than 10 s."""
+    port = free_port()
+    args = [part.format(port=port, host=f"127.0.0.1:{port}") for part in SERVER_COMMANDS[kind]]
+    process = Process(args, env, kind)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", process)
+        yield base, process
+    finally:
+        assert process.stop() < 10, process
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message="condition"):

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from accounts.services import user_register
 from tests.fault_proxy import FaultProxy
-from tests.processes import Process, free_port, wait_for_http, wait_until
+from tests.processes import Process, serving, wait_until
 from tests.workflows.workers import worker_env
 from workflows.models import Workflow
 from workflows.services.definitions import workflow_create
@@ -22,10 +22,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
 PASSWORD = "a-Sturdy-passphrase-42"
 NODE = {"key": "t", "type": "transform", "config": {"values": {"x": "1"}}}
-SERVERS = {
-    "gunicorn": [".venv/bin/gunicorn", "-c", "config/gunicorn.py", "config.wsgi", "--workers", "1", "--bind", "{host}"],
-    "daphne": [".venv/bin/python", "manage.py", "serve", "--port", "{port}"],
-}
 
 
 def database_upstream() -> tuple[str, int] | str:
@@ -52,19 +48,11 @@ def proxies():
     redis.close()
 
 
-@pytest.fixture(params=list(SERVERS))
+@pytest.fixture(params=["gunicorn", "daphne"])
 def server(request, proxies):
-    port = free_port()
     # daphne's pool waits this long for a connection before the request fails (the default is 10 s).
-    env = worker_env(**proxies["urls"], DATABASE_POOL_TIMEOUT="2")
-    args = [part.format(port=port, host=f"127.0.0.1:{port}") for part in SERVERS[request.param]]
-    process = Process(args, env, request.param)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", process)
-        yield base, process
-    finally:
-        process.stop()
+    with serving(request.param, worker_env(**proxies["urls"], DATABASE_POOL_TIMEOUT="2")) as served:
+        yield served
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from django.db import transaction
 
 from accounts.services import user_register
-from tests.processes import Process, free_port, wait_for_http
+from tests.processes import serving
 from tests.workflows.workers import worker_env
 from workflows.models import Run
 from workflows.services.definitions import workflow_create
@@ -29,27 +29,12 @@ POOL_SIZE = 3  # database connections of the server: far fewer than the event st
 STREAMS = 20  # more than any fixed pool of threads in front of Django would have
 
 
-SERVERS = {
-    "daphne": [".venv/bin/python", "manage.py", "serve", "--port", "{port}"],
-    # One worker process: a request that held it would hold every request.
-    "gunicorn": [".venv/bin/gunicorn", "-c", "config/gunicorn.py", "config.wsgi", "--workers", "1", "--bind", "{host}"],
-}
-
-
 @pytest.fixture
 def server(request, transactional_db):
-    port = free_port()
     # The environment the engine tests' workers get: this test database, Redis and the same keys.
     env = worker_env(DATABASE_POOL_MAX_SIZE=str(POOL_SIZE))
-    kind = getattr(request, "param", "daphne")
-    args = [part.format(port=port, host=f"127.0.0.1:{port}") for part in SERVERS[kind]]
-    process = Process(args, env, kind)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", process)
+    with serving(getattr(request, "param", "daphne"), env) as (base, _):
         yield base
-    finally:
-        assert process.stop() < 10, process
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 `manage.py serve` runs it: turning MFA on and logging in with it, and ending the sessions of other
 devices, whose open pages hear it on their websocket."""
 
-import os
 import re
 
 import pytest
@@ -11,19 +10,16 @@ from accounts.models import User
 from tests.accounts.mfa_helpers import code_from_secret, time_step
 from tests.factories import PASSWORD, UserFactory
 from tests.workflows.dashboard.test_browser import (  # noqa: F401 - fixtures
-    CHROMIUM,
     SCREENSHOTS,
     browser,
+    needs_chromium,
     server,
     watch_for_script_errors,
 )
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium (apt-get install chromium)",
-    ),
+    needs_chromium,
 ]
 
 # Three "devices", told apart in the sessions list by their user agents.

@@ -2,7 +2,6 @@
 `manage.py serve` runs it: the dashboard, which reads the API with its session, shows nothing of a
 workspace whose list leaves out the browser's address (127.0.0.1)."""
 
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -11,15 +10,12 @@ from accounts.access import personal_workspace
 from accounts.ip_allow_lists import REFUSED
 from accounts.models import Membership, User, Workspace
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
-from tests.workflows.dashboard.test_browser import CHROMIUM, SCREENSHOTS, browser, server  # noqa: F401 - fixtures
+from tests.workflows.dashboard.test_browser import SCREENSHOTS, browser, needs_chromium, server  # noqa: F401 - fixtures
 from workflows.services.definitions import workflow_create
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium (apt-get install chromium)",
-    ),
+    needs_chromium,
 ]
 
 

@@ -1,7 +1,6 @@
 """The dashboard's login with MFA in a real browser (Debian's Chromium, Playwright), against the product
 as `manage.py serve` runs it: the password, then the code, then the dashboard."""
 
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -9,14 +8,11 @@ import pytest
 from accounts.models import User
 from tests.accounts.mfa_helpers import enrol, next_code
 from tests.factories import PASSWORD, UserFactory
-from tests.workflows.dashboard.test_browser import CHROMIUM, SCREENSHOTS, browser, server  # noqa: F401 - fixtures
+from tests.workflows.dashboard.test_browser import SCREENSHOTS, browser, needs_chromium, server  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium (apt-get install chromium)",
-    ),
+    needs_chromium,
 ]
 
 

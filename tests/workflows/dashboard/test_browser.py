@@ -4,7 +4,6 @@ on the test database. Screenshots go to var/screenshots/."""
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from django.conf import settings
 
 from accounts.access import personal_workspace
 from tests.factories import PASSWORD, UserFactory
-from tests.processes import PROJECT_DIR, Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http
+from tests.processes import PROJECT_DIR, clean_env, database_url_for_subprocesses, serving
 from workflows.services.definitions import workflow_create
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,14 +32,14 @@ ALL_NODES_SUCCEEDED = """() => {
     return nodes.length === 3 && nodes.every((node) => node.dataset.status === "succeeded");
 }"""
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    # A developer machine without chromium skips it; CI (.ci/run installs chromium) never does.
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and os.environ.get("CI") != "true",
-        reason="needs Debian's chromium (apt-get install chromium)",
-    ),
-]
+# For every browser test: a developer machine without chromium skips it; CI never does (.ci/run
+# installs chromium, and with CI=true a missing browser fails the test instead).
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("CI") != "true",
+    reason="needs Debian's chromium (apt-get install chromium)",
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 
 @pytest.fixture
@@ -54,14 +53,8 @@ def server(transactional_db, tmp_path):
         DWC_OUTBOUND_ALLOWLIST="127.0.0.1",
         DWC_VAR_DIR=str(tmp_path),
     )
-    port = free_port()
-    process = Process([sys.executable, "manage.py", "serve", "--port", str(port)], env, "dashboard-server")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/health", process)
+    with serving("daphne", env) as (base, _):
         yield base
-    finally:
-        assert process.stop() < 10, process
 
 
 @pytest.fixture
