@@ -15,7 +15,9 @@ def next_code(user: User) -> str:
     time step within the device's tolerance after its last used one."""
     device = TOTPDevice.objects.filter(user=user).order_by("-confirmed").first()
     now = (int(time.time()) - device.t0) // device.step + device.drift  # as the device sees it
-    step = max(device.last_t + 1, now - device.tolerance)
+    # The current step rather than the earliest one accepted: that one stops being accepted as soon
+    # as the clock passes into the next step, between computing the code and sending it.
+    step = max(device.last_t + 1, now)
     assert step <= now + device.tolerance, "no unused code left in this time window"
     return f"{hotp(device.bin_key, step, digits=device.digits):06d}"
 
