@@ -267,6 +267,9 @@ class StepRun(models.Model):
     node_type = models.CharField(max_length=32)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempt = models.PositiveIntegerField(default=0)
+    # Attempts that ended because their worker was lost: a crash is not the step's failure, so these
+    # do not count against the node's retry policy (bounded by DWC_STEP_CRASH_LIMIT instead).
+    crashes = models.PositiveSmallIntegerField(default=0)
     input = models.JSONField(null=True, blank=True, help_text="What the node was given, templates rendered.")
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)

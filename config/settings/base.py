@@ -303,6 +303,12 @@ DWC_HEARTBEAT_SECONDS = float(os.environ.get("DWC_HEARTBEAT_SECONDS", "5"))
 DWC_STEP_LEASE_SECONDS = float(os.environ.get("DWC_STEP_LEASE_SECONDS", "30"))
 DWC_LOST_MESSAGE_SECONDS = float(os.environ.get("DWC_LOST_MESSAGE_SECONDS", "30"))
 DWC_RECOVER_EVERY_SECONDS = float(os.environ.get("DWC_RECOVER_EVERY_SECONDS", "15"))
+# A step safe to run again is re-queued after its worker is lost, whatever its retry policy, up to
+# this many times: a step that keeps killing its worker (a poison step) then fails.
+DWC_STEP_CRASH_LIMIT = int(os.environ.get("DWC_STEP_CRASH_LIMIT", "3"))
+# A worker that loses the database while recording a step's result keeps its lease and tries again
+# for this long before giving the step up to recovery (the call is not made again meanwhile).
+DWC_RECORD_RETRY_SECONDS = float(os.environ.get("DWC_RECORD_RETRY_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE = {
     "recover-runs": {
         "task": "workflows.tasks.recover_runs",

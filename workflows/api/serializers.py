@@ -287,6 +287,7 @@ class StepRunSerializer(StepSummarySerializer):
             "queued_at",
             "heartbeat_at",
             "worker",
+            "crashes",
         ]
 
 

@@ -6,13 +6,14 @@ messages it replaces, so a repair that races the original does nothing.
 
 from datetime import datetime
 
+from django.conf import settings as django_settings
 from django.db.models import Q
 from django.utils import timezone
 
 from workflows.engine import dispatch, execute, snapshot, state, store
 from workflows.engine.deadlines import fail_timed_out_run, time_out_step
 from workflows.engine.dispatch import Dispatch
-from workflows.engine.errors import PermanentError, StepError, TransientError
+from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.liveness import timing
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.record import CHILDREN_SEEN
@@ -21,6 +22,7 @@ from workflows.models import Run, StepRun
 
 INTERRUPTED = "Interrupted: the worker died during the call, which may or may not have been delivered."
 WORKER_LOST = "The worker running this step stopped responding."
+CRASHED_TOO_OFTEN = "The step's worker was lost {} times; the step is not run again (DWC_STEP_CRASH_LIMIT)."
 
 Status = StepRun.Status
 
@@ -92,7 +94,8 @@ def _due_steps(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
 
 
 def _recover_lost_worker(step_id, attempt: int) -> int:
-    """Fail or retry a running attempt whose worker stopped beating: re-run only what is safe to."""
+    """Re-queue a running attempt whose worker stopped beating if it is safe to run again, whatever its
+    retry policy (a crash is not the step's failure), up to DWC_STEP_CRASH_LIMIT times; else fail it."""
     with transition() as tx:
         try:
             run = tx.lock(store.step_run_id(step_id))
@@ -102,10 +105,13 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
         if step is None or step.status != Status.RUNNING or step.attempt != attempt:
             return 0
         node = snapshot.node(run, step.node_key)
-        if NODE_TYPES[node["type"]].safe_to_rerun(node["config"]):
-            error: StepError = TransientError(WORKER_LOST)
+        crash_limit = django_settings.DWC_STEP_CRASH_LIMIT
+        if not NODE_TYPES[node["type"]].safe_to_rerun(node["config"]):
+            dispatches = state.fail_or_retry(tx, run, step, node, PermanentError(INTERRUPTED))
+        elif step.crashes >= crash_limit:
+            dispatches = state.fail_or_retry(tx, run, step, node, PermanentError(CRASHED_TOO_OFTEN.format(crash_limit)))
         else:
-            error = PermanentError(INTERRUPTED)
-        dispatches = state.fail_or_retry(tx, run, step, node, error) + state.advance(tx, run)
+            dispatches = state.requeue_after_crash(tx, run, step, node, TransientError(WORKER_LOST))
+        dispatches += state.advance(tx, run)
     dispatch.send(dispatches)
     return 1

@@ -238,8 +238,9 @@ def error_of(error: StepError, attempt: int) -> dict:
 def fail_or_retry(tx: Transition, run: Run, step: StepRun, node: dict, error: StepError) -> list[Dispatch]:
     """Retry the step after its backoff if its policy allows; else fail it, and the run if fail_fast."""
     retry = node["retry"]
-    if error.retryable and step.attempt < retry["max_attempts"]:
-        backoff = retry["backoff_seconds"] * retry["backoff_factor"] ** (step.attempt - 1)
+    tried = step.attempt - step.crashes  # attempts a lost worker ended are not the step's failures
+    if error.retryable and tried < retry["max_attempts"]:
+        backoff = retry["backoff_seconds"] * retry["backoff_factor"] ** (tried - 1)
         step.error = error_of(error, step.attempt)
         tx.save_step(run, step, "error", "input")
         data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": backoff}
@@ -250,3 +251,13 @@ def fail_or_retry(tx: Transition, run: Run, step: StepRun, node: dict, error: St
         message = f"Step {step.node_key} failed: {error.message}"
         finish_run(tx, run, Run.Status.FAILED, error={"message": message, "step": step.node_key})
     return []
+
+
+def requeue_after_crash(tx: Transition, run: Run, step: StepRun, node: dict, error: StepError) -> list[Dispatch]:
+    """A new attempt, at once, for a step safe to run again whose worker was lost: not a retry."""
+    step.crashes += 1
+    step.error = error_of(error, step.attempt)
+    tx.save_step(run, step, "crashes", "error")
+    data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": 0, "crashes": step.crashes}
+    tx.emit(run, "step.retrying", step=step.node_key, data=data)
+    return [queue(tx, run, step, node)]

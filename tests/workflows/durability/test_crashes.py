@@ -75,15 +75,11 @@ def slow_first_call(calls: list, seconds: float = 6):
 def test_a_killed_worker_loses_no_idempotent_step(user_api, threaded_server):
     calls: list = []
     threaded_server.expect_request("/slow").respond_with_handler(slow_first_call(calls))
+    # No retry policy (one attempt): a crash is not the step's failure, so the step runs again anyway.
     body = {
         "name": "Idempotent",
         "nodes": [
-            {
-                "key": "fetch",
-                "type": "http_request",
-                "config": {"url": threaded_server.url_for("/slow"), "method": "GET"},
-                "retry": {"max_attempts": 3, "backoff_seconds": 0},
-            },
+            {"key": "fetch", "type": "http_request", "config": {"url": threaded_server.url_for("/slow")}},
             {"key": "after", "content": "{{ nodes.fetch.output.body.ok }}"},
         ],
     }
@@ -103,7 +99,7 @@ def test_a_killed_worker_loses_no_idempotent_step(user_api, threaded_server):
         survivor.stop()
     assert run.status == "succeeded", run.error
     fetch = StepRun.objects.get(run_id=run_id, node_key="fetch")
-    assert fetch.attempt == 2
+    assert (fetch.attempt, fetch.crashes) == (2, 1)
     assert fetch.worker.startswith("survivor@")
     retrying = run.events.filter(type="step.retrying", step="fetch").get()
     assert retrying.data["error"]["message"] == recovery.WORKER_LOST
@@ -144,6 +140,37 @@ def test_a_killed_worker_does_not_silently_resend_a_webhook(user_api, threaded_s
         assert hook.status == "failed" and hook.error["message"] == recovery.INTERRUPTED
         time.sleep(1)
         assert len(calls) == 1
+
+
+def test_a_step_that_keeps_losing_its_worker_fails_at_the_crash_limit(user_api, threaded_server, settings):
+    settings.DWC_STEP_CRASH_LIMIT = 1
+    calls: list = []
+
+    def hang(request):
+        calls.append(time.monotonic())
+        time.sleep(10)
+        return Response("{}", content_type="application/json")
+
+    threaded_server.expect_request("/poison").respond_with_handler(hang)
+    body = {
+        "name": "Poison",
+        "nodes": [{"key": "fetch", "type": "http_request", "config": {"url": threaded_server.url_for("/poison")}}],
+    }
+    workflow = create(user_api, body)
+    run_id = run_of(user_api, workflow["id"])
+    for crash in (1, 2):
+        doomed = start_worker(f"doomed{crash}", env=worker_env(**FAST_CLOCK))
+        wait_for(lambda crash=crash: len(calls) == crash, message=f"call {crash} to arrive")
+        doomed.signal_group(signal.SIGKILL)
+        doomed.popen.wait(10)
+        if crash == 1:
+            wait_for(lambda: recovery.recover()["lost_workers"] == 1, message="the lost worker to be noticed")
+    [run] = recover_until_finished([run_id], timeout=30)
+    fetch = StepRun.objects.get(run_id=run_id, node_key="fetch")
+    assert run.status == "failed"
+    assert (fetch.status, fetch.attempt, fetch.crashes) == ("failed", 2, 1)
+    assert fetch.error["message"] == recovery.CRASHED_TOO_OFTEN.format(1)
+    assert len(calls) == 2
 
 
 @contextmanager
