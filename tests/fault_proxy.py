@@ -10,6 +10,9 @@ import contextlib
 import socket
 import threading
 
+from django.conf import settings
+from django.db import connection as database_connection
+
 from tests.processes import free_port
 
 
@@ -83,3 +86,18 @@ class FaultProxy:
             for end in (source, target):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+def database_upstream() -> tuple[str, int] | str:
+    """Where the test database listens: a TCP address, or the embedded server's Unix socket."""
+    database = settings.DATABASES["default"]
+    port = int(database.get("PORT") or 5432)
+    if database["HOST"].startswith("/"):
+        return f"{database['HOST']}/.s.PGSQL.{port}"
+    return (database["HOST"], port)
+
+
+def database_url_through(proxy: FaultProxy) -> str:
+    """A DATABASE_URL for a subprocess that reaches the test database through `proxy`."""
+    user, name = settings.DATABASES["default"]["USER"], database_connection.settings_dict["NAME"]
+    return f"postgres://{user}@127.0.0.1:{proxy.port}/{name}"

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from accounts.services import user_register
-from tests.fault_proxy import FaultProxy
+from tests.fault_proxy import FaultProxy, database_upstream, database_url_through
 from tests.processes import Process, serving, wait_until
 from tests.workflows.workers import worker_env
 from workflows.models import Workflow
@@ -24,23 +24,12 @@ PASSWORD = "a-Sturdy-passphrase-42"
 NODE = {"key": "t", "type": "transform", "config": {"values": {"x": "1"}}}
 
 
-def database_upstream() -> tuple[str, int] | str:
-    database = settings.DATABASES["default"]
-    port = int(database.get("PORT") or 5432)
-    if database["HOST"].startswith("/"):
-        return f"{database['HOST']}/.s.PGSQL.{port}"  # the embedded server's Unix socket
-    return (database["HOST"], port)
-
-
 @pytest.fixture
 def proxies():
-    from django.db import connection
-
     redis_url = urlsplit(settings.REDIS_URL)
     database, redis = FaultProxy(database_upstream()), FaultProxy((redis_url.hostname, redis_url.port or 6379))
     urls = {
-        "DATABASE_URL": f"postgres://{settings.DATABASES['default']['USER']}@127.0.0.1:{database.port}/"
-        f"{connection.settings_dict['NAME']}",
+        "DATABASE_URL": database_url_through(database),
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}{redis_url.path}",
     }
     yield {"database": database, "redis": redis, "urls": urls}

@@ -7,19 +7,20 @@ because `attempt` is the fencing token. `recovery.recover()` re-sends what a los
 worker left behind. Each entry point returns the messages to send; the caller sends them.
 """
 
+import copy
 import logging
 import time
 from contextlib import suppress
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from workflows.engine import attempt as attempts
 from workflows.engine import cancellation, dispatch, snapshot, state, store
 from workflows.engine.deadlines import step_deadline_check
 from workflows.engine.dispatch import Dispatch
-from workflows.engine.liveness import Heartbeat
+from workflows.engine.liveness import Heartbeat, timing
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.record import record
 from workflows.engine.transition import Transition, transition
@@ -137,14 +138,30 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
         return _fail_unexpectedly(step_id, attempt, run_id, error)
     with Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = attempts.run_node(run, step, data)
+        # Recorded while the heartbeat beats: should the database be unreachable now, the worker keeps
+        # its lease and tries again until it is back, rather than leave a call it made to look lost.
+        return store.retrying_while_unreachable(
+            lambda: _record_late(step_id, attempt, run_id, prepared, result, children_seen=len(data["children"])),
+            within=timing("DWC_RECORD_RETRY_SECONDS"),
+            what=f"the result of step {step_id}",
+        )
+
+
+def _record_late(step_id, attempt: int, run_id, prepared, result, *, children_seen: int) -> list[Dispatch]:
+    """Record a slow node's outcome in a transaction of its own, unless the attempt lost the step.
+
+    An unexpected error fails the attempt with that error; the database being unreachable escapes,
+    for the caller to try again (with a fresh copy of the result: recording changes it).
+    """
     try:
-        return _record_late(step_id, attempt, run_id, prepared, result, children_seen=len(data["children"]))
+        return _record_result(step_id, attempt, run_id, prepared, copy.deepcopy(result), children_seen=children_seen)
+    except (OperationalError, InterfaceError):
+        raise
     except Exception as error:
         return _fail_unexpectedly(step_id, attempt, run_id, error)
 
 
-def _record_late(step_id, attempt: int, run_id, prepared, result, *, children_seen: int) -> list[Dispatch]:
-    """Record a slow node's outcome in a transaction of its own, unless the attempt lost the step."""
+def _record_result(step_id, attempt: int, run_id, prepared, result, *, children_seen: int) -> list[Dispatch]:
     with transition() as tx:
         run = tx.lock(run_id)
         step = tx.step_by_id(run, step_id)

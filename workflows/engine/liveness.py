@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from workflows.engine import cancellation, store
@@ -46,7 +46,13 @@ class Heartbeat:
     def _beat(self) -> None:
         try:
             while not self.stopped.wait(timing("DWC_HEARTBEAT_SECONDS").total_seconds()):
-                still_mine = store.heartbeat_touch(self.step_id, self.attempt, timezone.now())
+                try:
+                    still_mine = store.heartbeat_touch(self.step_id, self.attempt, timezone.now())
+                except DatabaseError:
+                    # Unreachable for now: the step goes on, and so does the beat once it is back.
+                    logger.warning("a heartbeat could not reach the database", extra={"step": str(self.step_id)})
+                    connection.close()
+                    continue
                 if not still_mine and not self.stopped.is_set():
                     logger.info("stopping a step that is no longer running here", extra={"step": str(self.step_id)})
                     self.cancel_scope.cancel()
@@ -87,8 +93,18 @@ class DeltaStream:
 
     def flush(self) -> None:
         if self.pending:
-            text, self.pending = "".join(self.pending), []
-            self._publish({"attempt": self.attempt, "text": text})
+            text = "".join(self.pending)
+            try:
+                self._publish({"attempt": self.attempt, "text": text})
+            except DatabaseError:
+                # The database is unreachable for now: the text waits for the next flush, the
+                # generation goes on (its result is recorded once the database is back).
+                logger.warning("streamed text could not be published yet", extra={"step": str(self.step_id)})
+                connection.close()
+                self.pending = [text]
+                self.flushed_at = time.monotonic() + 1  # and is tried again in a second, not at every token
+                return
+            self.pending = []
 
     def _publish(self, data: dict) -> None:
         self.flushed_at = time.monotonic()

@@ -6,15 +6,22 @@ take one statement whatever their number (`insert_rows`, `update_rows`): a trans
 steps, runs and events it changed in a few statements when it ends, not one per change.
 """
 
+import logging
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
+from typing import TypeVar
 
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, models
 from django.db.models import Max
 
 from workflows.models import Document, EventTrigger, Run, RunEvent, StepRun, Workflow
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The first key of the two-key advisory locks that serialize document version numbering.
 DOCUMENT_VERSION_LOCK = 0x646F63  # "doc"
@@ -189,6 +196,28 @@ def heartbeat_touch(step_id, attempt: int, now) -> bool:
     """Touch a running attempt's heartbeat (in a transaction of its own); False if it is no longer running."""
     running = StepRun.objects.filter(pk=step_id, attempt=attempt, status=StepRun.Status.RUNNING)
     return bool(running.update(heartbeat_at=now))
+
+
+def retrying_while_unreachable(write: Callable[[], T], *, within: timedelta, what: str) -> T:
+    """Run `write` (whole transactions, not inside one), again after a pause whenever the database
+    cannot be reached or broke off the transaction (OperationalError: connection lost, server
+    restarting, deadlock), for up to `within`; after that the error escapes.
+
+    For what must not be lost to a blip: a step's result, whose call was made and must not be
+    made again because the worker that made it could not write it down.
+    """
+    deadline = time.monotonic() + within.total_seconds()
+    pause = 0.25
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as error:
+            if time.monotonic() + pause > deadline:
+                raise
+            logger.warning("the database is unreachable; trying again", extra={"what": what, "error": str(error)})
+            connection.close()  # the next attempt opens a new connection
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 # --- other runs: concurrency slots, children ---------------------------------------------------

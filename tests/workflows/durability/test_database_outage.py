@@ -1,0 +1,74 @@
+"""The database going away while workers record the results of calls they made: no call is reported
+lost and none is sent twice. The workers reach PostgreSQL through a proxy the test cuts
+(tests/fault_proxy.py), as a restart of the database server looks to them; the test process plays
+the beat's recovery task on a direct connection."""
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from werkzeug import Response
+
+from tests.fault_proxy import FaultProxy, database_upstream, database_url_through
+from tests.workflows.durability.test_crashes import recover_until_finished, run_of, wait_for
+from tests.workflows.helpers import create
+from tests.workflows.workers import start_worker, worker_env
+from workflows.models import StepRun
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
+
+RUNS = 200
+# The lease is longer than the outage, as in production (30 s against a restart's few seconds);
+# lost messages are re-sent soon, so that claims refused during the outage are retried quickly.
+CLOCK = {"DWC_HEARTBEAT_SECONDS": "1", "DWC_STEP_LEASE_SECONDS": "20", "DWC_LOST_MESSAGE_SECONDS": "3"}
+
+
+@pytest.fixture(autouse=True)
+def clock(settings):
+    for name, value in CLOCK.items():
+        setattr(settings, name, float(value))
+
+
+def test_a_database_outage_while_results_are_recorded_sends_each_call_once(user_api, threaded_server):
+    calls: Counter = Counter()
+    lock = threading.Lock()
+
+    def handler(request):
+        with lock:
+            calls[request.get_data(as_text=True)] += 1
+        time.sleep(0.4)
+        return Response('{"ok": true}', content_type="application/json")
+
+    threaded_server.expect_request("/orders", method="POST").respond_with_handler(handler)
+    body = {
+        "name": "Place order",
+        "nodes": [
+            {
+                "key": "order",
+                "type": "http_request",
+                "config": {"url": threaded_server.url_for("/orders"), "method": "POST", "body": "{{ run.id }}"},
+            },
+            {"key": "after", "content": "{{ nodes.order.output.body.ok }}"},
+        ],
+    }
+    workflow = create(user_api, body)
+    proxy = FaultProxy(database_upstream())
+    worker = start_worker("blip", concurrency=16, env=worker_env(DATABASE_URL=database_url_through(proxy), **CLOCK))
+    try:
+        run_ids = [run_of(user_api, workflow["id"]) for _ in range(RUNS)]
+        wait_for(lambda: sum(calls.values()) >= 40, message="calls to be under way")
+        proxy.cut()  # calls in flight now end while their worker cannot reach the database
+        time.sleep(6)
+        proxy.restore()
+        runs = recover_until_finished(run_ids, timeout=180)
+    finally:
+        worker.stop()
+        proxy.close()
+
+    assert Counter(run.status for run in runs) == {"succeeded": RUNS}
+    assert set(calls) == set(run_ids)
+    assert max(calls.values()) == 1, [run for run, count in calls.items() if count > 1]
+    orders = StepRun.objects.filter(run_id__in=run_ids, node_key="order")
+    assert set(orders.values_list("attempt", "crashes")) == {(1, 0)}
+    assert "the database is unreachable; trying again" in worker.output()
