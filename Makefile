@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format worker beat web realtime
+.PHONY: run test lint format engine-worker worker beat web realtime
 
 # `make run` installs what the product needs; `make test` adds the test tools on top.
 $(VENV)/.runtime-installed: requirements.txt
@@ -38,8 +38,13 @@ web: $(VENV)/.runtime-installed
 realtime: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/daphne --bind $${HOST:-127.0.0.1} --port $${REALTIME_PORT:-8001} config.asgi:application
 
+# Control work (advancing runs, cheap steps, wake-ups, recovery) has workers of its own, so that it
+# never waits behind slow calls: start one or two engine workers and as many step workers as needed.
+engine-worker: $(VENV)/.runtime-installed
+	exec $(VENV)/bin/celery -A config worker --loglevel INFO -Q engine --hostname engine@%h
+
 worker: $(VENV)/.runtime-installed
-	exec $(VENV)/bin/celery -A config worker --loglevel INFO -Q engine,generation,notifications
+	exec $(VENV)/bin/celery -A config worker --loglevel INFO -Q calls,generation,notifications
 
 beat: $(VENV)/.runtime-installed
 	exec $(VENV)/bin/celery -A config beat --loglevel INFO

@@ -73,7 +73,7 @@ def start_workers(count: int) -> list[subprocess.Popen]:
             "--include",
             "bench.celery_tasks",
         ]
-        args += ["--queues", "engine,generation,notifications", "--without-mingle", "--without-gossip"]
+        args += ["--queues", "engine,calls,generation,notifications", "--without-mingle", "--without-gossip"]
         args += ["--hostname", f"bench{index}@%h", "--loglevel", "WARNING"]
         workers.append(subprocess.Popen(args, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return workers

@@ -57,7 +57,7 @@ def start_processes(port: int, workers: int) -> list[subprocess.Popen]:
     processes = [subprocess.Popen(daphne, **quiet)]
     for index in range(workers):
         args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"]
-        args += ["--queues", "engine,generation,notifications", "--without-mingle", "--without-gossip"]
+        args += ["--queues", "engine,calls,generation,notifications", "--without-mingle", "--without-gossip"]
         args += ["--hostname", f"bench-rt{index}@%h", "--loglevel", "WARNING"]
         processes.append(subprocess.Popen(args, **quiet))
     return processes

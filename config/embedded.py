@@ -1,7 +1,9 @@
 """The embedded mode's in-process Celery worker and beat.
 
-One process serves HTTP and websockets (daphne) and runs Celery beside it: a worker with the
-`threads` pool and beat, both in threads, on the in-memory broker. It is the same Celery code the
+One process serves HTTP and websockets (daphne) and runs Celery beside it: two workers with the
+`threads` pool, one for the engine's control work and one for the steps that wait on the outside
+world (as `make engine-worker` and `make worker` are in the distributed mode), and beat, all in
+threads, on the in-memory broker. It is the same Celery code the
 distributed mode runs in separate processes, only wired together here. Celery's own `Worker` class
 installs signal handlers, which only the main thread may do, so the bare `WorkController` is used
 and daphne keeps the main thread and its SIGTERM/SIGINT handling.
@@ -14,6 +16,7 @@ import os
 import socket
 import threading
 
+from celery import Celery
 from celery.app.trace import setup_worker_optimizations
 from celery.beat import EmbeddedService
 from django.conf import settings
@@ -57,41 +60,64 @@ def claim_checkout(*, url: str) -> None:
     _state["checkout_lock"] = lock_file
 
 
+# Control work takes moments; two threads keep one slow advance from holding up the next.
+CONTROL_CONCURRENCY = 2
+
+
 def start() -> None:
-    hostname = f"embedded@{socket.gethostname()}"
+    host = socket.gethostname()
+    # A worker's choice of queues is kept on its Celery app, so the step worker has an app of its own
+    # (configured as `config.celery.app`, on the same in-memory broker).
+    steps_app = Celery("config-steps", set_as_current=False)
+    steps_app.config_from_object("django.conf:settings", namespace="CELERY")
+    steps_app.autodiscover_tasks()
     # What celery.apps.worker.Worker does before starting: without it tasks see the bare host name.
-    setup_worker_optimizations(app, hostname)
-    worker = app.WorkController(
+    # The name tasks see is process-wide, so both workers' tasks see "embedded@host"; the app named
+    # last becomes the default one.
+    for worker_app in (steps_app, app):
+        setup_worker_optimizations(worker_app, f"embedded@{host}")
+    workers = [
+        _worker(app, f"embedded@{host}", [settings.DWC_CONTROL_QUEUE], CONTROL_CONCURRENCY),
+        _worker(
+            steps_app,
+            f"embedded-steps@{host}",
+            list(settings.DWC_STEP_QUEUES),
+            settings.DWC_EMBEDDED_WORKER_CONCURRENCY,
+        ),
+    ]
+    threads = [threading.Thread(target=w.start, name=f"celery-{w.hostname}", daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
+    beat.start()
+    _state.update(workers=workers, worker_threads=threads, beat=beat)
+    logger.info("embedded workers and beat started", extra={"concurrency": [w.concurrency for w in workers]})
+
+
+def _worker(worker_app: Celery, hostname: str, queues: list[str], concurrency: int):
+    return worker_app.WorkController(
         hostname=hostname,
         pool_cls="threads",
-        concurrency=settings.DWC_EMBEDDED_WORKER_CONCURRENCY,
-        queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
+        concurrency=concurrency,
+        queues=queues,
         loglevel=settings.LOG_LEVEL,
         without_mingle=True,
         without_gossip=True,
     )
-    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
-    thread.start()
-    beat = EmbeddedService(app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
-    beat.start()
-    _state.update(worker=worker, worker_thread=thread, beat=beat)
-    logger.info("embedded worker and beat started", extra={"concurrency": worker.concurrency})
 
 
 def stop(timeout: float = 8.0) -> None:
-    """Stop beat, then let the worker finish what it is running (bounded by `timeout`)."""
+    """Stop beat, then let the workers finish what they are running (bounded by `timeout`)."""
     beat = _state.pop("beat", None)
-    worker = _state.pop("worker", None)
-    thread = _state.pop("worker_thread", None)
     if beat is not None:
         beat.stop()
-    if worker is not None:
+    for worker in _state.pop("workers", []):
         worker.stop(in_sighandler=False)
-    if thread is not None:
+    for thread in _state.pop("worker_threads", []):
         thread.join(timeout)
-    logger.info("embedded worker and beat stopped")
+    logger.info("embedded workers and beat stopped")
 
 
 def worker_is_running() -> bool:
-    thread = _state.get("worker_thread")
-    return isinstance(thread, threading.Thread) and thread.is_alive()
+    threads = _state.get("worker_threads") or []
+    return bool(threads) and all(thread.is_alive() for thread in threads)

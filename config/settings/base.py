@@ -284,10 +284,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # each engine step paid a new PostgreSQL connection. Workers close stale or broken connections
 # the way Django does between requests instead (config/celery.py), honouring CONN_MAX_AGE.
 CELERY_DB_REUSE_MAX = 1_000_000
-CELERY_TASK_DEFAULT_QUEUE = "engine"
-CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("engine", "generation", "notifications")
-]
+# Control work (advancing runs, cheap steps, wake-ups, time-outs, recovery, schedules) travels on
+# `engine`. Steps that wait on the outside world travel on queues of their own: `calls` (HTTP
+# requests, webhooks), `generation` (language models), `notifications` (email, chat). Workers that
+# consume only `engine` then start the next step within moments of a call ending, however many slow
+# calls are under way (docs/operations.md: `make engine-worker` beside `make worker`).
+DWC_CONTROL_QUEUE = "engine"
+DWC_STEP_QUEUES = ("calls", "generation", "notifications")
+CELERY_TASK_DEFAULT_QUEUE = DWC_CONTROL_QUEUE
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (DWC_CONTROL_QUEUE, *DWC_STEP_QUEUES)]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"

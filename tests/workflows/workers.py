@@ -23,10 +23,20 @@ def worker_env(**overrides: str) -> dict[str, str]:
     return clean_env(**{**defaults, **overrides})
 
 
+ALL_QUEUES = ",".join([settings.DWC_CONTROL_QUEUE, *settings.DWC_STEP_QUEUES])
+
+
 def start_worker(
-    name: str, *, pool: str = "threads", concurrency: int = 8, env: dict | None = None, program: list[str] | None = None
+    name: str,
+    *,
+    pool: str = "threads",
+    concurrency: int = 8,
+    env: dict | None = None,
+    program: list[str] | None = None,
+    queues: str = ALL_QUEUES,
 ) -> Process:
-    """A worker on every engine queue; `program` replaces `celery -A config` (e.g. a patched entry point)."""
+    """A worker on `queues` (every queue by default); `program` replaces `celery -A config` (e.g. a
+    patched entry point)."""
     args = [
         *(program or [".venv/bin/celery", "-A", "config"]),
         "worker",
@@ -35,7 +45,7 @@ def start_worker(
         "--concurrency",
         str(concurrency),
         "--queues",
-        "engine,generation,notifications",
+        queues,
         "--without-mingle",
         "--without-gossip",
         "--hostname",

@@ -26,7 +26,7 @@ Status = StepRun.Status
 def step_deadline_check(step: StepRun, seconds: float) -> Dispatch:
     """The message that checks the step's attempt `seconds` from now (`time_out_step`)."""
     countdown = min(max(seconds, 0), dispatch.MAX_COUNTDOWN_SECONDS)
-    return Dispatch(str(step.pk), step.attempt, "engine", countdown=countdown, task="time_out_step")
+    return Dispatch(str(step.pk), step.attempt, dispatch.CONTROL_QUEUE, countdown=countdown, task="time_out_step")
 
 
 def time_out_run(run_id, deadline: str) -> None:

@@ -38,6 +38,8 @@ class Dispatch:
 
 
 TASKS = "workflows.tasks."
+# Control work: advancing runs, cheap steps, wake-ups, time-outs (settings.DWC_CONTROL_QUEUE).
+CONTROL_QUEUE = "engine"
 
 
 def _send_task(name: str, args: tuple, *, queue: str, countdown: float = 0) -> None:
@@ -78,23 +80,28 @@ def split_inline(dispatches: list[Dispatch]) -> tuple[Dispatch | None, list[Disp
     return None, dispatches
 
 
+def wake_up(step_id, attempt: int, *, countdown: float = 0) -> Dispatch:
+    """Wake a waiting step (`resume_step`), now or `countdown` seconds from now."""
+    return Dispatch(str(step_id), attempt, CONTROL_QUEUE, countdown=countdown, task="resume_step")
+
+
 def send_advance(run_id) -> None:
-    _send_task("advance_run", (str(run_id),), queue="engine")
+    _send_task("advance_run", (str(run_id),), queue=CONTROL_QUEUE)
 
 
 def send_resume(step_id) -> None:
-    _send_task("resume_step", (str(step_id), None), queue="engine")
+    _send_task("resume_step", (str(step_id), None), queue=CONTROL_QUEUE)
 
 
 def send_run_deadline(run_id, deadline: datetime) -> None:
     """Have the run checked at its deadline (`time_out_run`); one past MAX_COUNTDOWN_SECONDS in hops."""
     countdown = min(max((deadline - timezone.now()).total_seconds(), 0), MAX_COUNTDOWN_SECONDS)
-    _send_task("time_out_run", (str(run_id), deadline.isoformat()), queue="engine", countdown=countdown)
+    _send_task("time_out_run", (str(run_id), deadline.isoformat()), queue=CONTROL_QUEUE, countdown=countdown)
 
 
 def send_follow(run_id) -> None:
     """Start the workflows whose event triggers follow this finished run's workflow."""
-    _send_task("fire_event_triggers", (str(run_id),), queue="engine")
+    _send_task("fire_event_triggers", (str(run_id),), queue=CONTROL_QUEUE)
 
 
 # A cheap step dispatched this soon after the last batch left waits for the end of the interval:

@@ -7,7 +7,7 @@ A waiting step is woken by `resume_step` when its time comes or a child run fini
 from django.utils import timezone
 
 from workflows import events
-from workflows.engine import children, snapshot, state, store
+from workflows.engine import children, dispatch, snapshot, state, store
 from workflows.engine.attempt import iso
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import StepError
@@ -73,7 +73,7 @@ def _suspend(tx: Transition, run: Run, step: StepRun, suspend: Suspend, *, child
         return [resume(tx, run, step)]
     if suspend.until is not None:
         delay = (suspend.until - timezone.now()).total_seconds()
-        return [Dispatch(str(step.pk), step.attempt, "engine", countdown=max(delay, 0), task="resume_step")]
+        return [dispatch.wake_up(step.pk, step.attempt, countdown=max(delay, 0))]
     return []
 
 

@@ -82,13 +82,11 @@ def _lost_messages(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
 def _due_steps(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
     """Waiting steps whose time came, or whose child runs finished, with no wake-up seen."""
     due = StepRun.objects.filter(status=Status.WAITING, not_before__lte=now)
-    dispatches = [
-        Dispatch(str(pk), attempt, "engine", task="resume_step") for pk, attempt in due.values_list("pk", "attempt")
-    ]
+    dispatches = [dispatch.wake_up(pk, attempt) for pk, attempt in due.values_list("pk", "attempt")]
     counts["due"] = len(dispatches)
     for step in StepRun.objects.filter(status=Status.WAITING, child_runs__isnull=False).distinct():
         if store.finished_children_count(step) > step.state.get(CHILDREN_SEEN, 0):
-            dispatches.append(Dispatch(str(step.pk), step.attempt, "engine", task="resume_step"))
+            dispatches.append(dispatch.wake_up(step.pk, step.attempt))
             counts["due"] += 1
     return dispatches
 

@@ -133,7 +133,8 @@ class NodeType:
     branches: ClassVar[tuple[str, ...]] = ()
     # Whether running it twice has the same effect as once (a crash mid-call may re-run it).
     idempotent: ClassVar[bool] = True
-    # The Celery queue its steps run on: slow model calls and messages do not hold up the engine.
+    # The Celery queue its steps run on. "engine" is for control work and steps that take moments;
+    # a step that waits on the outside world has a queue of its own, so it never holds up the engine.
     queue: ClassVar[str] = "engine"
     # Quick, CPU-only work that a worker may run right after the step before it (no broker hop).
     inline: ClassVar[bool] = False

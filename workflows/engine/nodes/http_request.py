@@ -23,6 +23,7 @@ class HttpRequestNode(NodeType):
     name = "http_request"
     description = "Sends an HTTP request and returns the response status, headers and body."
     idempotent = False
+    queue = "calls"
     template_fields = ("url", "headers", "query", "form", "body")
     value_fields = ("json",)
     config_schema = {

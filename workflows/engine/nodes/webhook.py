@@ -38,6 +38,7 @@ class WebhookNode(NodeType):
     name = "webhook"
     description = "Sends a JSON body to a URL, HMAC-signed (Standard Webhooks) when a secret is set."
     idempotent = False
+    queue = "calls"
     template_fields = ("url", "headers")
     value_fields = ("body",)
     config_schema = {
