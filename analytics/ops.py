@@ -22,8 +22,8 @@ from kombu import Connection
 
 from config import embedded
 from config.celery import app as celery_app
-from config.problems import ProblemResponse
-from config.throttling import client_ip
+from core.problems import ProblemResponse
+from core.throttling import client_ip
 
 STARTED_AT = time.time()
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -55,7 +55,7 @@ REDIS_EVICTS = (
 
 
 def _check_throttles() -> None:
-    """Throttle counts are kept where nothing evicts them (config.throttling): in Redis, that is a policy."""
+    """Throttle counts are kept where nothing evicts them (core.throttling): in Redis, that is a policy."""
     store = caches["throttles"]
     key = f"ready-check-{uuid.uuid4().hex}"
     store.set(key, "1", timeout=10)

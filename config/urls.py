@@ -4,8 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts import login
 from analytics import ops
-from config.problems import api_not_found
-from config.routers import ApiRootView
+from core.problems import api_not_found
+from core.routers import ApiRootView
 from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
@@ -39,6 +39,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
-handler500 = "config.problems.server_error"
-handler400 = "config.problems.bad_request"
-handler403 = "config.problems.permission_denied"
+handler500 = "core.problems.server_error"
+handler400 = "core.problems.bad_request"
+handler403 = "core.problems.permission_denied"

@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied
 from accounts.access import workspace_for_member, workspaces_for_user
 from accounts.websocket_auth import LoginSessionBound
 from analytics.metrics import websocket_connections_active
-from config.json_input import JsonWebsocketConsumer
+from core.json_input import JsonWebsocketConsumer
 from workflows import realtime, selectors
 from workflows.models import Run, Workflow
 

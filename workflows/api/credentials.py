@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from accounts.access import default_workspace, workspace_for_member
 from accounts.models import Workspace
-from config.openapi import NOT_ONLY_SPACES
+from core.openapi import NOT_ONLY_SPACES
 from workflows import credentials as services
 from workflows.api.serializers import WorkspaceOrDefaultField
 from workflows.models import Credential
@@ -63,7 +63,7 @@ def _value_schema(kind: str) -> dict:
 class CredentialWriteSerializer(serializers.Serializer):
     """Documents the body of POST and PATCH; the service validates it."""
 
-    # The service answers "Unknown field." for others (config.openapi).
+    # The service answers "Unknown field." for others (core.openapi).
     unknown_fields_refused = True
     ignored_fields = services.IGNORED_FIELDS
     ignored_when_partial = ("workspace",)

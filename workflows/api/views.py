@@ -49,7 +49,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["-updated_at"]
     # Set by the actions that start runs: API keys need the trigger scope there, and starts are throttled
-    # per workflow (config.throttling.WorkflowTriggerThrottle).
+    # per workflow (workflows.api.throttling).
     starts_runs = False
 
     def get_queryset(self):
