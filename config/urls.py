@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import login
-from analytics import ops
+from core import ops
 from core.problems import api_not_found
 from core.routers import ApiRootView
 from workflows.api.webhooks import inbound_hook
@@ -11,7 +11,7 @@ from workflows.api.webhooks import inbound_hook
 api_v3 = [
     path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
-    path("", include("analytics.api.urls")),
+    path("", include("core.api.urls")),
     path("", include("workflows.api.urls")),
 ]
 

@@ -13,3 +13,5 @@ class CoreConfig(AppConfig):
         from core import strict_json
 
         strict_json.install()
+        # Registers the dwc_ metric families at start so /metrics shows them even while zero.
+        from core import metrics  # noqa: F401

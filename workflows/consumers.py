@@ -22,8 +22,8 @@ from django.core.exceptions import PermissionDenied
 
 from accounts.access import workspace_for_member, workspaces_for_user
 from accounts.websocket_auth import LoginSessionBound
-from analytics.metrics import websocket_connections_active
 from core.json_input import JsonWebsocketConsumer
+from core.metrics import websocket_connections_active
 from workflows import realtime, selectors
 from workflows.models import Run, Workflow
 

@@ -505,7 +505,7 @@ DWC_EMAIL_ALLOWED_DOMAINS = [domain.lower() for domain in env_list("DWC_EMAIL_AL
 DWC_OUTBOUND_ALLOWLIST = env_list("DWC_OUTBOUND_ALLOWLIST", "")
 DWC_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("DWC_OUTBOUND_MAX_RESPONSE_BYTES", str(10 * 1024 * 1024)))
 
-# --- Metrics (/metrics, analytics.ops) -----------------------------------------------------
+# --- Metrics (/metrics, core.ops) -----------------------------------------------------
 # Served to a request with `Authorization: Bearer <DWC_METRICS_TOKEN>` (if set), or from an address
 # in DWC_METRICS_ALLOWED_IPS (default: this machine only), the client address as the throttles see it.
 DWC_METRICS_TOKEN = os.environ.get("DWC_METRICS_TOKEN", "")

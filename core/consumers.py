@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
-from analytics.metrics import websocket_connections_active
 from core.json_input import JsonWebsocketConsumer
+from core.metrics import websocket_connections_active
 
 CLOSE_UNAUTHENTICATED = 4401
 

@@ -6,7 +6,7 @@ import pytest
 import redis
 from openapi_spec_validator import validate
 
-from analytics.metrics import EVENT_TYPES
+from core.metrics import EVENT_TYPES
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
