@@ -163,6 +163,17 @@ def default_workspace(user: User) -> Workspace | None:
     return personal_workspace(user)
 
 
+def workspace_named_or_default(user: User, workspace_id) -> Workspace:
+    """Where something new goes: the workspace named, if `user` is a member, or default_workspace when
+    none is named (None or ""). ValidationError on `workspace` otherwise, alike for an unknown id and a
+    stranger's."""
+    named = workspace_id not in (None, "")
+    workspace = workspace_for_member(user, workspace_id) if named else default_workspace(user)
+    if workspace is None:
+        raise ValidationError({"workspace": [NOT_A_MEMBER]})
+    return workspace
+
+
 def workspace_for_member(user: User, workspace_id) -> Workspace | None:
     """The workspace if `user` belongs to it; None for unknown ids and strangers alike. IpNotAllowed
     if its IP allow-list refuses the current client, MfaRequired if it requires MFA the user lacks."""
