@@ -178,7 +178,7 @@ def default_workspace(user: User) -> Workspace | None:
     return personal_workspace(user)
 
 
-def workspace_named_or_default(user: User, workspace_id) -> Workspace:
+def workspace_named_or_default(user: User, workspace_id: uuid.UUID | str | None) -> Workspace:
     """Where something new goes: the workspace named, if `user` is a member, or default_workspace when
     none is named (None or ""). ValidationError on `workspace` otherwise, alike for an unknown id and a
     stranger's."""

@@ -35,7 +35,7 @@ class AuthenticatedConsumer(JsonWebsocketConsumer):
         websocket_connections_active.inc()
         self.counted = True
 
-    async def disconnect(self, code) -> None:
+    async def disconnect(self, code: int) -> None:
         if self.counted:
             websocket_connections_active.dec()
             self.counted = False
@@ -43,7 +43,7 @@ class AuthenticatedConsumer(JsonWebsocketConsumer):
     async def pong(self) -> None:
         await self.send_json({"type": "pong", "ts": datetime.now(UTC).isoformat()})
 
-    async def receive_json(self, content, **kwargs) -> None:
+    async def receive_json(self, content: object, **kwargs) -> None:
         if is_ping(content):
             await self.pong()
         else:

@@ -10,7 +10,9 @@ workflows.api.throttling (runs started per workflow).
 
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
 from django.utils.connection import ConnectionProxy
+from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
@@ -18,7 +20,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 throttle_cache = ConnectionProxy(caches, "throttles")
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest | Request) -> str:
     """The client's address as DRF's throttles see it: REMOTE_ADDR, or with NUM_PROXIES = n the
     address in X-Forwarded-For that the outermost of our n proxies received from."""
     return BaseThrottle().get_ident(request) or ""
