@@ -11,6 +11,7 @@ its 403 (after a stranger's 404, before the MFA requirement's 403), and lists ac
 the workspace out. Outside a request (tasks, commands) and in the admin site it does not apply.
 """
 
+import uuid
 from functools import cache
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -63,9 +64,26 @@ def acting_api_key(user: User) -> ApiKey | None:
     return getattr(user, "api_key", None)
 
 
-def _outside_key_workspace(user: User, workspace_id) -> bool:
+def _key_workspace_id(user: User) -> uuid.UUID | None:
+    """The one workspace the acting API key is limited to, or None (no key, or a key for all)."""
     key = acting_api_key(user)
-    return key is not None and key.workspace_id is not None and key.workspace_id != workspace_id
+    return key.workspace_id if key is not None else None
+
+
+def _outside_key_workspace(user: User, workspace_id) -> bool:
+    key_workspace_id = _key_workspace_id(user)
+    return key_workspace_id is not None and key_workspace_id != workspace_id
+
+
+def _within_key_workspace(user: User, workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
+    key_workspace_id = _key_workspace_id(user)
+    return workspaces if key_workspace_id is None else workspaces.filter(pk=key_workspace_id)
+
+
+def _key_lacks_scope_for(user: User, minimum: str) -> bool:
+    """What needs the admin role or higher needs, from an API key, the key's admin scope as well."""
+    key = acting_api_key(user)
+    return key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN)
 
 
 def workspaces_for_user(user: User, *, including_locked: bool = False) -> QuerySet[Workspace]:
@@ -77,8 +95,7 @@ def workspaces_for_user(user: User, *, including_locked: bool = False) -> QueryS
     workspaces = Workspace.objects.filter(pk__in=Membership.objects.filter(user=user).values("workspace_id"))
     if not including_locked:
         workspaces = admitting_current_client(_without_mfa_locked(user, workspaces))
-    key = acting_api_key(user)
-    return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces
+    return _within_key_workspace(user, workspaces)
 
 
 def _without_mfa_locked(user: User, workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
@@ -127,8 +144,7 @@ def ensure_role(user: User, workspace: Workspace, minimum: str, *, not_found: st
     ensure_workspace_usable(user, workspace)
     if ROLE_RANK[role] < ROLE_RANK[minimum]:
         raise PermissionDenied(ROLE_TOO_LOW.format(role=minimum))
-    key = acting_api_key(user)
-    if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
+    if _key_lacks_scope_for(user, minimum):
         raise PermissionDenied(KEY_NEEDS_ADMIN_SCOPE)
     return role
 
@@ -145,8 +161,7 @@ def workspace_get(user: User, workspace_id, minimum: str = Role.VIEWER) -> Works
 
 def ensure_may_create_workspace(user: User) -> None:
     """A key limited to one workspace could not even see a workspace it created."""
-    key = acting_api_key(user)
-    if key is not None and key.workspace_id is not None:
+    if _key_workspace_id(user) is not None:
         raise PermissionDenied(KEY_LIMITED_TO_WORKSPACE)
 
 
@@ -157,10 +172,21 @@ def personal_workspace(user: User) -> Workspace | None:
 def default_workspace(user: User) -> Workspace | None:
     """Where something created without naming a workspace goes: an API key's own workspace if it is
     limited to one, else the user's personal workspace."""
-    key = acting_api_key(user)
-    if key is not None and key.workspace_id is not None:
-        return workspace_for_member(user, key.workspace_id)
+    key_workspace_id = _key_workspace_id(user)
+    if key_workspace_id is not None:
+        return workspace_for_member(user, key_workspace_id)
     return personal_workspace(user)
+
+
+def workspace_named_or_default(user: User, workspace_id: uuid.UUID | str | None) -> Workspace:
+    """Where something new goes: the workspace named, if `user` is a member, or default_workspace when
+    none is named (None or ""). ValidationError on `workspace` otherwise, alike for an unknown id and a
+    stranger's."""
+    named = workspace_id not in (None, "")
+    workspace = workspace_for_member(user, workspace_id) if named else default_workspace(user)
+    if workspace is None:
+        raise ValidationError({"workspace": [NOT_A_MEMBER]})
+    return workspace
 
 
 def workspace_for_member(user: User, workspace_id) -> Workspace | None:
@@ -187,8 +213,7 @@ def workspace_first_owner(workspace: Workspace) -> User | None:
 
 def workspaces_with_role(user: User, minimum: str) -> QuerySet[Workspace]:
     """The workspaces where `ensure_role(user, workspace, minimum)` would pass: for listing across them."""
-    key = acting_api_key(user)
-    if key is not None and ROLE_RANK[minimum] >= ROLE_RANK[Role.ADMIN] and not key.allows(ApiKey.Scope.ADMIN):
+    if _key_lacks_scope_for(user, minimum):
         return Workspace.objects.none()
     if user.is_superuser:
         workspaces = Workspace.objects.all()
@@ -197,4 +222,4 @@ def workspaces_with_role(user: User, minimum: str) -> QuerySet[Workspace]:
         memberships = Membership.objects.filter(user=user, role__in=roles)
         workspaces = Workspace.objects.filter(pk__in=memberships.values("workspace_id"))
     workspaces = admitting_current_client(_without_mfa_locked(user, workspaces))
-    return workspaces.filter(pk=key.workspace_id) if key is not None and key.workspace_id else workspaces
+    return _within_key_workspace(user, workspaces)

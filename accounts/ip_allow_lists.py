@@ -1,7 +1,7 @@
 """IP allow-lists: per workspace (all API access to it), per API key, per inbound webhook, and
 DWC_ADMIN_ALLOWED_IPS for the admin site. An empty list allows every address.
 
-The client address is the one the throttles count by (config.throttling.client_ip: REMOTE_ADDR, or
+The client address is the one the throttles count by (core.throttling.client_ip: REMOTE_ADDR, or
 X-Forwarded-For as DWC_NUM_PROXIES says). An IPv4-mapped IPv6 address (`::ffff:203.0.113.7`) is
 compared as the IPv4 address it carries; lists hold such networks as IPv4 (accounts.models).
 
@@ -36,7 +36,7 @@ from django.urls import reverse
 
 from accounts.models import ip_networks_clean
 from audit.services import AnyRequest, audit_record
-from config.throttling import client_ip, throttle_cache
+from core.throttling import client_ip, throttle_cache
 
 WORKSPACE, API_KEY, WEBHOOK, ADMIN = "workspace", "api_key", "webhook", "admin"
 REFUSED = {
@@ -65,7 +65,7 @@ class IpNotAllowed(PermissionDenied):
     def __init__(self, rule: str):
         super().__init__(REFUSED[rule])
         self.rule = rule
-        # Members of the problem document besides type, title, status and detail (config.problems).
+        # Members of the problem document besides type, title, status and detail (core.problems).
         self.problem_members = {"rule": rule}
 
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import LoginLockout, User
 from audit.services import audit_record
-from config.throttling import client_ip
+from core.throttling import client_ip
 
 LOCKED_OUT = (
     "Too many failed logins for this account from your address: try again in {minutes} minute(s), "

@@ -32,7 +32,7 @@ from rest_framework_simplejwt.tokens import RefreshToken, Token
 
 from accounts.models import LoginSession, User
 from audit.services import AnyRequest, audit_record
-from config.throttling import client_ip
+from core.throttling import client_ip
 
 SESSION_CLAIM = "sid"
 BROWSER_SESSION_KEY = "dwc_login_session"

@@ -32,7 +32,7 @@ from accounts.login_sessions import token_session_start
 from accounts.models import RecoveryCode, User
 from accounts.selectors import mfa_enabled
 from audit.services import AnyRequest, audit_record
-from config.problems import Conflict
+from core.problems import Conflict
 
 RECOVERY_CODE_COUNT = 10
 DEVICE_NAME = "Authenticator app"
@@ -272,7 +272,7 @@ def _challenge_issue(user: User) -> str:
 
 
 def _spent_challenges():
-    # The "throttles" cache never drops a live entry (config/throttle_cache.py; Redis without
+    # The "throttles" cache never drops a live entry (core/throttle_cache.py; Redis without
     # eviction): an evicted marker would make a spent mfa_token usable again until it expires.
     return caches["throttles"]
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from accounts.ip_allow_lists import IpNotAllowed, client_context, ensure_admin_site_allowed, is_admin_site
 from accounts.login_sessions import SessionEnded, browser_session_check
-from config.problems import ProblemResponse
+from core.problems import ProblemResponse
 
 
 class LoginSessionMiddleware:

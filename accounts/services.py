@@ -15,7 +15,7 @@ from accounts.login_sessions import login_sessions_end_all, token_session_logout
 from accounts.models import ROLE_RANK, Membership, User, Workspace, ip_networks_clean
 from accounts.selectors import mfa_enabled
 from audit.services import REDACTED, AnyRequest, audit_record, diff
-from config.problems import Conflict
+from core.problems import Conflict
 
 Role = Membership.Role
 

@@ -72,7 +72,7 @@ class QueryTokenAuthMiddleware(BaseMiddleware):
 
 
 def scope_request(scope) -> HttpRequest:
-    """The handshake as an HttpRequest holding what the client address (config.throttling.client_ip) and
+    """The handshake as an HttpRequest holding what the client address (core.throttling.client_ip) and
     the audit trail read of it: the peer as REMOTE_ADDR, X-Forwarded-For and User-Agent."""
     request = HttpRequest()
     request.path = request.path_info = scope.get("path", "")

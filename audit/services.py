@@ -23,7 +23,7 @@ from rest_framework.settings import api_settings
 from accounts.models import Workspace
 from audit.chain import GENESIS, HASHED_FIELDS, clean_text, event_hash, json_value, timestamp_text
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from config.request_context import request_id_var
+from core.request_context import request_id_var
 
 AnyRequest = HttpRequest | Request
 # What `changes` shows instead of a secret: that it was set or changed, never its value.

@@ -26,7 +26,7 @@ if settings.DWC_ASGI_DATABASE_POOL:
         "min_size": 2,
         "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "20")),
         # A request that finds every connection lent, or the database gone, waits this long, then
-        # fails (503 with Retry-After, config.problems).
+        # fails (503 with Retry-After, core.problems).
         "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
     }
 

@@ -30,4 +30,4 @@ def close_old_database_connections(**_kwargs) -> None:
 
 
 # Connects the hooks that carry X-Request-ID from the request into the tasks it enqueues.
-import config.request_context  # noqa: E402,F401
+import core.request_context  # noqa: E402,F401

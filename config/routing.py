@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics.consumers import PingConsumer
+from core.consumers import PingConsumer
 from workflows import consumers
 
 websocket_urlpatterns = [

@@ -3,15 +3,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import login
-from analytics import ops
-from config.problems import api_not_found
-from config.routers import ApiRootView
+from core import ops
+from core.problems import api_not_found
+from core.routers import ApiRootView
 from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
     path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
-    path("", include("analytics.api.urls")),
+    path("", include("core.api.urls")),
     path("", include("workflows.api.urls")),
 ]
 
@@ -39,6 +39,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
-handler500 = "config.problems.server_error"
-handler400 = "config.problems.bad_request"
-handler403 = "config.problems.permission_denied"
+handler500 = "core.problems.server_error"
+handler400 = "core.problems.bad_request"
+handler403 = "core.problems.permission_denied"

@@ -28,7 +28,7 @@ from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from accounts.models import Workspace
-from config.openapi import TIME_ZONE_FORMAT
+from core.openapi import TIME_ZONE_FORMAT
 from tests.canary import canaries
 from tests.factories import UserFactory
 from workflows.models import Run, Workflow
@@ -49,7 +49,7 @@ schema.config.checks.update(excluded_check_names=["positive_data_acceptance"])
 # right one, what another request made (a name already taken), the clock, or rules between the
 # objects of a graph. Schemathesis draws such values at random, so its positive_data_acceptance
 # reports these as failures although the schema documents the field as well as a schema can (a false
-# positive). Everything else a schema can say, it says (config.openapi, the serializers).
+# positive). Everything else a schema can say, it says (core.openapi, the serializers).
 PATH_INDEX = r"(\d+\.)?"  # an import of several documents prefixes each error with its index
 REFERENCE = "names another object, which must exist in the caller's workspace"
 LOCKOUT = "must include the caller's own address, or saving it would lock them out"

@@ -43,7 +43,7 @@ from workflows.services.runs import run_cancel, run_trigger
 pytestmark = pytest.mark.django_db
 
 WRITES = ("post", "put", "patch")
-PROJECT_APPS = ("accounts", "audit", "workflows", "analytics", "notifications")
+PROJECT_APPS = ("core", "accounts", "audit", "workflows", "analytics", "notifications")
 MODELS = [model for model in apps.get_models() if model._meta.app_label in PROJECT_APPS]
 # Fields whose injection is tried even where the operation documents them as writable: a client
 # chooses a slug, never a primary key, and never another workspace.

@@ -7,8 +7,8 @@ import pytest
 
 from accounts.access import personal_workspace
 from accounts.models import Membership
-from config.openapi import NO_NUL, STORABLE_JSON
-from config.pagination import PAGE_SIZE_INVALID
+from core.openapi import NO_NUL, STORABLE_JSON
+from core.pagination import PAGE_SIZE_INVALID
 from tests.api_world import api_schema
 from tests.factories import UserFactory
 from workflows.credentials import credential_save
@@ -27,7 +27,7 @@ def workflow_of(user) -> Workflow:
     return workflow_create(actor=user, workspace=personal_workspace(user), data={"name": "W"})
 
 
-# --- JSON values are taken at their type (config.strict_json) ---------------------------------------
+# --- JSON values are taken at their type (core.strict_json) ---------------------------------------
 
 
 @pytest.mark.parametrize("value", [0, 1, "true", "yes", None])

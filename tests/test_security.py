@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from accounts import checks
 from accounts.models import ApiKey
 from config import asgi
-from config.request_limits import RequestBodyLimitMiddleware
+from core.request_limits import RequestBodyLimitMiddleware
 from tests.factories import UserFactory
 from tests.processes import PROJECT_DIR, VENV_BIN, clean_env
 from tests.workflows.helpers import chain_body, create

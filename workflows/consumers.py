@@ -22,12 +22,10 @@ from django.core.exceptions import PermissionDenied
 
 from accounts.access import workspace_for_member, workspaces_for_user
 from accounts.websocket_auth import LoginSessionBound
-from analytics.metrics import websocket_connections_active
-from config.json_input import JsonWebsocketConsumer
+from core.consumers import AuthenticatedConsumer
 from workflows import realtime, selectors
 from workflows.models import Run, Workflow
 
-CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 REPLAY_PAGE = 500  # the default limit of selectors.run_event_envelopes
 # Runs whose last seq a connection remembers (the oldest are forgotten first).
@@ -49,18 +47,15 @@ def _uuid(value) -> str | None:
 _run_events = database_sync_to_async(selectors.run_event_envelopes, thread_sensitive=False)
 
 
-class RunEventsConsumer(LoginSessionBound, JsonWebsocketConsumer):
+class RunEventsConsumer(LoginSessionBound, AuthenticatedConsumer):
     """The shared part: authenticate, authorize, join groups, deliver events in order, ping and resume."""
 
     scope_name = ""
 
     async def connect(self) -> None:
         realtime.attach(asyncio.get_running_loop())
-        # Accepted first so that the close code reaches the client (a refused handshake has none).
-        await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.accept_user()
+        if user is None:
             return
         try:
             subscription = await database_sync_to_async(self.authorize)(user)
@@ -75,8 +70,7 @@ class RunEventsConsumer(LoginSessionBound, JsonWebsocketConsumer):
         for workspace in self.workspaces:
             await self.channel_layer.group_add(realtime.workspace_group(workspace), self.channel_name)
         await self.login_session_join()
-        websocket_connections_active.inc()
-        self.counted = True
+        self.count_connection()
         await self.send_json({"type": "subscribed", "scope": self.scope_name, **self.subscribed})
         await self.connected()
 
@@ -87,8 +81,7 @@ class RunEventsConsumer(LoginSessionBound, JsonWebsocketConsumer):
         for workspace in getattr(self, "workspaces", []):
             await self.channel_layer.group_discard(realtime.workspace_group(workspace), self.channel_name)
         await self.login_session_leave()
-        if getattr(self, "counted", False):
-            websocket_connections_active.dec()
+        await super().disconnect(code)
 
     def authorize(self, user) -> tuple[list[str], dict] | None:
         """(workspace ids to join, what to tell the client), or None to refuse. Runs in a thread."""
@@ -100,7 +93,7 @@ class RunEventsConsumer(LoginSessionBound, JsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs) -> None:
         action = content.get("action") if isinstance(content, dict) else None
         if action == "ping":
-            await self.send_json({"type": "pong", "ts": datetime.now(UTC).isoformat()})
+            await self.pong()
         elif action == "resume":
             await self._resume(content)
         else:
@@ -234,33 +227,24 @@ class DashboardConsumer(RunEventsConsumer):
         return True
 
 
-class NotificationsConsumer(LoginSessionBound, JsonWebsocketConsumer):
+class NotificationsConsumer(LoginSessionBound, AuthenticatedConsumer):
     """/ws/notifications/: the user's own channel (group `user.<id>`), for the notifications issue."""
 
     async def connect(self) -> None:
-        await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.accept_user()
+        if user is None:
             return
         self.group = f"user.{user.pk}"
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.login_session_join()
-        websocket_connections_active.inc()
-        self.counted = True
+        self.count_connection()
         await self.send_json({"type": "subscribed", "scope": "notifications", "user": str(user.pk)})
 
     async def disconnect(self, code) -> None:
-        if getattr(self, "counted", False):
+        if self.counted:  # set up completely: a refused connection joined nothing
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.login_session_leave()
-            websocket_connections_active.dec()
-
-    async def receive_json(self, content, **kwargs) -> None:
-        if isinstance(content, dict) and content.get("action") == "ping":
-            await self.send_json({"type": "pong", "ts": datetime.now(UTC).isoformat()})
-        else:
-            await self.send_json({"type": "error", "detail": 'Send {"action": "ping"}.'})
+        await super().disconnect(code)
 
     async def notification_created(self, message: dict) -> None:
         await self.send_json(message["notification"])

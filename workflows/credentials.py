@@ -28,7 +28,7 @@ from django.http import Http404
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User, Workspace
 from audit.services import REDACTED, AnyRequest, audit_record, diff
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.engine.errors import PermanentError
 from workflows.models import Credential, Node, WebhookTrigger, Workflow
 

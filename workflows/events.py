@@ -9,8 +9,8 @@ issue adds its rules — one more plain call below, so this stays the one place 
 import json
 from typing import Any
 
-from analytics import metrics
 from config.celery import app as celery_app
+from core import metrics
 from workflows import realtime
 from workflows.models import Run, RunEvent, ScheduleSlot
 

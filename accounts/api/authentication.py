@@ -10,7 +10,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from accounts.api_keys import ApiKeyRejected, api_key_authenticate
 from accounts.ip_allow_lists import IpNotAllowed
 from accounts.login_sessions import SessionEnded, token_session_check
-from config.throttling import client_ip
+from core.throttling import client_ip
 
 API_KEY_HEADER = "X-API-Key"
 

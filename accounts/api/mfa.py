@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import lockout, mfa
-from config.throttling import AuthRateThrottle
+from accounts.throttling import AuthRateThrottle
 
 
 class CodeRejectedError(exceptions.AuthenticationFailed):

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from accounts.api import mfa, views
-from config.routers import OptionalSlashRouter
+from core.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("auth/api-keys", views.ApiKeyViewSet, basename="api-key")

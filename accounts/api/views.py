@@ -14,7 +14,7 @@ from accounts.access import Role, ensure_workspace_usable, workspace_get, worksp
 from accounts.api import mfa as api_mfa
 from accounts.api import serializers
 from accounts.models import ApiKey, LoginSession, Membership, User, Workspace
-from config.throttling import AuthRateThrottle
+from accounts.throttling import AuthRateThrottle
 
 
 class LoginLockedOut(exceptions.APIException):

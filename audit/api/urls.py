@@ -1,5 +1,5 @@
 from audit.api import views
-from config.routers import OptionalSlashRouter
+from core.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("audit/events", views.AuditEventViewSet, basename="audit-event")

@@ -31,7 +31,7 @@ from accounts.models import Workspace
 from audit.api.serializers import COLUMNS, AuditEventSerializer, event_document
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for_user
-from config.filters import DateTimeFilter
+from core.filters import DateTimeFilter
 
 EXPORT_FORMATS = ("json", "csv")
 EXPORT_FORMAT_INVALID = "Must be one of: json, csv."
@@ -129,7 +129,7 @@ async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
 class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter
-    filtered_actions = ("export",)  # documented filters (config.openapi.AutoSchema)
+    filtered_actions = ("export",)  # documented filters (core.openapi.AutoSchema)
     # Filters only: the order is the chain's, and searching free text would scan the whole table.
     filter_backends = [DjangoFilterBackend]
 

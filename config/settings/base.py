@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "channels",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "core",
     "accounts",
     "workflows",
     "audit",
@@ -135,13 +136,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "config.request_context.RequestContextMiddleware",
+    "core.request_context.RequestContextMiddleware",
     # Before anything that answers by itself (413, redirects), so that those answers carry CORS headers.
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "config.request_limits.RequestBodyLimitMiddleware",
-    "config.request_limits.UnstorableTextMiddleware",
+    "core.request_limits.RequestBodyLimitMiddleware",
+    "core.request_limits.UnstorableTextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -156,7 +157,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-CSRF_FAILURE_VIEW = "config.problems.csrf_failure"
+CSRF_FAILURE_VIEW = "core.problems.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -242,7 +243,7 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
-    # Throttle counts (config.throttling) in the same Redis, which must not evict them: run it with
+    # Throttle counts (core.throttling) in the same Redis, which must not evict them: run it with
     # maxmemory-policy noeviction (its default) or without maxmemory. /ready reports one that evicts.
     # Login lockouts are in the database, in every mode.
     CACHES["throttles"] = CACHES["default"]
@@ -260,9 +261,9 @@ else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         # Apart from the default cache, which drops entries to make room: a store that never drops a
-        # live count (its memory bound is in config/throttle_cache.py).
+        # live count (its memory bound is in core/throttle_cache.py).
         "throttles": {
-            "BACKEND": "config.throttle_cache.ThrottleMemoryCache",
+            "BACKEND": "core.throttle_cache.ThrottleMemoryCache",
             "LOCATION": "throttles",
             "OPTIONS": {"MAX_ENTRIES": 10_000},
         },
@@ -362,8 +363,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     # DRF's parser, bounded in depth and refusing text PostgreSQL cannot store (400 instead of 500).
-    "DEFAULT_PARSER_CLASSES": ["config.json_input.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
+    "DEFAULT_PARSER_CLASSES": ["core.json_input.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -373,8 +374,8 @@ REST_FRAMEWORK = {
     # Counted in the cache (Redis in the distributed mode, so every process shares the counts). The
     # login, registration and refresh views add the per-address "auth" throttle of their own.
     "DEFAULT_THROTTLE_CLASSES": [
-        "config.throttling.UserOrKeyRateThrottle",
-        "config.throttling.WorkflowTriggerThrottle",
+        "accounts.throttling.UserOrKeyRateThrottle",
+        "workflows.api.throttling.WorkflowTriggerThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_rate("DWC_THROTTLE_AUTH", "60/min"),
@@ -387,8 +388,8 @@ REST_FRAMEWORK = {
     # default in every mode: set it only where clients cannot reach the server but through them,
     # or each request could choose its own address (deploy check dwc.W001 explains).
     "NUM_PROXIES": int(os.environ.get("DWC_NUM_PROXIES", "0")),
-    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "DATETIME_FORMAT": "iso-8601",
 }
 
@@ -428,7 +429,7 @@ OTP_TOTP_ISSUER = os.environ.get("DWC_MFA_ISSUER", "Document Workflow Chain")
 DWC_MFA_CHALLENGE_SECONDS = int(os.environ.get("DWC_MFA_CHALLENGE_SECONDS", "300"))
 
 # --- Request limits, headers, CORS, CSP -----------------------------------------------------
-# Bodies over this many bytes are refused with 413 before anything reads them (config.request_limits);
+# Bodies over this many bytes are refused with 413 before anything reads them (core.request_limits);
 # inbound webhooks keep their own DWC_WEBHOOK_MAX_BODY_BYTES.
 DWC_MAX_REQUEST_BYTES = int(os.environ.get("DWC_MAX_REQUEST_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = DWC_MAX_REQUEST_BYTES
@@ -471,15 +472,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # JSON Schema 2020-12, which can say what request text may hold (config.openapi).
+    # JSON Schema 2020-12, which can say what request text may hold (core.openapi).
     "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["config.routers.schema_paths_without_trailing_slash"],
+    "PREPROCESSING_HOOKS": ["core.routers.schema_paths_without_trailing_slash"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.problems.schema_with_problem_responses",
-        "config.openapi.schema_for_storable_input",
-        "config.openapi.schema_with_links",
+        "core.problems.schema_with_problem_responses",
+        "core.openapi.schema_for_storable_input",
+        "core.openapi.schema_with_links",
     ],
     "ENUM_NAME_OVERRIDES": {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
@@ -515,7 +516,7 @@ DWC_EMAIL_ALLOWED_DOMAINS = [domain.lower() for domain in env_list("DWC_EMAIL_AL
 DWC_OUTBOUND_ALLOWLIST = env_list("DWC_OUTBOUND_ALLOWLIST", "")
 DWC_OUTBOUND_MAX_RESPONSE_BYTES = int(os.environ.get("DWC_OUTBOUND_MAX_RESPONSE_BYTES", str(10 * 1024 * 1024)))
 
-# --- Metrics (/metrics, analytics.ops) -----------------------------------------------------
+# --- Metrics (/metrics, core.ops) -----------------------------------------------------
 # Served to a request with `Authorization: Bearer <DWC_METRICS_TOKEN>` (if set), or from an address
 # in DWC_METRICS_ALLOWED_IPS (default: this machine only), the client address as the throttles see it.
 DWC_METRICS_TOKEN = os.environ.get("DWC_METRICS_TOKEN", "")
@@ -532,7 +533,7 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "config.request_context.RequestContextFilter"}},
+    "filters": {"request_context": {"()": "core.request_context.RequestContextFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

@@ -5,7 +5,7 @@ from django.core.cache import cache
 from django.test import RequestFactory
 
 from accounts.api.views import TokenObtainView
-from config.throttling import AuthRateThrottle
+from accounts.throttling import AuthRateThrottle
 from tests.mode_settings import settings_of
 from workflows.models import WebhookTrigger
 from workflows.services.webhooks import rate_limited

@@ -7,6 +7,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from prometheus_client import REGISTRY
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Membership
@@ -85,6 +86,25 @@ def test_anonymous_and_forged_connections_are_closed_with_4401(user):
     for path in (f"/ws/runs/{run.pk}/", "/ws/dashboard/", "/ws/notifications/", f"/ws/workflows/{run.workflow_id}/"):
         assert closed_with(path) == 4401
     assert closed_with(f"/ws/runs/{run.pk}/?token=forged") == 4401
+
+
+def test_open_sockets_are_counted_until_they_close_and_refused_ones_never(user):
+    run = started_run(user)
+    paths = (f"/ws/runs/{run.pk}/", "/ws/dashboard/", "/ws/notifications/", f"/ws/workflows/{run.workflow_id}/")
+    before = REGISTRY.get_sample_value("dwc_websocket_connections_active")
+
+    async def scenario() -> float:
+        communicators = [socket(path, user) for path in paths]
+        for communicator in communicators:
+            await connected(communicator)
+        counted = REGISTRY.get_sample_value("dwc_websocket_connections_active")
+        for communicator in communicators:
+            await communicator.disconnect()
+        return counted
+
+    assert async_to_sync(scenario)() == before + len(paths)
+    assert closed_with(f"/ws/runs/{run.pk}/", UserFactory()) == 4403
+    assert REGISTRY.get_sample_value("dwc_websocket_connections_active") == before
 
 
 def test_another_workspaces_run_or_workflow_is_4403_and_leaks_no_event(user):

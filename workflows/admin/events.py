@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from audit.admin_writes import AuditedAdminMixin
-from config.request_text import StorableJSONFormField
+from core.request_text import StorableJSONFormField
 from workflows.models import EventTrigger
 from workflows.services.event_triggers import event_trigger_update, input_template_errors
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.admin.read_only import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from workflows.models import Run, RunEvent, StepRun
 from workflows.services.runs import run_cancel, run_retry

@@ -11,8 +11,8 @@ from django_celery_beat import admin as celery_beat_admin  # noqa: F401 - regist
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from audit.admin_writes import ServiceDeleteAdminMixin, register_read_only
-from config.problems import Conflict
-from config.request_text import StorableJSONFormField
+from core.problems import Conflict
+from core.request_text import StorableJSONFormField
 from workflows.admin.read_only import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
 from workflows.services.schedules import (

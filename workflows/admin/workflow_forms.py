@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from config.request_text import StorableJSONFormField
+from core.request_text import StorableJSONFormField
 from workflows import definitions
 from workflows.admin.read_only import ReadOnlyTabularInline
 from workflows.engine.nodes.registry import NODE_TYPES

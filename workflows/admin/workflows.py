@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from audit.admin_writes import AuditedAdminMixin, ServiceDeleteAdminMixin, field_state
 from audit.services import diff
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.admin.read_only import ReadOnlyAdminMixin
 from workflows.admin.workflow_forms import (
     AUDITED_WORKFLOW_FIELDS,

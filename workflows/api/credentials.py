@@ -8,20 +8,15 @@ of a workspace the caller is not a member of does not exist (404).
 """
 
 import django_filters
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.access import default_workspace, workspace_for_member
-from accounts.models import Workspace
-from config.openapi import NOT_ONLY_SPACES
+from accounts.access import workspace_named_or_default
+from core.openapi import NOT_ONLY_SPACES
 from workflows import credentials as services
 from workflows.api.serializers import WorkspaceOrDefaultField
 from workflows.models import Credential
-
-NO_SUCH_WORKSPACE = "No such workspace."
 
 
 class CredentialSerializer(serializers.ModelSerializer):
@@ -63,7 +58,7 @@ def _value_schema(kind: str) -> dict:
 class CredentialWriteSerializer(serializers.Serializer):
     """Documents the body of POST and PATCH; the service validates it."""
 
-    # The service answers "Unknown field." for others (config.openapi).
+    # The service answers "Unknown field." for others (core.openapi).
     unknown_fields_refused = True
     ignored_fields = services.IGNORED_FIELDS
     ignored_when_partial = ("workspace",)
@@ -107,15 +102,6 @@ class CredentialFilter(django_filters.FilterSet):
         fields = ["kind", "workspace"]
 
 
-def _workspace_from(request: Request, value) -> Workspace:
-    """The workspace a new credential goes to: the one named, or the caller's default (accounts.access)."""
-    named = value not in (None, "")
-    workspace = workspace_for_member(request.user, value) if named else default_workspace(request.user)
-    if workspace is None:
-        raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
-    return workspace
-
-
 class CredentialViewSet(viewsets.GenericViewSet):
     serializer_class = CredentialSerializer
     filterset_class = CredentialFilter
@@ -138,7 +124,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
     @extend_schema(request=CredentialWriteSerializer, responses={201: CredentialSerializer})
     def create(self, request):
         data = request.data
-        workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
+        workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
         credential = services.credential_create(actor=request.user, workspace=workspace, data=data, request=request)
         return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 

@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from config.filters import DateTimeFilter
+from core.filters import DateTimeFilter
 from workflows import selectors
 from workflows.api import serializers
 from workflows.models import Document

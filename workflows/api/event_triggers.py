@@ -38,7 +38,7 @@ class EventTriggerSerializer(serializers.ModelSerializer):
 class EventTriggerWriteSerializer(serializers.Serializer):
     """Documents the body of POST and PATCH; the service validates it."""
 
-    # The service answers "Unknown field." for others (config.openapi).
+    # The service answers "Unknown field." for others (core.openapi).
     unknown_fields_refused = True
     ignored_fields = services.IGNORED_FIELDS
 

@@ -1,6 +1,6 @@
 import django_filters
 
-from config.filters import DateTimeFilter
+from core.filters import DateTimeFilter
 from workflows.models import Workflow
 
 

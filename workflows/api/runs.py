@@ -16,8 +16,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.access import Role
-from config.filters import DateTimeFilter
-from config.pagination import whole_number
+from core.filters import DateTimeFilter
+from core.pagination import whole_number
 from workflows import selectors
 from workflows.api import serializers
 from workflows.events import envelope

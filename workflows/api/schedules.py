@@ -16,9 +16,9 @@ from rest_framework.response import Response
 
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
-from config.filters import BooleanFilter
-from config.openapi import TIME_ZONE_FORMAT
-from config.routers import OptionalSlashRouter
+from core.filters import BooleanFilter
+from core.openapi import TIME_ZONE_FORMAT
+from core.routers import OptionalSlashRouter
 from workflows import selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Schedule, ScheduleSlot
@@ -75,7 +75,7 @@ TIME_ZONE = {"format": TIME_ZONE_FORMAT, "description": "An IANA time zone, such
 class ScheduleWriteSerializer(serializers.Serializer):
     """Documents the body of POST/PATCH schedules; the service validates it."""
 
-    # The service answers "Unknown field." for others (config.openapi).
+    # The service answers "Unknown field." for others (core.openapi).
     unknown_fields_refused = True
     ignored_fields = services.IGNORED_FIELDS
     request_schema_rules = {"properties": {"cron": {"pattern": CRON_PATTERN}, "timezone": TIME_ZONE}}

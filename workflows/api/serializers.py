@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.openapi import NOT_ONLY_SPACES, register_component
+from core.openapi import NOT_ONLY_SPACES, register_component
 from workflows import definitions
 from workflows.definitions import NODE_VALUE_FIELDS, settings_with_defaults
 from workflows.engine.nodes.registry import NODE_TYPES

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from config.routers import OptionalSlashRouter
+from core.routers import OptionalSlashRouter
 from workflows.api import credentials, documents, event_triggers, runs, schedules, views, webhooks
 
 router = OptionalSlashRouter()

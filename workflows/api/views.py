@@ -1,15 +1,12 @@
 import uuid
 
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.access import Role, default_workspace, workspace_for_member
-from accounts.models import Workspace
+from accounts.access import Role, workspace_named_or_default
 from workflows import selectors
 from workflows.api import serializers
 from workflows.api.filters import WorkflowFilter
@@ -18,17 +15,7 @@ from workflows.models import Node, Run, Workflow
 from workflows.services import definitions as services
 from workflows.services.runs import runs_trigger_many
 
-NO_SUCH_WORKSPACE = "No such workspace."
 JSON = "application/json"
-
-
-def _workspace_from(request: Request, value) -> Workspace:
-    """The workspace a new workflow goes to: the one named, or the caller's default (accounts.access)."""
-    named = value not in (None, "")
-    workspace = workspace_for_member(request.user, value) if named else default_workspace(request.user)
-    if workspace is None:
-        raise ValidationError({"workspace": [NO_SUCH_WORKSPACE]})
-    return workspace
 
 
 def _with_nodes(workflow: Workflow) -> Workflow:
@@ -49,7 +36,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["-updated_at"]
     # Set by the actions that start runs: API keys need the trigger scope there, and starts are throttled
-    # per workflow (config.throttling.WorkflowTriggerThrottle).
+    # per workflow (workflows.api.throttling).
     starts_runs = False
 
     def get_queryset(self):
@@ -77,7 +64,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @extend_schema(request={JSON: serializers.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
     def create(self, request):
         data = request.data
-        workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
+        workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
         workflow = services.workflow_create(actor=request.user, workspace=workspace, data=data, request=request)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
@@ -192,7 +179,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request):
-        workspace = _workspace_from(request, request.query_params.get("workspace"))
+        workspace = workspace_named_or_default(request.user, request.query_params.get("workspace"))
         created = services.workflows_import(
             actor=request.user, workspace=workspace, documents=request.data, request=request
         )

@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 from accounts.access import Role, ensure_role
 from accounts.api.serializers import IpAllowListField
 from accounts.ip_allow_lists import IpNotAllowed
-from config.problems import Conflict, ProblemResponse, flatten_errors, unavailable_dependency, unavailable_response
-from config.throttling import client_ip
+from core.problems import Conflict, ProblemResponse, flatten_errors, unavailable_dependency, unavailable_response
+from core.throttling import client_ip
 from workflows import selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Run, WebhookTrigger

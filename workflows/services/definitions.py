@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, audit_record_many, diff
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows import definitions
 from workflows.models import Credential, Edge, Node, Workflow, WorkflowTag, WorkflowVersion
 from workflows.selectors import workflow_specs, workflows_for_user

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.engine.expressions import ExpressionError, ExpressionSyntaxError, check_template, render_value
 from workflows.models import EventTrigger, Run, Workflow
 from workflows.services.runs import run_trigger

@@ -14,7 +14,7 @@ from django.http import Http404
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.engine import dispatch, launch, operations
 from workflows.engine.expressions import ExpressionSyntaxError, check_template
 from workflows.engine.transition import transition

@@ -46,7 +46,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from config.celery import app as celery_app
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.models import Run, Schedule, ScheduleSlot, Workflow
 from workflows.services.runs import run_input_check, run_trigger
 

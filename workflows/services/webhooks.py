@@ -25,9 +25,9 @@ from accounts.access import Role, ensure_role
 from accounts.ip_allow_lists import WEBHOOK, ensure_allowed
 from accounts.models import User, ip_networks_clean
 from audit.services import REDACTED, AnyRequest, audit_record, diff
-from config.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
-from config.request_text import NO_FIELD, UNSTORABLE_TEXT
-from config.throttling import throttle_cache
+from core.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
+from core.request_text import NO_FIELD, UNSTORABLE_TEXT
+from core.throttling import throttle_cache
 from workflows.credentials import decrypt, encrypt
 from workflows.models import Run, WebhookDelivery, WebhookTrigger, Workflow
 from workflows.services.runs import run_trigger

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.access import personal_workspace
-from analytics import metrics
+from core import metrics
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create

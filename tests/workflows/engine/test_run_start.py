@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Membership
 from audit.chain import chain_verify
 from audit.models import AuditChainHead, AuditEvent
-from config.problems import Conflict
+from core.problems import Conflict
 from tests.factories import MembershipFactory, UserFactory
 from workflows.models import Run, RunEvent, StepRun, Workflow
 from workflows.services import runs

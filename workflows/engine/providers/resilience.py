@@ -18,7 +18,7 @@ from dataclasses import asdict
 from django.conf import settings
 from django.core.cache import cache
 
-from analytics.metrics import generation_cache_hits_total
+from core.metrics import generation_cache_hits_total
 from workflows.engine.errors import TransientError
 from workflows.engine.providers.base import (
     Connection,

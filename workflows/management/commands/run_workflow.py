@@ -13,7 +13,7 @@ from django.http import Http404
 from accounts.access import personal_workspace, workspace_first_owner
 from accounts.models import User, Workspace
 from config import embedded
-from config.problems import Conflict
+from core.problems import Conflict
 from workflows.management.json_files import json_file_read
 from workflows.models import Run, StepRun, Workflow
 from workflows.services.definitions import workflows_import

@@ -6,7 +6,7 @@ OpenAPI schema promises JSON types; a value of another type is a 400 naming the 
 schema says, rather than something converted. Data that is text by nature keeps DRF's reading: a
 QueryDict (query strings, forms), which the fields see when a serializer reads `request.query_params`.
 
-install() wraps the fields' to_internal_value once, at start-up (workflows.apps).
+install() wraps the fields' to_internal_value once, at start-up (core.apps).
 """
 
 import datetime

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics.api import views
+from core.api import views
 
 urlpatterns = [
     path("system/worker-pings", views.WorkerPingListView.as_view(), name="worker-ping-list"),

@@ -1,6 +1,6 @@
 import pytest
 
-from analytics.services import MAX_DELAY_MS
+from core.services import MAX_DELAY_MS
 from tests.conftest import client_for
 from tests.factories import UserFactory
 

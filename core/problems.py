@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 from rest_framework import exceptions
 from rest_framework.renderers import BrowsableAPIRenderer
@@ -65,7 +65,7 @@ def problem_body(status: int, detail: str, *, code: str | None = None, **extra) 
     return {"type": type_, "title": title, "status": status, "detail": detail, **extra}
 
 
-def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(detail: object, prefix: str = "") -> dict[str, list[str]]:
     """{"nodes": [{"key": ["..."]}]} → {"nodes.0.key": ["..."]}: one flat map a form can show."""
     flat: dict[str, list[str]] = {}
     if isinstance(detail, dict):
@@ -87,7 +87,7 @@ def _validation_summary(errors: dict[str, list[str]]) -> str:
     return "Invalid input. " + "; ".join(parts)
 
 
-def problem_exception_handler(exc, context) -> Response | None:
+def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     # Members a refusal adds to its problem (accounts.ip_allow_lists.IpNotAllowed: the `rule`).
     members = getattr(exc, "problem_members", None) or {}
     # Services raise Django's own exceptions (and Conflict) so that they stay usable outside DRF.
@@ -132,16 +132,16 @@ def problem_exception_handler(exc, context) -> Response | None:
     return response
 
 
-def api_not_found(request, exception=None):
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return ProblemResponse(404, f"No resource at {request.path}.", code="not_found")
 
 
-def _speaks_problems(request) -> bool:
+def _speaks_problems(request: HttpRequest) -> bool:
     # The API and the inbound webhooks document problem details for every error; pages stay HTML.
     return request.path.startswith(("/api/", "/hooks/"))
 
 
-def unavailable_response(request, dependency: str) -> HttpResponse:
+def unavailable_response(request: HttpRequest, dependency: str) -> HttpResponse:
     """503 with Retry-After: problem details under /api/ and /hooks/, plain text elsewhere."""
     detail = UNAVAILABLE.format(dependency=dependency)
     if _speaks_problems(request):
@@ -152,7 +152,7 @@ def unavailable_response(request, dependency: str) -> HttpResponse:
     return response
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500: problem details under /api/, the usual page elsewhere. An unreachable database
     or Redis outside DRF's views (middleware: sessions, allow-lists) is a 503 with Retry-After.
 
@@ -167,14 +167,14 @@ def server_error(request):
     return defaults.server_error(request)
 
 
-def bad_request(request, exception=None):
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's handler400 (a disallowed Host header, a malformed request): problem details under /api/."""
     if _speaks_problems(request):
         return ProblemResponse(400, "The request is malformed or its Host header is not allowed.", code="bad_request")
     return defaults.bad_request(request, exception)
 
 
-def permission_denied(request, exception=None):
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's handler403, for refusals outside DRF's views: problem details under /api/. A refusal
     that names its problem type (a `code`, as accounts.access.MfaRequired) keeps it and its message."""
     if _speaks_problems(request):
@@ -186,7 +186,7 @@ def permission_denied(request, exception=None):
     return defaults.permission_denied(request, exception)
 
 
-def csrf_failure(request, reason: str = ""):
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: a session request under /api/ without its CSRF token gets problem details."""
     if _speaks_problems(request):
         detail = "CSRF check failed: send the X-CSRFToken header with a session login, or use a token."

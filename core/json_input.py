@@ -3,7 +3,7 @@
 Python's parser recurses once per level of nesting, so a 2 KB body of a thousand `[` raised
 RecursionError, a 500, and a few hundred levels would overflow the code that walks the value later
 (schema validation, the database driver). A value may also not hold text that PostgreSQL cannot
-store (config.request_text), nor NaN or Infinity, which are not JSON.
+store (core.request_text), nor NaN or Infinity, which are not JSON.
 """
 
 import json
@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, ValidationError
 
-from config.request_text import UNSTORABLE, UNSTORABLE_TEXT, unstorable_paths
+from core.request_text import UNSTORABLE, UNSTORABLE_TEXT, unstorable_paths
 
 MAX_DEPTH = 64
 TOO_DEEP = f"The JSON is nested more than {MAX_DEPTH} levels deep."

@@ -16,21 +16,21 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_prometheus.exports import ExportToDjangoView
 from kombu import Connection
 
 from config import embedded
 from config.celery import app as celery_app
-from config.problems import ProblemResponse
-from config.throttling import client_ip
+from core.problems import ProblemResponse
+from core.throttling import client_ip
 
 STARTED_AT = time.time()
 CHECK_TIMEOUT_SECONDS = 2.0
 _worker_count_cache: dict[str, float | int | None] = {"at": 0.0, "count": None}
 
 
-def health(request) -> JsonResponse:
+def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
@@ -55,7 +55,7 @@ REDIS_EVICTS = (
 
 
 def _check_throttles() -> None:
-    """Throttle counts are kept where nothing evicts them (config.throttling): in Redis, that is a policy."""
+    """Throttle counts are kept where nothing evicts them (core.throttling): in Redis, that is a policy."""
     store = caches["throttles"]
     key = f"ready-check-{uuid.uuid4().hex}"
     store.set(key, "1", timeout=10)
@@ -102,7 +102,7 @@ READY_CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
-def ready(request) -> JsonResponse:
+def ready(request: HttpRequest) -> JsonResponse:
     checks = {}
     for name, check in READY_CHECKS.items():
         started = time.perf_counter()
@@ -124,7 +124,7 @@ METRICS_TOKEN_NEEDED = "Metrics need the scraper's bearer token (DWC_METRICS_TOK
 METRICS_NOT_FOR_THIS_ADDRESS = "Metrics are served to the addresses in DWC_METRICS_ALLOWED_IPS only."
 
 
-def metrics_allowed(request) -> bool:
+def metrics_allowed(request: HttpRequest) -> bool:
     """The scraper's token, if one is set, or an address in DWC_METRICS_ALLOWED_IPS."""
     token = settings.DWC_METRICS_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -139,7 +139,7 @@ def metrics_allowed(request) -> bool:
     return any(address in ipaddress.ip_network(network) for network in settings.DWC_METRICS_ALLOWED_IPS)
 
 
-def metrics(request) -> HttpResponse:
+def metrics(request: HttpRequest) -> HttpResponse:
     if metrics_allowed(request):
         return ExportToDjangoView(request)
     if settings.DWC_METRICS_TOKEN:
@@ -171,7 +171,7 @@ def _worker_count() -> int | None:
     return _worker_count_cache["count"]
 
 
-def status(request) -> JsonResponse:
+def status(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
             "version": settings.VERSION,

@@ -2,7 +2,7 @@
 
 Every API operation that takes a body (read from the OpenAPI schema), the login, an inbound webhook and
 a websocket message get the same 2 KB of brackets; the operations also get text the database cannot
-store (tests/test_request_text.py checks how each such field is named).
+store (tests/core/test_request_text.py checks how each such field is named).
 """
 
 import pytest
@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from config.json_input import MAX_DEPTH, TOO_DEEP
-from config.problems import PROBLEM_CONTENT_TYPE
+from core.json_input import MAX_DEPTH, TOO_DEEP
+from core.problems import PROBLEM_CONTENT_TYPE
 from tests.api_world import concrete, operations
 from tests.conftest import client_for
 from workflows.models import Run
@@ -22,7 +22,7 @@ from workflows.services.definitions import workflow_create
 from workflows.services.webhooks import webhook_create
 
 DEEP = "[" * 1000 + "]" * 1000
-# NUL and a lone surrogate in the fields bodies most often have (config.request_text).
+# NUL and a lone surrogate in the fields bodies most often have (core.request_text).
 UNSTORABLE_BODY = '{"name": "\\u0000", "email": "a\\u0000@example.org", "tags": ["\\ud800"], "input": {"k": "\\u0000"}}'
 
 

@@ -4,7 +4,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import services
+from core import services
 
 
 class WorkerPingCreateSerializer(serializers.Serializer):

@@ -4,9 +4,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.access import personal_workspace
-from config.problems import PROBLEM_CONTENT_TYPE
-from config.request_limits import UNSTORABLE_PATH, UNSTORABLE_QUERY
-from config.request_text import UNSTORABLE_TEXT
+from core.problems import PROBLEM_CONTENT_TYPE
+from core.request_limits import UNSTORABLE_PATH, UNSTORABLE_QUERY
+from core.request_text import UNSTORABLE_TEXT
 from tests.workflows.helpers import create, snapshot_counts
 from workflows.models import Run
 from workflows.services.definitions import workflow_create

@@ -1,5 +1,5 @@
 """What every request must respect before a view sees it: a body no larger than DWC_MAX_REQUEST_BYTES
-(413 problem+json above it), and no NUL in its query string or path (400, see config.request_text).
+(413 problem+json above it), and no NUL in its query string or path (400, see core.request_text).
 
 Django's DATA_UPLOAD_MAX_MEMORY_SIZE guards `request.body` and form data, but DRF's JSON parser reads
 the stream directly, so a JSON body of any size would be read and parsed. This middleware answers
@@ -12,8 +12,8 @@ import io
 
 from django.conf import settings
 
-from config.problems import ProblemResponse
-from config.request_text import escaped, unstorable_paths
+from core.problems import ProblemResponse
+from core.request_text import escaped, unstorable_paths
 
 # Inbound webhooks enforce DWC_WEBHOOK_MAX_BODY_BYTES themselves, with their own message.
 EXEMPT_PREFIXES = ("/hooks/",)

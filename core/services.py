@@ -9,8 +9,12 @@ import uuid
 from django.core.cache import cache
 from django.db import transaction
 
+from config.celery import app as celery_app
+
 PING_TTL_SECONDS = 3600
 MAX_DELAY_MS = 5000
+# Sent by name: core.tasks calls this module, so importing it here would go upward.
+WORKER_PING_TASK = "core.tasks.worker_ping"
 
 
 def _key(ping_id: str) -> str:
@@ -19,8 +23,6 @@ def _key(ping_id: str) -> str:
 
 def worker_ping_start(*, user_id: str, delay_ms: int = 0) -> dict:
     """Record a ping and enqueue it once the surrounding transaction commits."""
-    from analytics.tasks import worker_ping
-
     ping = {
         "id": str(uuid.uuid4()),
         "status": "queued",
@@ -31,7 +33,7 @@ def worker_ping_start(*, user_id: str, delay_ms: int = 0) -> dict:
         "worker": None,
     }
     cache.set(_key(ping["id"]), ping, PING_TTL_SECONDS)
-    transaction.on_commit(lambda: worker_ping.delay(ping["id"], delay_ms))
+    transaction.on_commit(lambda: celery_app.send_task(WORKER_PING_TASK, (ping["id"], delay_ms)))
     return ping
 
 

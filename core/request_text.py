@@ -1,8 +1,8 @@
 """Text PostgreSQL cannot store, refused where it enters: a 400 naming the field, instead of a 500.
 
 PostgreSQL keeps no NUL character in text or jsonb, and a lone UTF-16 surrogate (which JSON's
-`\\ud800` escape produces) is not UTF-8 at all. This module holds the check; config.json_input applies
-it to JSON bodies and messages, config.request_limits to the query string and the path, and
+`\\ud800` escape produces) is not UTF-8 at all. This module holds the check; core.json_input applies
+it to JSON bodies and messages, core.request_limits to the query string and the path, and
 StorableJSONFormField to the JSON that forms (the admin's) take. Form text fields need nothing:
 Django's CharField refuses a NUL itself, and form data is decoded with replacement characters.
 """

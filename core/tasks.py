@@ -2,7 +2,7 @@ import time
 
 from celery import shared_task
 
-from analytics import services
+from core import services
 
 
 @shared_task(bind=True)

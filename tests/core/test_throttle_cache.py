@@ -5,7 +5,7 @@ import time
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
 
-from config.throttle_cache import ThrottleMemoryCache
+from core.throttle_cache import ThrottleMemoryCache
 
 
 def stores(name: str, max_entries: int) -> tuple[LocMemCache, LocMemCache]:

@@ -2,7 +2,7 @@
 
 The schema is OpenAPI 3.1 (JSON Schema 2020-12), so that it can say all of this:
 
-- Text: no request may hold a NUL character, in any string or object key (config.request_text refuses
+- Text: no request may hold a NUL character, in any string or object key (core.request_text refuses
   it with a 400 naming the field). Every string a client writes (body, query, path) says
   `not: {type: string, pattern: "\\x00"}`, and so do object keys (`propertyNames`); free-form JSON
   (a run's input, a node's config, …) is `StorableJSON`, the same at any depth. Not a pattern of
@@ -23,7 +23,7 @@ The schema is OpenAPI 3.1 (JSON Schema 2020-12), so that it can say all of this:
 - Fields: a JSONField is StorableJSON (null only with allow_null), a ListField that must not be
   empty says minItems 1, a CharField that strips its input and refuses blank text says it must hold
   more than whitespace (NOT_ONLY_SPACES). A serializer's `request_schema_rules` add what fields
-  cannot say (a pattern; if/then between fields). Values must have their JSON type: config.strict_json.
+  cannot say (a pattern; if/then between fields). Values must have their JSON type: core.strict_json.
 - Time zones are the string format TIME_ZONE_FORMAT (a name zoneinfo knows), not a 600-name enum.
 """
 
@@ -229,8 +229,8 @@ def _nullable_to_null_type(node):
 
 
 def schema_for_storable_input(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: what clients may send, as config.request_text and
-    config.json_input take it (see the module's docstring)."""
+    """drf-spectacular postprocessing hook: what clients may send, as core.request_text and
+    core.json_input take it (see the module's docstring)."""
     result = _without_null_alternative_to_any(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.update({name: _without_null_alternative_to_any(schema) for name, schema in EXTRA_COMPONENTS.items()})

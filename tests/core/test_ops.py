@@ -6,7 +6,7 @@ import pytest
 import redis
 from openapi_spec_validator import validate
 
-from analytics.metrics import EVENT_TYPES
+from core.metrics import EVENT_TYPES
 from tests.conftest import client_for
 from tests.factories import UserFactory
 
@@ -145,7 +145,7 @@ def test_access_log_is_one_json_line_per_request(client, caplog):
     from django.conf import settings
     from pythonjsonlogger.json import JsonFormatter
 
-    from config.request_context import RequestContextFilter
+    from core.request_context import RequestContextFilter
 
     formatter_config = settings.LOGGING["formatters"]["json"]
     formatter = JsonFormatter(formatter_config["fmt"], rename_fields=formatter_config["rename_fields"])
