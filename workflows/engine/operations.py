@@ -55,6 +55,15 @@ def regenerate(tx: Transition, run: Run, step: StepRun, *, prompt: str | None, c
     return state.advance(tx, run)
 
 
+def refuse_trigger(tx: Transition, run: Run, entry: dict) -> None:
+    """Note on a finished run that an event trigger following it did not start, once per trigger
+    (a redelivered message adds nothing); under the run's lock, so concurrent refusals append."""
+    if any(noted.get("trigger") == entry["trigger"] for noted in run.refused_triggers):
+        return
+    run.refused_triggers = [*run.refused_triggers, entry]
+    tx.save(run, "refused_triggers")
+
+
 def decide(tx: Transition, run: Run, step: StepRun, *, approved: bool, by: str, comment: str) -> list[Dispatch]:
     """Settle a waiting approval step."""
     decision = {"approved": approved, "by": by, "comment": comment}

@@ -19,7 +19,9 @@ from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from core.problems import Conflict
+from workflows.engine import operations
 from workflows.engine.expressions import ExpressionError, ExpressionSyntaxError, check_template, render_value
+from workflows.engine.transition import transition
 from workflows.models import EventTrigger, Run, Workflow
 from workflows.services.runs import run_trigger
 
@@ -202,22 +204,14 @@ def _input_for(trigger: EventTrigger, source: Run) -> Any:
 
 def _refuse(source: Run, trigger: EventTrigger, reason: str) -> None:
     """Record on the source run that `trigger` did not start; once per trigger, so a redelivery adds nothing."""
-    with transaction.atomic():
-        # The run's row lock, as the engine takes it (engine.store.run_lock): concurrent refusals
-        # append instead of overwriting.
-        run = Run.objects.select_for_update(of=("self",), no_key=True).get(pk=source.pk)
-        if any(entry.get("trigger") == str(trigger.pk) for entry in run.refused_triggers):
-            return
-        run.refused_triggers = [
-            *run.refused_triggers,
-            {
-                "trigger": str(trigger.pk),
-                "workflow": str(trigger.workflow_id),
-                "reason": reason,
-                "at": timezone.now().isoformat(),
-            },
-        ]
-        run.save(update_fields=["refused_triggers"])
+    entry = {
+        "trigger": str(trigger.pk),
+        "workflow": str(trigger.workflow_id),
+        "reason": reason,
+        "at": timezone.now().isoformat(),
+    }
+    with transition() as tx:
+        operations.refuse_trigger(tx, tx.lock(source.pk), entry)
 
 
 def _validation_text(error: ValidationError) -> str:
