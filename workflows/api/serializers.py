@@ -1,4 +1,4 @@
-"""Shapes of what the workflow API returns. Input is validated by the services (workflows.definitions),
+"""Shapes of what the workflow API returns. Input is validated by the services (workflows.specs),
 so that the API, the admin, import files and commands share one set of rules."""
 
 import copy
@@ -8,12 +8,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.openapi import NOT_ONLY_SPACES, register_component
-from workflows import definitions
-from workflows.definitions import NODE_VALUE_FIELDS, settings_with_defaults
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import WORKFLOW_SLUG_PATTERN, Document, Node, Run, StepRun, Workflow, WorkflowVersion
 from workflows.services.definitions import BULK_ACTIONS
 from workflows.services.definitions import IGNORED_FIELDS as IGNORED_WORKFLOW_FIELDS
+from workflows.specs import (
+    EXPORT_FORMAT,
+    NODE_SCHEMA,
+    NODE_VALUE_FIELDS,
+    READ_ONLY_NODE_FIELDS,
+    WORKFLOW_SCHEMA,
+    settings_with_defaults,
+)
 
 
 class NodeSerializer(serializers.ModelSerializer):
@@ -111,12 +117,12 @@ class WorkspaceOrDefaultField(serializers.UUIDField):
 
 
 # What POST/PUT/PATCH workflows and nodes take, from the JSON Schemas the service validates with
-# (workflows.definitions), so that the documentation cannot drift from the rules.
+# (workflows.specs), so that the documentation cannot drift from the rules.
 READ_ONLY_FIELD = "Read-only: accepted (as a GET gave it) and not applied."
 
 
 def _node_body(*, partial: bool = False) -> dict:
-    schema = copy.deepcopy(definitions.NODE_SCHEMA)
+    schema = copy.deepcopy(NODE_SCHEMA)
     if not partial:  # a PATCH keeps the node's type
         schema["anyOf"] = [{"required": ["type"]}, {"required": ["prompt"]}, {"required": ["content"]}]
     # With a type, its config follows that type's JSON Schema (workflows.engine.nodes), and a type that
@@ -145,7 +151,7 @@ def _node_body(*, partial: bool = False) -> dict:
         'Keys this node runs after, or {"node": key, "when": "true"|"false"} after a condition; absent: the '
         "node before it in the list."
     )
-    for name in definitions.READ_ONLY_NODE_FIELDS:
+    for name in READ_ONLY_NODE_FIELDS:
         properties[name] = {"description": READ_ONLY_FIELD}
     return schema
 
@@ -153,7 +159,7 @@ def _node_body(*, partial: bool = False) -> dict:
 def _workflow_body(*, creating: bool, partial: bool, names_workspace: bool = False) -> dict:
     """The body of a new workflow (`creating`: an `id` becomes its slug) or of a change to one;
     `names_workspace`: its `workspace` says where it goes (POST workflows), else it is ignored."""
-    properties = copy.deepcopy(definitions.WORKFLOW_SCHEMA["properties"])
+    properties = copy.deepcopy(WORKFLOW_SCHEMA["properties"])
     properties["settings"]["description"] = "max_nodes, timeout, max_concurrency, on_failure."
     properties["input_schema"]["description"] = "A JSON Schema (2020-12) for the run input."
     properties["id"] = (
@@ -223,7 +229,7 @@ WORKFLOW_EXPORT = register_component(
         "required": ["format", "name"],
     },
 )
-WORKFLOW_EXPORT["properties"]["format"] = {"const": definitions.EXPORT_FORMAT}
+WORKFLOW_EXPORT["properties"]["format"] = {"const": EXPORT_FORMAT}
 WORKFLOW_IMPORT_BODY = {
     "description": "One export document, or a list of them.",
     "oneOf": [

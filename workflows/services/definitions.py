@@ -1,7 +1,7 @@
 """Every change to a workflow definition: workflows, nodes, edges, versions.
 
 A change loads the definition as node specs, edits the specs, validates the whole graph
-(`workflows.definitions`), writes nodes and edges, and records a version if what a run would execute
+(`workflows.specs`), writes nodes and edges, and records a version if what a run would execute
 changed. All of it in one transaction, under a row lock on the workflow so that concurrent edits
 queue instead of interleaving.
 """
@@ -19,9 +19,23 @@ from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, audit_record_many, diff
 from config.problems import Conflict
-from workflows import definitions
 from workflows.models import Credential, Edge, Node, Workflow, WorkflowTag, WorkflowVersion
 from workflows.selectors import workflow_specs, workflows_for_user
+from workflows.specs import (
+    EXPORT_FORMAT,
+    NODE_VALUE_FIELDS,
+    Errors,
+    compact_depends_on,
+    definition_check,
+    node_spec_from_input,
+    nodes_from_document,
+    references_of,
+    settings_with_defaults,
+    snapshot_of,
+    specs_from_input,
+    steps_to_nodes,
+    workflow_fields_check,
+)
 
 WORKFLOW_FIELDS = ("name", "description", "slug", "status", "settings", "input_schema", "tags")
 # Read-only fields a client may send back from a GET; they are not part of what it changes.
@@ -61,7 +75,7 @@ def _parse_body(data: Any, *, creating: bool) -> tuple[dict, list | None]:
     if creating and "id" in data and "slug" not in data:
         # Older clients name their workflows with a non-UUID `id`; it becomes the slug.
         fields["slug"] = str(data["id"])
-    errors = definitions.workflow_fields_check(fields)
+    errors = workflow_fields_check(fields)
     if errors:
         raise ValidationError(errors)
     if "nodes" in data and "steps" in data:
@@ -69,15 +83,15 @@ def _parse_body(data: Any, *, creating: bool) -> tuple[dict, list | None]:
     if "edges" in data and "nodes" not in data:
         raise ValidationError({"edges": [EDGES_WITHOUT_NODES]})
     if "steps" in data:
-        return fields, definitions.steps_to_nodes(data["steps"])
+        return fields, steps_to_nodes(data["steps"])
     if "nodes" in data:
-        return fields, definitions.nodes_from_document(data)
+        return fields, nodes_from_document(data)
     return fields, None
 
 
 def _validated_specs(raw_nodes: list, *, settings: dict, base: list[dict] | None = None) -> list[dict]:
-    specs = definitions.specs_from_input(raw_nodes, base=base)
-    definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
+    specs = specs_from_input(raw_nodes, base=base)
+    definition_check(specs, max_nodes=settings_with_defaults(settings)["max_nodes"])
     return specs
 
 
@@ -107,13 +121,13 @@ def workflow_references_check(
     since have been renamed or deleted; that is the run's to report, and it must not block editing
     the rest of the workflow), the workflow itself (`workflow`, by id; its slug is in `slugs`), and
     `slugs` of workflows created in the same save (an import batch). Template values are not
-    references (see definitions.references_of).
+    references (see workflows.specs.references_of).
     """
-    already = {(ref.kind, ref.value) for ref in definitions.references_of(held or [])}
-    wanted = [ref for ref in definitions.references_of(specs) if (ref.kind, ref.value) not in already]
+    already = {(ref.kind, ref.value) for ref in references_of(held or [])}
+    wanted = [ref for ref in references_of(specs) if (ref.kind, ref.value) not in already]
     if not wanted:
         return
-    errors: definitions.Errors = {}
+    errors: Errors = {}
 
     names = {ref.value for ref in wanted if ref.kind == "credential"}
     if names:
@@ -167,7 +181,7 @@ def _graph_save(workflow: Workflow, specs: list[dict], *, renamed: dict[str, str
     Edge.objects.filter(workflow=workflow).delete()
     Node.objects.filter(pk__in=[node.pk for node in existing.values()]).delete()
     if kept:
-        Node.objects.bulk_update(kept, [*definitions.NODE_VALUE_FIELDS, "order"])
+        Node.objects.bulk_update(kept, [*NODE_VALUE_FIELDS, "order"])
     Node.objects.bulk_create(created)
     by_key = {node.key: node for node in [*kept, *created]}
     Edge.objects.bulk_create(
@@ -185,7 +199,7 @@ def _fields_of(workflow: Workflow) -> dict:
 
 def workflow_version_record(workflow: Workflow, *, actor: User | None, note: str = "") -> WorkflowVersion | None:
     """Record a new version if the executable definition changed since the latest one."""
-    snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
+    snapshot = snapshot_of(_fields_of(workflow), workflow_specs(workflow))
     latest = workflow.versions.order_by("-number").first()
     if latest is not None and _canonical(latest.snapshot) == _canonical(snapshot):
         return None
@@ -307,7 +321,7 @@ def workflow_update(
                 slugs={slug} if slug else set(),
             )
         if raw_nodes is None and "settings" in fields:
-            definitions.definition_check(specs, max_nodes=definitions.settings_with_defaults(settings)["max_nodes"])
+            definition_check(specs, max_nodes=settings_with_defaults(settings)["max_nodes"])
         _save_fields(workflow, fields)
         if "tags" in fields:
             _tags_set(workflow, fields["tags"])
@@ -369,14 +383,14 @@ def workflow_version_restore(
         raise ValidationError({"version": [VERSION_MISSING.format(number=number)]})
     snapshot = version.snapshot
     # A version saved before its input_schema was checked as it is now must not come back unchecked.
-    errors = definitions.workflow_fields_check({"input_schema": snapshot["input_schema"]})
+    errors = workflow_fields_check({"input_schema": snapshot["input_schema"]})
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
         workflow = _locked(workflow)
         current_specs = workflow_specs(workflow)
         before = _audit_state(workflow, current_specs)
-        specs = _validated_specs(definitions.nodes_from_document(snapshot), settings=snapshot["settings"])
+        specs = _validated_specs(nodes_from_document(snapshot), settings=snapshot["settings"])
         workflow_references_check(
             workspace=workflow.workspace, specs=specs, held=current_specs, workflow=workflow, slugs=_slugs(workflow)
         )
@@ -431,14 +445,12 @@ def node_update(*, node: Node, actor: User, data: Any, partial: bool, request: A
         specs = workflow_specs(workflow)
         index = next(i for i, spec in enumerate(specs) if spec["key"] == node.key)
         current = specs[index]
-        depends_on = definitions.compact_depends_on(current["depends_on"])
+        depends_on = compact_depends_on(current["depends_on"])
         # PATCH changes what it names; PUT replaces the node but keeps its key and wiring unless given.
         base = {**current, "depends_on": depends_on} if partial else {"key": current["key"], "depends_on": depends_on}
         raw = {**base, **data}
         others = specs[:index] + specs[index + 1 :]
-        spec, errors = definitions.node_spec_from_input(
-            raw, taken={s["key"] for s in others}, previous=None, label=node.key
-        )
+        spec, errors = node_spec_from_input(raw, taken={s["key"] for s in others}, previous=None, label=node.key)
         if errors:
             raise ValidationError(errors)
         workflow_references_check(
@@ -456,9 +468,7 @@ def node_update(*, node: Node, actor: User, data: Any, partial: bool, request: A
                     if dep["node"] == node.key:
                         dep["node"] = spec["key"]
         specs[index] = spec
-        definitions.definition_check(
-            specs, max_nodes=definitions.settings_with_defaults(workflow.settings)["max_nodes"]
-        )
+        definition_check(specs, max_nodes=settings_with_defaults(workflow.settings)["max_nodes"])
         _graph_save(workflow, specs, renamed=renamed)
         workflow_version_record(workflow, actor=actor, note=f"node {spec['key']} changed")
         node = workflow.nodes.get(key=spec["key"])
@@ -531,13 +541,13 @@ def workflow_export(*, workflow: Workflow, actor: User | None = None, request: A
 
     With an `actor` (someone taking the definition away, not an internal copy) the export is audited.
     """
-    snapshot = definitions.snapshot_of(_fields_of(workflow), workflow_specs(workflow))
+    snapshot = snapshot_of(_fields_of(workflow), workflow_specs(workflow))
     if actor is not None:
         audit_record(
             action="workflow.exported", actor=actor, workspace=workflow.workspace, target=workflow, request=request
         )
     return {
-        "format": definitions.EXPORT_FORMAT,
+        "format": EXPORT_FORMAT,
         "slug": workflow.slug,
         "status": workflow.status,
         "tags": sorted(tag.name for tag in workflow.tag_set.all()),
@@ -559,10 +569,8 @@ def workflows_import(
     created = []
     with transaction.atomic():
         for index, document in enumerate(batch):
-            if not isinstance(document, dict) or document.get("format") != definitions.EXPORT_FORMAT:
-                raise ValidationError(
-                    {f"{index}.format": [f"Expected an export document ({definitions.EXPORT_FORMAT})."]}
-                )
+            if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+                raise ValidationError({f"{index}.format": [f"Expected an export document ({EXPORT_FORMAT})."]})
             try:
                 created.append(
                     _create(
