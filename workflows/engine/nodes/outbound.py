@@ -1,4 +1,4 @@
-"""Outgoing HTTP for node types (http_request, webhook, notify), through the guarded egress client.
+"""Outgoing HTTP calls of node types (http_request, webhook, notify), through the guarded egress client.
 
 Every call carries `Idempotency-Key: <run id>:<node key>` so receivers can drop a repeated delivery,
 and its timeout never outlives the step's own deadline. An answer outside the expected statuses
