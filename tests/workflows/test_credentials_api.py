@@ -12,7 +12,7 @@ from workflows.credentials import credential_save, credential_value
 from workflows.engine.errors import PermanentError
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import Credential
-from workflows.services.definitions import workflow_create, workflow_delete
+from workflows.services.workflows import workflow_create, workflow_delete
 
 pytestmark = pytest.mark.django_db
 

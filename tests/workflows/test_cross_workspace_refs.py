@@ -17,7 +17,7 @@ from workflows.credentials import REFERENCES as CREDENTIAL_REFERENCES
 from workflows.credentials import credential_save
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import EventTrigger, Node, Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 from workflows.specs import WORKFLOW_REFERENCES
 
 NO_CREDENTIAL = "No credential named {!r} in this workspace."

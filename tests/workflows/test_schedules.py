@@ -20,7 +20,7 @@ from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
 from workflows.models import Run, Schedule, ScheduleSlot
 from workflows.services import schedules as services
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,8 @@ from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
 from workflows.models import Edge, Node, Workflow, WorkflowVersion
 from workflows.selectors import workflow_specs
-from workflows.services.definitions import (
-    SLUG_TAKEN,
-    workflow_references_check,
-)
+from workflows.services.references import workflow_references_check
+from workflows.services.workflows import SLUG_TAKEN
 from workflows.specs import (
     CYCLE,
     MAX_NODES_LIMIT,

@@ -10,8 +10,8 @@ from rest_framework import serializers
 from config.openapi import NOT_ONLY_SPACES, register_component
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import WORKFLOW_SLUG_PATTERN, Document, Node, Run, StepRun, Workflow, WorkflowVersion
-from workflows.services.definitions import BULK_ACTIONS
-from workflows.services.definitions import IGNORED_FIELDS as IGNORED_WORKFLOW_FIELDS
+from workflows.services.workflows import IGNORED_FIELDS as IGNORED_WORKFLOW_FIELDS
+from workflows.services.workflows_bulk import BULK_ACTIONS
 from workflows.specs import (
     EXPORT_FORMAT,
     NODE_SCHEMA,
