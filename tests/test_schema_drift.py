@@ -11,8 +11,8 @@ from config.openapi import NO_NUL, STORABLE_JSON
 from config.pagination import PAGE_SIZE_INVALID
 from tests.api_world import api_schema
 from tests.factories import UserFactory
-from workflows.credentials import credential_save
 from workflows.models import Workflow
+from workflows.services.credentials import credential_save
 from workflows.services.workflows import EDGES_WITHOUT_NODES, workflow_create
 
 pytestmark = pytest.mark.django_db

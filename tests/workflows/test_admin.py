@@ -9,8 +9,8 @@ from accounts.access import personal_workspace
 from accounts.models import User
 from tests.factories import UserFactory
 from workflows.admin.workflow_forms import EDGE_TO_DELETED_NODE
-from workflows.credentials import credential_save
 from workflows.models import Edge, Node, Workflow
+from workflows.services.credentials import credential_save
 from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
