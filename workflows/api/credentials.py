@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from accounts.access import default_workspace, workspace_for_member
 from accounts.models import Workspace
 from config.openapi import NOT_ONLY_SPACES
-from workflows.api.serializers import WorkspaceOrDefaultField
+from workflows.api.request_bodies import WorkspaceOrDefaultField
 from workflows.credentials import (
     OPTIONAL_KEYS,
     URL_KEYS,

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from accounts.access import Role, default_workspace, workspace_for_member
 from accounts.models import Workspace
 from workflows import selectors
-from workflows.api import serializers
+from workflows.api import request_bodies, serializers
 from workflows.api.filters import WorkflowFilter
 from workflows.api.runs import trigger_response
 from workflows.models import Node, Run, Workflow
@@ -83,7 +83,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(serializers.WorkflowListSerializer(page, many=True).data)
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
     def create(self, request):
         data = request.data
         workspace = _workspace_from(request, data.get("workspace") if isinstance(data, dict) else None)
@@ -93,14 +93,14 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return self._detail(self._get())
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_REPLACE_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY})
     def update(self, request, pk=None):
         workflow = workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=False, request=request
         )
         return self._detail(workflow)
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_PATCH_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_PATCH_BODY})
     def partial_update(self, request, pk=None):
         workflow = workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=True, request=request
@@ -118,7 +118,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow)
 
     @extend_schema(methods=["GET"], responses={200: serializers.NodeSerializer(many=True)})
-    @extend_schema(methods=["POST"], request={JSON: serializers.NODE_BODY}, responses={201: serializers.NodeSerializer})
+    @extend_schema(
+        methods=["POST"], request={JSON: request_bodies.NODE_BODY}, responses={201: serializers.NodeSerializer}
+    )
     # A workflow's nodes are bounded by its max_nodes and come whole, in topological order: no pages.
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def nodes(self, request, pk=None):
@@ -191,7 +193,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return Response(workflow_export(workflow=self._get(), actor=request.user, request=request))
 
     @extend_schema(
-        request={JSON: serializers.WORKFLOW_IMPORT_BODY},
+        request={JSON: request_bodies.WORKFLOW_IMPORT_BODY},
         responses={201: serializers.WorkflowSerializer(many=True)},
         parameters=[OpenApiParameter("workspace", uuid.UUID, description="Target workspace; default: personal.")],
     )
@@ -203,7 +205,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         data = serializers.WorkflowSerializer([_with_nodes(w) for w in workflows], many=True).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={JSON: serializers.BULK_BODY}, responses={200: serializers.BulkResultSerializer})
+    @extend_schema(request={JSON: request_bodies.BULK_BODY}, responses={200: serializers.BulkResultSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         data = request.data if isinstance(request.data, dict) else {}
@@ -223,13 +225,13 @@ class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return _node_response(self._get())
 
-    @extend_schema(request={JSON: serializers.NODE_BODY})
+    @extend_schema(request={JSON: request_bodies.NODE_BODY})
     def update(self, request, pk=None):
         return _node_response(
             node_update(node=self._get(), actor=request.user, data=request.data, partial=False, request=request)
         )
 
-    @extend_schema(request={JSON: serializers.NODE_PATCH_BODY})
+    @extend_schema(request={JSON: request_bodies.NODE_PATCH_BODY})
     def partial_update(self, request, pk=None):
         return _node_response(
             node_update(node=self._get(), actor=request.user, data=request.data, partial=True, request=request)
