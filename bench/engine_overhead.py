@@ -100,8 +100,8 @@ def main() -> None:
     from accounts.services import user_register
     from bench.celery_tasks import mark_done, noop
     from workflows.models import Run, RunEvent, StepRun
-    from workflows.services.definitions import workflow_create
     from workflows.services.runs import run_trigger, runs_trigger_many
+    from workflows.services.workflows import workflow_create
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:

@@ -51,8 +51,8 @@ def main() -> None:
 
     from accounts.services import user_register
     from workflows.engine import dispatch, execute
-    from workflows.services.definitions import workflow_create
     from workflows.services.runs import run_trigger
+    from workflows.services.workflows import workflow_create
 
     call_command("migrate", verbosity=0)
 

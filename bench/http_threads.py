@@ -86,7 +86,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts.services import user_register
-    from workflows.services.definitions import workflow_create
+    from workflows.services.workflows import workflow_create
 
     call_command("migrate", verbosity=0)
     password = uuid.uuid4().hex + "-Aa1"

@@ -183,7 +183,7 @@ def main() -> None:
     from rest_framework_simplejwt.tokens import AccessToken
 
     from accounts.services import user_register
-    from workflows.services.definitions import workflow_create
+    from workflows.services.workflows import workflow_create
 
     call_command("migrate", verbosity=0)
     redis.Redis.from_url(REDIS_URL).flushdb()

@@ -84,8 +84,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts.services import user_register
-    from workflows.services.definitions import workflow_create
     from workflows.services.webhooks import webhook_create
+    from workflows.services.workflows import workflow_create
 
     call_command("migrate", verbosity=0)
     user = user_register(email=f"hook-{uuid.uuid4().hex[:8]}@example.com", password=uuid.uuid4().hex + "-Aa1")

@@ -12,13 +12,13 @@ from drf_spectacular.generators import SchemaGenerator
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
 from tests.factories import UserFactory
-from workflows.credentials import credential_save
 from workflows.models import Document
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_save
 from workflows.services.event_triggers import event_trigger_create
 from workflows.services.runs import run_trigger
 from workflows.services.schedules import schedule_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 

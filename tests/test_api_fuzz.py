@@ -32,8 +32,8 @@ from core.openapi import TIME_ZONE_FORMAT
 from tests.canary import canaries
 from tests.factories import UserFactory
 from workflows.models import Run, Workflow
-from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_cancel, run_trigger
+from workflows.services.workflows import workflow_create
 
 EXAMPLES_PER_OPERATION = 5
 STATEFUL_SCENARIOS = 20

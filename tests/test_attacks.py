@@ -14,8 +14,8 @@ from accounts.models import Membership, Workspace
 from tests.canary import canaries
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
-from workflows.credentials import credential_save
 from workflows.models import Credential, Workflow
+from workflows.services.credentials import credential_save
 
 pytestmark = pytest.mark.django_db
 

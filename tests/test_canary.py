@@ -13,7 +13,7 @@ from accounts.models import Workspace
 from tests.canary import CanaryLeak, canaries, take_hits
 from tests.factories import UserFactory
 from workflows import credentials
-from workflows.credentials import credential_save
+from workflows.services.credentials import credential_save
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 

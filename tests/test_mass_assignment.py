@@ -37,8 +37,8 @@ from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
 from workflows.engine import execute
 from workflows.models import Run, StepRun, Workflow
-from workflows.services.definitions import workflow_create, workflow_delete, workflow_update
 from workflows.services.runs import run_cancel, run_trigger
+from workflows.services.workflows import workflow_create, workflow_delete, workflow_update
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from tests.fault_proxy import FaultProxy, database_upstream, database_url_throug
 from tests.processes import Process, serving, wait_until
 from tests.workflows.workers import worker_env
 from workflows.models import Workflow
-from workflows.services.definitions import workflow_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 

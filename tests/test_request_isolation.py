@@ -20,7 +20,7 @@ from accounts.services import user_register
 from tests.processes import serving
 from tests.workflows.workers import worker_env
 from workflows.models import Run
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 PASSWORD = "a-Sturdy-passphrase-42"
 SLOW_SECONDS = 3

@@ -11,9 +11,9 @@ from core.openapi import NO_NUL, STORABLE_JSON
 from core.pagination import PAGE_SIZE_INVALID
 from tests.api_world import api_schema
 from tests.factories import UserFactory
-from workflows.credentials import credential_save
 from workflows.models import Workflow
-from workflows.services.definitions import EDGES_WITHOUT_NODES, workflow_create
+from workflows.services.credentials import credential_save
+from workflows.services.workflows import EDGES_WITHOUT_NODES, workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ setting `credential` and `model` on the nodes (see docs/generation.md).
 
 from accounts.models import User, Workspace
 from workflows.models import Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 DEMO_SLUG = "ai-blog-series"
 DEFAULT_TOPIC = "AI in document automation"

@@ -7,10 +7,10 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
-from workflows.definitions import NODE_VALUE_FIELDS, compact_depends_on
 from workflows.events import envelope
 from workflows.graph import topological_order
 from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
+from workflows.specs import NODE_VALUE_FIELDS, compact_depends_on
 
 NO_SUCH_WORKFLOW = "No such workflow."
 NO_SUCH_NODE = "No such node."
@@ -73,7 +73,7 @@ def workflow_nodes(workflow: Workflow) -> list[Node]:
 
 
 def workflow_specs(workflow: Workflow) -> list[dict]:
-    """The stored definition as node specs (see workflows.definitions), in topological order."""
+    """The stored definition as node specs (see workflows.specs), in topological order."""
     return [
         {
             **{name: getattr(node, name) for name in NODE_VALUE_FIELDS},

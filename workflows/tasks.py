@@ -7,7 +7,7 @@ from celery import shared_task
 
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
-from workflows.services.schedules import schedule_fire
+from workflows.services.schedule_slots import schedule_fire
 from workflows.services.webhooks import webhook_deliveries_prune as prune_webhook_deliveries
 
 

@@ -11,7 +11,7 @@ from accounts.ip_allow_lists import REFUSED
 from accounts.models import Membership, User, Workspace
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tests.workflows.dashboard.test_browser import SCREENSHOTS, browser, needs_chromium, server  # noqa: F401 - fixtures
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -19,12 +19,13 @@ from audit.models import AuditEvent
 from tests.audit.conftest import CREDENTIAL_SECRET, HOOK_SECRET, PASSWORD, assert_no_secret_recorded
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workflows.admin import credentials as credentials_admin
-from workflows.credentials import credential_create, credential_value
+from workflows.credentials import credential_value
 from workflows.models import Credential, EventTrigger, Schedule, WebhookTrigger, Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_create
 from workflows.services.event_triggers import event_trigger_create
 from workflows.services.schedules import schedule_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

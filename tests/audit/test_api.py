@@ -13,8 +13,8 @@ from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from workflows.credentials import credential_create
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

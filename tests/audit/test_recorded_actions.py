@@ -21,7 +21,7 @@ from tests.factories import PASSWORD as FACTORY_PASSWORD
 from tests.factories import UserFactory
 from workflows.engine import execute
 from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

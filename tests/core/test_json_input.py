@@ -18,8 +18,8 @@ from core.problems import PROBLEM_CONTENT_TYPE
 from tests.api_world import concrete, operations
 from tests.conftest import client_for
 from workflows.models import Run
-from workflows.services.definitions import workflow_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 DEEP = "[" * 1000 + "]" * 1000
 # NUL and a lone surrogate in the fields bodies most often have (core.request_text).

@@ -9,8 +9,8 @@ from core.request_limits import UNSTORABLE_PATH, UNSTORABLE_QUERY
 from core.request_text import UNSTORABLE_TEXT
 from tests.workflows.helpers import create, snapshot_counts
 from workflows.models import Run
-from workflows.services.definitions import workflow_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

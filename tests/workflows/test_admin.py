@@ -9,9 +9,9 @@ from accounts.access import personal_workspace
 from accounts.models import User
 from tests.factories import UserFactory
 from workflows.admin.workflow_forms import EDGE_TO_DELETED_NODE
-from workflows.credentials import credential_save
 from workflows.models import Edge, Node, Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_save
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 
@@ -423,7 +423,7 @@ def test_credentials_are_write_only_in_the_admin(operator, workflow):
 
 
 def test_a_node_naming_another_workspaces_credential_or_workflow_is_a_form_error(operator, workflow):
-    """The save check the API applies (services.definitions.workflow_references_check), in the admin too."""
+    """The save check the API applies (services.references.workflow_references_check), in the admin too."""
     stranger = UserFactory()
     theirs = workflow_create(actor=stranger, workspace=personal_workspace(stranger), data={"name": "Theirs"})
     credential_save(

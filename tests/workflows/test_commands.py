@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from accounts.access import personal_workspace
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workflows.models import Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,12 @@ from accounts.models import Membership, User
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, WorkspaceFactory
 from workflows import credentials
-from workflows.credentials import credential_save, credential_value
+from workflows.credentials import credential_value
 from workflows.engine.errors import PermanentError
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import Credential
-from workflows.services.definitions import workflow_create, workflow_delete
+from workflows.services.credentials import BODY_NOT_AN_OBJECT, KIND_NEEDS_VALUE, NAME_TAKEN, credential_save
+from workflows.services.workflows import workflow_create, workflow_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +134,7 @@ def test_a_patch_may_change_the_kind_together_with_a_new_value(api_key, admin_ap
     assert (answer.json()["kind"], answer.json()["fields"]) == ("anthropic", ["api_key"])
     alone = admin_api.patch(detail(api_key), {"kind": "http_bearer"}, format="json")
     assert alone.status_code == 400
-    assert alone.json()["errors"] == {"value": [credentials.KIND_NEEDS_VALUE]}
+    assert alone.json()["errors"] == {"value": [KIND_NEEDS_VALUE]}
     assert Credential.objects.get().kind == "anthropic"
 
 
@@ -216,12 +217,12 @@ def test_a_duplicate_name_is_a_400_and_writes_nothing(team, api_key, admin_api):
         format="json",
     )
     assert again.status_code == 400
-    assert again.json()["errors"] == {"name": [credentials.NAME_TAKEN]}
+    assert again.json()["errors"] == {"name": [NAME_TAKEN]}
     assert_no_secret(again)
     other = credential_save(workspace_id=team.pk, name="other", kind="hmac_secret", value={"secret": "s"})
     rename = admin_api.patch(detail(other), {"name": "openai-main"}, format="json")
     assert rename.status_code == 400
-    assert rename.json()["errors"] == {"name": [credentials.NAME_TAKEN]}
+    assert rename.json()["errors"] == {"name": [NAME_TAKEN]}
     rows = sorted(Credential.objects.values_list("name", "kind"))
     assert rows == [("openai-main", "openai"), ("other", "hmac_secret")]
     assert credential_value(workspace_id=team.pk, name="openai-main", kinds=("openai",))["api_key"] == SECRET
@@ -273,7 +274,7 @@ def test_bad_input_is_a_400_naming_the_fields_and_writes_nothing(team, admin_api
 def test_a_body_that_is_not_an_object_is_a_400(admin_api):
     answer = admin_api.post(LIST, ["name"], format="json")
     assert answer.status_code == 400
-    assert answer.json()["errors"] == {"non_field_errors": [credentials.BODY_NOT_AN_OBJECT]}
+    assert answer.json()["errors"] == {"non_field_errors": [BODY_NOT_AN_OBJECT]}
 
 
 def test_a_bad_patch_leaves_the_credential_as_it_was(api_key, admin_api):
@@ -447,7 +448,7 @@ def test_the_admin_keeps_the_value_when_left_blank_and_asks_for_one_on_a_new_kin
     }
     new_kind = operator.post(url, {"name": "openai-renamed", "kind": "http_bearer", "value": ""})
     assert new_kind.status_code == 200
-    assert credentials.KIND_NEEDS_VALUE in str(new_kind.context["adminform"].form.errors)
+    assert KIND_NEEDS_VALUE in str(new_kind.context["adminform"].form.errors)
     assert Credential.objects.get().kind == "openai"
 
 
@@ -456,5 +457,5 @@ def test_the_admin_refuses_a_name_the_workspace_already_uses(team, api_key, oper
     url = f"/admin/workflows/credential/{other.pk}/change/"
     page = operator.post(url, {"name": "openai-main", "kind": "hmac_secret"})
     assert page.status_code == 200
-    assert credentials.NAME_TAKEN in str(page.context["adminform"].form.errors)
+    assert NAME_TAKEN in str(page.context["adminform"].form.errors)
     assert Credential.objects.get(pk=other.pk).name == "other"

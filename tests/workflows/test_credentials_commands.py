@@ -9,10 +9,11 @@ from django.test import override_settings
 
 from accounts.access import personal_workspace
 from tests.factories import UserFactory
-from workflows.credentials import credential_save, credential_value, decrypt
+from workflows.credentials import credential_value, decrypt
 from workflows.models import Credential, WebhookTrigger
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_save
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

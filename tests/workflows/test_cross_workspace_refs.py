@@ -14,11 +14,11 @@ from audit.models import AuditEvent
 from tests.factories import UserFactory
 from tests.workflows.helpers import create, snapshot_counts
 from workflows.credentials import REFERENCES as CREDENTIAL_REFERENCES
-from workflows.credentials import credential_save
-from workflows.definitions import WORKFLOW_REFERENCES
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.models import EventTrigger, Node, Workflow
-from workflows.services.definitions import workflow_create
+from workflows.services.credentials import credential_save
+from workflows.services.workflows import workflow_create
+from workflows.specs import WORKFLOW_REFERENCES
 
 NO_CREDENTIAL = "No credential named {!r} in this workspace."
 NO_WORKFLOW = "No workflow with the id or slug {!r} in this workspace."

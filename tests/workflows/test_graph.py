@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import client_for
 from tests.factories import UserFactory
-from workflows.definitions import definition_check, specs_from_input
 from workflows.graph import find_cycle, topological_order
+from workflows.specs import definition_check, specs_from_input
 
 
 @st.composite

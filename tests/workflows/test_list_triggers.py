@@ -5,8 +5,8 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import Membership
 from tests.factories import WorkspaceFactory
-from workflows.services.definitions import workflow_create
 from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,9 @@ from accounts.models import Membership, User
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
 from workflows.models import Run, Schedule, ScheduleSlot
+from workflows.services import schedule_slots
 from workflows.services import schedules as services
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,7 @@ def hourly(workflow, owner, *, last_slot=T0, **fields) -> Schedule:
 
 
 def fire(schedule: Schedule, now: datetime) -> list[ScheduleSlot]:
-    return services.schedule_fire(schedule_id=schedule.pk, now=now)
+    return schedule_slots.schedule_fire(schedule_id=schedule.pk, now=now)
 
 
 def outcomes(schedule: Schedule) -> list[tuple[datetime, str, bool]]:
@@ -236,7 +237,7 @@ def test_a_deleted_schedule_fires_nothing(workflow, owner):
 def test_a_daily_schedule_across_the_spring_gap_fires_at_the_first_minute_after_it(workflow, owner):
     """cronsim (like Debian cron) runs a job set in the skipped hour at 03:00, the first time that exists."""
     schedule = make(workflow, owner, cron="30 2 * * *", timezone="Europe/Berlin")
-    times = services.schedule_next_fire_times(schedule, now=datetime(2026, 3, 27, 12, tzinfo=BERLIN))
+    times = schedule_slots.schedule_next_fire_times(schedule, now=datetime(2026, 3, 27, 12, tzinfo=BERLIN))
     assert [value.isoformat() for value in times] == [
         "2026-03-28T02:30:00+01:00",
         "2026-03-29T03:00:00+02:00",
@@ -248,7 +249,7 @@ def test_a_daily_schedule_across_the_spring_gap_fires_at_the_first_minute_after_
 
 def test_a_daily_schedule_across_the_autumn_fold_fires_once(workflow, owner):
     schedule = make(workflow, owner, cron="30 2 * * *", timezone="Europe/Berlin")
-    times = services.schedule_next_fire_times(schedule, now=datetime(2026, 10, 23, 12, tzinfo=BERLIN))
+    times = schedule_slots.schedule_next_fire_times(schedule, now=datetime(2026, 10, 23, 12, tzinfo=BERLIN))
     assert [value.isoformat() for value in times] == [
         "2026-10-24T02:30:00+02:00",
         "2026-10-25T02:30:00+02:00",  # the first 02:30; the second (+01:00) does not fire
@@ -260,13 +261,15 @@ def test_a_daily_schedule_across_the_autumn_fold_fires_once(workflow, owner):
 
 def test_an_hourly_schedule_follows_real_time_across_both_changes(workflow, owner):
     schedule = make(workflow, owner, cron="30 * * * *", timezone="Europe/Berlin")
-    spring = services.schedule_next_fire_times(schedule, now=datetime(2026, 3, 29, 0, 45, tzinfo=BERLIN), count=3)
+    spring = schedule_slots.schedule_next_fire_times(schedule, now=datetime(2026, 3, 29, 0, 45, tzinfo=BERLIN), count=3)
     assert [value.isoformat() for value in spring] == [
         "2026-03-29T01:30:00+01:00",
         "2026-03-29T03:30:00+02:00",  # 02:30 does not exist
         "2026-03-29T04:30:00+02:00",
     ]
-    autumn = services.schedule_next_fire_times(schedule, now=datetime(2026, 10, 25, 1, 45, tzinfo=BERLIN), count=3)
+    autumn = schedule_slots.schedule_next_fire_times(
+        schedule, now=datetime(2026, 10, 25, 1, 45, tzinfo=BERLIN), count=3
+    )
     assert [value.isoformat() for value in autumn] == [
         "2026-10-25T02:30:00+02:00",
         "2026-10-25T02:30:00+01:00",  # the repeated hour has its own slot
@@ -404,7 +407,7 @@ def test_overlap_queue_starts_waiting_slots_one_at_a_time_oldest_first(workflow,
 
 def test_backfilled_runs_do_not_hold_up_beats_slots(workflow, owner):
     schedule = hourly(workflow, owner, last_slot=T0 + hours(5))
-    services.schedule_backfill(schedule=schedule, actor=owner, start=T0, end=T0 + hours(2), now=T0 + hours(6))
+    schedule_slots.schedule_backfill(schedule=schedule, actor=owner, start=T0, end=T0 + hours(2), now=T0 + hours(6))
     [row] = fire(schedule, T0 + hours(6))
     assert row.outcome == "started"
 
@@ -469,7 +472,7 @@ def test_catchup_applies_overlap_to_each_slot_in_order(workflow, owner):
 
 def test_slots_beyond_what_one_fire_records_are_only_logged(workflow, owner, settings, monkeypatch, caplog):
     settings.DWC_SCHEDULE_MAX_CATCHUP = 2
-    monkeypatch.setattr(services, "MAX_MISSED_RECORDED", 3)
+    monkeypatch.setattr(schedule_slots, "MAX_MISSED_RECORDED", 3)
     schedule = hourly(workflow, owner, catchup="all", overlap="allow")
     fire(schedule, T0 + hours(10))
     recorded = outcomes(schedule)
@@ -505,7 +508,7 @@ def test_backfill_starts_one_run_per_slot_of_the_range_once(owner_api, workflow,
 
 def test_beat_does_not_start_a_slot_that_was_backfilled(workflow, owner):
     schedule = hourly(workflow, owner)
-    services.schedule_backfill(
+    schedule_slots.schedule_backfill(
         schedule=schedule, actor=owner, start=T0 + hours(0.5), end=T0 + hours(1), now=T0 + hours(1)
     )
     assert fire(schedule, T0 + hours(1)) == []

@@ -5,12 +5,13 @@ from django.contrib import admin
 
 from audit.admin_writes import ServiceDeleteAdminMixin
 from audit.services import REDACTED, audit_record, diff
-from workflows.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
-from workflows.credentials import NAME_TAKEN as CREDENTIAL_NAME_TAKEN
-from workflows.credentials import credential_delete, credential_fields
+from workflows.credentials import credential_fields
 from workflows.credentials import encrypt as encrypt_credential
 from workflows.credentials import value_errors as credential_value_errors
 from workflows.models import Credential
+from workflows.services.credentials import KIND_NEEDS_VALUE as CREDENTIAL_KIND_NEEDS_VALUE
+from workflows.services.credentials import NAME_TAKEN as CREDENTIAL_NAME_TAKEN
+from workflows.services.credentials import credential_delete
 
 
 class WriteOnlyTextarea(forms.Textarea):

@@ -15,11 +15,11 @@ from core.problems import Conflict
 from core.request_text import StorableJSONFormField
 from workflows.admin.read_only import ReadOnlyTabularInline
 from workflows.models import Schedule, ScheduleSlot
+from workflows.services.schedule_slots import schedule_next_fire_times
 from workflows.services.schedules import (
     EDITABLE_FIELDS,
     schedule_delete,
     schedule_fields_check,
-    schedule_next_fire_times,
     schedule_save,
     schedule_trigger_now,
     schedule_update,

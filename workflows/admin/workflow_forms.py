@@ -6,15 +6,20 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from core.request_text import StorableJSONFormField
-from workflows import definitions
 from workflows.admin.read_only import ReadOnlyTabularInline
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.graph import find_cycle
 from workflows.models import Edge, Node, Workflow, WorkflowVersion
 from workflows.selectors import workflow_specs
-from workflows.services.definitions import (
-    SLUG_TAKEN,
-    workflow_references_check,
+from workflows.services.references import workflow_references_check
+from workflows.services.workflows import SLUG_TAKEN
+from workflows.specs import (
+    CYCLE,
+    MAX_NODES_LIMIT,
+    TOO_MANY_NODES,
+    node_spec_from_input,
+    settings_with_defaults,
+    workflow_fields_check,
 )
 
 # Fields of the workflow form whose changes the audit trail shows; the inlines show as the node keys, the
@@ -67,7 +72,7 @@ class WorkflowForm(forms.ModelForm):
             if name in cleaned and cleaned[name] is None:
                 cleaned[name] = {}
         checked = {name: cleaned[name] for name in ("settings", "input_schema") if name in cleaned}
-        for path, field_messages in definitions.workflow_fields_check(checked).items():
+        for path, field_messages in workflow_fields_check(checked).items():
             field, _, rest = path.partition(".")
             for message in field_messages:
                 self.add_error(field, f"{rest}: {message}" if rest else message)
@@ -103,7 +108,7 @@ class NodeForm(forms.ModelForm):
             return cleaned  # the registry check needs well-formed fields; their own errors come first
         # The same check an API body or an import goes through; empty JSON fields take its defaults.
         raw = {name: cleaned[name] for name in NODE_FIELDS if name != "order" and cleaned.get(name) is not None}
-        spec, errors = definitions.node_spec_from_input(raw, taken=set(), previous=None, label=raw["key"])
+        spec, errors = node_spec_from_input(raw, taken=set(), previous=None, label=raw["key"])
         prefix = f"nodes.{raw['key']}."
         for path, field_messages in errors.items():
             rest = path.removeprefix(prefix)
@@ -126,9 +131,9 @@ class NodeFormSet(forms.BaseInlineFormSet):
             1 for form in self.extra_forms if form.has_changed() and not self._should_delete_form(form)
         )
         settings = self.instance.settings if isinstance(self.instance.settings, dict) else {}
-        limit = definitions.settings_with_defaults(settings)["max_nodes"]
+        limit = settings_with_defaults(settings)["max_nodes"]
         if isinstance(limit, int) and count > limit:
-            raise ValidationError(definitions.TOO_MANY_NODES.format(count=count, limit=limit))
+            raise ValidationError(TOO_MANY_NODES.format(count=count, limit=limit))
         self._check_references()
 
     def _check_references(self) -> None:
@@ -163,7 +168,7 @@ def _posted_node_rows(data) -> dict[str, dict]:
     """
     to_bool = forms.BooleanField(required=False).to_python
     try:
-        total = min(int(data.get(f"{NODE_PREFIX}-TOTAL_FORMS", 0)), definitions.MAX_NODES_LIMIT)
+        total = min(int(data.get(f"{NODE_PREFIX}-TOTAL_FORMS", 0)), MAX_NODES_LIMIT)
     except ValueError:
         total = 0
     rows = {}
@@ -226,7 +231,7 @@ class EdgeFormSet(forms.BaseInlineFormSet):
                 edges.append((source.key, target.key))
         cycle = find_cycle(keys, edges)
         if cycle:
-            raise ValidationError(definitions.CYCLE.format(path=" → ".join(cycle)))
+            raise ValidationError(CYCLE.format(path=" → ".join(cycle)))
 
 
 class NodeInline(admin.StackedInline):

@@ -29,16 +29,12 @@ from workflows.admin.workflow_forms import (
 )
 from workflows.models import Node, Run, Workflow, WorkflowTag
 from workflows.selectors import workflow_specs
-from workflows.services.definitions import (
-    NODE_AUDIT_IGNORED,
-    workflow_delete,
-    workflow_duplicate,
-    workflow_export,
-    workflow_restore,
-    workflow_version_record,
-    workflows_bulk,
-)
+from workflows.services.definitions import workflow_version_record
+from workflows.services.nodes import NODE_AUDIT_IGNORED
 from workflows.services.runs import run_trigger
+from workflows.services.transfer import workflow_duplicate, workflow_export
+from workflows.services.workflows import workflow_delete, workflow_restore
+from workflows.services.workflows_bulk import workflows_bulk
 
 
 class TagFilter(admin.SimpleListFilter):

@@ -14,9 +14,23 @@ from rest_framework.response import Response
 
 from accounts.access import workspace_named_or_default
 from core.openapi import NOT_ONLY_SPACES
-from workflows import credentials as services
-from workflows.api.serializers import WorkspaceOrDefaultField
+from workflows.api.request_bodies import WorkspaceOrDefaultField
+from workflows.credentials import (
+    OPTIONAL_KEYS,
+    URL_KEYS,
+    VALUE_KEYS,
+    credential_fields,
+    credential_get,
+    credentials_for_user,
+)
 from workflows.models import Credential
+from workflows.services.credentials import (
+    IGNORED_FIELDS,
+    NAME_MAX_LENGTH,
+    credential_create,
+    credential_delete,
+    credential_update,
+)
 
 
 class CredentialSerializer(serializers.ModelSerializer):
@@ -33,7 +47,7 @@ class CredentialSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
     def get_value_keys(self, credential: Credential) -> list[str] | None:
-        return services.credential_fields(credential)
+        return credential_fields(credential)
 
 
 # A URL a provider client is pointed at: http(s), a host, no user name or password, no whitespace.
@@ -43,13 +57,13 @@ URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#]{_N
 
 
 def _value_schema(kind: str) -> dict:
-    keys = services.VALUE_KEYS[kind] | services.OPTIONAL_KEYS.get(kind, set())
+    keys = VALUE_KEYS[kind] | OPTIONAL_KEYS.get(kind, set())
     return {
         "type": "object",
-        "required": sorted(services.VALUE_KEYS[kind]),
+        "required": sorted(VALUE_KEYS[kind]),
         "additionalProperties": False,
         "properties": {
-            key: {"type": "string", "pattern": URL_PATTERN} if key in services.URL_KEYS else {"type": "string"}
+            key: {"type": "string", "pattern": URL_PATTERN} if key in URL_KEYS else {"type": "string"}
             for key in sorted(keys)
         },
     }
@@ -60,12 +74,10 @@ class CredentialWriteSerializer(serializers.Serializer):
 
     # The service answers "Unknown field." for others (core.openapi).
     unknown_fields_refused = True
-    ignored_fields = services.IGNORED_FIELDS
+    ignored_fields = IGNORED_FIELDS
     ignored_when_partial = ("workspace",)
 
-    name = serializers.CharField(
-        max_length=services.NAME_MAX_LENGTH, help_text="Unique in the workspace; node configs use it."
-    )
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, help_text="Unique in the workspace; node configs use it.")
     kind = serializers.ChoiceField(choices=Credential.Kind.choices)
     value = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
@@ -75,7 +87,7 @@ class CredentialWriteSerializer(serializers.Serializer):
     )
     workspace = WorkspaceOrDefaultField(required=False, help_text="POST only: a workspace of the caller's.")
 
-    # A name is not only spaces; the keys of a value depend on the kind (services.VALUE_KEYS). Without
+    # A name is not only spaces; the keys of a value depend on the kind (VALUE_KEYS). Without
     # a kind, a PATCH's value follows the credential's current kind.
     request_schema_rules = {
         "properties": {"name": {"pattern": NOT_ONLY_SPACES}},
@@ -84,7 +96,7 @@ class CredentialWriteSerializer(serializers.Serializer):
                 "if": {"required": ["kind"], "properties": {"kind": {"const": kind}}},
                 "then": {"properties": {"value": _value_schema(kind)}},
             }
-            for kind in services.VALUE_KEYS
+            for kind in VALUE_KEYS
         ],
     }
 
@@ -112,10 +124,10 @@ class CredentialViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Credential.objects.none()
-        return services.credentials_for_user(self.request.user)
+        return credentials_for_user(self.request.user)
 
     def _get(self) -> Credential:
-        return services.credential_get(self.request.user, self.kwargs["pk"])
+        return credential_get(self.request.user, self.kwargs["pk"])
 
     def list(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -125,7 +137,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = request.data
         workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
-        credential = services.credential_create(actor=request.user, workspace=workspace, data=data, request=request)
+        credential = credential_create(actor=request.user, workspace=workspace, data=data, request=request)
         return Response(CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
@@ -133,9 +145,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=CredentialWriteSerializer(partial=True))
     def partial_update(self, request, pk=None):
-        credential = services.credential_update(
-            credential=self._get(), actor=request.user, data=request.data, request=request
-        )
+        credential = credential_update(credential=self._get(), actor=request.user, data=request.data, request=request)
         return Response(CredentialSerializer(credential).data)
 
     @extend_schema(
@@ -150,7 +160,7 @@ class CredentialViewSet(viewsets.GenericViewSet):
         credential = self._get()
         query = CredentialDeleteSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        services.credential_delete(
+        credential_delete(
             credential=credential, actor=request.user, force=query.validated_data["force"], request=request
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

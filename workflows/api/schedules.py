@@ -22,6 +22,7 @@ from core.routers import OptionalSlashRouter
 from workflows import selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Schedule, ScheduleSlot
+from workflows.services import schedule_slots
 from workflows.services import schedules as services
 
 NO_SUCH_SCHEDULE = "No such schedule."
@@ -52,7 +53,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.DateTimeField()))
     def get_next_fire_times(self, schedule: Schedule) -> list[str]:
-        return [slot.isoformat() for slot in services.schedule_next_fire_times(schedule)]
+        return [slot.isoformat() for slot in schedule_slots.schedule_next_fire_times(schedule)]
 
 
 # Five fields that both cronsim and Celery beat read (workflows.services.schedules.cron_errors): each a
@@ -190,7 +191,9 @@ class ScheduleViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         schedule = schedule_get(request.user, pk, minimum=Role.EDITOR)
         data = BackfillSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = services.schedule_backfill(schedule=schedule, actor=request.user, **data.validated_data, request=request)
+        rows = schedule_slots.schedule_backfill(
+            schedule=schedule, actor=request.user, **data.validated_data, request=request
+        )
         return Response(ScheduleSlotSerializer(rows, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=ScheduleSlotSerializer(many=True))

@@ -8,12 +8,21 @@ from rest_framework.response import Response
 
 from accounts.access import Role, workspace_named_or_default
 from workflows import selectors
-from workflows.api import serializers
+from workflows.api import request_bodies, serializers
 from workflows.api.filters import WorkflowFilter
 from workflows.api.runs import trigger_response
 from workflows.models import Node, Run, Workflow
-from workflows.services import definitions as services
+from workflows.services.nodes import node_append, node_delete, node_update
 from workflows.services.runs import runs_trigger_many
+from workflows.services.transfer import workflow_export, workflows_import
+from workflows.services.workflows import (
+    workflow_create,
+    workflow_delete,
+    workflow_restore,
+    workflow_update,
+    workflow_version_restore,
+)
+from workflows.services.workflows_bulk import workflows_bulk
 
 JSON = "application/json"
 
@@ -61,51 +70,51 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(serializers.WorkflowListSerializer(page, many=True).data)
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
     def create(self, request):
         data = request.data
         workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
-        workflow = services.workflow_create(actor=request.user, workspace=workspace, data=data, request=request)
+        workflow = workflow_create(actor=request.user, workspace=workspace, data=data, request=request)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
         return self._detail(self._get())
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_REPLACE_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY})
     def update(self, request, pk=None):
-        workflow = services.workflow_update(
+        workflow = workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=False, request=request
         )
         return self._detail(workflow)
 
-    @extend_schema(request={JSON: serializers.WORKFLOW_PATCH_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_PATCH_BODY})
     def partial_update(self, request, pk=None):
-        workflow = services.workflow_update(
+        workflow = workflow_update(
             workflow=self._get(), actor=request.user, data=request.data, partial=True, request=request
         )
         return self._detail(workflow)
 
     def destroy(self, request, pk=None):
-        services.workflow_delete(workflow=self._get(), actor=request.user, request=request)
+        workflow_delete(workflow=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=serializers.WorkflowSerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
-        workflow = services.workflow_restore(
-            workflow=self._get(include_deleted=True), actor=request.user, request=request
-        )
+        workflow = workflow_restore(workflow=self._get(include_deleted=True), actor=request.user, request=request)
         return self._detail(workflow)
 
     @extend_schema(methods=["GET"], responses={200: serializers.NodeSerializer(many=True)})
-    @extend_schema(methods=["POST"], request={JSON: serializers.NODE_BODY}, responses={201: serializers.NodeSerializer})
+    @extend_schema(
+        methods=["POST"], request={JSON: request_bodies.NODE_BODY}, responses={201: serializers.NodeSerializer}
+    )
     # A workflow's nodes are bounded by its max_nodes and come whole, in topological order: no pages.
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def nodes(self, request, pk=None):
         workflow = self._get()
         if request.method == "GET":
             return Response(serializers.NodeSerializer(selectors.workflow_nodes(workflow), many=True).data)
-        node = services.node_append(workflow=workflow, actor=request.user, data=request.data, request=request)
+        node = node_append(workflow=workflow, actor=request.user, data=request.data, request=request)
         return _node_response(node, status.HTTP_201_CREATED)
 
     @extend_schema(responses=serializers.VersionListSerializer(many=True))
@@ -129,9 +138,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self._get()
         if not workflow.versions.filter(number=int(number)).exists():
             raise Http404("No such version.")
-        workflow = services.workflow_version_restore(
-            workflow=workflow, actor=request.user, number=int(number), request=request
-        )
+        workflow = workflow_version_restore(workflow=workflow, actor=request.user, number=int(number), request=request)
         return self._detail(workflow)
 
     @extend_schema(methods=["GET"], responses={200: serializers.RunSerializer(many=True)})
@@ -170,28 +177,26 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        return Response(services.workflow_export(workflow=self._get(), actor=request.user, request=request))
+        return Response(workflow_export(workflow=self._get(), actor=request.user, request=request))
 
     @extend_schema(
-        request={JSON: serializers.WORKFLOW_IMPORT_BODY},
+        request={JSON: request_bodies.WORKFLOW_IMPORT_BODY},
         responses={201: serializers.WorkflowSerializer(many=True)},
         parameters=[OpenApiParameter("workspace", uuid.UUID, description="Target workspace; default: personal.")],
     )
     @action(detail=False, methods=["post"], url_path="import")
     def import_(self, request):
         workspace = workspace_named_or_default(request.user, request.query_params.get("workspace"))
-        created = services.workflows_import(
-            actor=request.user, workspace=workspace, documents=request.data, request=request
-        )
+        created = workflows_import(actor=request.user, workspace=workspace, documents=request.data, request=request)
         workflows = selectors.workflow_list(request.user).filter(pk__in=[w.pk for w in created]).order_by("created_at")
         data = serializers.WorkflowSerializer([_with_nodes(w) for w in workflows], many=True).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={JSON: serializers.BULK_BODY}, responses={200: serializers.BulkResultSerializer})
+    @extend_schema(request={JSON: request_bodies.BULK_BODY}, responses={200: serializers.BulkResultSerializer})
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         data = request.data if isinstance(request.data, dict) else {}
-        count = services.workflows_bulk(
+        count = workflows_bulk(
             actor=request.user, action=data.get("action"), ids=data.get("ids"), tag=data.get("tag"), request=request
         )
         return Response({"action": data["action"], "count": count})
@@ -207,20 +212,18 @@ class NodeViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return _node_response(self._get())
 
-    @extend_schema(request={JSON: serializers.NODE_BODY})
+    @extend_schema(request={JSON: request_bodies.NODE_BODY})
     def update(self, request, pk=None):
         return _node_response(
-            services.node_update(
-                node=self._get(), actor=request.user, data=request.data, partial=False, request=request
-            )
+            node_update(node=self._get(), actor=request.user, data=request.data, partial=False, request=request)
         )
 
-    @extend_schema(request={JSON: serializers.NODE_PATCH_BODY})
+    @extend_schema(request={JSON: request_bodies.NODE_PATCH_BODY})
     def partial_update(self, request, pk=None):
         return _node_response(
-            services.node_update(node=self._get(), actor=request.user, data=request.data, partial=True, request=request)
+            node_update(node=self._get(), actor=request.user, data=request.data, partial=True, request=request)
         )
 
     def destroy(self, request, pk=None):
-        services.node_delete(node=self._get(), actor=request.user, request=request)
+        node_delete(node=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)

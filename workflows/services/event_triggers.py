@@ -20,7 +20,9 @@ from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from core.problems import Conflict
 from workflows.engine import operations
-from workflows.engine.expressions import ExpressionError, ExpressionSyntaxError, check_template, render_value
+from workflows.engine.expressions.checking import check_template
+from workflows.engine.expressions.errors import ExpressionError, ExpressionSyntaxError
+from workflows.engine.expressions.rendering import render_value
 from workflows.engine.transition import transition
 from workflows.models import EventTrigger, Run, Workflow
 from workflows.services.runs import run_trigger

@@ -16,7 +16,8 @@ from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from core.problems import Conflict
 from workflows.engine import dispatch, launch, operations
-from workflows.engine.expressions import ExpressionSyntaxError, check_template
+from workflows.engine.expressions.checking import check_template
+from workflows.engine.expressions.errors import ExpressionSyntaxError
 from workflows.engine.transition import transition
 from workflows.models import Run, StepRun, Workflow
 

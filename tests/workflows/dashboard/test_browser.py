@@ -12,7 +12,7 @@ from django.conf import settings
 from accounts.access import personal_workspace
 from tests.factories import PASSWORD, UserFactory
 from tests.processes import PROJECT_DIR, clean_env, database_url_for_subprocesses, serving
-from workflows.services.definitions import workflow_create
+from workflows.services.workflows import workflow_create
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = PROJECT_DIR / "var" / "screenshots"

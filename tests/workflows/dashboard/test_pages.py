@@ -11,8 +11,8 @@ from accounts.access import personal_workspace
 from accounts.models import Membership
 from tests.accounts.mfa_helpers import enrol
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
-from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from django.conf import settings as django_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.engine import address_ranges, egress
+from workflows.engine import address_ranges
 from workflows.engine.address_ranges import IPV4_OTHER, IPV4_SPECIAL_PURPOSE, IPV6_OTHER, IPV6_SPECIAL_PURPOSE
+from workflows.engine.egress.destinations import address_allowed
 
 # The addresses the attack battery reached through the guard (issue 17, finding 3).
 REPORTED = [
@@ -103,7 +104,7 @@ def python_calls_it_special(ip) -> bool:
 def allowed(ip) -> bool:
     """The guard's decision with no allow-list (the test settings' default)."""
     assert not django_settings.DWC_OUTBOUND_ALLOWLIST
-    return egress.address_allowed(ip)
+    return address_allowed(ip)
 
 
 not_reachable_ipv4 = st.sampled_from(NOT_REACHABLE_V4).flatmap(lambda row: st.ip_addresses(network=row.network))
@@ -164,11 +165,11 @@ def test_a_refusal_names_the_range_that_caused_it(address, reason):
 
 def test_the_allowlist_still_opens_networks_and_their_mapped_forms(settings):
     settings.DWC_OUTBOUND_ALLOWLIST = ["10.0.0.0/8", "fd00::/8"]
-    assert egress.address_allowed("10.1.2.3")
-    assert egress.address_allowed("::ffff:10.1.2.3")
-    assert egress.address_allowed("fd12::1")
-    assert not egress.address_allowed("192.168.1.1")
-    assert not egress.address_allowed("::ffff:0:a01:203")  # translated, not mapped: not listed
+    assert address_allowed("10.1.2.3")
+    assert address_allowed("::ffff:10.1.2.3")
+    assert address_allowed("fd12::1")
+    assert not address_allowed("192.168.1.1")
+    assert not address_allowed("::ffff:0:a01:203")  # translated, not mapped: not listed
 
 
 def test_every_row_is_in_its_own_family():

@@ -17,8 +17,8 @@ from tests.workflows.workers import worker_env
 from workflows.engine import dispatch, execute
 from workflows.engine.transition import transition
 from workflows.models import Run, RunEvent, StepRun
-from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger, runs_trigger_many
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,14 +20,16 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.workflows.hanging_server import HangingServer
-from workflows.engine import cancellation, egress
-from workflows.engine.egress import (
+from workflows.engine import cancellation
+from workflows.engine.egress.client import NOT_JSON, request
+from workflows.engine.egress.errors import (
     EgressConnectionError,
     EgressForbidden,
     EgressResponseTooLarge,
     EgressTimeout,
     EgressTooManyRedirects,
 )
+from workflows.engine.egress.sdk_transport import http_client
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import StepContext
 from workflows.engine.nodes.http_request import HttpRequestNode
@@ -88,7 +90,7 @@ def test_get_sends_query_and_headers_and_returns_status_and_body(httpserver, all
         "/items", method="GET", query_string={"page": "2", "q": "a b"}, headers={"X-Token": "t1"}
     ).respond_with_json({"items": [1, 2]}, headers={"X-Count": "2"})
 
-    response = egress.request("get", loopback_url("/items"), params={"page": 2, "q": "a b"}, headers={"X-Token": "t1"})
+    response = request("get", loopback_url("/items"), params={"page": 2, "q": "a b"}, headers={"X-Token": "t1"})
 
     assert response.status == 200
     assert response.json() == {"items": [1, 2]}
@@ -105,7 +107,7 @@ def test_an_allow_listed_host_name_keeps_its_name_in_the_host_header(httpserver,
     allow("LOCALHOST")
     httpserver.expect_request("/ping").respond_with_data("pong")
 
-    response = egress.request("GET", httpserver.url_for("/ping"))
+    response = request("GET", httpserver.url_for("/ping"))
 
     assert response.text() == "pong"
     assert response.url == httpserver.url_for("/ping")
@@ -120,10 +122,10 @@ def test_post_json_form_and_raw_bodies_reach_the_server(httpserver, allow, loopb
     httpserver.expect_request("/raw", method="PUT", data=b"\x00raw bytes").respond_with_data("r")
 
     answers = [
-        egress.request("POST", loopback_url("/json"), json={"name": "Ada", "tags": ["x"]}),
-        egress.request("POST", loopback_url("/null"), json=None),
-        egress.request("POST", loopback_url("/form"), data={"a": "1", "b": "two words"}),
-        egress.request("PUT", loopback_url("/raw"), content=b"\x00raw bytes", headers={"Content-Type": "x/y"}),
+        request("POST", loopback_url("/json"), json={"name": "Ada", "tags": ["x"]}),
+        request("POST", loopback_url("/null"), json=None),
+        request("POST", loopback_url("/form"), data={"a": "1", "b": "two words"}),
+        request("PUT", loopback_url("/raw"), content=b"\x00raw bytes", headers={"Content-Type": "x/y"}),
     ]
 
     assert [answer.text() for answer in answers] == ["j", "n", "f", "r"]
@@ -136,8 +138,8 @@ def test_non_2xx_answers_are_returned_not_raised(httpserver, allow, loopback_url
     httpserver.expect_request("/missing").respond_with_data("nope", status=404)
     httpserver.expect_request("/broken").respond_with_json({"error": "boom"}, status=503)
 
-    assert egress.request("GET", loopback_url("/missing")).status == 404
-    broken = egress.request("GET", loopback_url("/broken"))
+    assert request("GET", loopback_url("/missing")).status == 404
+    broken = request("GET", loopback_url("/broken"))
     assert (broken.status, broken.json()) == (503, {"error": "boom"})
 
 
@@ -150,11 +152,11 @@ def test_response_helpers_join_repeated_headers_decode_charsets_and_reject_non_j
         )
     )
 
-    response = egress.request("GET", loopback_url("/latin"))
+    response = request("GET", loopback_url("/latin"))
 
     assert response.text() == "café"
     assert response.headers["x-a"] == "1, 2"
-    with pytest.raises(PermanentError, match=egress.NOT_JSON):
+    with pytest.raises(PermanentError, match=NOT_JSON):
         response.json()
 
 
@@ -180,7 +182,7 @@ def test_loopback_in_any_spelling_is_refused_without_the_allowlist(httpserver, a
     httpserver.expect_request("/").respond_with_data("should not be reached")
 
     with pytest.raises(EgressForbidden, match="not a public address") as refused:
-        egress.request("GET", template.format(port=httpserver.port))
+        request("GET", template.format(port=httpserver.port))
 
     assert refused.value.details["address"]
     assert httpserver.log == []
@@ -200,7 +202,7 @@ def test_loopback_in_any_spelling_is_refused_without_the_allowlist(httpserver, a
 )
 def test_private_link_local_cgnat_metadata_and_multicast_addresses_are_refused(allow, url):
     with pytest.raises(EgressForbidden, match="not a public address"):
-        egress.request("GET", url, timeout=0.3)
+        request("GET", url, timeout=0.3)
 
 
 # The special-purpose addresses the attack battery reached (issue 17, finding 3); the decision itself
@@ -219,7 +221,7 @@ SPECIAL_PURPOSE_REACHED = [
 @pytest.mark.parametrize("host", SPECIAL_PURPOSE_REACHED)
 def test_special_purpose_addresses_are_refused_without_a_connection_attempt(allow, connects, host):
     with pytest.raises(EgressForbidden, match="not a public address"):
-        egress.request("GET", f"http://{host}:8080/latest/meta-data/", timeout=0.5)
+        request("GET", f"http://{host}:8080/latest/meta-data/", timeout=0.5)
 
     assert connects == []
 
@@ -252,7 +254,7 @@ def test_an_http_request_node_aimed_at_a_special_purpose_address_connects_nowher
 )
 def test_other_schemes_credentials_and_malformed_urls_are_refused(allow, url, message):
     with pytest.raises(EgressForbidden, match=message) as refused:
-        egress.request("GET", url)
+        request("GET", url)
 
     assert refused.value.retryable is False
 
@@ -262,7 +264,7 @@ def test_an_address_allowlist_does_not_open_other_local_addresses(httpserver, al
     httpserver.expect_request("/").respond_with_data("should not be reached")
 
     with pytest.raises(EgressForbidden):
-        egress.request("GET", f"http://127.0.0.1:{httpserver.port}/")
+        request("GET", f"http://127.0.0.1:{httpserver.port}/")
 
     assert httpserver.log == []
 
@@ -282,7 +284,7 @@ def test_a_redirect_to_a_forbidden_address_is_refused(httpserver, allow, target)
     httpserver.expect_request("/secret").respond_with_data("secret")
 
     with pytest.raises(EgressForbidden, match="not a public address"):
-        egress.request("GET", httpserver.url_for("/start"), timeout=0.5)
+        request("GET", httpserver.url_for("/start"), timeout=0.5)
 
     assert [entry[0].path for entry in httpserver.log] == ["/start"]
 
@@ -292,7 +294,7 @@ def test_a_redirect_to_another_scheme_is_refused(httpserver, allow):
     httpserver.expect_request("/start").respond_with_data("", status=301, headers={"Location": "file:///etc/passwd"})
 
     with pytest.raises(EgressForbidden, match="scheme 'file'"):
-        egress.request("GET", httpserver.url_for("/start"))
+        request("GET", httpserver.url_for("/start"))
 
 
 @pytest.mark.parametrize(("status", "method"), [(303, "POST"), (303, "PUT"), (302, "POST"), (301, "POST")])
@@ -303,7 +305,7 @@ def test_see_other_and_post_redirects_continue_as_get_without_body(httpserver, a
     )
     httpserver.expect_request("/result", method="GET", query_string="id=7").respond_with_data("done")
 
-    response = egress.request(method, loopback_url("/submit"), json={"a": 1})
+    response = request(method, loopback_url("/submit"), json={"a": 1})
 
     assert (response.status, response.text(), response.url) == (200, "done", loopback_url("/result?id=7"))
     follow_up = httpserver.log[1][0]
@@ -318,7 +320,7 @@ def test_temporary_and_permanent_redirects_keep_method_and_body(httpserver, allo
     httpserver.expect_request("/old", method="POST").respond_with_data("", status=status, headers={"Location": "/new"})
     httpserver.expect_request("/new", method="POST", json={"a": 1}).respond_with_data("moved")
 
-    response = egress.request("POST", loopback_url("/old"), json={"a": 1})
+    response = request("POST", loopback_url("/old"), json={"a": 1})
 
     assert response.text() == "moved"
     assert [entry[0].method for entry in httpserver.log] == ["POST", "POST"]
@@ -332,7 +334,7 @@ def test_credentials_are_dropped_when_a_redirect_changes_host(httpserver, allow)
     )
     httpserver.expect_request("/end").respond_with_data("end")
 
-    egress.request("GET", httpserver.url_for("/same"), headers={"Authorization": "Bearer s3cret", "Cookie": "a=b"})
+    request("GET", httpserver.url_for("/same"), headers={"Authorization": "Bearer s3cret", "Cookie": "a=b"})
 
     seen = [
         (entry[0].path, entry[0].headers.get("Authorization"), entry[0].headers.get("Cookie"))
@@ -355,7 +357,7 @@ def test_secret_headers_stay_with_the_origin_when_a_redirect_changes_port(httpse
     slow_server.expect_request("/landing").respond_with_data("landed")
     secrets = {"Authorization": "Bearer s3cret", "Cookie": "a=b", "X-Api-Key": "k3y", "Webhook-Signature": "v1,x"}
 
-    response = egress.request(
+    response = request(
         "POST",
         f"http://127.0.0.1:{httpserver.port}/start",
         headers={**secrets, "X-Trace": "t-1"},
@@ -375,7 +377,7 @@ def test_secret_headers_follow_a_redirect_within_the_origin(httpserver, allow, l
     httpserver.expect_request("/start").respond_with_data("", status=307, headers={"Location": "/next"})
     httpserver.expect_request("/next").respond_with_data("next")
 
-    egress.request("GET", loopback_url("/start"), headers={"X-Api-Key": "k3y"}, secret_headers=("X-Api-Key",))
+    request("GET", loopback_url("/start"), headers={"X-Api-Key": "k3y"}, secret_headers=("X-Api-Key",))
 
     assert [entry[0].headers.get("X-Api-Key") for entry in httpserver.log] == ["k3y", "k3y"]
 
@@ -385,7 +387,7 @@ def test_more_redirects_than_allowed_fail_permanently(httpserver, allow, loopbac
     httpserver.expect_request("/loop").respond_with_data("", status=302, headers={"Location": "/loop"})
 
     with pytest.raises(EgressTooManyRedirects, match="more than 2 redirects") as failed:
-        egress.request("GET", loopback_url("/loop"), max_redirects=2)
+        request("GET", loopback_url("/loop"), max_redirects=2)
 
     assert isinstance(failed.value, PermanentError)
     assert len(httpserver.log) == 3
@@ -395,7 +397,7 @@ def test_redirects_are_returned_when_not_followed(httpserver, allow, loopback_ur
     allow("127.0.0.1")
     httpserver.expect_request("/moved").respond_with_data("", status=302, headers={"Location": "http://10.0.0.1/"})
 
-    response = egress.request("GET", loopback_url("/moved"), follow_redirects=False)
+    response = request("GET", loopback_url("/moved"), follow_redirects=False)
 
     assert (response.status, response.headers["location"]) == (302, "http://10.0.0.1/")
 
@@ -411,12 +413,12 @@ def test_a_response_larger_than_the_limit_fails(httpserver, allow, loopback_url,
     httpserver.expect_request("/fits").respond_with_data(b"x" * 1000)
 
     with pytest.raises(EgressResponseTooLarge, match="larger than 1000 bytes"):
-        egress.request("GET", loopback_url("/declared"))
+        request("GET", loopback_url("/declared"))
     with pytest.raises(EgressResponseTooLarge):
-        egress.request("GET", loopback_url("/streamed"))
+        request("GET", loopback_url("/streamed"))
     with pytest.raises(EgressResponseTooLarge, match="larger than 10 bytes"):
-        egress.request("GET", loopback_url("/fits"), max_response_bytes=10)
-    assert len(egress.request("GET", loopback_url("/fits")).body) == 1000
+        request("GET", loopback_url("/fits"), max_response_bytes=10)
+    assert len(request("GET", loopback_url("/fits")).body) == 1000
 
 
 def test_compressed_bodies_are_decoded_and_the_limit_counts_decoded_bytes(httpserver, allow, loopback_url):
@@ -425,9 +427,9 @@ def test_compressed_bodies_are_decoded_and_the_limit_counts_decoded_bytes(httpse
     httpserver.expect_request("/small").respond_with_data(gzip.compress(b"hello"), headers=gzip_headers)
     httpserver.expect_request("/bomb").respond_with_data(gzip.compress(b"0" * 1_000_000), headers=gzip_headers)
 
-    assert egress.request("GET", loopback_url("/small")).body == b"hello"
+    assert request("GET", loopback_url("/small")).body == b"hello"
     with pytest.raises(EgressResponseTooLarge):
-        egress.request("GET", loopback_url("/bomb"), max_response_bytes=100_000)
+        request("GET", loopback_url("/bomb"), max_response_bytes=100_000)
 
 
 def test_a_server_slower_than_the_timeout_times_out(slow_server, allow):
@@ -441,7 +443,7 @@ def test_a_server_slower_than_the_timeout_times_out(slow_server, allow):
 
     started = time.monotonic()
     with pytest.raises(EgressTimeout) as failed:
-        egress.request("GET", slow_server.url_for("/slow"), timeout=0.2)
+        request("GET", slow_server.url_for("/slow"), timeout=0.2)
 
     assert time.monotonic() - started < 0.5
     assert isinstance(failed.value, TransientError)
@@ -460,7 +462,7 @@ def test_a_server_that_trickles_its_body_is_cut_at_the_timeout(slow_server, allo
 
     started = time.monotonic()
     with pytest.raises(EgressTimeout):
-        egress.request("GET", slow_server.url_for("/trickle"), timeout=0.35)
+        request("GET", slow_server.url_for("/trickle"), timeout=0.35)
 
     assert 0.3 < time.monotonic() - started < 0.7
     assert len(slow_server.log) == 1
@@ -470,7 +472,7 @@ def test_a_closed_port_is_a_connection_error(allow):
     allow("127.0.0.1")
 
     with pytest.raises(EgressConnectionError, match=r"could not connect to 127\.0\.0\.1") as failed:
-        egress.request("GET", f"http://127.0.0.1:{closed_port()}/")
+        request("GET", f"http://127.0.0.1:{closed_port()}/")
 
     assert failed.value.retryable is True
 
@@ -482,7 +484,7 @@ def test_a_name_that_does_not_resolve_is_a_connection_error(allow, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)  # a DNS server answering NXDOMAIN
 
     with pytest.raises(EgressConnectionError, match=r"could not resolve nowhere\.test"):
-        egress.request("GET", "https://nowhere.test/")
+        request("GET", "https://nowhere.test/")
 
 
 # --- DNS rebinding ------------------------------------------------------------------------------------
@@ -509,7 +511,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(httpserver, allow, 
     monkeypatch.setattr(socket, "getaddrinfo", hostile_dns)
     pinned.start()
     try:
-        response = egress.request("GET", f"http://rebind.test:{httpserver.port}/", timeout=0.3)
+        response = request("GET", f"http://rebind.test:{httpserver.port}/", timeout=0.3)
         received = pinned.log[0][0]
     finally:
         pinned.stop()
@@ -585,7 +587,7 @@ def test_https_connects_to_the_address_but_verifies_and_sends_the_host_name(allo
     allow("localhost")
     server, server_names = tls_server(["localhost"])
 
-    response = egress.request("GET", f"https://localhost:{server.port}/")
+    response = request("GET", f"https://localhost:{server.port}/")
 
     assert response.text() == "over tls"
     assert server_names == ["localhost"]
@@ -597,7 +599,7 @@ def test_a_certificate_for_another_name_is_a_connection_error(allow, tls_server)
     server, server_names = tls_server(["elsewhere.test"])
 
     with pytest.raises(EgressConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|hostname"):
-        egress.request("GET", f"https://localhost:{server.port}/")
+        request("GET", f"https://localhost:{server.port}/")
 
     assert server_names == ["localhost"]
     assert server.log == []
@@ -608,32 +610,32 @@ def test_a_certificate_for_another_name_is_a_connection_error(allow, tls_server)
 
 def test_only_one_kind_of_body_is_accepted(allow):
     with pytest.raises(ValueError, match="at most one"):
-        egress.request("POST", "https://example.org/", json={}, content=b"x")
+        request("POST", "https://example.org/", json={}, content=b"x")
 
 
 def test_a_json_body_that_cannot_be_encoded_fails_permanently(allow):
     with pytest.raises(PermanentError, match="not JSON-serialisable"):
-        egress.request("POST", "https://example.org/", json={"when": object()})
+        request("POST", "https://example.org/", json={"when": object()})
 
 
 def test_json_null_body_is_distinct_from_no_body(httpserver, allow, loopback_url):
     allow("127.0.0.1")
     httpserver.expect_request("/").respond_with_data("ok")
 
-    egress.request("POST", loopback_url("/"), json=None)
-    egress.request("POST", loopback_url("/"))
+    request("POST", loopback_url("/"), json=None)
+    request("POST", loopback_url("/"))
 
     assert [entry[0].get_data() for entry in httpserver.log] == [b"null", b""]
     assert json.loads(httpserver.log[0][0].get_data()) is None
 
 
-# --- the transport vendor SDKs use (egress.http_client) ------------------------------------------------
+# --- the transport vendor SDKs use (egress.sdk_transport.http_client) ------------------------------------------------
 
 
 def test_the_sdk_client_refuses_loopback_unless_allow_listed(httpserver, allow, loopback_url):
     httpserver.expect_request("/v1/ping").respond_with_data("should not be reached")
 
-    with egress.http_client(1) as client, pytest.raises(EgressForbidden, match="not a public address"):
+    with http_client(1) as client, pytest.raises(EgressForbidden, match="not a public address"):
         client.get(loopback_url("/v1/ping"))
 
     assert httpserver.log == []
@@ -645,7 +647,7 @@ def test_the_sdk_client_reaches_an_allow_listed_server_with_the_request_as_built
         "/v1/echo", method="POST", query_string="a=1", json={"q": "hi"}, headers={"Authorization": "Bearer k"}
     ).respond_with_json({"ok": True})
 
-    with egress.http_client(1) as client:
+    with http_client(1) as client:
         response = client.post(loopback_url("/v1/echo?a=1"), json={"q": "hi"}, headers={"Authorization": "Bearer k"})
 
     assert (response.status_code, response.json()) == (200, {"ok": True})
@@ -659,7 +661,7 @@ def test_the_sdk_client_does_not_follow_redirects_and_checks_every_hop_when_aske
     )
     httpserver.expect_request("/secret").respond_with_data("secret")
 
-    with egress.http_client(1) as client:
+    with http_client(1) as client:
         assert client.get(httpserver.url_for("/start")).status_code == 307
         with pytest.raises(EgressForbidden, match="not a public address"):
             client.get(httpserver.url_for("/start"), follow_redirects=True)
@@ -677,7 +679,7 @@ def test_the_sdk_client_streams_a_body_as_it_arrives_and_closes_with_it(slow_ser
 
     slow_server.expect_request("/events").respond_with_response(Response(events(), mimetype="text/event-stream"))
 
-    with egress.http_client(2) as client, client.stream("GET", slow_server.url_for("/events")) as response:
+    with http_client(2) as client, client.stream("GET", slow_server.url_for("/events")) as response:
         arrivals = [(time.monotonic(), chunk) for chunk in response.iter_bytes()]
 
     assert b"".join(chunk for _, chunk in arrivals) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
@@ -694,7 +696,7 @@ def test_the_sdk_client_times_out_with_httpx2_errors_the_sdks_know(slow_server, 
 
     slow_server.expect_request("/slow").respond_with_handler(slow)
 
-    with egress.http_client(0.2) as client, pytest.raises(httpx2.TimeoutException):
+    with http_client(0.2) as client, pytest.raises(httpx2.TimeoutException):
         client.get(slow_server.url_for("/slow"))
 
 
@@ -706,7 +708,7 @@ def test_the_sdk_client_caps_the_body_and_hands_it_on_decoded(httpserver, allow,
     )
     httpserver.expect_request("/small").respond_with_data(gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"})
 
-    with egress.http_client(1) as client:
+    with http_client(1) as client:
         assert client.get(loopback_url("/small")).content == b"hello"
         with pytest.raises(EgressResponseTooLarge):
             client.get(loopback_url("/big"))
@@ -722,7 +724,7 @@ def test_a_stopped_steps_call_is_cut_off_and_says_so(allow):
     def call() -> None:
         with cancellation.scope(stoppable):
             try:
-                egress.request("GET", server.url, timeout=60)
+                request("GET", server.url, timeout=60)
             except Exception as error:  # the test inspects whatever it was
                 outcome["error"] = error
 
@@ -735,7 +737,7 @@ def test_a_stopped_steps_call_is_cut_off_and_says_so(allow):
     assert isinstance(outcome["error"], cancellation.StepStopped)
     assert server.hung_up.wait(5)
     with cancellation.scope(stoppable), pytest.raises(cancellation.StepStopped):
-        egress.request("GET", server.url, timeout=60)  # a stopped step starts no new call
+        request("GET", server.url, timeout=60)  # a stopped step starts no new call
 
 
 def test_a_stopped_steps_call_over_tls_is_cut_off_too(allow, tls_server):
@@ -755,7 +757,7 @@ def test_a_stopped_steps_call_over_tls_is_cut_off_too(allow, tls_server):
     def call() -> None:
         with cancellation.scope(stoppable):
             try:
-                egress.request("GET", f"https://localhost:{server.port}/hang", timeout=60)
+                request("GET", f"https://localhost:{server.port}/hang", timeout=60)
             except Exception as error:  # the test inspects whatever it was
                 outcome["error"] = error
 

@@ -12,8 +12,8 @@ from tests.factories import MembershipFactory, UserFactory
 from tests.processes import wait_until
 from tests.workflows.engine.conftest import wait_for_run
 from workflows.models import EventTrigger, Run, Workflow
-from workflows.services.definitions import workflow_create
 from workflows.services.event_triggers import event_triggers_fire
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

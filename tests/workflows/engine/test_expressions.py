@@ -5,17 +5,11 @@ import uuid
 
 import pytest
 
-from workflows.engine import expressions
 from workflows.engine.errors import PermanentError
-from workflows.engine.expressions import (
-    ExpressionError,
-    ExpressionSyntaxError,
-    check_template,
-    evaluate_expression,
-    render_strings,
-    render_template,
-    render_value,
-)
+from workflows.engine.expressions import limits, rendering
+from workflows.engine.expressions.checking import check_template
+from workflows.engine.expressions.errors import ExpressionError, ExpressionSyntaxError
+from workflows.engine.expressions.rendering import evaluate_expression, render_strings, render_template, render_value
 
 CONTEXT = {
     "input": {
@@ -177,14 +171,14 @@ def test_render_value_caps_a_lone_expression_value_too():
     source = "{{ ['x' * 1000] * 600 }}"
     assert len(render_value({"a": source}, CONTEXT)["a"]) == 600
     error, _, _ = _fails_fast(render_value, {"a": source, "b": [source]}, CONTEXT)
-    assert error.reason == expressions.OUTPUT_TOO_LONG
+    assert error.reason == limits.OUTPUT_TOO_LONG
 
 
 def test_render_value_caps_the_total_of_its_strings():
     text = "{{ 'x' * 600000 }}"
     assert len(render_value({"a": text}, CONTEXT)["a"]) == 600_000
     error, _, _ = _fails_fast(render_value, {"a": text, "b": [text]}, CONTEXT)
-    assert error.reason == expressions.OUTPUT_TOO_LONG
+    assert error.reason == limits.OUTPUT_TOO_LONG
 
 
 @pytest.mark.parametrize(
@@ -444,13 +438,13 @@ def test_expressions_are_bounded_too(bomb):
 def test_long_loops_stop_at_the_time_limit():
     source = "line one\n{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"
     error, elapsed, _ = _fails_fast(render_template, source, CONTEXT)
-    assert str(error) == f"line 2: {expressions.TOO_SLOW}"
+    assert str(error) == f"line 2: {limits.TOO_SLOW}"
     assert elapsed < 1.0
 
 
 def test_output_over_the_cap_fails():
     error, _, _ = _fails_fast(render_template, "{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}", CONTEXT)
-    assert error.reason == expressions.OUTPUT_TOO_LONG
+    assert error.reason == limits.OUTPUT_TOO_LONG
     assert len(render_template("{% for i in range(900) %}{{ 'x' * 1000 }}{% endfor %}", CONTEXT)) == 900_000
 
 
@@ -469,17 +463,17 @@ def test_deep_nesting_is_a_syntax_error_when_saved():
 
 
 def test_a_template_is_compiled_once_and_reused():
-    expressions._compile_template.cache_clear()
+    rendering._compile_template.cache_clear()
     source = "Write about {{ input.topic }} ({{ index }})"
     assert render_template(source, CONTEXT) == render_template(source, {**CONTEXT, "index": 2})
     render_value({"prompt": source}, CONTEXT)
-    info = expressions._compile_template.cache_info()
+    info = rendering._compile_template.cache_info()
     assert (info.misses, info.hits) == (1, 2)
 
 
 def test_an_expression_is_compiled_once_and_reused():
-    expressions._compile_expression.cache_clear()
+    rendering._compile_expression.cache_clear()
     assert evaluate_expression("input.count > 3", CONTEXT) is True
     assert evaluate_expression("{{ input.count > 3 }}", {"input": {"count": 1}}) is False
-    info = expressions._compile_expression.cache_info()
+    info = rendering._compile_expression.cache_info()
     assert (info.misses, info.hits) == (1, 1)

@@ -14,9 +14,9 @@ from tests.factories import MembershipFactory
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
-from workflows.credentials import credential_save
 from workflows.engine import recovery
 from workflows.models import Run
+from workflows.services.credentials import credential_save
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,8 @@ from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
 from tests.workflows.llm_servers import anthropic_server, openai_server
 from workflows import events
-from workflows.credentials import credential_save
 from workflows.models import Document, RunEvent
+from workflows.services.credentials import credential_save
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,8 +21,9 @@ from tests.workflows.engine.conftest import wait_for_run
 from workflows.admin.workflow_forms import RUN_NOW_ONE_AT_A_TIME
 from workflows.management.commands import run_workflow
 from workflows.models import Run, RunEvent, StepRun, Workflow
-from workflows.services.definitions import workflow_create, workflow_export
 from workflows.services.runs import ALREADY_FINISHED, NOT_RETRYABLE, NOT_RUNNABLE, run_cancel, run_trigger
+from workflows.services.transfer import workflow_export
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,9 +7,9 @@ them would run for hours (and hold the GIL throughout), so a test that finishes 
 import pytest
 from jsonschema import Draft4Validator, Draft7Validator, Draft201909Validator, Draft202012Validator, validators
 
-from workflows import definitions
 from workflows.engine import json_schema_patterns, regex
 from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.specs import NODE_SCHEMA, WORKFLOW_SCHEMA
 
 CATASTROPHIC = "^(a+)+$"
 EVIL_TEXT = "a" * 40 + "!"
@@ -156,7 +156,7 @@ def test_a_refused_pattern_saved_earlier_raises_when_applied():
 
 def test_every_pattern_of_our_own_schemas_runs_on_re2():
     """Definitions, node configs and the standard meta-schemas are matched with RE2 too, once wired in."""
-    for schema in (definitions.WORKFLOW_SCHEMA, definitions.NODE_SCHEMA):
+    for schema in (WORKFLOW_SCHEMA, NODE_SCHEMA):
         assert json_schema_patterns.pattern_problems(schema) == []
     for node_type in NODE_TYPES.values():
         assert json_schema_patterns.pattern_problems(node_type.config_schema) == [], node_type

@@ -14,8 +14,8 @@ from core.problems import Conflict
 from tests.factories import MembershipFactory, UserFactory
 from workflows.models import Run, RunEvent, StepRun, Workflow
 from workflows.services import runs
-from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 # Outside a transaction, as a request or a worker calls it, the run commits by itself.

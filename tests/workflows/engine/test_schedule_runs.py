@@ -8,8 +8,9 @@ import pytest
 from accounts.access import personal_workspace
 from tests.workflows.engine.conftest import wait_for_run
 from workflows.models import Schedule, ScheduleSlot
-from workflows.services.definitions import workflow_create
-from workflows.services.schedules import schedule_create, schedule_fire
+from workflows.services.schedule_slots import schedule_fire
+from workflows.services.schedules import schedule_create
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

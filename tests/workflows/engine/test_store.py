@@ -9,8 +9,8 @@ from tests.factories import UserFactory
 from workflows.engine import store
 from workflows.engine.transition import transition
 from workflows.models import EventTrigger, Run, RunEvent, StepRun
-from workflows.services.definitions import workflow_create
 from workflows.services.runs import run_trigger
+from workflows.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 

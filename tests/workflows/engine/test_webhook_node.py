@@ -11,10 +11,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
 
 from tests.factories import WorkspaceFactory
-from workflows.credentials import credential_save
 from workflows.engine.nodes.base import StepContext
 from workflows.engine.nodes.http_request import HttpRequestNode
 from workflows.engine.nodes.webhook import WebhookNode, signature_headers
+from workflows.services.credentials import credential_save
 
 pytestmark = pytest.mark.django_db
 

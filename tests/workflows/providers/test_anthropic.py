@@ -4,7 +4,7 @@ import pytest
 
 from tests.workflows.llm_servers import Failure, anthropic_server, pieces
 from workflows.engine import providers
-from workflows.engine.egress import EgressForbidden
+from workflows.engine.egress.errors import EgressForbidden
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.providers.anthropic import JSON_HINT
 from workflows.engine.providers.base import Connection, GenerationRequest, Message

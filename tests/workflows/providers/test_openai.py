@@ -8,7 +8,7 @@ import pytest
 from tests.workflows.hanging_server import HangingServer
 from tests.workflows.llm_servers import Failure, openai_server, pieces
 from workflows.engine import cancellation, providers
-from workflows.engine.egress import EgressForbidden
+from workflows.engine.egress.errors import EgressForbidden
 from workflows.engine.errors import PermanentError
 from workflows.engine.providers.base import Connection, GenerationRequest, Message
 from workflows.engine.providers.sdk_errors import API_KEY_MISSING

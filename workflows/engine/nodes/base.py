@@ -10,14 +10,9 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from workflows.engine import json_schema
-from workflows.engine.expressions import (
-    ExpressionSyntaxError,
-    check_expression,
-    check_template,
-    render_strings,
-    render_template,
-    render_value,
-)
+from workflows.engine.expressions.checking import check_expression, check_template
+from workflows.engine.expressions.errors import ExpressionSyntaxError
+from workflows.engine.expressions.rendering import render_strings, render_template, render_value
 
 Errors = dict[str, list[str]]
 # The key of a step's state holding a prompt that replaces its node's (set when regenerating).

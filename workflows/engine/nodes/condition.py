@@ -1,4 +1,4 @@
-from workflows.engine.expressions import evaluate_expression
+from workflows.engine.expressions.rendering import evaluate_expression
 from workflows.engine.nodes.base import NodeResult, NodeType
 
 

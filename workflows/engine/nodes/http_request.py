@@ -2,7 +2,7 @@ import base64
 
 from workflows.credentials import credential_value
 from workflows.engine.nodes.base import NodeResult, NodeType
-from workflows.engine.nodes.http import response_body, send
+from workflows.engine.nodes.outbound import response_body, send
 from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 # RFC 9110 token characters: what a header name may be made of.

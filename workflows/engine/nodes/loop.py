@@ -1,5 +1,5 @@
 from workflows.engine.errors import PermanentError
-from workflows.engine.expressions import evaluate_expression, render_value
+from workflows.engine.expressions.rendering import evaluate_expression, render_value
 from workflows.engine.nodes.base import ChildRun, NodeResult, NodeType, Suspend
 
 

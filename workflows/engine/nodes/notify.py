@@ -1,6 +1,6 @@
 from workflows.credentials import credential_value
 from workflows.engine.nodes.base import NodeResult, NodeType
-from workflows.engine.nodes.http import send
+from workflows.engine.nodes.outbound import send
 from workflows.engine.nodes.schema import credential_name
 
 

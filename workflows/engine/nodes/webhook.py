@@ -7,7 +7,7 @@ import time
 
 from workflows.credentials import credential_value
 from workflows.engine.nodes.base import NodeResult, NodeType
-from workflows.engine.nodes.http import response_body, send
+from workflows.engine.nodes.outbound import response_body, send
 from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
 # Standard Webhooks (standardwebhooks.com): the message id, when it was signed, and

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API through the official SDK, its requests sent through `egress.http_client`."""
+"""Anthropic's Messages API through the official SDK, its requests sent through `egress.sdk_transport.http_client`."""
 
 import time
 from types import ModuleType

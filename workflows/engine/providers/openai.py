@@ -1,6 +1,6 @@
 """OpenAI Chat Completions through the official SDK: OpenAI itself, Azure, vLLM, Ollama, LM Studio and the like.
 
-Every request goes out through `egress.http_client`, so a credential's `base_url` reaches a private
+Every request goes out through `egress.sdk_transport.http_client`, so a credential's `base_url` reaches a private
 address only if the operator allow-listed it.
 """
 

@@ -1,5 +1,5 @@
 """What the official-SDK providers (openai, anthropic) share: the key check, a client whose requests go
-through `egress.http_client`, one call or a stream, and the SDK's errors translated into ours.
+through `egress.sdk_transport.http_client`, one call or a stream, and the SDK's errors translated into ours.
 
 A subclass names its SDK (module, error class, client class) and says how to build the arguments and
 the Generation.
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import httpx2
 
-from workflows.engine import egress
+from workflows.engine.egress.sdk_transport import http_client
 from workflows.engine.errors import PermanentError, StepError
 from workflows.engine.providers import sdk_errors
 from workflows.engine.providers.base import Connection, DeltaCallback, Generation, GenerationRequest
@@ -43,7 +43,7 @@ class SDKProvider(ABC):
         started = time.monotonic()
         arguments = self.arguments(request, connection, sdk)
         try:
-            with self.client(sdk, connection, http_client=egress.http_client(timeout), timeout=timeout) as client:
+            with self.client(sdk, connection, http_client=http_client(timeout), timeout=timeout) as client:
                 if on_delta is None:
                     return self.complete(client, arguments, started)
                 return self.stream(client, arguments, StreamedText(started, on_delta))

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Workspace
 from workflows.models import Workflow
-from workflows.services.definitions import workflow_export
+from workflows.services.transfer import workflow_export
 
 NO_SUCH_WORKFLOW = "No such workflow: {id}."
 NO_SUCH_WORKFLOW_IN_WORKSPACE = "No such workflow in workspace {workspace}: {id}."

@@ -8,7 +8,7 @@ from django.http import Http404
 from accounts.access import workspace_first_owner
 from accounts.models import User, Workspace
 from workflows.management.json_files import json_file_read
-from workflows.services.definitions import workflows_import
+from workflows.services.transfer import workflows_import
 
 NO_SUCH_WORKSPACE = "No such workspace: {id}."
 NO_SUCH_USER = "No user with the email {email}."

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Workspace
 from workflows.models import EventTrigger, Schedule, WebhookTrigger
-from workflows.services.schedules import schedule_next_fire_times
+from workflows.services.schedule_slots import schedule_next_fire_times
 
 
 class Command(BaseCommand):

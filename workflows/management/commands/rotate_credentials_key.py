@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows.credentials import ENCRYPTED_COLUMNS, Rotation, credentials_rotate
+from workflows.services.credentials import ENCRYPTED_COLUMNS, Rotation, credentials_rotate
 
 UNREADABLE = (
     "{count} secret(s) cannot be decrypted with any key in CREDENTIALS_KEY and were left unchanged: {rows}. "

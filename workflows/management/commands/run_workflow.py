@@ -16,8 +16,8 @@ from config import embedded
 from core.problems import Conflict
 from workflows.management.json_files import json_file_read
 from workflows.models import Run, StepRun, Workflow
-from workflows.services.definitions import workflows_import
 from workflows.services.runs import run_trigger
+from workflows.services.transfer import workflows_import
 
 POLL_SECONDS = 0.2
 # The in-process worker logs every task; between the step lines that is noise unless asked for (-v 2).

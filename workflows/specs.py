@@ -1,4 +1,4 @@
-"""Workflow definitions as plain data: validation, normalization and the snapshot/export shape.
+"""Workflow definitions as plain data (node specs): validation, normalization and the snapshot/export shape.
 
 Every way a definition enters the system (API bodies, the `steps` list of older clients, import
 files, the admin, version restore) becomes a list of *node specs* — plain dicts with every field

@@ -1,4 +1,4 @@
-"""Outgoing HTTP for node types (http_request, webhook, notify), through the guarded egress client.
+"""Outgoing HTTP calls of node types (http_request, webhook, notify), through the guarded egress client.
 
 Every call carries `Idempotency-Key: <run id>:<node key>` so receivers can drop a repeated delivery,
 and its timeout never outlives the step's own deadline. An answer outside the expected statuses
@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from workflows.engine import egress
+from workflows.engine.egress.client import EgressResponse, request
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import StepContext
 
@@ -26,7 +26,7 @@ def send(
     expected: list[int] | None = None,
     secret_headers: tuple[str, ...] = (),
     **body: Any,
-) -> egress.EgressResponse:
+) -> EgressResponse:
     """Call the URL through the egress client; `secret_headers` do not follow a redirect to another origin."""
     headers = {"Idempotency-Key": context.idempotency_key, **(headers or {})}
     if context.deadline is not None:
@@ -34,7 +34,7 @@ def send(
         if remaining <= 0:
             raise TransientError("The step ran out of time before the call.")
         timeout = min(timeout, remaining)
-    response = egress.request(method, url, headers=headers, timeout=timeout, secret_headers=secret_headers, **body)
+    response = request(method, url, headers=headers, timeout=timeout, secret_headers=secret_headers, **body)
     ok = response.status in expected if expected else 200 <= response.status < 300
     if not ok:
         excerpt = response.body[:MAX_ERROR_BODY_CHARS].decode(errors="replace")
@@ -46,7 +46,7 @@ def send(
     return response
 
 
-def response_body(response: egress.EgressResponse) -> Any:
+def response_body(response: EgressResponse) -> Any:
     """JSON when the server says so (and it parses), text otherwise."""
     text = response.body.decode(errors="replace")
     if "json" in response.headers.get("content-type", ""):

@@ -1,0 +1,88 @@
+"""One hop to a checked address: a fresh connection pinned to the address that was checked, the name kept
+for the Host header and TLS, and the response body read up to a limit and a deadline."""
+
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpx2
+
+from workflows.engine import cancellation
+from workflows.engine.egress.destinations import Target, checked_addresses
+from workflows.engine.egress.errors import EgressResponseTooLarge
+
+TIMED_OUT = "{host} did not answer within {timeout:g} s"
+RESPONSE_TOO_LARGE = "response from {host} is larger than {limit} bytes"
+
+
+def send(
+    target: Target,
+    *,
+    method: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: float,
+    deadline: float,
+    ssl_context: ssl.SSLContext,
+) -> tuple[httpx2.HTTPTransport, httpx2.Response]:
+    """Check the destination, connect to a checked address and return the open response with its transport.
+
+    A fresh transport per hop: a pooled TLS connection verified for one host name must not be reused
+    for another name that happens to resolve to the same address. Raises EgressForbidden or
+    EgressConnectionError (DNS) from the check and httpx2's own errors from the exchange: `request`
+    translates those to egress errors, `GuardedTransport` hands them to the SDK, which knows them.
+    """
+    addresses = checked_addresses(target.host, target.port)
+    extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    stoppable = cancellation.current()
+    if stoppable is not None:
+        stoppable.check()
+        extensions["trace"] = stoppable.trace
+    for index, address in enumerate(addresses):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpx2.ConnectTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+        transport = httpx2.HTTPTransport(verify=ssl_context, retries=0)
+        try:
+            outgoing = httpx2.Request(
+                method,
+                target.url_for(address),
+                headers={**headers, "Host": target.host_header},
+                extensions={**extensions, "timeout": httpx2.Timeout(min(timeout, remaining)).as_dict()},
+                **body,
+            )
+            return transport, transport.handle_request(outgoing)
+        except httpx2.ConnectError:
+            transport.close()
+            # Nothing was sent yet, so the next checked address (say IPv4 after IPv6) may be tried.
+            if index + 1 < len(addresses):
+                continue
+            raise
+        except BaseException:
+            transport.close()
+            raise
+    raise AssertionError("unreachable: getaddrinfo returned no address")  # pragma: no cover
+
+
+def capped_chunks(
+    response: httpx2.Response, *, target: Target, method: str, limit: int, deadline: float, timeout: float
+) -> Iterator[bytes]:
+    """The decoded body, chunk by chunk; EgressResponseTooLarge past `limit`, httpx2.ReadTimeout past `deadline`."""
+    declared = response.headers.get("content-length", "")
+    if method != "HEAD" and declared.isdigit() and int(declared) > limit:
+        raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+    received = 0
+    for chunk in response.iter_bytes():
+        received += len(chunk)
+        if received > limit:
+            raise EgressResponseTooLarge(RESPONSE_TOO_LARGE.format(host=target.host, limit=limit))
+        yield chunk
+        # A server that trickles bytes never trips the read timeout; the hop deadline stops it.
+        if time.monotonic() > deadline:
+            raise httpx2.ReadTimeout(TIMED_OUT.format(host=target.host, timeout=timeout))
+
+
+def headers_without(headers: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    dropped = set(names)
+    return {name: value for name, value in headers.items() if name.lower() not in dropped}
