@@ -24,12 +24,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
-os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import PROJECT, configure, create_database
+
+DATABASE_URL, _ = configure()
 os.environ.setdefault("DWC_OUTBOUND_ALLOWLIST", "127.0.0.1")
 RUNS = 50
 CALL_SECONDS = 3.0
@@ -99,9 +98,7 @@ def measure(workflow, user, topology) -> tuple[list[float], float]:
 
 
 def main() -> None:
-    from bench.engine_overhead import create_database
-
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()

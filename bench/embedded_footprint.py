@@ -14,7 +14,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,12 @@ from pathlib import Path
 import httpx
 import psutil
 
-PROJECT = Path(__file__).resolve().parent.parent
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import PROJECT
+from bench.servers import free_port
+
 PASSWORD = "Footprint-passphrase-42"  # noqa: S105 - a throwaway user of a throwaway database
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start(var_dir: Path, port: int) -> tuple[subprocess.Popen, float]:

@@ -13,7 +13,6 @@ raw Celery look twice as slow in (b)).
 Needs PostgreSQL and Redis on localhost (BENCH_DATABASE_URL, BENCH_REDIS_URL override them).
 """
 
-import os
 import statistics
 import subprocess
 import sys
@@ -21,12 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
-os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import PROJECT, configure, create_database
+
+DATABASE_URL, REDIS_URL = configure()
 POLL_SECONDS = 0.002
 # Checking 500 runs is a database query: polled every 2 ms it would compete with the workers.
 BATCH_POLL_SECONDS = 0.05
@@ -47,15 +45,6 @@ def _all_done(job_ids) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM bench_job WHERE id = ANY(%s::uuid[]) AND done", [job_ids])
         return cursor.fetchone()[0] == len(job_ids)
-
-
-def create_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def start_workers(count: int) -> list[subprocess.Popen]:
@@ -88,7 +77,7 @@ def wait_until(predicate, timeout: float = 120.0, poll: float = POLL_SECONDS) ->
 
 
 def main() -> None:
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()

@@ -11,36 +11,23 @@ are kept in this process and executed here, one by one, as a worker would. Uses 
 flushed after). Needs a superuser connection (CHECKPOINT).
 """
 
-import os
 import sys
 import time
 import uuid
 from pathlib import Path
 
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_work")
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings.base",
-    DATABASE_URL=DATABASE_URL,
-    REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
-)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from bench.environment import configure, recreate_database
+
+DATABASE_URL, _ = configure(database="dwc_work")
 CALLS = 2000
 # Statistics reach pg_stat_database from each backend at most every 0.5 s or so.
 STATS_DELAY_SECONDS = 1.0
 
 
-def fresh_database() -> None:
-    import psycopg
-
-    server, name = DATABASE_URL.rsplit("/", 1)
-    with psycopg.connect(server + "/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-
-
 def main() -> None:
-    fresh_database()
+    recreate_database(DATABASE_URL)
     import django
 
     django.setup()

@@ -10,16 +10,25 @@ override the defaults, as in bench/webhook_throughput.py.
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-# Importing it also sets the environment up (DATABASE_URL, REDIS_URL, settings) for this process.
-from webhook_throughput import ENV, free_port, start
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import configure, create_database
+from bench.servers import free_port, start, wait_for_health
 
-ENV["DWC_THROTTLE_USER"] = "100000000/hour"  # the servers' environment: measure serving, not throttling
+# As in bench/webhook_throughput.py: this process logs warnings whatever LOG_LEVEL says, the servers
+# errors only (bench.servers.start), and their environment lifts the rates that would throttle the
+# load: measure serving, not throttling.
+DATABASE_URL, _ = configure()
+os.environ["LOG_LEVEL"] = "WARNING"
+ENV = {**os.environ, "DWC_WEBHOOK_RATE_PER_MINUTE": "1000000", "DWC_THROTTLE_USER": "100000000/hour"}
 
 VARIANTS = {
     "sync (old)": ["config.wsgi", "--workers", "2"],
@@ -76,9 +85,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     options = parser.parse_args()
 
-    from bench.engine_overhead import create_database
-
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()
@@ -98,18 +105,9 @@ def main() -> None:
     for name, args in VARIANTS.items():
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start([f"{sys.prefix}/bin/gunicorn", *args, "--bind", f"127.0.0.1:{port}"], "gunicorn")
+        server = start([f"{sys.prefix}/bin/gunicorn", *args, "--bind", f"127.0.0.1:{port}"], "gunicorn", ENV)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("gunicorn did not start")
-                time.sleep(0.2)
+            wait_for_health(base, server="gunicorn")
             tokens = httpx.post(f"{base}/api/v3/auth/token", json={"email": user.email, "password": password})
             headers = {"Authorization": f"Bearer {tokens.json()['access']}"}
             for path in ("/health", "/api/v3/auth/me"):

@@ -17,8 +17,6 @@ Needs PostgreSQL and Redis on localhost (BENCH_DATABASE_URL, BENCH_REDIS_URL ove
 
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,12 +25,12 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench_rt")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
-os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import PROJECT, configure, create_database
+from bench.servers import free_port
+
+DATABASE_URL, REDIS_URL = configure(database="dwc_bench_rt", redis_db=7)
 VENV_BIN = Path(sys.executable).parent
 
 EVENTS_WANTED = 200
@@ -40,15 +38,6 @@ MANY_CLIENTS = 100
 TARGET_P95_MS = {1: 50, MANY_CLIENTS: 200}
 CHAIN_LENGTH = 10
 RUN_TIMEOUT_SECONDS = 30
-
-
-def create_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def start_processes(port: int, workers: int) -> list[subprocess.Popen]:
@@ -174,7 +163,7 @@ def report(label: str, clients: int, watchers: list[Client], run_ids: list[str])
 
 
 def main() -> None:
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()
@@ -195,9 +184,7 @@ def main() -> None:
     workflow = workflow_create(actor=user, workspace=workspace, data={"name": "Delay chain", "nodes": nodes})
     token = str(AccessToken.for_user(user))
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     processes = start_processes(port, workers=2)
     try:

@@ -10,19 +10,16 @@ BENCH_REDIS_URL override them).
 """
 
 import collections
-import os
 import sys
 import time
 import uuid
 from pathlib import Path
 
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings.base",
-    DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench"),
-    REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
-)
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from bench.environment import configure, create_database
+
+DATABASE_URL, _ = configure()
 CALLS = 300
 
 
@@ -38,9 +35,7 @@ def _label(sql: str) -> str:
 
 
 def main() -> None:
-    from bench.engine_overhead import create_database
-
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()

@@ -10,39 +10,22 @@ latency. BENCH_DATABASE_URL and BENCH_REDIS_URL override the defaults.
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
-ENV = {
-    **os.environ,
-    "DJANGO_SETTINGS_MODULE": "config.settings.base",
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_URL": REDIS_URL,
-    "LOG_LEVEL": "WARNING",
-    "DWC_WEBHOOK_RATE_PER_MINUTE": "1000000",
-}
-os.environ.update({key: ENV[key] for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "LOG_LEVEL")})
+# Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import configure, create_database
+from bench.servers import free_port, start, wait_for_health
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(args: list[str], name: str) -> subprocess.Popen:
-    log = open(Path(tempfile.gettempdir()) / f"dwc-bench-{name}.log", "w")  # noqa: SIM115
-    return subprocess.Popen(args, cwd=PROJECT, env={**ENV, "LOG_LEVEL": "ERROR"}, stdout=log, stderr=subprocess.STDOUT)
+# This process logs warnings whatever LOG_LEVEL says, the servers errors only (bench.servers.start).
+# The servers' environment lifts the per-token webhook rate: measure serving, not throttling.
+DATABASE_URL, _ = configure()
+os.environ["LOG_LEVEL"] = "WARNING"
+ENV = {**os.environ, "DWC_WEBHOOK_RATE_PER_MINUTE": "1000000"}
 
 
 async def drive(url: str, concurrency: int, seconds: float) -> tuple[int, list[float], dict[str, int]]:
@@ -74,13 +57,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     options = parser.parse_args()
 
-    from bench.engine_overhead import create_database
-
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()
-    import httpx
     from django.core.management import call_command
 
     from accounts.services import user_register
@@ -101,7 +81,7 @@ def main() -> None:
 
     port = free_port()
     python = sys.executable
-    processes = [start([python, "manage.py", "serve", "--port", str(port)], "server")]
+    processes = [start([python, "manage.py", "serve", "--port", str(port)], "server", ENV)]
     for index in range(2):
         worker = [
             python,
@@ -115,19 +95,10 @@ def main() -> None:
             "--hostname",
             f"hookbench{index}@%h",
         ]
-        processes.append(start(worker, f"worker{index}"))
+        processes.append(start(worker, f"worker{index}", ENV))
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("the server did not start")
-            time.sleep(0.2)
+        wait_for_health(base, server="the server")
         time.sleep(3)  # workers connect
         url = f"{base}/hooks/{token}/?wait=10"
         for concurrency in (10, 50):

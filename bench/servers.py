@@ -1,0 +1,38 @@
+"""Servers a benchmark starts (gunicorn, daphne, Celery workers): a free port, a process logging to
+a file of the temporary directory, and the wait until it answers."""
+
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.environment import PROJECT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen:
+    """Start `args` in the project with `env`, logging errors only, to <tmp>/dwc-bench-<name>.log."""
+    log = open(Path(tempfile.gettempdir()) / f"dwc-bench-{name}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(args, cwd=PROJECT, env={**env, "LOG_LEVEL": "ERROR"}, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_health(base: str, *, server: str, timeout: float = 60) -> None:
+    """Return once GET <base>/health answers 200; TimeoutError("<server> did not start") after `timeout` s."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{server} did not start")
+        time.sleep(0.2)
