@@ -14,7 +14,7 @@ from tests.workflows.helpers import create
 from tests.workflows.workers import start_worker, wait_for_run
 from workflows.models import Run
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
 CALL_SECONDS = 8
 

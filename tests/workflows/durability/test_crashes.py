@@ -19,7 +19,7 @@ from tests.workflows.workers import TERMINAL, start_worker, worker_env
 from workflows.engine import recovery
 from workflows.models import Run, StepRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
 FAST_CLOCK = {"DWC_HEARTBEAT_SECONDS": "0.5", "DWC_STEP_LEASE_SECONDS": "3", "DWC_LOST_MESSAGE_SECONDS": "3"}
 
