@@ -4,6 +4,7 @@ server."""
 
 import json
 import signal
+import threading
 import time
 
 import httpx
@@ -15,6 +16,9 @@ from websockets.sync.client import connect
 
 from tests.factories import PASSWORD, UserFactory
 from tests.processes import Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http, wait_until
+from workflows.models import Run
+from workflows.services.webhooks import webhook_create
+from workflows.services.workflows import workflow_create
 
 STRONG = "a-Sturdy-passphrase-42"
 PING_DELAY_MS = 1500
@@ -183,3 +187,51 @@ def test_requests_under_daphne_borrow_pooled_database_connections(distributed_se
         assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
     # Without the pool every request would open (and authenticate) a connection of its own.
     assert database_sessions() - before <= 2
+
+
+def test_serve_answers_waiting_webhook_callers_and_exits_promptly_on_sigterm(distributed_server):
+    _base, env = distributed_server
+    user = UserFactory()
+    workflow = workflow_create(
+        actor=user,
+        workspace=user.memberships.get().workspace,
+        data={
+            "name": "Waited on",
+            "status": "active",
+            "nodes": [{"key": "t", "type": "transform", "config": {"values": {}}}],
+        },
+    )
+    _, token = webhook_create(workflow=workflow, actor=user)
+    port = free_port()
+    other = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server-waits")
+    wait_for_http(f"http://127.0.0.1:{port}/health", other)
+    answers: list = []
+
+    def wait_on_a_run() -> None:
+        # No worker runs: the run stays pending, and the caller would wait the full 30 s.
+        try:
+            answers.append(httpx.post(f"http://127.0.0.1:{port}/hooks/{token}/?wait=30", json={}, timeout=60))
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    callers = [threading.Thread(target=wait_on_a_run) for _ in range(5)]
+    for caller in callers:
+        caller.start()
+    try:
+        wait_until(
+            lambda: Run.objects.filter(workflow=workflow).count() == 5,
+            timeout=20,
+            message=lambda: f"five waiting runs (answers so far: {[getattr(a, 'text', a) for a in answers]})",
+        )
+        time.sleep(0.5)
+        started = time.monotonic()
+        other.popen.send_signal(signal.SIGTERM)
+        assert other.popen.wait(15) == 0, other
+        assert time.monotonic() - started < 10, other
+    finally:
+        other.stop()  # at once if it already exited
+    for caller in callers:
+        caller.join(10)
+    # Each caller got its run as it stood, not a cut connection: the run was started and is on record.
+    assert [getattr(answer, "status_code", answer) for answer in answers] == [202] * 5
+    assert {answer.json()["status"] for answer in answers} <= {"pending", "queued", "running"}

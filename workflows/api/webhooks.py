@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.access import Role, ensure_role
 from accounts.api.serializers import IpAllowListField
 from accounts.ip_allow_lists import IpNotAllowed
+from core import shutdown
 from core.problems import Conflict, ProblemResponse, flatten_errors, unavailable_dependency, unavailable_response
 from core.throttling import client_ip
 from workflows import selectors
@@ -131,7 +132,8 @@ class WebhookRotateView(APIView):
 
 
 async def _wait_for_run_end(run_id, seconds: float) -> Run:
-    """The run once it finished, or as it is when `seconds` ran out. Holds no thread while waiting.
+    """The run once it finished, or as it is when `seconds` ran out or the server began to stop
+    (`core.shutdown`). Holds no thread while waiting.
 
     It re-reads the run between asyncio sleeps that grow from 20 ms to 250 ms. (Listening on the
     channel layer instead was tried: cancelling channels_redis receives under load stalled every
@@ -143,7 +145,7 @@ async def _wait_for_run_end(run_id, seconds: float) -> Run:
     while True:
         run = await read(pk=run_id)
         remaining = deadline - time.monotonic()
-        if run.is_finished or remaining <= 0:
+        if run.is_finished or remaining <= 0 or shutdown.began():
             return run
         await asyncio.sleep(min(pause, remaining))
         pause = min(pause * 2, 0.25)
@@ -158,7 +160,8 @@ async def inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
     """POST /hooks/<token>/: start a run with the JSON body; `?wait=N` answers with its outcome.
     While the database or Redis cannot be reached: 503 with Retry-After, so the sender retries."""
     try:
-        return await _inbound_hook(request, token)
+        with shutdown.waiting():  # a stopping server lets the delivery finish and answer
+            return await _inbound_hook(request, token)
     except Exception as error:
         dependency = unavailable_dependency(error)
         if dependency is None:
