@@ -1,4 +1,4 @@
-from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Subquery, prefetch_related_objects
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -100,9 +100,9 @@ class MeView(APIView):
     def get(self, request):
         # workspaces_for_user: an API key limited to one workspace shows only that one.
         memberships = Membership.objects.filter(workspace__in=workspaces_for_user(request.user, including_locked=True))
-        user = User.objects.prefetch_related(
-            Prefetch("memberships", queryset=memberships.select_related("workspace"))
-        ).get(pk=request.user.pk)
+        # The user authentication loaded, with its memberships added: no second read of the user.
+        user = request.user
+        prefetch_related_objects([user], Prefetch("memberships", queryset=memberships.select_related("workspace")))
         return Response(serializers.MeSerializer(user).data)
 
 

@@ -5,6 +5,7 @@ import json
 import django_filters
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
+from django.db.models import prefetch_related_objects
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -122,6 +123,7 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(responses=serializers.RunDetailSerializer)
     def retrieve(self, request, pk=None):
         run = self._get()
+        prefetch_related_objects([run], "steps")  # read by both `steps` and `usage`
         return Response(serializers.RunDetailSerializer(run).data)
 
     @extend_schema(responses=serializers.StepRunSerializer(many=True))

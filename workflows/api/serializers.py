@@ -70,7 +70,8 @@ class WorkflowListSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, workflow: Workflow) -> list[str]:
-        return [tag.name for tag in workflow.tag_set.all()]
+        tags = getattr(workflow, "tag_list", None)  # loaded with the workflow (selectors.with_list_data)
+        return [tag.name for tag in (workflow.tag_set.all() if tags is None else tags)]
 
 
 class WorkflowSerializer(WorkflowListSerializer):

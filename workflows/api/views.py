@@ -56,14 +56,22 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def get_serializer_class(self):
         return serializers.WorkflowListSerializer if self.action == "list" else serializers.WorkflowSerializer
 
-    def _get(self, minimum: str = Role.VIEWER, include_deleted: bool = False) -> Workflow:
+    def _get(self, minimum: str = Role.VIEWER, include_deleted: bool = False, for_display: bool = False) -> Workflow:
         return selectors.workflow_get(
-            self.request.user, self.kwargs["pk"], minimum=minimum, include_deleted=include_deleted
+            self.request.user,
+            self.kwargs["pk"],
+            minimum=minimum,
+            include_deleted=include_deleted,
+            for_display=for_display,
         )
 
     def _detail(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
-        # Already authorized (a superuser may see a workspace they are not a member of).
-        workflow = selectors.with_list_data(Workflow.objects.filter(pk=workflow.pk)).get()
+        """The workflow as it is now, after a change (already authorized: a superuser may see a
+        workspace they are not a member of)."""
+        return self._show(selectors.with_list_data(Workflow.objects.filter(pk=workflow.pk)).get(), status_code)
+
+    def _show(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
+        """A workflow loaded for display (selectors.with_list_data), with its nodes and edges."""
         return Response(serializers.WorkflowSerializer(_with_nodes(workflow)).data, status=status_code)
 
     def list(self, request):
@@ -78,7 +86,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
-        return self._detail(self._get())
+        return self._show(self._get(for_display=True))
 
     @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY})
     def update(self, request, pk=None):
