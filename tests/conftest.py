@@ -11,6 +11,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from config.startup import database_problem
 from tests.api_world import build_world
 from tests.factories import UserFactory
+from tests.processes import Process
 
 # Every response of the suite is searched for secrets and password hashes (see tests/canary.py).
 pytest_plugins = ["tests.canary"]
@@ -36,6 +37,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"Redis is not reachable at {redis_url.hostname}:{redis_url.port}; {REDIS_HINT}", returncode=3)
     # Leftover messages and cache entries of an earlier run must not leak into this one.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    """A worker or server a test started and left running (its assertion failed before it stopped
+    it) is stopped after the test: left alone, a worker would take later tests' messages."""
+    before = Process.running()
+    yield
+    for process in Process.running() - before:
+        process.stop()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -53,12 +54,20 @@ def clean_env(**overrides: str) -> dict[str, str]:
 class Process:
     """A child process in its own session, with its output in a file that failures can show."""
 
+    started: ClassVar[list["Process"]] = []
+
     def __init__(self, args: list[str], env: dict[str, str], name: str):
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"dwc-{name}-", suffix=".log", delete=False)  # noqa: SIM115
         self.popen = subprocess.Popen(
             args, cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        Process.started.append(self)
+
+    @classmethod
+    def running(cls) -> set["Process"]:
+        cls.started = [process for process in cls.started if process.popen.poll() is None]
+        return set(cls.started)
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

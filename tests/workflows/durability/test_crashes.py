@@ -160,9 +160,11 @@ def test_a_step_that_keeps_losing_its_worker_fails_at_the_crash_limit(user_api, 
     run_id = run_of(user_api, workflow["id"])
     for crash in (1, 2):
         doomed = start_worker(f"doomed{crash}", env=worker_env(**FAST_CLOCK))
-        wait_for(lambda crash=crash: len(calls) == crash, message=f"call {crash} to arrive")
-        doomed.signal_group(signal.SIGKILL)
-        doomed.popen.wait(10)
+        try:
+            wait_for(lambda crash=crash: len(calls) == crash, timeout=60, message=f"call {crash} to arrive")
+        finally:  # never left running to take later tests' messages
+            doomed.signal_group(signal.SIGKILL)
+            doomed.popen.wait(10)
         if crash == 1:
             wait_for(lambda: recovery.recover()["lost_workers"] == 1, message="the lost worker to be noticed")
     [run] = recover_until_finished([run_id], timeout=30)
