@@ -111,21 +111,29 @@ def token_session_refreshed(*, refresh: Token, request: AnyRequest | None = None
         raise SessionEnded(SESSION_ENDED)
 
 
-def token_session_check(token: Token, request: AnyRequest | None = None) -> None:
-    """For every request with an access token: raise SessionEnded if its session ended. One query; a
-    write at most once a LAST_USED_RESOLUTION."""
+def token_session_user(token: Token, request: AnyRequest | None = None) -> User | None:
+    """For every request with an access token of a login session: its user, read with the session in
+    one query (None for a token without a session). Raises SessionEnded if the session ended. A write
+    at most once a LAST_USED_RESOLUTION."""
     session_id = token.get(SESSION_CLAIM)
-    if session_id:
-        login_session_check(session_id, request)
+    if not session_id:
+        return None
+    session = LoginSession.objects.select_related("user").filter(pk=session_id).first()
+    _check(session, request)
+    return session.user
 
 
 def login_session_check(session_id: str, request: AnyRequest | None) -> None:
-    row = LoginSession.objects.filter(pk=session_id).values_list("revoked_at", "last_used_at").first()
-    if row is None or row[0] is not None:
+    """Raise SessionEnded if the login session ended; one query."""
+    _check(LoginSession.objects.filter(pk=session_id).only("revoked_at", "last_used_at").first(), request)
+
+
+def _check(session: LoginSession | None, request: AnyRequest | None) -> None:
+    if session is None or session.revoked_at is not None:
         raise SessionEnded(SESSION_ENDED)
     now = timezone.now()
-    if now - row[1] >= LAST_USED_RESOLUTION:
-        LoginSession.objects.filter(pk=session_id).update(last_used_at=now, **_client(request))
+    if now - session.last_used_at >= LAST_USED_RESOLUTION:
+        LoginSession.objects.filter(pk=session.pk).update(last_used_at=now, **_client(request))
 
 
 def browser_session_start(*, request, user: User) -> None:

@@ -6,10 +6,11 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework_simplejwt.authentication import JWTAuthentication as SimpleJWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.api_keys import ApiKeyRejected, api_key_authenticate
 from accounts.ip_allow_lists import IpNotAllowed
-from accounts.login_sessions import SessionEnded, token_session_check
+from accounts.login_sessions import SessionEnded, token_session_user
 from core.throttling import client_ip
 
 API_KEY_HEADER = "X-API-Key"
@@ -72,10 +73,15 @@ class JWTAuthentication(SimpleJWTAuthentication):
 
     def get_user(self, validated_token):
         try:
-            token_session_check(validated_token, self.request)
+            user = token_session_user(validated_token, self.request)
         except SessionEnded as error:
             raise InvalidToken(str(error)) from error
-        user = super().get_user(validated_token)
+        if user is None:  # a token without a login session: the user as simplejwt loads it
+            user = super().get_user(validated_token)
+        elif str(user.pk) != str(validated_token.get(jwt_settings.USER_ID_CLAIM)):
+            raise InvalidToken("The token's login session belongs to another user.")
+        elif jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:  # as simplejwt's get_user
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
         changed = user.password_changed_at
         # iat has whole seconds: a token issued in the second of the change is still accepted.
         if changed is not None and validated_token.get("iat", 0) < int(changed.timestamp()):

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.factories import PASSWORD
 from workflows.models import Run, StepRun
 from workflows.services.workflows import workflow_create
 
@@ -62,3 +63,14 @@ def test_a_run_detail_reads_its_steps_once(user, user_api):
     assert len(answer.json()["steps"]) == 10
     step_reads = [query for query in captured.captured_queries if 'FROM "workflows_steprun"' in query["sql"]]
     assert len(step_reads) == 1
+
+
+def test_a_login_sessions_token_is_checked_and_its_user_loaded_in_one_query(user, api):
+    tokens = api.post("/api/v3/auth/token", {"email": user.email, "password": PASSWORD}, format="json").json()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    api.get("/api/v3/auth/me")  # warm: the session's last use is written at most once a minute
+    with CaptureQueriesContext(connection) as captured:
+        assert api.get("/api/v3/auth/me").json()["email"] == user.email
+    user_reads = [query["sql"] for query in captured.captured_queries if '"accounts_user"."password"' in query["sql"]]
+    assert len(user_reads) == 1, user_reads
+    assert 'FROM "accounts_loginsession" INNER JOIN "accounts_user"' in user_reads[0]
