@@ -111,7 +111,9 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
 
     An unexpected error around the node (storing its result, say) fails the attempt with that
     error, retried as the node's retry policy says; left to escape, it would leave the step running
-    until recover() mistook its silent heartbeat for a dead worker.
+    until recover() mistook its silent heartbeat for a dead worker. The database being unreachable is
+    not the step's error: before the claim committed it escapes (the step stays queued, recover()
+    re-sends it); after, the result is written once the database is back.
     """
     if run_id is None:
         run_id = store.step_run_id(step_id)
@@ -135,6 +137,10 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
             # alone first, and an error then is its own.
             logger.warning("a step's transaction failed; running it alone", exc_info=True, extra={"step": step_id})
             return execute_step(step_id, attempt, worker=worker, run_id=run_id, chain=False)
+        if isinstance(error, (OperationalError, InterfaceError)):
+            # The database was unreachable, not the step wrong: it stays queued, and recover()
+            # re-sends it as a lost message.
+            raise
         return _fail_unexpectedly(step_id, attempt, run_id, error)
     with Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = attempts.run_node(run, step, data)
@@ -218,7 +224,10 @@ def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> li
         logger.warning("a batch of cheap steps failed; running them one by one", exc_info=True)
         dispatches, later = [], list(steps)
     for step_id, attempt, run_id in later:
-        dispatches += execute_step(step_id, attempt, worker=worker, run_id=run_id)
+        try:
+            dispatches += execute_step(step_id, attempt, worker=worker, run_id=run_id)
+        except (OperationalError, InterfaceError):  # left queued for recover(); the others' messages still go
+            logger.warning("the database was unreachable; a cheap step stays queued", extra={"step": step_id})
     return dispatches
 
 
