@@ -13,7 +13,7 @@ import time
 from contextlib import suppress
 from datetime import timedelta
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from workflows.engine import attempt as attempts
@@ -137,10 +137,6 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
             # alone first, and an error then is its own.
             logger.warning("a step's transaction failed; running it alone", exc_info=True, extra={"step": step_id})
             return execute_step(step_id, attempt, worker=worker, run_id=run_id, chain=False)
-        if isinstance(error, (OperationalError, InterfaceError)):
-            # The database was unreachable, not the step wrong: it stays queued, and recover()
-            # re-sends it as a lost message.
-            raise
         return _fail_unexpectedly(step_id, attempt, run_id, error)
     with Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = attempts.run_node(run, step, data)
@@ -161,8 +157,6 @@ def _record_late(step_id, attempt: int, run_id, prepared, result, *, children_se
     """
     try:
         return _record_result(step_id, attempt, run_id, prepared, copy.deepcopy(result), children_seen=children_seen)
-    except (OperationalError, InterfaceError):
-        raise
     except Exception as error:
         return _fail_unexpectedly(step_id, attempt, run_id, error)
 
@@ -181,9 +175,13 @@ def _record_result(step_id, attempt: int, run_id, prepared, result, *, children_
 def _fail_unexpectedly(step_id, attempt: int, run_id, error: Exception) -> list[Dispatch]:
     """Fail (or retry) an attempt whose transaction an unexpected error rolled back, with that error.
 
-    The attempt is still the step's (queued, or running if its claim had committed). Should this
-    transaction fail too (the database is gone), the error escapes and recover() takes over.
+    The attempt is still the step's (queued, or running if its claim had committed). The database
+    being unreachable is not the step's error: it escapes, so that a claim stays queued for recover()
+    to re-send and a result is written again (`store.retrying_while_unreachable`). Should this
+    transaction fail too, the error escapes as well and recover() takes over.
     """
+    if isinstance(error, store.DATABASE_UNREACHABLE):
+        raise error
     logger.error("a step's transaction failed", exc_info=error, extra={"run": str(run_id), "step": str(step_id)})
     with transition() as tx:
         try:
@@ -226,7 +224,7 @@ def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> li
     for step_id, attempt, run_id in later:
         try:
             dispatches += execute_step(step_id, attempt, worker=worker, run_id=run_id)
-        except (OperationalError, InterfaceError):  # left queued for recover(); the others' messages still go
+        except store.DATABASE_UNREACHABLE:  # left queued for recover(); the others' messages still go
             logger.warning("the database was unreachable; a cheap step stays queued", extra={"step": step_id})
     return dispatches
 

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings as django_settings
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.utils import timezone
 
 from workflows.engine import cancellation, store
@@ -48,7 +48,7 @@ class Heartbeat:
             while not self.stopped.wait(timing("DWC_HEARTBEAT_SECONDS").total_seconds()):
                 try:
                     still_mine = store.heartbeat_touch(self.step_id, self.attempt, timezone.now())
-                except DatabaseError:
+                except store.DATABASE_UNREACHABLE:
                     # Unreachable for now: the step goes on, and so does the beat once it is back.
                     logger.warning("a heartbeat could not reach the database", extra={"step": str(self.step_id)})
                     connection.close()
@@ -96,7 +96,7 @@ class DeltaStream:
             text = "".join(self.pending)
             try:
                 self._publish({"attempt": self.attempt, "text": text})
-            except DatabaseError:
+            except store.DATABASE_UNREACHABLE:
                 # The database is unreachable for now: the text waits for the next flush, the
                 # generation goes on (its result is recorded once the database is back).
                 logger.warning("streamed text could not be published yet", extra={"step": str(self.step_id)})

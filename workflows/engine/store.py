@@ -26,6 +26,10 @@ from workflows.models import Document, EventTrigger, Run, RunEvent, StepRun, Wor
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The database could not be reached or broke off the transaction (connection lost, server restarting,
+# deadlock): nothing the step did wrong, and a write that failed so is worth trying again.
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+
 # The first key of the two-key advisory locks that serialize document version numbering.
 DOCUMENT_VERSION_LOCK = 0x646F63  # "doc"
 ACTIVE_RUN = (Run.Status.RUNNING, Run.Status.WAITING)
@@ -220,8 +224,8 @@ def heartbeat_touch(step_id, attempt: int, now) -> bool:
 
 def retrying_while_unreachable(write: Callable[[], T], *, within: timedelta, what: str) -> T:
     """Run `write` (whole transactions, not inside one), again after a pause whenever the database
-    cannot be reached or broke off the transaction (OperationalError: connection lost, server
-    restarting, deadlock), for up to `within`; after that the error escapes.
+    cannot be reached or broke off the transaction (DATABASE_UNREACHABLE), for up to `within`; after
+    that the error escapes.
 
     For what must not be lost to a blip: a step's result, whose call was made and must not be
     made again because the worker that made it could not write it down.
@@ -231,7 +235,7 @@ def retrying_while_unreachable(write: Callable[[], T], *, within: timedelta, wha
     while True:
         try:
             return write()
-        except (OperationalError, InterfaceError) as error:
+        except DATABASE_UNREACHABLE as error:
             if time.monotonic() + pause > deadline:
                 raise
             logger.warning("the database is unreachable; trying again", extra={"what": what, "error": str(error)})
