@@ -56,10 +56,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT))
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dwc_bench_api")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.environment import PROJECT, configure, create_database
+from bench.servers import free_port
+
+# The base settings configure() names are replaced by production's in ENV below.
+DATABASE_URL, REDIS_URL = configure(database="dwc_bench_api", redis_db=12)
 
 
 def _fernet_key() -> str:
@@ -158,24 +160,6 @@ class Server:
             return self.log.read_text(errors="replace")[-characters:]
         except OSError:
             return "(no log)"
-
-
-def create_database() -> None:
-    """As bench/engine_overhead.py's: the database of DATABASE_URL, created on its server if missing."""
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fail(message: str) -> None:
@@ -503,7 +487,7 @@ def main() -> None:
     if options.seconds <= 0 or options.rounds < 1 or options.concurrency < 1:
         parser.error("--seconds, --rounds and --concurrency must be positive")
 
-    create_database()
+    create_database(DATABASE_URL)
     import django
 
     django.setup()
