@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from werkzeug import Response
 
-from tests.workflows.durability.test_crashes import run_of, wait_for
+from tests.workflows.durability.helpers import run_of, wait_for
 from tests.workflows.helpers import create
 from tests.workflows.workers import start_worker, wait_for_run
 from workflows.models import Run

@@ -14,8 +14,9 @@ import pytest
 from werkzeug import Response
 
 from tests.processes import free_port
+from tests.workflows.durability.helpers import recover_until_finished, run_of, wait_for
 from tests.workflows.helpers import create
-from tests.workflows.workers import TERMINAL, start_worker, worker_env
+from tests.workflows.workers import start_worker, worker_env
 from workflows.engine import recovery
 from workflows.models import Run, StepRun
 
@@ -28,36 +29,6 @@ FAST_CLOCK = {"DWC_HEARTBEAT_SECONDS": "0.5", "DWC_STEP_LEASE_SECONDS": "3", "DW
 def fast_clock(settings):
     for name, value in FAST_CLOCK.items():
         setattr(settings, name, float(value))
-
-
-def recover_until_finished(run_ids, timeout: float, supervise=None) -> list[Run]:
-    """Play the beat task (and, with `supervise`, the process supervisor) until the runs finish."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = list(Run.objects.filter(pk__in=run_ids))
-        if all(run.status in TERMINAL for run in runs):
-            return runs
-        if supervise is not None:
-            supervise()
-        recovery.recover()
-        time.sleep(0.5)
-    pending = Run.objects.filter(pk__in=run_ids).exclude(status__in=TERMINAL).values_list("pk", "status")
-    raise AssertionError(f"runs not finished within {timeout}s: {list(pending)[:5]}")
-
-
-def run_of(api, workflow_id) -> str:
-    answer = api.post(f"/api/v3/workflows/{workflow_id}/runs", {"input": {}}, format="json")
-    assert answer.status_code == 202, answer.content
-    return answer.json()["id"]
-
-
-def wait_for(predicate, timeout: float = 20, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{message} not met within {timeout}s")
 
 
 def slow_first_call(calls: list, seconds: float = 6):

@@ -11,7 +11,7 @@ import pytest
 from werkzeug import Response
 
 from tests.fault_proxy import FaultProxy, database_upstream, database_url_through
-from tests.workflows.durability.test_crashes import recover_until_finished, run_of, wait_for
+from tests.workflows.durability.helpers import recover_until_finished, run_of, wait_for
 from tests.workflows.helpers import create
 from tests.workflows.workers import start_worker, worker_env
 from workflows.models import StepRun
