@@ -1,16 +1,19 @@
 """Reads used by more than one caller: the API, the admin, commands and services."""
 
 import uuid
+from contextlib import contextmanager
+from functools import cache
 
+from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_for_user
-from accounts.models import User
+from accounts.models import User, Workspace
 from workflows.events import envelope
 from workflows.graph import topological_order
-from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
+from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow, WorkflowTag
 from workflows.specs import NODE_VALUE_FIELDS, compact_depends_on
 
 NO_SUCH_WORKFLOW = "No such workflow."
@@ -48,21 +51,97 @@ def workflow_get(
     *,
     minimum: str = Role.VIEWER,
     include_deleted: bool = False,
-    for_display: bool = False,
 ) -> Workflow:
-    """The workflow if `user` holds at least `minimum` in its workspace; Http404 hides the rest.
-    With `for_display`, loaded with what the serializers show (`with_list_data`) in the same query."""
-    workflows = Workflow.objects.select_related("workspace")
-    if for_display:
-        workflows = with_list_data(workflows)
+    """The workflow if `user` holds at least `minimum` in its workspace; Http404 hides the rest."""
     try:
-        workflow = workflows.get(pk=uuid.UUID(str(workflow_id)))
+        workflow = Workflow.objects.select_related("workspace").get(pk=uuid.UUID(str(workflow_id)))
     except (ValueError, Workflow.DoesNotExist) as error:
         raise Http404(NO_SUCH_WORKFLOW) from error
     if workflow.is_deleted and not include_deleted:
         raise Http404(NO_SUCH_WORKFLOW)
     ensure_role(user, workflow.workspace, minimum, not_found=NO_SUCH_WORKFLOW)
     return workflow
+
+
+def workflow_fingerprint(user: User, workflow_id) -> str:
+    """What a workflow's display (the serializers' output) is made of, as a digest: the workflow's row,
+    its creator's email, its tags, nodes and edges, read in one query; no two states of those share it.
+    Authorized as workflow_get (Http404 hides the rest).
+
+    A key for caching the display that needs no invalidating: any change, by any path (an API edit,
+    the admin, a bulk tag, a migration), is a different digest. Computed by PostgreSQL from the rows'
+    text, where it costs microseconds, rather than from the loaded models.
+    """
+    try:
+        pk = uuid.UUID(str(workflow_id))
+    except ValueError as error:
+        raise Http404(NO_SUCH_WORKFLOW) from error
+    sql, workspace_fields = _fingerprint_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None or row[-2]:  # no such workflow, or deleted
+        raise Http404(NO_SUCH_WORKFLOW)
+    workspace = Workspace.from_db(connection.alias, workspace_fields, row[: len(workspace_fields)])
+    ensure_role(user, workspace, Role.VIEWER, not_found=NO_SUCH_WORKFLOW)
+    return row[-1]
+
+
+def workflow_display_and_fingerprint(user: User, workflow_id) -> tuple[Workflow, str]:
+    """The workflow loaded for display, with its nodes (`ordered_nodes`), and workflow_fingerprint's
+    digest of it, both read in one snapshot of the database: the digest is of the state loaded."""
+    with _one_snapshot():
+        fingerprint = workflow_fingerprint(user, workflow_id)
+        workflow = with_list_data(Workflow.objects.filter(pk=workflow_id)).get()
+        workflow.ordered_nodes = workflow_nodes(workflow)
+    return workflow, fingerprint
+
+
+@contextmanager
+def _one_snapshot():
+    """Reads inside see one state of the database (REPEATABLE READ), not each a newer one. Inside a
+    transaction already begun (the tests'), its own rules apply."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def content_fingerprint_sql(workflow: str) -> str:
+    """The SQL expression of workflow_fingerprint's digest for the workflow row named `workflow` (a
+    table alias or name of the query it goes in)."""
+    quote = connection.ops.quote_name
+
+    def rows_of(model, alias: str) -> str:
+        column = quote(model._meta.get_field("workflow").column)
+        return (
+            f"(SELECT string_agg({alias}::text, '|' ORDER BY {alias}.id) "  # noqa: S608 - names from the models
+            f"FROM {quote(model._meta.db_table)} {alias} WHERE {alias}.{column} = {workflow}.id)"
+        )
+
+    creator = (
+        f"(SELECT email FROM {quote(User._meta.db_table)} "  # noqa: S608 - names from the models
+        f"WHERE id = {workflow}.{quote(Workflow._meta.get_field('created_by').column)})"
+    )
+    parts = [f"{workflow}::text", creator, rows_of(WorkflowTag, "t"), rows_of(Node, "n"), rows_of(Edge, "e")]
+    return f"md5(concat_ws('|', {', '.join(parts)}))"
+
+
+@cache
+def _fingerprint_sql() -> tuple[str, list[str]]:
+    # Every workflow detail asks: built once per process, names from the models.
+    quote = connection.ops.quote_name
+    workspace_fields = Workspace._meta.concrete_fields
+    columns = ", ".join(f"ws.{quote(field.column)}" for field in workspace_fields)
+    sql = (
+        f"SELECT {columns}, w.{quote('deleted_at')} IS NOT NULL, {content_fingerprint_sql('w')} "  # noqa: S608
+        f"FROM {quote(Workflow._meta.db_table)} w JOIN {quote(Workspace._meta.db_table)} ws "
+        f"ON ws.id = w.{quote(Workflow._meta.get_field('workspace').column)} WHERE w.id = %s"
+    )
+    return sql, [field.attname for field in workspace_fields]
 
 
 def node_get(user: User, node_id, *, minimum: str = Role.VIEWER) -> Node:

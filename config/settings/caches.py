@@ -1,6 +1,8 @@
 """The caches (throttle counts among them) and the channel layer: inside this process in the embedded
 mode, in the Redis of REDIS_URL in the distributed one."""
 
+import os
+
 from config.settings.environment import REDIS_URL
 
 if REDIS_URL:
@@ -38,3 +40,9 @@ else:
         },
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Answers cached under a digest of what they were made from (core.content_cache: a workflow's display
+# under workflows.selectors.workflow_fingerprint): per process, the most recently used this many per
+# kind, and in the default cache for this long. They never need invalidating; these bound memory only.
+DWC_CONTENT_CACHE_ENTRIES = int(os.environ.get("DWC_CONTENT_CACHE_ENTRIES", "2000"))
+DWC_CONTENT_CACHE_SECONDS = int(os.environ.get("DWC_CONTENT_CACHE_SECONDS", str(24 * 3600)))

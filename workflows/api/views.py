@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from accounts.access import Role, workspace_named_or_default
 from workflows import selectors
 from workflows.api import request_bodies, serializers
+from workflows.api.displays import workflow_display
 from workflows.api.filters import WorkflowFilter
 from workflows.api.runs import trigger_response
 from workflows.models import Node, Run, Workflow
@@ -56,13 +57,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def get_serializer_class(self):
         return serializers.WorkflowListSerializer if self.action == "list" else serializers.WorkflowSerializer
 
-    def _get(self, minimum: str = Role.VIEWER, include_deleted: bool = False, for_display: bool = False) -> Workflow:
+    def _get(self, minimum: str = Role.VIEWER, include_deleted: bool = False) -> Workflow:
         return selectors.workflow_get(
-            self.request.user,
-            self.kwargs["pk"],
-            minimum=minimum,
-            include_deleted=include_deleted,
-            for_display=for_display,
+            self.request.user, self.kwargs["pk"], minimum=minimum, include_deleted=include_deleted
         )
 
     def _detail(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
@@ -86,7 +83,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
-        return self._show(self._get(for_display=True))
+        return Response(workflow_display(request.user, pk))
 
     @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY})
     def update(self, request, pk=None):
