@@ -6,6 +6,7 @@ from functools import cache
 
 from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -110,9 +111,10 @@ def _one_snapshot():
         yield
 
 
-def content_fingerprint_sql(workflow: str) -> str:
+def content_fingerprint_sql(workflow: str, *, graph: bool = True) -> str:
     """The SQL expression of workflow_fingerprint's digest for the workflow row named `workflow` (a
-    table alias or name of the query it goes in)."""
+    table alias or name of the query it goes in). Without the `graph`, of a list row: the nodes'
+    number in place of the nodes and edges."""
     quote = connection.ops.quote_name
 
     def rows_of(model, alias: str) -> str:
@@ -126,8 +128,29 @@ def content_fingerprint_sql(workflow: str) -> str:
         f"(SELECT email FROM {quote(User._meta.db_table)} "  # noqa: S608 - names from the models
         f"WHERE id = {workflow}.{quote(Workflow._meta.get_field('created_by').column)})"
     )
-    parts = [f"{workflow}::text", creator, rows_of(WorkflowTag, "t"), rows_of(Node, "n"), rows_of(Edge, "e")]
+    node_count = (
+        f"(SELECT count(*) FROM {quote(Node._meta.db_table)} "  # noqa: S608 - names from the models
+        f"WHERE {quote(Node._meta.get_field('workflow').column)} = {workflow}.id)"
+    )
+    graph_parts = [rows_of(Node, "n"), rows_of(Edge, "e")] if graph else [node_count]
+    parts = [f"{workflow}::text", creator, rows_of(WorkflowTag, "t"), *graph_parts]
     return f"md5(concat_ws('|', {', '.join(parts)}))"
+
+
+def with_row_fingerprint(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
+    """Each workflow with `row_fingerprint`: the digest of what a list row shows (content_fingerprint_sql
+    without the graph), to cache rows under as workflow_fingerprint's digest caches displays."""
+    table = connection.ops.quote_name(Workflow._meta.db_table)
+    digest = RawSQL(content_fingerprint_sql(table, graph=False), ())  # noqa: S611 - names from the models
+    return workflows.annotate(row_fingerprint=digest)
+
+
+def workflow_rows_for_display(workflow_ids: list) -> list[Workflow]:
+    """The workflows loaded for their list rows (with_list_data), each with its `row_fingerprint`, all
+    read in one snapshot: the digests are of the states loaded. Not authorized: for ids a caller's
+    authorized query gave."""
+    with _one_snapshot():
+        return list(with_row_fingerprint(with_list_data(Workflow.objects.filter(pk__in=workflow_ids))))
 
 
 @cache

@@ -133,3 +133,30 @@ def test_displays_are_shared_through_the_default_cache(user, cached):
 def test_a_made_up_or_malformed_id_is_404(user_api):
     assert user_api.get("/api/v3/workflows/7b0a3c4e-0000-4000-8000-000000000000").status_code == 404
     assert user_api.get("/api/v3/workflows/not-a-uuid").status_code == 404
+
+
+def listed(api, workflow_id) -> dict:
+    answer = api.get("/api/v3/workflows?page_size=100")
+    assert answer.status_code == 200, answer.content
+    return next(row for row in answer.json()["results"] if row["id"] == workflow_id)
+
+
+@pytest.mark.parametrize(
+    "change", [_rename_through_the_api, _add_a_node_through_the_api, _tag_in_bulk, _creator_changes_email]
+)
+def test_every_change_shows_in_the_list_rows(user_api, cached, change):
+    before = listed(user_api, cached["id"])
+    change(user_api, cached)
+    after = listed(user_api, cached["id"])
+    assert after != before
+    shown_now = shown(user_api, cached["id"])
+    assert after == {name: value for name, value in shown_now.items() if name not in ("nodes", "edges")}
+
+
+def test_a_removed_member_no_longer_lists_what_they_listed(cached):
+    colleague = UserFactory()
+    membership = MembershipFactory(workspace_id=cached["workspace"], user=colleague, role=Membership.Role.VIEWER)
+    colleague_api = client_for(colleague)
+    assert listed(colleague_api, cached["id"])["name"] == cached["name"]
+    membership.delete()
+    assert colleague_api.get("/api/v3/workflows").json()["count"] == 0

@@ -1,6 +1,8 @@
-"""A workflow as GET workflows/{id} shows it (WorkflowSerializer's output), cached under the digest of
-what it is made from (workflows.selectors.workflow_fingerprint) in a core.content_cache: never stale,
-so never invalidated. Authorization is not cached: every read checks the caller's role first."""
+"""A workflow as GET workflows/{id} shows it (WorkflowSerializer's output) and as a row of GET workflows
+(WorkflowListSerializer's), cached under the digest of what each is made from
+(workflows.selectors.workflow_fingerprint, with_row_fingerprint) in a core.content_cache: never stale,
+so never invalidated. Authorization is not cached: every read checks the caller's access first (the
+detail its role, the list its query of the caller's workflows)."""
 
 import hashlib
 import inspect
@@ -19,6 +21,7 @@ def _made_by() -> str:
 
 
 workflow_displays = ContentCache("workflow", _made_by)
+workflow_rows = ContentCache("workflow-row", _made_by)
 
 
 def workflow_display(user: User, workflow_id) -> dict:
@@ -30,3 +33,22 @@ def workflow_display(user: User, workflow_id) -> dict:
         display = dict(serializers.WorkflowSerializer(workflow).data)  # not ReturnDict: it holds the serializer
         workflow_displays.set(fingerprint, display)
     return display
+
+
+def workflow_list_rows(page: list[tuple]) -> list[dict]:
+    """The list rows of a page of (id, row fingerprint) pairs, from a query of the caller's workflows
+    (selectors.with_row_fingerprint), in its order."""
+    found = workflow_rows.get_many([fingerprint for _, fingerprint in page])
+    missing = [pk for pk, fingerprint in page if fingerprint not in found]
+    made_by_id = {}
+    if missing:
+        workflows = selectors.workflow_rows_for_display(missing)
+        rows = serializers.WorkflowListSerializer(workflows, many=True).data
+        made_by_id = {workflow.pk: dict(row) for workflow, row in zip(workflows, rows, strict=True)}
+        workflow_rows.set_many({w.row_fingerprint: made_by_id[w.pk] for w in workflows})
+    # A workflow changed since the page was read shows as it is now; one deleted since, not at all.
+    return [
+        found[fingerprint] if fingerprint in found else made_by_id[pk]
+        for pk, fingerprint in page
+        if fingerprint in found or pk in made_by_id
+    ]

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from accounts.access import Role, workspace_named_or_default
 from workflows import selectors
 from workflows.api import request_bodies, serializers
-from workflows.api.displays import workflow_display
+from workflows.api.displays import workflow_display, workflow_list_rows
 from workflows.api.filters import WorkflowFilter
 from workflows.api.runs import trigger_response
 from workflows.models import Node, Run, Workflow
@@ -72,8 +72,9 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return Response(serializers.WorkflowSerializer(_with_nodes(workflow)).data, status=status_code)
 
     def list(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(serializers.WorkflowListSerializer(page, many=True).data)
+        workflows = self.filter_queryset(selectors.workflows_for_user(request.user))
+        page = self.paginate_queryset(selectors.with_row_fingerprint(workflows).values_list("pk", "row_fingerprint"))
+        return self.get_paginated_response(workflow_list_rows(page))
 
     @extend_schema(request={JSON: request_bodies.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
     def create(self, request):
