@@ -6,7 +6,6 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
@@ -14,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
-from core.filters import DateTimeFilter
+from core.filters import DateTimeFilter, FilterBackend
 from workflows import selectors
 from workflows.api import serializers
 from workflows.models import Document
@@ -57,7 +56,7 @@ class DocumentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = serializers.DocumentSerializer
     filterset_class = DocumentFilter
     # `search` is the FilterSet's full-text search, not DRF's SearchFilter.
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filter_backends = [FilterBackend, OrderingFilter]
     ordering_fields = ["created_at", "version", "title"]
     ordering = ["-created_at"]
 
