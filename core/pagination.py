@@ -1,6 +1,7 @@
 import math
 import re
 
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
@@ -19,6 +20,34 @@ def whole_number(raw: str) -> int | None:
     return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
+class PageFirstPaginator(Paginator):
+    """Django's, reading the page before counting: a page with room to spare is the last one, so the
+    count is its offset plus its rows, and the COUNT query is left out (most lists fit on one page).
+    A full page is counted as before; an empty one past the first is out of range whatever the count."""
+
+    def page(self, number):
+        number = self._whole_page_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page])
+        if len(rows) < self.per_page and (rows or number == 1):
+            self.__dict__["count"] = bottom + len(rows)  # Paginator.count is a cached_property
+        elif not rows:
+            raise EmptyPage(self.error_messages["no_results"])
+        return self._get_page(rows, number, self)
+
+    def _whole_page_number(self, number) -> int:
+        """validate_number's checks, but the last: that one needs the count."""
+        try:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            number = int(number)
+        except (TypeError, ValueError) as error:
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from error
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """`?page=N&page_size=M`: M defaults to PAGE_SIZE and is cut to 200, whatever the client asks.
 
@@ -26,6 +55,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
     use the default instead, for `page_size=null` too); an empty one means the default.
     """
 
+    django_paginator_class = PageFirstPaginator
     page_size_query_param = "page_size"
     max_page_size = 200
 
