@@ -1,20 +1,17 @@
 """Reads used by more than one caller: the API, the admin, commands and services."""
 
 import uuid
-from contextlib import contextmanager
-from functools import cache
 
-from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_for_user
-from accounts.models import User, Workspace
+from accounts.models import User
 from workflows.events import envelope
+from workflows.fingerprints import one_snapshot, run_fingerprint, with_row_fingerprint, workflow_fingerprint
 from workflows.graph import topological_order
-from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow, WorkflowTag
+from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
 from workflows.specs import NODE_VALUE_FIELDS, compact_depends_on
 
 NO_SUCH_WORKFLOW = "No such workflow."
@@ -64,107 +61,22 @@ def workflow_get(
     return workflow
 
 
-def workflow_fingerprint(user: User, workflow_id) -> str:
-    """What a workflow's display (the serializers' output) is made of, as a digest: the workflow's row,
-    its creator's email, its tags, nodes and edges, read in one query; no two states of those share it.
-    Authorized as workflow_get (Http404 hides the rest).
-
-    A key for caching the display that needs no invalidating: any change, by any path (an API edit,
-    the admin, a bulk tag, a migration), is a different digest. Computed by PostgreSQL from the rows'
-    text, where it costs microseconds, rather than from the loaded models.
-    """
-    try:
-        pk = uuid.UUID(str(workflow_id))
-    except ValueError as error:
-        raise Http404(NO_SUCH_WORKFLOW) from error
-    sql, workspace_fields = _fingerprint_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
-        row = cursor.fetchone()
-    if row is None or row[-2]:  # no such workflow, or deleted
-        raise Http404(NO_SUCH_WORKFLOW)
-    workspace = Workspace.from_db(connection.alias, workspace_fields, row[: len(workspace_fields)])
-    ensure_role(user, workspace, Role.VIEWER, not_found=NO_SUCH_WORKFLOW)
-    return row[-1]
-
-
 def workflow_display_and_fingerprint(user: User, workflow_id) -> tuple[Workflow, str]:
-    """The workflow loaded for display, with its nodes (`ordered_nodes`), and workflow_fingerprint's
-    digest of it, both read in one snapshot of the database: the digest is of the state loaded."""
-    with _one_snapshot():
+    """The workflow loaded for display, with its nodes (`ordered_nodes`), and its fingerprint
+    (workflows.fingerprints), read in one snapshot of the database: the digest is of the state loaded."""
+    with one_snapshot():
         fingerprint = workflow_fingerprint(user, workflow_id)
         workflow = with_list_data(Workflow.objects.filter(pk=workflow_id)).get()
         workflow.ordered_nodes = workflow_nodes(workflow)
     return workflow, fingerprint
 
 
-@contextmanager
-def _one_snapshot():
-    """Reads inside see one state of the database (REPEATABLE READ), not each a newer one. Inside a
-    transaction already begun (the tests'), its own rules apply."""
-    if connection.in_atomic_block:
-        yield
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
-
-
-def content_fingerprint_sql(workflow: str, *, graph: bool = True) -> str:
-    """The SQL expression of workflow_fingerprint's digest for the workflow row named `workflow` (a
-    table alias or name of the query it goes in). Without the `graph`, of a list row: the nodes'
-    number in place of the nodes and edges."""
-    quote = connection.ops.quote_name
-
-    def rows_of(model, alias: str) -> str:
-        column = quote(model._meta.get_field("workflow").column)
-        return (
-            f"(SELECT string_agg({alias}::text, '|' ORDER BY {alias}.id) "  # noqa: S608 - names from the models
-            f"FROM {quote(model._meta.db_table)} {alias} WHERE {alias}.{column} = {workflow}.id)"
-        )
-
-    creator = (
-        f"(SELECT email FROM {quote(User._meta.db_table)} "  # noqa: S608 - names from the models
-        f"WHERE id = {workflow}.{quote(Workflow._meta.get_field('created_by').column)})"
-    )
-    node_count = (
-        f"(SELECT count(*) FROM {quote(Node._meta.db_table)} "  # noqa: S608 - names from the models
-        f"WHERE {quote(Node._meta.get_field('workflow').column)} = {workflow}.id)"
-    )
-    graph_parts = [rows_of(Node, "n"), rows_of(Edge, "e")] if graph else [node_count]
-    parts = [f"{workflow}::text", creator, rows_of(WorkflowTag, "t"), *graph_parts]
-    return f"md5(concat_ws('|', {', '.join(parts)}))"
-
-
-def with_row_fingerprint(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
-    """Each workflow with `row_fingerprint`: the digest of what a list row shows (content_fingerprint_sql
-    without the graph), to cache rows under as workflow_fingerprint's digest caches displays."""
-    table = connection.ops.quote_name(Workflow._meta.db_table)
-    digest = RawSQL(content_fingerprint_sql(table, graph=False), ())  # noqa: S611 - names from the models
-    return workflows.annotate(row_fingerprint=digest)
-
-
 def workflow_rows_for_display(workflow_ids: list) -> list[Workflow]:
-    """The workflows loaded for their list rows (with_list_data), each with its `row_fingerprint`, all
-    read in one snapshot: the digests are of the states loaded. Not authorized: for ids a caller's
-    authorized query gave."""
-    with _one_snapshot():
+    """The workflows loaded for their list rows (with_list_data), each with its `row_fingerprint`, read
+    in one snapshot: the digests are of the states loaded. Not authorized: for ids that a query of
+    the caller's workflows gave."""
+    with one_snapshot():
         return list(with_row_fingerprint(with_list_data(Workflow.objects.filter(pk__in=workflow_ids))))
-
-
-@cache
-def _fingerprint_sql() -> tuple[str, list[str]]:
-    # Every workflow detail asks: built once per process, names from the models.
-    quote = connection.ops.quote_name
-    workspace_fields = Workspace._meta.concrete_fields
-    columns = ", ".join(f"ws.{quote(field.column)}" for field in workspace_fields)
-    sql = (
-        f"SELECT {columns}, w.{quote('deleted_at')} IS NOT NULL, {content_fingerprint_sql('w')} "  # noqa: S608
-        f"FROM {quote(Workflow._meta.db_table)} w JOIN {quote(Workspace._meta.db_table)} ws "
-        f"ON ws.id = w.{quote(Workflow._meta.get_field('workspace').column)} WHERE w.id = %s"
-    )
-    return sql, [field.attname for field in workspace_fields]
 
 
 def node_get(user: User, node_id, *, minimum: str = Role.VIEWER) -> Node:
@@ -215,6 +127,15 @@ def run_get(user: User, run_id, *, minimum: str = Role.VIEWER) -> Run:
         raise Http404(NO_SUCH_RUN) from error
     ensure_role(user, run.workspace, minimum, not_found=NO_SUCH_RUN)
     return run
+
+
+def run_display_and_fingerprint(user: User, run_id) -> tuple[Run, str]:
+    """The run loaded for display, with its steps, and its fingerprint (workflows.fingerprints), read in
+    one snapshot of the database: the digest is of the state loaded."""
+    with one_snapshot():
+        fingerprint = run_fingerprint(user, run_id)
+        run = Run.objects.select_related("version", "created_by").prefetch_related("steps").get(pk=run_id)
+    return run, fingerprint
 
 
 def documents_for_user(user: User) -> QuerySet[Document]:

@@ -1,6 +1,7 @@
-"""GET workflows/{id} answers from a cache keyed by a digest of the rows it shows
-(workflows.api.displays): whatever changes those rows, by whichever path, shows at once, and the
-caller's access is checked on every read, so no cached answer outlives an edit or a permission."""
+"""GET workflows/{id}, GET workflows and GET runs/{id} answer from caches keyed by a digest of the rows
+they show (workflows.api.displays, workflows.fingerprints): whatever changes those rows, by whichever
+path, shows at once, and the caller's access is checked on every read, so no cached answer outlives
+an edit or a permission."""
 
 import pytest
 from django.core.cache import caches
@@ -11,10 +12,10 @@ from accounts.models import Membership, User, Workspace
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, UserFactory
 from tests.workflows.helpers import chain_body, create
-from workflows import selectors
-from workflows.api.displays import workflow_displays
-from workflows.api.serializers import WorkflowSerializer
-from workflows.models import Edge, Node, Workflow, WorkflowTag
+from workflows import fingerprints, selectors
+from workflows.api.displays import run_displays, workflow_displays
+from workflows.api.serializers import RunDetailSerializer, WorkflowSerializer
+from workflows.models import Edge, Node, Run, StepRun, Workflow, WorkflowTag
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def cached(user, user_api) -> dict:
     """A workflow of three nodes whose display is in the cache."""
     workflow = create(user_api, {**chain_body("a", "b", "c"), "tags": ["one"]})
     shown(user_api, workflow["id"])
-    assert workflow_displays.get(selectors.workflow_fingerprint(user, workflow["id"])) is not None
+    assert workflow_displays.get(fingerprints.workflow_fingerprint(user, workflow["id"])) is not None
     return workflow
 
 
@@ -125,7 +126,7 @@ def test_a_deleted_workflow_is_gone_though_its_display_is_cached(user_api, cache
 
 
 def test_displays_are_shared_through_the_default_cache(user, cached):
-    fingerprint = selectors.workflow_fingerprint(user, cached["id"])
+    fingerprint = fingerprints.workflow_fingerprint(user, cached["id"])
     shared = caches["default"].get(workflow_displays._shared_key(fingerprint))
     assert json.loads(JSONRenderer().render(shared)) == fresh(user, cached["id"])
 
@@ -160,3 +161,44 @@ def test_a_removed_member_no_longer_lists_what_they_listed(cached):
     assert listed(colleague_api, cached["id"])["name"] == cached["name"]
     membership.delete()
     assert colleague_api.get("/api/v3/workflows").json()["count"] == 0
+
+
+@pytest.fixture
+def cached_run(user, user_api, cached) -> str:
+    """A run of the cached workflow with three steps, its display in the cache."""
+    workflow = Workflow.objects.get(pk=cached["id"])
+    run = Run.objects.create(
+        workflow=workflow, workspace=workflow.workspace, version=workflow.versions.get(), trigger="api"
+    )
+    StepRun.objects.bulk_create(StepRun(run=run, node_key=key, node_type="text") for key in ("a", "b", "c"))
+    assert user_api.get(f"/api/v3/runs/{run.pk}").status_code == 200
+    assert run_displays.get(fingerprints.run_fingerprint(user, run.pk)) is not None
+    return str(run.pk)
+
+
+def fresh_run(user, run_id) -> dict:
+    run, _ = selectors.run_display_and_fingerprint(user, run_id)
+    return json.loads(JSONRenderer().render(RunDetailSerializer(run).data))
+
+
+def test_a_run_shows_each_step_as_the_engine_records_it(user, user_api, cached_run):
+    first = user_api.get(f"/api/v3/runs/{cached_run}").json()
+    assert first == fresh_run(user, cached_run)
+    StepRun.objects.filter(run_id=cached_run, node_key="b").update(status="running", attempt=1)
+    after_step = user_api.get(f"/api/v3/runs/{cached_run}").json()
+    assert [step["status"] for step in after_step["steps"] if step["key"] == "b"] == ["running"]
+    assert after_step == fresh_run(user, cached_run)
+    StepRun.objects.filter(run_id=cached_run, node_key="a").update(usage={"tokens_in": 5, "tokens_out": 2})
+    Run.objects.filter(pk=cached_run).update(status="running")
+    after_run = user_api.get(f"/api/v3/runs/{cached_run}").json()
+    assert after_run["status"] == "running" and after_run["usage"]["tokens_in"] == 5
+    assert after_run == fresh_run(user, cached_run)
+
+
+def test_a_removed_member_is_refused_a_run_they_had_cached(cached_run, cached):
+    colleague = UserFactory()
+    membership = MembershipFactory(workspace_id=cached["workspace"], user=colleague, role=Membership.Role.VIEWER)
+    colleague_api = client_for(colleague)
+    assert colleague_api.get(f"/api/v3/runs/{cached_run}").status_code == 200
+    membership.delete()
+    assert colleague_api.get(f"/api/v3/runs/{cached_run}").status_code == 404

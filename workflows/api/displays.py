@@ -1,15 +1,15 @@
-"""A workflow as GET workflows/{id} shows it (WorkflowSerializer's output) and as a row of GET workflows
-(WorkflowListSerializer's), cached under the digest of what each is made from
-(workflows.selectors.workflow_fingerprint, with_row_fingerprint) in a core.content_cache: never stale,
-so never invalidated. Authorization is not cached: every read checks the caller's access first (the
-detail its role, the list its query of the caller's workflows)."""
+"""What the API shows of a workflow (GET workflows/{id}), of a workflow in a list (GET workflows) and
+of a run (GET runs/{id}), cached under the digest of what each is made from (workflows.fingerprints)
+in a core.content_cache: never stale, so never invalidated. Access is not cached: every read checks
+the caller's first (the details their role, the list its query of the caller's workflows)."""
 
 import hashlib
 import inspect
+from collections.abc import Callable
 
 from accounts.models import User
 from core.content_cache import ContentCache
-from workflows import selectors
+from workflows import fingerprints, selectors
 from workflows.api import serializers
 from workflows.specs import NODE_VALUE_FIELDS, SETTINGS_DEFAULTS
 
@@ -22,22 +22,42 @@ def _made_by() -> str:
 
 workflow_displays = ContentCache("workflow", _made_by)
 workflow_rows = ContentCache("workflow-row", _made_by)
+run_displays = ContentCache("run", _made_by)
 
 
 def workflow_display(user: User, workflow_id) -> dict:
     """The workflow's display, if `user` may read it (Http404 and PermissionDenied as workflow_get)."""
-    fingerprint = selectors.workflow_fingerprint(user, workflow_id)
-    display = workflow_displays.get(fingerprint)
-    if display is None:
+
+    def make() -> tuple[str, dict]:
         workflow, fingerprint = selectors.workflow_display_and_fingerprint(user, workflow_id)
-        display = dict(serializers.WorkflowSerializer(workflow).data)  # not ReturnDict: it holds the serializer
-        workflow_displays.set(fingerprint, display)
+        return fingerprint, dict(serializers.WorkflowSerializer(workflow).data)
+
+    return _cached(workflow_displays, fingerprints.workflow_fingerprint(user, workflow_id), make)
+
+
+def run_display(user: User, run_id) -> dict:
+    """The run's display with its steps, if `user` may read it (Http404 and PermissionDenied as run_get)."""
+
+    def make() -> tuple[str, dict]:
+        run, fingerprint = selectors.run_display_and_fingerprint(user, run_id)
+        return fingerprint, dict(serializers.RunDetailSerializer(run).data)
+
+    return _cached(run_displays, fingerprints.run_fingerprint(user, run_id), make)
+
+
+def _cached(displays: ContentCache, fingerprint: str, make: Callable[[], tuple[str, dict]]) -> dict:
+    display = displays.get(fingerprint)
+    if display is None:
+        # Made in a snapshot of its own, with the digest of that snapshot's state: the rows may have
+        # changed since `fingerprint` was read.
+        fingerprint, display = make()  # a dict, not DRF's ReturnDict: that one holds the serializer
+        displays.set(fingerprint, display)
     return display
 
 
 def workflow_list_rows(page: list[tuple]) -> list[dict]:
     """The list rows of a page of (id, row fingerprint) pairs, from a query of the caller's workflows
-    (selectors.with_row_fingerprint), in its order."""
+    (fingerprints.with_row_fingerprint), in its order."""
     found = workflow_rows.get_many([fingerprint for _, fingerprint in page])
     missing = [pk for pk, fingerprint in page if fingerprint not in found]
     made_by_id = {}

@@ -5,7 +5,6 @@ import json
 import django_filters
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import prefetch_related_objects
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -21,6 +20,7 @@ from core.filters import DateTimeFilter
 from core.pagination import whole_number
 from workflows import selectors
 from workflows.api import serializers
+from workflows.api.displays import run_display
 from workflows.events import envelope
 from workflows.models import Run, Workflow
 from workflows.services import runs as services
@@ -122,9 +122,7 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses=serializers.RunDetailSerializer)
     def retrieve(self, request, pk=None):
-        run = self._get()
-        prefetch_related_objects([run], "steps")  # read by both `steps` and `usage`
-        return Response(serializers.RunDetailSerializer(run).data)
+        return Response(run_display(request.user, pk))
 
     @extend_schema(responses=serializers.StepRunSerializer(many=True))
     # One row per node of the run's version (bounded by max_nodes): the list comes whole.

@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.access import Role, workspace_named_or_default
-from workflows import selectors
+from workflows import fingerprints, selectors
 from workflows.api import request_bodies, serializers
 from workflows.api.displays import workflow_display, workflow_list_rows
 from workflows.api.filters import WorkflowFilter
@@ -73,7 +73,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         workflows = self.filter_queryset(selectors.workflows_for_user(request.user))
-        page = self.paginate_queryset(selectors.with_row_fingerprint(workflows).values_list("pk", "row_fingerprint"))
+        page = self.paginate_queryset(fingerprints.with_row_fingerprint(workflows).values_list("pk", "row_fingerprint"))
         return self.get_paginated_response(workflow_list_rows(page))
 
     @extend_schema(request={JSON: request_bodies.WORKFLOW_CREATE_BODY}, responses={201: serializers.WorkflowSerializer})
