@@ -20,6 +20,10 @@ def whole_number(raw: str) -> int | None:
     return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
+# More rows than any table holds: a page that starts after this many is out of range.
+BEYOND_ANY_TABLE = 2**62
+
+
 class PageFirstPaginator(Paginator):
     """Django's, reading the page before counting: a page with room to spare is the last one, so the
     count is its offset plus its rows, and the COUNT query is left out (most lists fit on one page).
@@ -28,6 +32,8 @@ class PageFirstPaginator(Paginator):
     def page(self, number):
         number = self._whole_page_number(number)
         bottom = (number - 1) * self.per_page
+        if bottom > BEYOND_ANY_TABLE:  # PostgreSQL's OFFSET is a bigint: beyond it, a DataError
+            raise EmptyPage(self.error_messages["no_results"])
         rows = list(self.object_list[bottom : bottom + self.per_page])
         if len(rows) < self.per_page and (rows or number == 1):
             self.__dict__["count"] = bottom + len(rows)  # Paginator.count is a cached_property
