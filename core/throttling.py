@@ -17,6 +17,7 @@ logarithmic in the rate, and no race. Other stores (the embedded mode's memory) 
 
 import os
 import time
+import weakref
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -44,6 +45,8 @@ redis.call('ZADD', log, now, ARGV[4])
 redis.call('PEXPIRE', log, math.ceil(period * 1000))
 return false
 """
+# One Redis client per cache object (Django makes one per thread), on the pool Django keeps for it.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _scripts: list = []  # the script registered once; it runs by its SHA, sent whole only to a server new to it
 
 
@@ -60,7 +63,10 @@ def sliding_log_hit(key: str, rate: int, period: float, now: float) -> float | N
     if not isinstance(store, RedisCache):
         return _sliding_log_hit_in(store, key, rate, period, now)
     name = store.make_and_validate_key(f"log:{key}")  # not DRF's key: an older deploy left lists there
-    client = store._cache.get_client(name, write=True)
+    client = _clients.get(store)
+    if client is None:
+        # Django's backend makes a new client (its parser and callbacks set up anew) on each call.
+        client = _clients[store] = store._cache.get_client(name, write=True)
     if not _scripts:
         _scripts.append(client.register_script(_SLIDING_LOG))
     wait = _scripts[0](keys=[name], args=[repr(now), repr(float(period)), rate, os.urandom(8).hex()], client=client)

@@ -5,7 +5,10 @@ the caller's first (the details their role, the list its query of the caller's w
 
 import hashlib
 import inspect
+import json
 from collections.abc import Callable
+
+from rest_framework.renderers import JSONRenderer
 
 from accounts.models import User
 from core.content_cache import ContentCache
@@ -30,7 +33,7 @@ def workflow_display(user: User, workflow_id) -> dict:
 
     def make() -> tuple[str, dict]:
         workflow, fingerprint = selectors.workflow_display_and_fingerprint(user, workflow_id)
-        return fingerprint, dict(serializers.WorkflowSerializer(workflow).data)
+        return fingerprint, _json_ready(serializers.WorkflowSerializer(workflow).data)
 
     return _cached(workflow_displays, fingerprints.workflow_fingerprint(user, workflow_id), make)
 
@@ -40,7 +43,7 @@ def run_display(user: User, run_id) -> dict:
 
     def make() -> tuple[str, dict]:
         run, fingerprint = selectors.run_display_and_fingerprint(user, run_id)
-        return fingerprint, dict(serializers.RunDetailSerializer(run).data)
+        return fingerprint, _json_ready(serializers.RunDetailSerializer(run).data)
 
     return _cached(run_displays, fingerprints.run_fingerprint(user, run_id), make)
 
@@ -50,9 +53,16 @@ def _cached(displays: ContentCache, fingerprint: str, make: Callable[[], tuple[s
     if display is None:
         # Made in a snapshot of its own, with the digest of that snapshot's state: the rows may have
         # changed since `fingerprint` was read.
-        fingerprint, display = make()  # a dict, not DRF's ReturnDict: that one holds the serializer
+        fingerprint, display = make()
         displays.set(fingerprint, display)
     return display
+
+
+def _json_ready(data):
+    """The serializer's output as the JSON renderer writes it, read back: plain dicts (not DRF's
+    ReturnDict, which holds the serializer) whose UUIDs and dates are strings already, so rendering a
+    cached display calls no encoder hook per value."""
+    return json.loads(JSONRenderer().render(data))
 
 
 def workflow_list_rows(page: list[tuple]) -> list[dict]:
@@ -64,7 +74,7 @@ def workflow_list_rows(page: list[tuple]) -> list[dict]:
     if missing:
         workflows = selectors.workflow_rows_for_display(missing)
         rows = serializers.WorkflowListSerializer(workflows, many=True).data
-        made_by_id = {workflow.pk: dict(row) for workflow, row in zip(workflows, rows, strict=True)}
+        made_by_id = {workflow.pk: row for workflow, row in zip(workflows, _json_ready(rows), strict=True)}
         workflow_rows.set_many({w.row_fingerprint: made_by_id[w.pk] for w in workflows})
     # A workflow changed since the page was read shows as it is now; one deleted since, not at all.
     return [
