@@ -143,9 +143,17 @@ def _without_mfa_locked(user: User, workspaces: QuerySet[Workspace]) -> QuerySet
     return workspaces.filter(Q(mfa_required=False) | Q(mfa_enabled_exists(user)))
 
 
-def role_of(user: User, workspace: Workspace) -> str | None:
+# What a caller passes as `membership_role` when it has not read it.
+UNREAD = object()
+
+
+def role_of(user: User, workspace: Workspace, *, membership_role=UNREAD) -> str | None:
+    """The user's role in the workspace, or None. `membership_role`: the role of the user's membership
+    (None for none), for a caller that read it with the workspace; it is read here otherwise."""
     if not user.is_authenticated or _outside_key_workspace(user, workspace.pk):
         return None
+    if membership_role is not UNREAD:
+        return membership_role
     with connection.cursor() as cursor:
         cursor.execute(_role_sql(), [workspace.pk, user.pk])
         row = cursor.fetchone()  # one at most: workspace and user are unique together
@@ -165,18 +173,20 @@ def _role_sql() -> str:
     )
 
 
-def ensure_role(user: User, workspace: Workspace, minimum: str, *, not_found: str = NOT_A_MEMBER) -> str:
+def ensure_role(
+    user: User, workspace: Workspace, minimum: str, *, not_found: str = NOT_A_MEMBER, membership_role=UNREAD
+) -> str:
     """Return the user's role, or raise: Http404 for non-members (no existence leak), else 403.
 
     A caller checking access to an object of the workspace passes the 404 message it gives for an
     unknown id (`not_found="No such run."`): a stranger's id and a made-up one must answer alike.
     Superusers act as owners everywhere: they operate the installation through the admin. An API
-    key narrows both (see the module's docstring).
+    key narrows both (see the module's docstring). `membership_role` as role_of's.
     """
     if user.is_authenticated and user.is_superuser and not _outside_key_workspace(user, workspace.pk):
         role = Role.OWNER
     else:
-        role = role_of(user, workspace)
+        role = role_of(user, workspace, membership_role=membership_role)
     if role is None:
         raise Http404(not_found)
     ensure_workspace_usable(user, workspace)

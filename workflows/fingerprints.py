@@ -19,7 +19,7 @@ from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from accounts.access import Role, ensure_role
-from accounts.models import User, Workspace
+from accounts.models import Membership, User, Workspace
 from workflows.models import Edge, Node, Run, StepRun, Workflow, WorkflowTag, WorkflowVersion
 
 NO_SUCH_WORKFLOW = "No such workflow."
@@ -114,25 +114,33 @@ def _authorized_digest(user: User, model: type[Workflow | Run], object_id, not_f
         raise Http404(not_found) from error
     sql, workspace_fields = _authorized_digest_sql(model)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
+        cursor.execute(sql, [user.pk, pk])
         row = cursor.fetchone()
-    if row is None or row[-2]:  # none, or deleted
+    if row is None:
         raise Http404(not_found)
-    workspace = Workspace.from_db(connection.alias, workspace_fields, row[: len(workspace_fields)])
-    ensure_role(user, workspace, Role.VIEWER, not_found=not_found)
-    return row[-1]
+    *workspace_values, membership_role, deleted, digest = row
+    if deleted:
+        raise Http404(not_found)
+    workspace = Workspace.from_db(connection.alias, workspace_fields, workspace_values)
+    ensure_role(user, workspace, Role.VIEWER, not_found=not_found, membership_role=membership_role)
+    return digest
 
 
 @cache
 def _authorized_digest_sql(model: type[Workflow | Run]) -> tuple[str, list[str]]:
-    """The object's workspace (what ensure_role needs), whether it is deleted, and its digest, in one
-    query. Every display asks: built once per process, names from the models."""
+    """The object's workspace and the caller's role there (what ensure_role needs), whether it is
+    deleted, and its digest, in one query. Every display asks: built once per process, names from
+    the models."""
     workspace_fields = Workspace._meta.concrete_fields
     columns = ", ".join(f"ws.{_quote(field.column)}" for field in workspace_fields)
     deleted = f"o.{_column(Workflow, 'deleted_at')} IS NOT NULL" if model is Workflow else "false"
     digest = workflow_digest_sql("o") if model is Workflow else run_digest_sql("o")
+    role = (
+        f"(SELECT {_column(Membership, 'role')} FROM {_quote(Membership._meta.db_table)} "  # noqa: S608
+        f"WHERE {_column(Membership, 'workspace')} = ws.id AND {_column(Membership, 'user')} = %s)"
+    )
     sql = (
-        f"SELECT {columns}, {deleted}, {digest} FROM {_quote(model._meta.db_table)} o "  # noqa: S608
+        f"SELECT {columns}, {role}, {deleted}, {digest} FROM {_quote(model._meta.db_table)} o "  # noqa: S608
         f"JOIN {_quote(Workspace._meta.db_table)} ws ON ws.id = o.{_column(model, 'workspace')} WHERE o.id = %s"
     )
     return sql, [field.attname for field in workspace_fields]
