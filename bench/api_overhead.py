@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api_overhead.py [--seconds 5] [--rounds 3] [--concurrency 10] [--only CASE]
     .venv/bin/python bench/api_overhead.py --queries     # SQL statements of one request per case, no servers
+    .venv/bin/python bench/api_overhead.py --compare REV # also the product at git revision REV, every round
 
 Starts two gunicorns with config/gunicorn.py (gthread, 2 worker processes, DWC_HTTP_THREADS threads each)
 on production settings, PostgreSQL and Redis: one serving the product (config.settings.production),
@@ -24,6 +25,10 @@ GET /api/v3/auth/me; health GET /health; apikey-workflow-detail GET /api/v3/work
 API key. Each case is driven for --rounds rounds of --seconds at --concurrency, alternating with a
 round of the bare view (product first in odd rounds, bare first in even ones), by the same in-process
 load generator: one thread and one keep-alive httpx.Client per concurrent client.
+
+With --compare REV, a third gunicorn serves the product as it was at REV (checked out into a temporary
+git worktree, on the same database: REV must not need other migrations), driven in every round
+beside the other two (the order rotating), and printed under each case as "before (REV)".
 
 Printed per case: req/s (median of rounds), p50 and p95 (ms, over all rounds' requests), non-2xx
 answers, the server's CPU per request (ms; its gunicorn workers' user+system time over the requests
@@ -134,6 +139,7 @@ class Round:
 class Result:
     product: list[Round] = field(default_factory=list)
     bare: list[Round] = field(default_factory=list)
+    before: list[Round] = field(default_factory=list)  # the product at --compare's revision
 
 
 @dataclass
@@ -307,7 +313,24 @@ def access_token_in_process(world: dict) -> str:
 # --- servers and load --------------------------------------------------------------------------
 
 
-def start_server(name: str, settings_module: str, ready_path: str) -> Server:
+def checkout(revision: str) -> Path:
+    """The project at `revision`, in a temporary git worktree (removed at the end)."""
+    tree = Path(tempfile.mkdtemp(prefix="dwc-bench-before-")) / "project"
+    try:
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), revision],
+            cwd=PROJECT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as error:
+        fail(f"--compare {revision}: git worktree add failed: {error.stderr.strip()}")
+    return tree
+
+
+def start_server(name: str, settings_module: str, ready_path: str, tree: Path = PROJECT) -> Server:
+    """gunicorn serving the project in `tree` (this checkout, or --compare's revision)."""
     import httpx
 
     port = free_port()
@@ -317,7 +340,7 @@ def start_server(name: str, settings_module: str, ready_path: str) -> Server:
     with open(log, "w") as output:
         process = subprocess.Popen(
             args,
-            cwd=PROJECT,
+            cwd=tree,
             env={**ENV, "DJANGO_SETTINGS_MODULE": settings_module},
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -428,8 +451,8 @@ def summary(rounds: list[Round]) -> dict:
     }
 
 
-def ratios(result: Result) -> dict:
-    pairs = list(zip(result.product, result.bare, strict=True))
+def ratios(rounds: list[Round], bare_rounds: list[Round]) -> dict:
+    pairs = list(zip(rounds, bare_rounds, strict=True))
     return {
         "time": statistics.median(bare.rate / product.rate for product, bare in pairs),
         "p50": statistics.median(product.p50 / bare.p50 for product, bare in pairs),
@@ -483,6 +506,11 @@ def main() -> None:
     parser.add_argument("--only", choices=CASE_NAMES, help="run this case only")
     parser.add_argument("--queries", action="store_true", help="print each case's SQL statements, start no server")
     parser.add_argument("--profile", action="store_true", help="profile each case in-process, start no server")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also serve the product at git revision REV (a temporary worktree; same database) in every round",
+    )
     options = parser.parse_args()
     if options.seconds <= 0 or options.rounds < 1 or options.concurrency < 1:
         parser.error("--seconds, --rounds and --concurrency must be positive")
@@ -509,10 +537,13 @@ def main() -> None:
         (print_profiles if options.profile else print_queries)(cases, world)
         return
 
-    product = bare = None
+    product = bare = before = None
+    before_tree = checkout(options.compare) if options.compare else None
     try:
         product = start_server("product", "config.settings.production", "/health")
         bare = start_server("bare", BARE_SETTINGS, BARE_PATH)
+        if before_tree is not None:
+            before = start_server("before", "config.settings.production", "/health", tree=before_tree)
         tokens = httpx.post(
             f"{product.base}/api/v3/auth/token",
             json={"email": world["user"].email, "password": world["password"]},
@@ -529,7 +560,8 @@ def main() -> None:
         bare_headers = dict(PROXY_HEADERS)
         check_answers(bare, BARE_PATH, bare_headers, "bare")
         for case in cases:
-            check_answers(product, case.path, headers_for(case, world), case.name)
+            for server in (product, before) if before else (product,):
+                check_answers(server, case.path, headers_for(case, world), case.name)
         warm = min(1.0, options.seconds)
         drive(bare, BARE_PATH, bare_headers, options.concurrency, warm)  # every worker and thread
         print(
@@ -541,22 +573,29 @@ def main() -> None:
         for case in cases:
             headers = headers_for(case, world)
             drive(product, case.path, headers, options.concurrency, warm)
+            if before:
+                drive(before, case.path, headers, options.concurrency, warm)
             result = results[case.name] = Result()
             for number in range(options.rounds):
                 order = [("product", product, case.path, headers), ("bare", bare, BARE_PATH, bare_headers)]
-                for side, server, path, side_headers in order if number % 2 == 0 else reversed(order):
+                if before:
+                    order.append(("before", before, case.path, headers))
+                for side, server, path, side_headers in order[number % len(order) :] + order[: number % len(order)]:
                     getattr(result, side).append(
                         drive(server, path, side_headers, options.concurrency, options.seconds)
                     )
                 print(
                     f"  {case.name} round {number + 1}: product {result.product[-1].rate:.0f} req/s, "
-                    f"bare {result.bare[-1].rate:.0f} req/s",
+                    f"bare {result.bare[-1].rate:.0f} req/s"
+                    + (f", before {result.before[-1].rate:.0f} req/s" if before else ""),
                     flush=True,
                 )
     finally:
-        for server in (product, bare):
+        for server in (product, bare, before):
             if server is not None:
                 stop_server(server)
+        if before_tree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before_tree)], cwd=PROJECT, check=False)
 
     print()
     header = (
@@ -570,13 +609,17 @@ def main() -> None:
     for case in cases:
         result = results[case.name]
         all_bare += result.bare
-        figures, ratio = summary(result.product), ratios(result)
-        print(
-            f"{case.name:<24} {figures['rate']:>7.0f} {figures['p50']:>7.1f} {figures['p95']:>7.1f} "
-            f"{figures['failures']:>7} {figures['cpu']:>10.2f} {queries[case.name]:>7}"
-            f"   {'':>14}{ratio['time']:>8.2f} {ratio['p50']:>5.2f} {ratio['cpu']:>7.2f}"
-        )
-        for side in ("product", "bare"):
+        lines = [(case.name, result.product, queries[case.name])]
+        if result.before:
+            lines.append((f"  before ({options.compare})"[:24], result.before, ""))
+        for name, rounds, query_count in lines:
+            figures, ratio = summary(rounds), ratios(rounds, result.bare)
+            print(
+                f"{name:<24} {figures['rate']:>7.0f} {figures['p50']:>7.1f} {figures['p95']:>7.1f} "
+                f"{figures['failures']:>7} {figures['cpu']:>10.2f} {query_count:>7}"
+                f"   {'':>14}{ratio['time']:>8.2f} {ratio['p50']:>5.2f} {ratio['cpu']:>7.2f}"
+            )
+        for side in ("product", "bare", "before"):
             rounds = getattr(result, side)
             if any(one.failures for one in rounds):
                 sample = next(one.failure_sample for one in rounds if one.failure_sample)
