@@ -3,8 +3,10 @@
     .venv/bin/python bench/webhook_throughput.py [--seconds 20] [--compare REV] [--rounds 2]
 
 Starts daphne (`manage.py serve`) and 2 Celery worker processes on PostgreSQL and Redis, then posts
-at concurrency 10 and 50 for the given time each. Prints completed runs per second and p50/p95
-latency. BENCH_DATABASE_URL and BENCH_REDIS_URL override the defaults.
+at concurrency 10 and 50 for the given time each. Prints completed runs per second, p50/p95
+latency, and the CPU time the server and the workers spent per completed run: on a machine shared
+with other work the CPU per run holds still where runs/s and latencies do not.
+BENCH_DATABASE_URL and BENCH_REDIS_URL override the defaults.
 
 `--compare REV` measures the code of git revision REV too, checked out into a temporary worktree
 (removed at the end), in rounds that alternate old and new (the first to go changes each round),
@@ -46,12 +48,16 @@ class Tally:
     seconds: float = 0
     latencies: list[float] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    server_cpu: float = 0  # seconds
+    workers_cpu: float = 0
 
-    def add(self, seconds: float, latencies: list[float], failures: dict[str, int]) -> None:
+    def add(self, seconds: float, driven: "Driven") -> None:
         self.seconds += seconds
-        self.latencies += latencies
-        for kind, count in failures.items():
+        self.latencies += driven.latencies
+        for kind, count in driven.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
+        self.server_cpu += driven.server_cpu
+        self.workers_cpu += driven.workers_cpu
 
     def runs_per_second(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
@@ -60,13 +66,30 @@ class Tally:
         latencies = self.latencies
         p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
         p95 = statistics.quantiles(latencies, n=20)[18] * 1000 if len(latencies) >= 20 else float("nan")
+        runs = max(len(latencies), 1)
         return (
-            f"{self.runs_per_second():.1f} runs/s completed, p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+            f"{self.runs_per_second():.1f} runs/s completed, p50 {p50:.0f} ms, p95 {p95:.0f} ms, CPU per run: "
+            f"server {self.server_cpu / runs * 1000:.1f} ms, workers {self.workers_cpu / runs * 1000:.1f} ms, "
             f"not completed within the wait (by answer): {self.failures or 'none'}"
         )
 
     def p95(self) -> float:
         return statistics.quantiles(self.latencies, n=20)[18] if len(self.latencies) >= 20 else float("nan")
+
+
+@dataclass
+class Driven:
+    latencies: list[float]
+    failures: dict[str, int]
+    server_cpu: float = 0
+    workers_cpu: float = 0
+
+
+def cpu_seconds(process: subprocess.Popen) -> float:
+    import psutil
+
+    times = psutil.Process(process.pid).cpu_times()
+    return times.user + times.system
 
 
 async def drive(url: str, concurrency: int, seconds: float) -> tuple[list[float], dict[str, int]]:
@@ -118,7 +141,7 @@ def seed() -> str:
     return token
 
 
-def measure(tree: Path, label: str, token: str, seconds: float) -> dict[int, tuple[list[float], dict[str, int]]]:
+def measure(tree: Path, label: str, token: str, seconds: float) -> dict[int, Driven]:
     """Start the server and 2 workers of the checkout `tree`, drive them at each concurrency, stop them."""
     port = free_port()
     python = sys.executable
@@ -142,7 +165,14 @@ def measure(tree: Path, label: str, token: str, seconds: float) -> dict[int, tup
         wait_for_health(base, server="the server")
         time.sleep(3)  # workers connect
         url = f"{base}/hooks/{token}/?wait=10"
-        return {concurrency: asyncio.run(drive(url, concurrency, seconds)) for concurrency in CONCURRENCIES}
+        results = {}
+        for concurrency in CONCURRENCIES:
+            before = [cpu_seconds(process) for process in processes]
+            driven = Driven(*asyncio.run(drive(url, concurrency, seconds)))
+            spent = [cpu_seconds(process) - start for process, start in zip(processes, before, strict=True)]
+            driven.server_cpu, driven.workers_cpu = spent[0], sum(spent[1:])
+            results[concurrency] = driven
+        return results
     finally:
         for process in processes:
             process.terminate()
@@ -163,9 +193,9 @@ def main() -> None:
     token = seed()
 
     if not options.compare:
-        for concurrency, (latencies, failures) in measure(PROJECT, "new", token, options.seconds).items():
+        for concurrency, driven in measure(PROJECT, "new", token, options.seconds).items():
             tally = Tally()
-            tally.add(options.seconds, latencies, failures)
+            tally.add(options.seconds, driven)
             print(f"concurrency {concurrency}: {tally.line()}")
         print(load())
         return
@@ -174,15 +204,17 @@ def main() -> None:
     subprocess.run(["git", "worktree", "add", "--detach", str(old_tree), options.compare], cwd=PROJECT, check=True)
     sides = {"old": old_tree, "new": PROJECT}
     tallies = {(side, concurrency): Tally() for side in sides for concurrency in CONCURRENCIES}
+    rates: dict[tuple[str, int], list[float]] = {key: [] for key in tallies}
     try:
         for round_number in range(options.rounds):
             order = ["old", "new"] if round_number % 2 == 0 else ["new", "old"]
             for side in order:
                 results = measure(sides[side], side, token, options.seconds)
-                for concurrency, (latencies, failures) in results.items():
+                for concurrency, driven in results.items():
                     tally = Tally()
-                    tally.add(options.seconds, latencies, failures)
-                    tallies[side, concurrency].add(options.seconds, latencies, failures)
+                    tally.add(options.seconds, driven)
+                    tallies[side, concurrency].add(options.seconds, driven)
+                    rates[side, concurrency].append(tally.runs_per_second())
                     print(f"round {round_number + 1} {side} concurrency {concurrency}: {tally.line()}; {load()}")
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=PROJECT, check=False)
@@ -192,9 +224,15 @@ def main() -> None:
         print(f"concurrency {concurrency} old: {old.line()}")
         print(f"concurrency {concurrency} new: {new.line()}")
         ratio = new.runs_per_second() / old.runs_per_second() if old.runs_per_second() else float("nan")
+        cpu_ratio = (new.server_cpu / max(len(new.latencies), 1)) / (old.server_cpu / max(len(old.latencies), 1))
+        per_round = [
+            f"{new_rate / old_rate:.2f}"
+            for old_rate, new_rate in zip(rates["old", concurrency], rates["new", concurrency], strict=True)
+        ]
         print(
-            f"concurrency {concurrency}: runs/s new/old {ratio:.2f}, "
-            f"p95 {old.p95() * 1000:.0f} ms old → {new.p95() * 1000:.0f} ms new"
+            f"concurrency {concurrency}: runs/s new/old {ratio:.2f} (by round: {', '.join(per_round)}), "
+            f"p95 {old.p95() * 1000:.0f} ms old → {new.p95() * 1000:.0f} ms new, "
+            f"server CPU per run new/old {cpu_ratio:.2f}"
         )
 
 
