@@ -16,10 +16,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen:
-    """Start `args` in the project with `env`, logging errors only, to <tmp>/dwc-bench-<name>.log."""
+def start(args: list[str], name: str, env: dict[str, str], *, cwd: Path = PROJECT) -> subprocess.Popen:
+    """Start `args` in the project (or the checkout `cwd`) with `env`, logging errors only, to
+    <tmp>/dwc-bench-<name>.log."""
     log = open(Path(tempfile.gettempdir()) / f"dwc-bench-{name}.log", "w")  # noqa: SIM115
-    return subprocess.Popen(args, cwd=PROJECT, env={**env, "LOG_LEVEL": "ERROR"}, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(args, cwd=cwd, env={**env, "LOG_LEVEL": "ERROR"}, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for_health(base: str, *, server: str, timeout: float = 60) -> None:

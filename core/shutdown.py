@@ -2,9 +2,9 @@
 deliveries, with their `?wait=`) answer first.
 
 `manage.py serve` calls `begin()` when it is told to stop (SIGTERM, Ctrl-C), then gives those
-requests up to a few seconds (until `drained()`) before the server stops: a waiting delivery sees
-`began()` within its next check (at most 250 ms) and answers with the run as it stands, instead of
-holding the process for its whole wait or being cut off without an answer.
+requests up to a few seconds (until `drained()`) before the server stops: it wakes the waiting
+deliveries (workflows.run_ends), which see `began()` and answer with the run as it stands, instead
+of holding the process for their whole wait or being cut off without an answer.
 """
 
 import threading

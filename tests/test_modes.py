@@ -15,7 +15,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.factories import PASSWORD, UserFactory
-from tests.processes import Process, clean_env, database_url_for_subprocesses, free_port, wait_for_http, wait_until
+from tests.processes import (
+    Process,
+    clean_env,
+    database_url_for_subprocesses,
+    free_port,
+    serving,
+    wait_for_http,
+    wait_until,
+)
 from workflows.models import Run
 from workflows.services.webhooks import webhook_create
 from workflows.services.workflows import workflow_create
@@ -235,3 +243,105 @@ def test_serve_answers_waiting_webhook_callers_and_exits_promptly_on_sigterm(dis
     # Each caller got its run as it stood, not a cut connection: the run was started and is on record.
     assert [getattr(answer, "status_code", answer) for answer in answers] == [202] * 5
     assert {answer.json()["status"] for answer in answers} <= {"pending", "queued", "running"}
+
+
+def fast_webhook() -> str:
+    """A webhook on a one-step workflow in the test database; returns its token."""
+    user = UserFactory()
+    workflow = workflow_create(
+        actor=user,
+        workspace=user.memberships.get().workspace,
+        data={
+            "name": "Quick",
+            "status": "active",
+            "nodes": [{"key": "t", "type": "transform", "config": {"values": {}}}],
+        },
+    )
+    return webhook_create(workflow=workflow, actor=user)[1]
+
+
+def test_serve_wakes_waiting_webhook_callers_when_their_runs_end(transactional_db):
+    # The server re-reads a waited-on run only every 30 s: answers within seconds came from the
+    # announcement of the run's end, published by the worker process through Redis.
+    token = fast_webhook()
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        DATABASE_URL=database_url_for_subprocesses(),
+        REDIS_URL=settings.REDIS_URL,
+        SECRET_KEY=settings.SECRET_KEY,
+        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
+        DWC_WEBHOOK_WAIT_RECHECK_SECONDS="30",
+    )
+    worker = Process(
+        [".venv/bin/celery", "-A", "config", "worker", "--concurrency", "1", "--without-mingle", "--without-gossip"],
+        env,
+        "worker-wakes",
+    )
+    try:
+        wait_until(lambda: "ready." in worker.output(), timeout=60, message=lambda: f"the worker: {worker!r}")
+        with serving("daphne", env) as (base, _server):
+            for _ in range(5):
+                started = time.monotonic()
+                answer = httpx.post(f"{base}/hooks/{token}/?wait=25", json={}, timeout=60)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["status"] == "succeeded"
+                assert time.monotonic() - started < 10
+    finally:
+        worker.stop()
+
+
+def test_waiting_webhook_callers_hold_no_database_connection(distributed_server):
+    # A pool of 2 connections, and 4 callers waiting on runs that no worker runs: the next delivery
+    # is answered at once, not after the pool's 10 s timeout.
+    _base, env = distributed_server
+    token = fast_webhook()
+    answers: list = []
+
+    def wait_on_a_run() -> None:
+        answers.append(httpx.post(f"{base}/hooks/{token}/?wait=8", json={}, timeout=60))
+
+    with serving("daphne", {**env, "DATABASE_POOL_MAX_SIZE": "2"}) as (base, _server):
+        callers = [threading.Thread(target=wait_on_a_run) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        wait_until(lambda: Run.objects.count() == 4, timeout=20, message="four waiting callers")
+        started = time.monotonic()
+        answer = httpx.post(f"{base}/hooks/{token}/", json={}, timeout=60)
+        assert answer.status_code == 202, answer.text
+        assert time.monotonic() - started < 3
+        for caller in callers:
+            caller.join(20)
+    assert [answer.status_code for answer in answers] == [202] * 4
+
+
+def test_the_embedded_server_wakes_waiting_webhook_callers_when_their_runs_end(tmp_path):
+    # The embedded mode's worker runs inside the server: the announcement never leaves the process.
+    port = free_port()
+    server = Process(
+        ["make", "run"],
+        clean_env(
+            HOST="127.0.0.1",
+            PORT=str(port),
+            DWC_VAR_DIR=str(tmp_path),
+            DWC_ADMIN_PASSWORD=STRONG,
+            DWC_WEBHOOK_WAIT_RECHECK_SECONDS="30",
+        ),
+        "embedded-wakes",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/health", server)
+        with register_and_login(base) as api:
+            nodes = [{"key": "t", "type": "transform", "config": {"values": {"doubled": "{{ input.n * 2 }}"}}}]
+            workflow = api.post("/api/v3/workflows", json={"name": "Quick", "status": "active", "nodes": nodes})
+            assert workflow.status_code == 201, workflow.text
+            created = api.post(f"/api/v3/workflows/{workflow.json()['id']}/webhooks", json={})
+            assert created.status_code == 201, created.text
+        for n in range(3):
+            started = time.monotonic()
+            answer = httpx.post(f"{base}/hooks/{created.json()['token']}/?wait=25", json={"n": n}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["output"] == {"t": {"doubled": n * 2}}
+            assert time.monotonic() - started < 10
+    finally:
+        assert server.stop(timeout=10) < 10, server

@@ -1,7 +1,8 @@
 """Where run events go. The engine hands the events of each transaction here once it committed.
 
-Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, and the
-websocket broadcast (workflows.realtime). (Event triggers are sent by the engine when it finishes
+Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, the
+requests waiting for a run to end (workflows.run_ends), and the websocket broadcast
+(workflows.realtime). (Event triggers are sent by the engine when it finishes
 a run: the run's lock query already tells it whether any follow the workflow.) The notifications
 issue adds its rules — one more plain call below, so this stays the one place to read.
 """
@@ -11,7 +12,7 @@ from typing import Any
 
 from config.celery import app as celery_app
 from core import metrics
-from workflows import realtime
+from workflows import realtime, run_ends
 from workflows.models import Run, RunEvent, ScheduleSlot
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
@@ -45,6 +46,7 @@ def publish(events: list[dict]) -> None:
     """Hand on the envelopes of one committed transaction, in order."""
     for event in events:
         _count(event)
+    run_ends.announce(events)
     realtime.broadcast(events)
 
 

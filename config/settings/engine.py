@@ -98,5 +98,8 @@ DWC_EVENT_TRIGGER_MAX_DEPTH = int(os.environ.get("DWC_EVENT_TRIGGER_MAX_DEPTH", 
 # Inbound webhooks: largest body accepted, and requests per token per minute.
 DWC_WEBHOOK_MAX_BODY_BYTES = int(os.environ.get("DWC_WEBHOOK_MAX_BODY_BYTES", str(1024 * 1024)))
 DWC_WEBHOOK_RATE_PER_MINUTE = int(os.environ.get("DWC_WEBHOOK_RATE_PER_MINUTE", "600"))
+# A delivery with `?wait=` is woken when its run ends (workflows.run_ends); in case that
+# announcement is missed (Redis restarted), it also reads the run again this often.
+DWC_WEBHOOK_WAIT_RECHECK_SECONDS = float(os.environ.get("DWC_WEBHOOK_WAIT_RECHECK_SECONDS", "1"))
 # Schedules: at most this many runs for missed slots (catchup: all) or one backfill.
 DWC_SCHEDULE_MAX_CATCHUP = int(os.environ.get("DWC_SCHEDULE_MAX_CATCHUP", "100"))

@@ -1,12 +1,13 @@
 """Inbound webhooks: their management API, and the /hooks/<token>/ endpoint that starts runs."""
 
-import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -21,7 +22,7 @@ from accounts.ip_allow_lists import IpNotAllowed
 from core import shutdown
 from core.problems import Conflict, ProblemResponse, flatten_errors, unavailable_dependency, unavailable_response
 from core.throttling import client_ip
-from workflows import selectors
+from workflows import run_ends, selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Run, WebhookTrigger
 from workflows.services import webhooks as services
@@ -131,24 +132,42 @@ class WebhookRotateView(APIView):
         return Response(_with_token(request, hook, token))
 
 
-async def _wait_for_run_end(run_id, seconds: float) -> Run:
-    """The run once it finished, or as it is when `seconds` ran out or the server began to stop
-    (`core.shutdown`). Holds no thread while waiting.
+async def _wait_for_run_end(run: Run, expectation: run_ends.Expectation, seconds: float) -> Run:
+    """The run once it ended, or as it is when `seconds` ran out or the server began to stop
+    (`core.shutdown`; `manage.py serve` then wakes every waiter).
 
-    It re-reads the run between asyncio sleeps that grow from 20 ms to 250 ms. (Listening on the
-    channel layer instead was tried: cancelling channels_redis receives under load stalled every
-    waiter of the process, so the database, which is the truth anyway, is what it watches.)
+    `expectation` was registered before `run` was read (`_accept`), so the announcement of an end
+    committed since wakes it (workflows.run_ends); the database, which is the truth, decides. It
+    also reads the run every DWC_WEBHOOK_WAIT_RECHECK_SECONDS, in case an announcement was lost.
+    It holds no thread while waiting (the synchronous middleware above the view keeps the
+    request's own) and no database connection.
     """
-    read = sync_to_async(Run.objects.get)
+    read = sync_to_async(_run_read)
     deadline = time.monotonic() + seconds
-    pause = 0.02
-    while True:
-        run = await read(pk=run_id)
-        remaining = deadline - time.monotonic()
-        if run.is_finished or remaining <= 0 or shutdown.began():
-            return run
-        await asyncio.sleep(min(pause, remaining))
-        pause = min(pause * 2, 0.25)
+    try:
+        while not run.is_finished:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or shutdown.began():
+                break
+            await expectation.wait(min(remaining, settings.DWC_WEBHOOK_WAIT_RECHECK_SECONDS))
+            run = await read(run.pk)
+    finally:
+        expectation.close()
+    return run
+
+
+def _run_read(run_id) -> Run:
+    try:
+        return Run.objects.get(pk=run_id)
+    finally:
+        _release_connection()
+
+
+def _release_connection() -> None:
+    """Give this thread's database connection back to the pool, as the request's end would: the
+    pool has a few connections for the whole server, and a delivery that waits must hold none."""
+    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        connection.close()
 
 
 def _problem(status_code: int, detail: str, code: str, **extra) -> HttpResponse:
@@ -171,20 +190,52 @@ async def inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
 
 
 async def _inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
+    # Everything up to the run's start in one trip to a thread, not one per query: each trip
+    # between the event loop and the request's thread costs CPU and a turn of the GIL.
+    accepted = await sync_to_async(_accept)(request, token)
+    if isinstance(accepted, HttpResponse):
+        return accepted
+    run, wait = accepted.run, accepted.wait
+    if accepted.expectation is not None:
+        run = await _wait_for_run_end(run, accepted.expectation, wait)
+        if run.is_finished:
+            body = {"run_id": str(run.pk), "status": run.status, "output": run.output, "error": run.error}
+            return JsonResponse(body, status=200)
+    data = await sync_to_async(_run_data)(run.pk if wait > 0 else run)
+    return JsonResponse(data, status=202 if accepted.created or wait > 0 else 200)
+
+
+def _run_data(run: Run | str) -> dict:
+    """The answer for a run not ended: as it is now, read again unless given."""
+    if not isinstance(run, Run):
+        run = _run_read(run)
+    return {"run_id": str(run.pk), **RunSerializer(run).data}
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    run: Run
+    created: bool
+    wait: float  # seconds
+    expectation: run_ends.Expectation | None  # of the run's end, when the sender waits for it
+
+
+def _accept(request: HttpRequest, token: str) -> HttpResponse | _Accepted:
+    """Check the delivery and start its run, or refuse it."""
     if request.method != "POST":
         response = _problem(405, "Webhooks accept POST only.", "method_not_allowed")
         response["Allow"] = "POST"
         return response
     try:
-        hook = await sync_to_async(services.webhook_for_token)(token)
+        hook = services.webhook_for_token(token)
     except Http404:
         return _problem(404, services.NO_SUCH_HOOK, "not_found")
     if hook.allowed_ips:  # before the rate: deliveries it refuses do not spend the webhook's budget
         try:
-            await sync_to_async(services.webhook_address_check)(hook=hook, address=client_ip(request))
+            services.webhook_address_check(hook=hook, address=client_ip(request))
         except IpNotAllowed as error:
             return _problem(403, str(error), error.code, **error.problem_members)
-    retry_after = await sync_to_async(services.rate_limited)(hook)
+    retry_after = services.rate_limited(hook)
     if retry_after:
         response = _problem(429, "Too many deliveries to this webhook; slow down.", "throttled")
         response["Retry-After"] = str(retry_after)
@@ -203,7 +254,7 @@ async def _inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
         return _problem(400, "wait must be a number of seconds (at most 30).", "invalid")
     delivery = services.Delivery(body=body, headers={name.lower(): value for name, value in request.headers.items()})
     try:
-        run, created = await sync_to_async(services.webhook_deliver)(hook=hook, delivery=delivery)
+        run, created = services.webhook_deliver(hook=hook, delivery=delivery)
     except services.WebhookUnauthorized as error:
         return _problem(401, str(error), "not_authenticated")
     except Conflict as error:
@@ -213,13 +264,19 @@ async def _inbound_hook(request: HttpRequest, token: str) -> HttpResponse:
         return _problem(
             400, "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "validation_error", errors=errors
         )
-    if wait > 0:
-        run = await _wait_for_run_end(run.pk, wait)
+    if wait <= 0:
+        return _Accepted(run, created, wait, None)
+    expectation = run_ends.expect(run.pk)
+    try:
+        run.refresh_from_db(fields=["status"])  # after `expect`: an end committed since is announced
         if run.is_finished:
-            body = {"run_id": str(run.pk), "status": run.status, "output": run.output, "error": run.error}
-            return JsonResponse(body, status=200)
-    data = {"run_id": str(run.pk), **(await sync_to_async(lambda: RunSerializer(run).data)())}
-    return JsonResponse(data, status=202 if created or wait > 0 else 200)
+            run.refresh_from_db()
+    except BaseException:
+        expectation.close()
+        raise
+    finally:
+        _release_connection()
+    return _Accepted(run, created, wait, expectation)
 
 
 urlpatterns = [

@@ -8,10 +8,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
+from tests.processes import wait_until
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.helpers import create
 from workflows.models import Run, WebhookDelivery
@@ -69,6 +71,48 @@ def test_wait_mode_answers_202_when_the_run_is_still_going(engine_worker, client
     assert answer.status_code == 202
     assert 0.9 <= time.monotonic() - started < 4
     assert Run.objects.get(pk=answer.json()["run_id"]).status in ("running", "waiting")
+
+
+def test_a_waiting_caller_is_answered_when_its_run_ends_not_at_a_recheck(engine_worker, client, user_api, settings):
+    # Re-reading the run only every 30 s: an answer within seconds came from the announcement of its end.
+    settings.DWC_WEBHOOK_WAIT_RECHECK_SECONDS = 30
+    created = hook(user_api, create(user_api, ECHO)["id"])
+    for n in range(3):
+        started = time.monotonic()
+        answer = client.post(path_of(created) + "?wait=25", {"n": n}, content_type="application/json")
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["output"] == {"second": {"result": f"{n * 2}!"}}
+        assert time.monotonic() - started < 10
+
+
+def test_a_caller_whose_run_ends_unannounced_is_answered_at_the_next_recheck(engine_worker, client, user_api, settings):
+    # An approval keeps the run waiting; the test then ends it with a bare UPDATE, which the engine
+    # never announces (as if the announcement had been lost): only re-reading the run finds it.
+    settings.DWC_WEBHOOK_WAIT_RECHECK_SECONDS = 0.5
+    asks = {"name": "Asks", "status": "active", "nodes": [{"key": "ask", "type": "approval", "config": {}}]}
+    workflow = create(user_api, asks)
+    created = hook(user_api, workflow["id"])
+
+    def end_the_run_behind_the_engines_back() -> None:
+        try:
+            wait_until(
+                lambda: Run.objects.filter(workflow_id=workflow["id"], status="waiting").exists(),
+                timeout=20,
+                message="the run waiting for its approval",
+            )
+            time.sleep(0.3)
+            Run.objects.filter(workflow_id=workflow["id"]).update(status="succeeded", output={"ended": "quietly"})
+        finally:
+            connection.close()  # this thread's own: the test database is dropped at the end
+
+    ender = threading.Thread(target=end_the_run_behind_the_engines_back)
+    ender.start()
+    started = time.monotonic()
+    answer = client.post(path_of(created) + "?wait=25", {}, content_type="application/json")
+    ender.join()
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["output"] == {"ended": "quietly"}
+    assert time.monotonic() - started < 15
 
 
 def test_signed_hooks_need_a_fresh_valid_signature(client, user_api):

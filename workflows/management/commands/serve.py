@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from config import embedded
 from core import shutdown
+from workflows import run_ends
 
 logger = logging.getLogger("dwc.serve")
 
@@ -62,6 +63,7 @@ def _drain_then_stop(reactor, deadline: float | None = None) -> None:
             return  # a second signal while draining
         logger.info("stopping; letting waiting requests answer")
         shutdown.begin()
+        run_ends.wake_all()  # a waiting delivery reads its run once more, sees `began()` and answers
         deadline = time.monotonic() + DRAIN_SECONDS
     if shutdown.drained() or time.monotonic() >= deadline:
         # The last answers leave the view now; the reactor writes them in its next turns.
