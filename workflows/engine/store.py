@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import TypeVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections, models
 from django.db.models import Max
 from psycopg.types.json import Jsonb
 
@@ -131,9 +131,11 @@ def _rows_json(rows: list[dict]) -> str:
 def _insert(model: type[models.Model], instances: Sequence[models.Model]) -> tuple[str, list]:
     """The INSERT statement for `instances` (at least one), and its one parameter."""
     sql, fields = _insert_sql(model)
+    # The connection itself: `django.db.connection` looks it up again on each use, and the fields
+    # convert each value with a few uses.
+    db = connections[DEFAULT_DB_ALIAS]
     rows = [
-        {field.column: field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields}
-        for row in instances
+        {field.column: field.get_db_prep_save(field.pre_save(row, True), db) for field in fields} for row in instances
     ]
     return sql, [_rows_json(rows)]
 
@@ -166,9 +168,9 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str,
 def _update(model: type[models.Model], names: tuple[str, ...], instances: list[models.Model]) -> tuple[str, list]:
     """The UPDATE statement for these instances' fields `names`, and its parameters: the rows, their keys."""
     sql, fields = _update_sql(model, names)
+    db = connections[DEFAULT_DB_ALIAS]  # as in `_insert`
     rows = [
-        {field.column: field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields}
-        for row in instances
+        {field.column: field.get_db_prep_save(getattr(row, field.attname), db) for field in fields} for row in instances
     ]
     return sql, [_rows_json(rows), [row.pk for row in instances]]
 
