@@ -10,7 +10,6 @@ worker left behind. Each entry point returns the messages to send; the caller se
 import copy
 import logging
 import time
-from contextlib import suppress
 from datetime import timedelta
 
 from django.db import transaction
@@ -56,14 +55,14 @@ def advance(run_id, *, worker: str = "") -> list[Dispatch]:
         return advance(run_id)
 
 
-def _claim(tx: Transition, step_id, run_id, attempt: int, *, wait: bool = True) -> tuple[Run, StepRun] | None:
+def _claim(tx: Transition, step_id, run_id, attempt: int) -> tuple[Run, StepRun] | None:
     """Lock the step's run and return both if the step is queued for exactly this attempt.
 
     Repeated and stale messages stop here.
     """
     try:
-        run = tx.lock(run_id, wait=wait)
-    except Run.DoesNotExist:  # a late message for a run deleted since (or, not waiting, a held run)
+        run = tx.lock(run_id)
+    except Run.DoesNotExist:  # a late message for a run deleted since
         return None
     step = tx.step_by_id(run, step_id)
     if step is None:
@@ -126,7 +125,7 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
                 return []
             run, step = claimed
             if NODE_TYPES[step.node_type].inline:
-                store.commit_without_flush_wait()
+                tx.commit_without_flush_wait()
                 dispatches = _execute_inline(tx, run, step, worker)
                 return _run_inline_chain(tx, run, dispatches, worker) if chain else dispatches
             _start(tx, run, step, worker, inline=False)
@@ -198,19 +197,20 @@ def _fail_unexpectedly(step_id, attempt: int, run_id, error: Exception) -> list[
 def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> list[Dispatch]:
     """Run a batch of cheap steps, `(step_id, attempt, run_id)` each, in one transaction.
 
-    The batch pays for one commit, one write of each kind and one broadcast, instead of one of each
-    per step. Only the first run's lock is waited for; a step whose run another transaction holds,
+    The batch pays for one commit, one write and one broadcast, instead of one of each per step, and
+    reads its runs and their steps in two queries. No run's lock is waited for: waiting for a second
+    while holding one could deadlock with another batch. A step whose run another transaction holds,
     and those left when the batch has run for INLINE_BUDGET_SECONDS, are run after it, each on its own.
     """
     deadline = time.monotonic() + INLINE_BUDGET_SECONDS
     dispatches, later = [], []
     try:
         with transition() as tx:
-            store.commit_without_flush_wait()
-            _lock_batch(tx, [run_id for _, _, run_id in steps])
-            for index, (step_id, attempt, run_id) in enumerate(steps):
+            tx.commit_without_flush_wait()
+            tx.lock_free([run_id for _, _, run_id in steps])
+            for step_id, attempt, run_id in steps:
                 in_time = time.monotonic() < deadline
-                claimed = _claim(tx, step_id, run_id, attempt, wait=index == 0) if in_time else None
+                claimed = _claim(tx, step_id, run_id, attempt) if in_time and tx.holds(run_id) else None
                 if claimed is None or not NODE_TYPES[claimed[1].node_type].inline:
                     later.append((step_id, attempt, run_id))  # held, late or not claimable: its own transaction tells
                     continue
@@ -227,16 +227,6 @@ def execute_cheap_steps(steps: list[tuple[str, int, str]], *, worker: str) -> li
         except store.DATABASE_UNREACHABLE:  # left queued for recover(); the others' messages still go
             logger.warning("the database was unreachable; a cheap step stays queued", extra={"step": step_id})
     return dispatches
-
-
-def _lock_batch(tx: Transition, run_ids: list) -> None:
-    """Lock the batch's runs and read their steps in a few queries. Only the first run's lock is
-    waited for: waiting for a second while holding one could deadlock with another batch."""
-    if not run_ids:
-        return
-    with suppress(Run.DoesNotExist):  # a run deleted since: its step is not claimable, the others may be
-        tx.lock(run_ids[0])
-    tx.lock_free(run_ids[1:])
 
 
 def _execute_inline(tx: Transition, run: Run, step: StepRun, worker: str) -> list[Dispatch]:

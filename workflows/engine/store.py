@@ -2,8 +2,8 @@
 
 Everything here is called under the run's row lock (`run_lock`), inside a transaction that
 `workflows.engine.transition` opened, except where a docstring says otherwise. Writes of many rows
-take one statement whatever their number (`insert_rows`, `update_rows`): a transition writes the
-steps, runs and events it changed in a few statements when it ends, not one per change.
+take one statement whatever their number (`insert_rows`, `update_rows`), and a transition writes all
+the steps, runs and events it changed in one statement when it ends (`write`), not one per change.
 """
 
 import json
@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import TypeVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections, models
 from django.db.models import Max
 from psycopg.types.json import Jsonb
 
@@ -124,14 +124,20 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _rows_json(rows: list[dict]) -> str:
+    return json.dumps(rows, default=_json_value, allow_nan=False)
+
+
 def _insert(model: type[models.Model], instances: Sequence[models.Model]) -> tuple[str, list]:
     """The INSERT statement for `instances` (at least one), and its one parameter."""
     sql, fields = _insert_sql(model)
+    # The connection itself: `django.db.connection` looks it up again on each use, and the fields
+    # convert each value with a few uses.
+    db = connections[DEFAULT_DB_ALIAS]
     rows = [
-        {field.column: field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields}
-        for row in instances
+        {field.column: field.get_db_prep_save(field.pre_save(row, True), db) for field in fields} for row in instances
     ]
-    return sql, [json.dumps(rows, default=_json_value, allow_nan=False)]
+    return sql, [_rows_json(rows)]
 
 
 def insert_rows(*groups: tuple[type[models.Model], Sequence[models.Model]]) -> None:
@@ -140,35 +146,41 @@ def insert_rows(*groups: tuple[type[models.Model], Sequence[models.Model]]) -> N
     Rows may refer to rows of another group: foreign keys are checked at commit (Django makes
     them deferrable on PostgreSQL), so a run, its steps and its events go in one round trip.
     """
-    statements = [_insert(model, instances) for model, instances in groups if instances]
-    if not statements:
-        return
-    *first, (last_sql, _) = statements
-    ctes = ", ".join(f"inserted_{index} AS ({sql})" for index, (sql, _) in enumerate(first))
-    params = [param for _, params in statements for param in params]
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} {last_sql}" if ctes else last_sql, params)
-    for _, instances in groups:  # saved now, as bulk_create would have left them
-        for instance in instances:
-            instance._state.adding, instance._state.db = False, connection.alias
+    _write({}, [(model, instances) for model, instances in groups if instances], flush_wait=True)
 
 
 @lru_cache(maxsize=64)
-def _update_sql(model: type[models.Model], names: tuple[str, ...], many: bool) -> tuple[str, tuple[models.Field, ...]]:
+def _update_sql(model: type[models.Model], names: tuple[str, ...]) -> tuple[str, tuple[models.Field, ...]]:
+    """UPDATE … FROM the rows given as one JSON array of objects keyed by column, as `_insert_sql`
+    inserts them: the text depends on the fields only, not on how many rows there are."""
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     fields = tuple(model._meta.get_field(name) for name in names)
-    if not many:
-        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-        return f"UPDATE {table} SET {assignments} WHERE {pk} = %s", fields  # noqa: S608 - quoted names only
-    # Arrays unnested, with the primary keys last: the text does not depend on how many rows there are.
-    fields = (*fields, model._meta.pk)
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    aliases = ", ".join(f"value_{index}" for index in range(len(fields)))
-    assignments = ", ".join(f"{quote(field.column)} = rows.value_{index}" for index, field in enumerate(fields[:-1]))
-    rows = f"unnest({arrays}) AS rows({aliases})"
-    key = f"rows.value_{len(fields) - 1}"
-    return f"UPDATE {table} SET {assignments} FROM {rows} WHERE {table}.{pk} = {key}", fields  # noqa: S608
+    assignments = ", ".join(f"{quote(field.column)} = row.{quote(field.column)}" for field in fields)
+    source = f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS row"
+    # The keys once more, as an array: the planner takes any set-returning function for 100 rows and
+    # would join them to a scan of the whole table; with the array it looks the rows up by key.
+    keys = f"{table}.{pk} = ANY(%s::{model._meta.pk.db_type(connection)}[])"
+    sql = f"UPDATE {table} SET {assignments} FROM {source} WHERE {keys} AND {table}.{pk} = row.{pk} RETURNING 1"  # noqa: S608
+    return sql, (*fields, model._meta.pk)
+
+
+def _update(model: type[models.Model], names: tuple[str, ...], instances: list[models.Model]) -> tuple[str, list]:
+    """The UPDATE statement for these instances' fields `names`, and its parameters: the rows, their keys."""
+    sql, fields = _update_sql(model, names)
+    db = connections[DEFAULT_DB_ALIAS]  # as in `_insert`
+    rows = [
+        {field.column: field.get_db_prep_save(getattr(row, field.attname), db) for field in fields} for row in instances
+    ]
+    return sql, [_rows_json(rows), [row.pk for row in instances]]
+
+
+def _grouped(changes: Iterable[tuple[models.Model, Iterable[str]]]) -> dict[tuple, list[models.Model]]:
+    """The instances by (model, the names of their changed fields): one UPDATE each."""
+    groups: dict[tuple, list[models.Model]] = {}
+    for instance, names in changes:
+        groups.setdefault((type(instance), tuple(sorted(names))), []).append(instance)
+    return groups
 
 
 def update_rows(changes: Iterable[tuple[models.Model, Iterable[str]]]) -> None:
@@ -177,43 +189,54 @@ def update_rows(changes: Iterable[tuple[models.Model, Iterable[str]]]) -> None:
 
     Raises DatabaseError when a row was not updated, as save() does.
     """
-    groups: dict[tuple, list[models.Model]] = {}
-    for instance, names in changes:
-        groups.setdefault((type(instance), tuple(sorted(names))), []).append(instance)
-    for (model, names), instances in groups.items():
-        many = len(instances) > 1
-        sql, fields = _update_sql(model, names, many)
-        values = [
-            [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] for row in instances
-        ]
-        params = [list(column) for column in zip(*values, strict=True)] if many else [*values[0], instances[0].pk]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if cursor.rowcount != len(instances):
-                missing = len(instances) - cursor.rowcount
-                raise DatabaseError(f"{missing} of {len(instances)} {model.__name__} rows did not update.")
+    for key, instances in _grouped(changes).items():
+        _write({key: instances}, [], flush_wait=True)
+
+
+def write(
+    changes: Iterable[tuple[models.Model, Iterable[str]]],
+    inserts: Sequence[tuple[type[models.Model], Sequence[models.Model]]] = (),
+    *,
+    flush_wait: bool = True,
+) -> None:
+    """`update_rows(changes)` and `insert_rows(*inserts)` in one statement, its parts joined by WITH:
+    a transition's writes cost one round trip, whatever it changed. Each instance is named once.
+
+    Without `flush_wait` the statement also lets this transaction's COMMIT return before PostgreSQL
+    has flushed it to disk (`Transition.commit_without_flush_wait` says when that is safe).
+    Raises DatabaseError when a row was not updated, as save() does.
+    """
+    _write(_grouped(changes), [(model, rows) for model, rows in inserts if rows], flush_wait=flush_wait)
+
+
+def _write(updates: dict[tuple, list[models.Model]], inserts: list, *, flush_wait: bool) -> None:
+    parts = [
+        (f"updated_{index}", *_update(model, names, rows))
+        for index, ((model, names), rows) in enumerate(updates.items())
+    ]
+    parts += [(f"inserted_{index}", *_insert(model, rows)) for index, (model, rows) in enumerate(inserts)]
+    # What the statement answers: how many rows each UPDATE changed (and the commit's new setting).
+    answers = [f"(SELECT count(*) FROM updated_{index})" for index in range(len(updates))]  # noqa: S608
+    if not flush_wait:
+        answers.append("set_config('synchronous_commit', 'off', true)")
+    if not answers and not parts:
+        return
+    ctes = ", ".join(f"{name} AS ({sql})" for name, sql, _ in parts)
+    params = [param for _, _, part_params in parts for param in part_params]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {ctes} SELECT {', '.join(answers) or 'NULL'}" if ctes else f"SELECT {answers[0]}", params)
+        counts = cursor.fetchone()
+    for ((model, _), rows), count in zip(updates.items(), counts, strict=False):
+        if count != len(rows):
+            raise DatabaseError(f"{len(rows) - count} of {len(rows)} {model.__name__} rows did not update.")
+    for _, instances in inserts:  # saved now, as bulk_create would have left them
+        for instance in instances:
+            instance._state.adding, instance._state.db = False, connection.alias
 
 
 def runs_insert(runs: Sequence[Run], steps: Sequence[StepRun], events: Sequence[RunEvent]) -> None:
     """Insert new runs with their steps and first events."""
     insert_rows((Run, runs), (StepRun, steps), (RunEvent, events))
-
-
-def events_insert(events: Sequence[RunEvent]) -> None:
-    insert_rows((RunEvent, events))
-
-
-def commit_without_flush_wait() -> None:
-    """Let this transaction's COMMIT return before PostgreSQL has flushed it to disk.
-
-    Only for a transaction that runs inline steps, which are pure: if PostgreSQL crashes before the
-    flush (a fraction of a second), the transaction is lost whole, the step is queued again and
-    recover() re-runs it to the same result. Nothing outside acted on it durably: the next
-    transaction that does (the claim of a step that calls out, a started follow-up run) commits
-    synchronously, and a synchronous commit flushes every earlier commit with it.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def heartbeat_touch(step_id, attempt: int, now) -> bool:

@@ -10,10 +10,12 @@
 Every change of a run's state happens under its row lock, in a transition. The transition holds the
 one instance of each run it locked, its steps (loaded once: under the lock they are the truth, and
 the engine changes them in place), the fields changed on them and the run's new events. When the
-block ends it writes them in a few statements — the steps' and runs' changes one UPDATE per set of
-fields, the events one INSERT — so a step that changes a run three times, or a chain of twenty cheap
-steps run in one transaction, costs no more round trips than one change. After the commit the
-events go to `workflows.events.publish`.
+block ends it writes them in one statement — the steps' and runs' changes one UPDATE per set of
+fields, the events one INSERT, as parts of one WITH — so a step that changes a run three times, or a
+batch of twenty cheap steps run in one transaction, costs one round trip to write. After the commit
+the events go to `workflows.events.publish`: at once when the process is quiet; under a burst of
+transactions, those committed within BROADCAST_INTERVAL_SECONDS together (see `batching`), so that
+a burst of runs started one call at a time costs a few broadcasts, not one each.
 """
 
 from collections.abc import Iterator
@@ -25,7 +27,16 @@ from django.utils import timezone
 
 from workflows import events
 from workflows.engine import snapshot, store
+from workflows.engine.batching import IntervalBatcher
 from workflows.models import Run, RunEvent, StepRun
+
+# Short beside what a client may wait for an event (bench/realtime_latency.py); long enough that a
+# caller starting runs one after another does not wait for a PUBLISH round trip with each.
+BROADCAST_INTERVAL_SECONDS = 0.01
+# Looked up when called, so that what replaces `events.publish` (a benchmark's timer) is called.
+_broadcasts = IntervalBatcher(
+    lambda envelopes: events.publish(envelopes), interval=BROADCAST_INTERVAL_SECONDS, name="run-event-batches"
+)
 
 
 @dataclass
@@ -47,6 +58,7 @@ class Transition:
     def __init__(self) -> None:
         self._held: dict[str, _Held] = {}  # by run id, as text
         self._new: dict[str, list[RunEvent]] = {}  # events of runs not inserted yet
+        self._flush_wait = True  # whether the COMMIT waits for PostgreSQL to flush it to disk
 
     def lock(self, run_id, *, wait: bool = True) -> Run:
         """The run, row-locked until the transaction ends: the instance every change of it goes through.
@@ -76,6 +88,22 @@ class Transition:
             held.steps = {}
         for step in store.run_steps(*unloaded) if unloaded else []:
             unloaded[str(step.run_id)].steps[step.node_key] = step
+
+    def holds(self, run_id) -> bool:
+        """Whether this transition holds the run's lock (`lock` then returns it without a query)."""
+        return str(run_id) in self._held
+
+    def commit_without_flush_wait(self) -> None:
+        """Let this transaction's COMMIT return before PostgreSQL has flushed it to disk.
+
+        Only for a transaction that runs inline steps, which are pure: if PostgreSQL crashes before
+        the flush (a fraction of a second), the transaction is lost whole, the step is queued again
+        and recover() re-runs it to the same result. Nothing outside acted on it durably: the next
+        transaction that does (the claim of a step that calls out, a started follow-up run) commits
+        synchronously, and a synchronous commit flushes every earlier commit with it. The setting
+        travels with the transition's writes (`store.write`), not in a round trip of its own.
+        """
+        self._flush_wait = False
 
     def insert(self, runs: list[Run], steps: list[StepRun]) -> None:
         """Write new runs, their steps and the events emitted for them so far, in one statement."""
@@ -132,23 +160,20 @@ class Transition:
         if self._new:
             raise RuntimeError(f"Events were emitted for runs neither locked nor inserted: {sorted(self._new)}")
         held = list(self._held.values())
-        store.update_rows(
-            (entry.steps[key], names) for entry in held for key, names in entry.unsaved_steps.items() if names
-        )
-        changed = []
+        changed = [(entry.steps[key], names) for entry in held for key, names in entry.unsaved_steps.items() if names]
         for entry in held:
             if entry.run.event_seq != entry.stored_seq:
                 entry.unsaved.add("event_seq")
             if entry.unsaved:
                 changed.append((entry.run, entry.unsaved))
-        store.update_rows(changed)
-        store.events_insert([event for entry in held for event in entry.events[entry.written :]])
+        new_events = [event for entry in held for event in entry.events[entry.written :]]
+        store.write(changed, [(RunEvent, new_events)], flush_wait=self._flush_wait)
         envelopes = [events.envelope(event, entry.run) for entry in held for event in entry.events]
         for entry in held:
             entry.stored_seq, entry.unsaved, entry.unsaved_steps = entry.run.event_seq, set(), {}
             entry.events, entry.written = [], 0
         if envelopes:
-            transaction.on_commit(lambda: events.publish(envelopes))
+            transaction.on_commit(lambda: _broadcasts.add(envelopes))
 
     def _hold(self, run: Run) -> _Held:
         held = self._held.get(str(run.pk))
