@@ -52,3 +52,25 @@ def test_flush_sends_what_waits_at_once():
     batcher.flush()
 
     assert [batch for _, batch in recorder.batches] == [["first"], ["second"]]
+
+
+def test_a_batch_that_fails_does_not_stop_the_ones_after_it(caplog):
+    recorder = Recorder()
+
+    def send(batch: list) -> None:
+        if batch == ["fails"]:
+            raise ConnectionError("the broker is away")
+        recorder(batch)
+
+    batcher = IntervalBatcher(send, interval=0.05, name="test-batches")
+    batcher.add(["first"])
+    batcher.add(["fails"])  # within the interval: sent by the thread, and fails there
+    time.sleep(0.2)
+    batcher.add(["later"])
+    batcher.add(["again"])  # within the interval: the thread must still be there to send it
+    assert recorder.sent.wait(5)
+    deadline = time.monotonic() + 5
+    while [batch for _, batch in recorder.batches][-1:] != [["again"]] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [batch for _, batch in recorder.batches] == [["first"], ["later"], ["again"]]
+    assert "a batch could not be sent" in caplog.text

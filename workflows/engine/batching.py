@@ -7,11 +7,16 @@ at once.
 """
 
 import atexit
+import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Callable
+
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
 
 
 class IntervalBatcher:
@@ -65,7 +70,17 @@ class IntervalBatcher:
                 batch, self._pending = self._pending, []
                 self._last_sent = time.monotonic()
                 self._sending.acquire()
-            self._send_and_release(batch)
+            try:
+                self._send_and_release(batch)
+            except Exception:
+                # The thread must outlive a batch that failed (the broker or the database away), or
+                # nothing added later would leave. What the batch carried is recovered elsewhere: a
+                # step message by recover(), a run event by the clients reading the run's events.
+                logger.exception("%s: a batch could not be sent", self._name)
+            finally:
+                # A connection this thread opened (a send may query) is closed once broken or past
+                # CONN_MAX_AGE, as Django does between requests and Celery between tasks.
+                close_old_connections()
 
     def flush(self) -> None:
         """Send what waits now, after a batch being sent has left."""
