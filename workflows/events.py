@@ -10,6 +10,8 @@ issue adds its rules — one more plain call below, so this stays the one place 
 import json
 from typing import Any
 
+from django.conf import settings
+
 from config.celery import app as celery_app
 from core import metrics
 from workflows import realtime, run_ends
@@ -83,4 +85,4 @@ def _start_queued_slots(event: dict) -> None:
         schedule_id=schedule_id, outcome=ScheduleSlot.Outcome.QUEUED, run__isnull=True
     )
     if schedule_id and waiting.exists():
-        celery_app.send_task("workflows.tasks.fire_schedule", (str(schedule_id),), queue="engine")
+        celery_app.send_task("workflows.tasks.fire_schedule", (str(schedule_id),), queue=settings.DWC_CONTROL_QUEUE)

@@ -57,37 +57,37 @@ CELERY_BEAT_SCHEDULE = {
     "recover-runs": {
         "task": "workflows.tasks.recover_runs",
         "schedule": DWC_RECOVER_EVERY_SECONDS,
-        "options": {"queue": "engine", "expires": DWC_RECOVER_EVERY_SECONDS},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": DWC_RECOVER_EVERY_SECONDS},
     },
     # Signed inbound webhook deliveries are remembered while they could be replayed (minutes).
     "webhook-deliveries-prune": {
         "task": "workflows.tasks.webhook_deliveries_prune",
         "schedule": 60 * 60,
-        "options": {"queue": "engine", "expires": 30 * 60},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
     # Login lockouts (DWC_LOGIN_*, config/settings/accounts.py) and the sessions logout revoked
     # (accounts.tokens): their rows are deleted once they no longer count.
     "lockouts-prune": {
         "task": "accounts.tasks.lockouts_prune",
         "schedule": 60 * 60,
-        "options": {"queue": "engine", "expires": 30 * 60},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
     "login-sessions-prune": {
         "task": "accounts.tasks.login_sessions_prune",
         "schedule": 60 * 60,
-        "options": {"queue": "engine", "expires": 30 * 60},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
     # Audit events older than AUDIT_RETENTION_DAYS (config/settings/security.py), purged daily.
     "audit-purge": {
         "task": "audit.tasks.audit_purge_expired",
         "schedule": 24 * 60 * 60,
-        "options": {"queue": "engine", "expires": 60 * 60},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 60 * 60},
     },
     # The chain's head, logged hourly: kept outside the database, it shows a rewrite of the whole trail.
     "audit-anchor": {
         "task": "audit.tasks.audit_log_anchor",
         "schedule": 60 * 60,
-        "options": {"queue": "engine", "expires": 30 * 60},
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
 }
 DWC_EMBEDDED_WORKER_CONCURRENCY = int(os.environ.get("DWC_EMBEDDED_WORKER_CONCURRENCY", "4"))

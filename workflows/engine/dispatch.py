@@ -12,6 +12,7 @@ Tasks are sent by name: the engine sits below `workflows.tasks`, which calls it.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -38,8 +39,8 @@ class Dispatch:
 
 
 TASKS = "workflows.tasks."
-# Control work: advancing runs, cheap steps, wake-ups, time-outs (settings.DWC_CONTROL_QUEUE).
-CONTROL_QUEUE = "engine"
+# Control work: advancing runs, cheap steps, wake-ups, time-outs.
+CONTROL_QUEUE = settings.DWC_CONTROL_QUEUE
 
 
 def _send_task(name: str, args: tuple, *, queue: str, countdown: float = 0) -> None:

@@ -49,7 +49,7 @@ from workflows.services.runs import run_trigger
 logger = logging.getLogger(__name__)
 
 FIRE_TASK = "workflows.tasks.fire_schedule"
-FIRE_QUEUE = "engine"
+FIRE_QUEUE = settings.DWC_CONTROL_QUEUE
 NEXT_FIRE_TIMES = 5
 QUEUE_RECHECK_SECONDS = 5
 # Rows written as `missed` by one fire, beyond the slots it starts: a minutely schedule whose beat was
