@@ -98,16 +98,22 @@ def test_embedded_mode_end_to_end(tmp_path):
     assert '"message": "stopped"' in output, output[-3000:]
 
 
-@pytest.fixture
-def distributed_server(transactional_db):
-    port = free_port()
-    env = clean_env(
+def distributed_env(**changed: str) -> dict:
+    """The environment of a distributed-mode process on the test database and Redis."""
+    return clean_env(
         DJANGO_SETTINGS_MODULE="config.settings.base",
         DATABASE_URL=database_url_for_subprocesses(),
         REDIS_URL=settings.REDIS_URL,
         SECRET_KEY=settings.SECRET_KEY,
         CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
+        **changed,
     )
+
+
+@pytest.fixture
+def distributed_server(transactional_db):
+    port = free_port()
+    env = distributed_env()
     server = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -264,14 +270,7 @@ def test_serve_wakes_waiting_webhook_callers_when_their_runs_end(transactional_d
     # The server re-reads a waited-on run only every 30 s: answers within seconds came from the
     # announcement of the run's end, published by the worker process through Redis.
     token = fast_webhook()
-    env = clean_env(
-        DJANGO_SETTINGS_MODULE="config.settings.base",
-        DATABASE_URL=database_url_for_subprocesses(),
-        REDIS_URL=settings.REDIS_URL,
-        SECRET_KEY=settings.SECRET_KEY,
-        CREDENTIALS_KEY=settings.CREDENTIALS_KEY,
-        DWC_WEBHOOK_WAIT_RECHECK_SECONDS="30",
-    )
+    env = distributed_env(DWC_WEBHOOK_WAIT_RECHECK_SECONDS="30")
     worker = Process(
         [".venv/bin/celery", "-A", "config", "worker", "--concurrency", "1", "--without-mingle", "--without-gossip"],
         env,

@@ -123,26 +123,6 @@ def test_a_runs_steps_read_back_as_the_orms():
     )
 
 
-def test_a_transition_writes_its_changes_to_steps_and_runs_and_its_events_in_one_statement():
-    runs = [started_run() for _ in range(2)]
-    with CaptureQueriesContext(connection) as queries, transition() as tx:
-        for run in runs:
-            locked = tx.lock(run.pk)
-            for step in tx.steps(locked).values():
-                step.worker = "w"
-                tx.save_step(locked, step, "worker")
-            locked.error = {"n": 1}
-            tx.save(locked, "error")
-            tx.emit(locked, "run.noted")
-    # Counted once the block has ended, when the transition writes (store.write).
-    writes = [
-        query["sql"] for query in queries.captured_queries if query["sql"].startswith(("UPDATE", "INSERT", "WITH"))
-    ]
-    assert len(writes) == 1, writes
-    assert set(StepRun.objects.filter(run__in=runs).values_list("worker", flat=True)) == {"w"}
-    assert {run.event_seq for run in Run.objects.filter(pk__in=[run.pk for run in runs])} == {runs[0].event_seq + 1}
-
-
 def test_a_transition_refuses_a_second_instance_of_a_run_it_holds():
     run = started_run()
     with pytest.raises(RuntimeError, match="Another instance"), transition() as tx:
