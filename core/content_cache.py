@@ -1,5 +1,5 @@
 """A two-level cache for values whose key names everything they were made from (a digest of their
-rows, e.g. workflows.selectors.workflow_fingerprint): such an entry is never stale, since a change is
+rows, e.g. those of workflows.fingerprints): such an entry is never stale, since a change is
 a new key, so nothing here is ever invalidated; old entries just stop being asked for.
 
 Level 1 is this process's memory: a least-recently-used map of at most DWC_CONTENT_CACHE_ENTRIES
@@ -40,9 +40,10 @@ class ContentCache:
                 else:
                     missing.append(key)
         if missing:
-            shared = caches["default"].get_many([self._shared_key(key) for key in missing])
-            for key in missing:
-                value = shared.get(self._shared_key(key))
+            shared_keys = {key: self._shared_key(key) for key in missing}
+            shared = caches["default"].get_many(list(shared_keys.values()))
+            for key, shared_key in shared_keys.items():
+                value = shared.get(shared_key)
                 if value is not None:
                     found[key] = value
                     self._remember(key, value)

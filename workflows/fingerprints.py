@@ -22,6 +22,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import Membership, User, Workspace
 from workflows.models import Edge, Node, Run, StepRun, Workflow, WorkflowTag, WorkflowVersion
 
+# The 404s of an unknown id and of one the caller may not see, alike (workflows.selectors uses them too).
 NO_SUCH_WORKFLOW = "No such workflow."
 NO_SUCH_RUN = "No such run."
 

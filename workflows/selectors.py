@@ -9,14 +9,19 @@ from django.http import Http404
 from accounts.access import Role, ensure_role, workspaces_for_user
 from accounts.models import User
 from workflows.events import envelope
-from workflows.fingerprints import one_snapshot, run_fingerprint, with_row_fingerprint, workflow_fingerprint
+from workflows.fingerprints import (
+    NO_SUCH_RUN,
+    NO_SUCH_WORKFLOW,
+    one_snapshot,
+    run_fingerprint,
+    with_row_fingerprint,
+    workflow_fingerprint,
+)
 from workflows.graph import topological_order
 from workflows.models import Document, Edge, Node, Run, RunEvent, Workflow
 from workflows.specs import NODE_VALUE_FIELDS, compact_depends_on
 
-NO_SUCH_WORKFLOW = "No such workflow."
 NO_SUCH_NODE = "No such node."
-NO_SUCH_RUN = "No such run."
 NO_SUCH_DOCUMENT = "No such document."
 
 

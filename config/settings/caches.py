@@ -41,8 +41,8 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Answers cached under a digest of what they were made from (core.content_cache: a workflow's display
-# under workflows.selectors.workflow_fingerprint): per process, the most recently used this many per
+# Answers cached under a digest of what they were made from (core.content_cache: the displays of
+# workflows.api.displays under the digests of workflows.fingerprints): per process, the most recently used this many per
 # kind, and in the default cache for this long. They never need invalidating; these bound memory only.
 DWC_CONTENT_CACHE_ENTRIES = int(os.environ.get("DWC_CONTENT_CACHE_ENTRIES", "2000"))
 DWC_CONTENT_CACHE_SECONDS = int(os.environ.get("DWC_CONTENT_CACHE_SECONDS", str(24 * 3600)))
