@@ -205,17 +205,7 @@ def test_requests_under_daphne_borrow_pooled_database_connections(distributed_se
 
 def test_serve_answers_waiting_webhook_callers_and_exits_promptly_on_sigterm(distributed_server):
     _base, env = distributed_server
-    user = UserFactory()
-    workflow = workflow_create(
-        actor=user,
-        workspace=user.memberships.get().workspace,
-        data={
-            "name": "Waited on",
-            "status": "active",
-            "nodes": [{"key": "t", "type": "transform", "config": {"values": {}}}],
-        },
-    )
-    _, token = webhook_create(workflow=workflow, actor=user)
+    hook, token = fast_webhook()
     port = free_port()
     other = Process([".venv/bin/python", "manage.py", "serve", "--port", str(port)], env, "server-waits")
     wait_for_http(f"http://127.0.0.1:{port}/health", other)
@@ -233,7 +223,7 @@ def test_serve_answers_waiting_webhook_callers_and_exits_promptly_on_sigterm(dis
         caller.start()
     try:
         wait_until(
-            lambda: Run.objects.filter(workflow=workflow).count() == 5,
+            lambda: Run.objects.filter(workflow=hook.workflow_id).count() == 5,
             timeout=20,
             message=lambda: f"five waiting runs (answers so far: {[getattr(a, 'text', a) for a in answers]})",
         )
@@ -251,8 +241,8 @@ def test_serve_answers_waiting_webhook_callers_and_exits_promptly_on_sigterm(dis
     assert {answer.json()["status"] for answer in answers} <= {"pending", "queued", "running"}
 
 
-def fast_webhook() -> str:
-    """A webhook on a one-step workflow in the test database; returns its token."""
+def fast_webhook() -> tuple:
+    """A webhook on a one-step workflow in the test database, and its token."""
     user = UserFactory()
     workflow = workflow_create(
         actor=user,
@@ -263,13 +253,13 @@ def fast_webhook() -> str:
             "nodes": [{"key": "t", "type": "transform", "config": {"values": {}}}],
         },
     )
-    return webhook_create(workflow=workflow, actor=user)[1]
+    return webhook_create(workflow=workflow, actor=user)
 
 
 def test_serve_wakes_waiting_webhook_callers_when_their_runs_end(transactional_db):
     # The server re-reads a waited-on run only every 30 s: answers within seconds came from the
     # announcement of the run's end, published by the worker process through Redis.
-    token = fast_webhook()
+    _, token = fast_webhook()
     env = distributed_env(DWC_WEBHOOK_WAIT_RECHECK_SECONDS="30")
     worker = Process(
         [".venv/bin/celery", "-A", "config", "worker", "--concurrency", "1", "--without-mingle", "--without-gossip"],
@@ -293,7 +283,7 @@ def test_waiting_webhook_callers_hold_no_database_connection(distributed_server)
     # A pool of 2 connections, and 4 callers waiting on runs that no worker runs: the next delivery
     # is answered at once, not after the pool's 10 s timeout.
     _base, env = distributed_server
-    token = fast_webhook()
+    _, token = fast_webhook()
     answers: list = []
 
     def wait_on_a_run() -> None:

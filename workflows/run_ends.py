@@ -9,7 +9,7 @@ requests of this process that wait on it (a webhook's `?wait=`) wake at once.
 - `expect(run_id)`, from any thread, registers an `Expectation` *before* its caller reads the run
   from the database: an end committed after that read is announced to it, so no wake-up is lost.
   `await expectation.wait(seconds)` then returns when it is woken, or after `seconds`; `close()`
-  unregisters it.
+  unregisters it (an Expectation is also a context manager that does).
 
 The database stays the truth: an announcement only says "read the run again". One can still be
 missed (a worker could not reach Redis, a run ended by an UPDATE outside the engine), so waiters also
@@ -95,6 +95,12 @@ class Expectation:
 
     def close(self) -> None:
         self._board.forget(self)
+
+    def __enter__(self) -> "Expectation":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
 
 class _Subscription(threading.Thread):

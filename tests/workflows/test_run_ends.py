@@ -43,34 +43,25 @@ def later(function, *args) -> None:
 @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
 def test_the_announced_end_of_a_run_wakes_its_waiter_at_once(mode, status):
     run_id = uuid.uuid4()
-    expectation = run_ends.expect(run_id)
-    try:
+    with run_ends.expect(run_id) as expectation:
         later(run_ends.announce, [envelope(uuid.uuid4(), "run.started"), envelope(run_id, f"run.{status}")])
         assert seconds_until_woken(expectation) < NOT_WOKEN_SECONDS / 3
-    finally:
-        expectation.close()
 
 
 def test_other_events_and_other_runs_wake_nobody(mode):
     run_id = uuid.uuid4()
-    expectation = run_ends.expect(run_id)
-    try:
+    with run_ends.expect(run_id) as expectation:
         later(run_ends.announce, [envelope(run_id, "run.waiting"), envelope(uuid.uuid4(), "run.succeeded")])
         assert seconds_until_woken(expectation, 1.0) >= 0.9
-    finally:
-        expectation.close()
 
 
 def test_an_end_announced_before_the_wait_begins_is_not_lost(mode):
     run_id = uuid.uuid4()
-    expectation = run_ends.expect(run_id)
-    try:
+    with run_ends.expect(run_id) as expectation:
         run_ends.announce([envelope(run_id, "run.succeeded")])
         # Through Redis the announcement takes a moment to come back: let it arrive before waiting.
         time.sleep(0.5)
         assert seconds_until_woken(expectation) < 1
-    finally:
-        expectation.close()
 
 
 def test_every_waiter_of_a_run_wakes_and_a_closed_one_is_forgotten(mode):
