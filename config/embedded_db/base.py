@@ -1,9 +1,8 @@
-"""Django's PostgreSQL backend, starting the embedded server before the process's first connection."""
+"""The PostgreSQL backend of config.database, starting the embedded server before the process's first connection."""
 
 from pathlib import Path
 
-from django.db.backends.postgresql import base
-
+from config.database import base
 from config.embedded_db.server import ensure_running
 
 

@@ -15,13 +15,16 @@ DWC_DATABASE_SERVER = "external" if DATABASE_URL else "embedded"
 _database_lifetime = {
     "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     "CONN_HEALTH_CHECKS": True,
+    # A connection that ended a request without error this recently is checked without a round
+    # trip (config.database.base); 0 pings it at every request, as Django does.
+    "HEALTH_CHECK_GRACE_SECONDS": float(os.environ.get("DATABASE_HEALTH_CHECK_GRACE_SECONDS", "5")),
 }
 if DATABASE_URL:
     if not DATABASE_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
         raise ImproperlyConfigured(
             f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {DATABASE_URL.split(':')[0]}:"
         )
-    DATABASES = {"default": {**dj_database_url.parse(DATABASE_URL), **_database_lifetime}}
+    DATABASES = {"default": {**dj_database_url.parse(DATABASE_URL, engine="config.database"), **_database_lifetime}}
 else:
     DATABASES = {"default": {**embedded_database_settings(VAR_DIR), **_database_lifetime}}
 if os.environ.get("DATABASE_PREPARED_STATEMENTS", "on") != "off":
