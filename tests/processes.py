@@ -125,6 +125,9 @@ def serving(kind: str, env: dict[str, str]) -> Iterator[tuple[str, Process]]:
     try:
         wait_for_http(f"{base}/health", process)
         yield base, process
+    except AssertionError as error:
+        # What the server logged (a 500's traceback) is what tells why a check of its answers failed.
+        raise AssertionError(f"{error}\n--- what {kind} logged, the end ---\n{process.output()[-4000:]}") from error
     finally:
         assert process.stop() < 10, process
 
