@@ -30,6 +30,18 @@ def clock(settings):
         setattr(settings, name, float(value))
 
 
+def why_not_succeeded(runs, worker) -> str:
+    """What each run that did not succeed says about itself and its steps, and the worker's last words."""
+    lines = []
+    for run in runs:
+        if run.status == "succeeded":
+            continue
+        lines.append(f"run {run.pk}: {run.status} {run.error}")
+        for step in StepRun.objects.filter(run=run).order_by("node_key"):
+            lines.append(f"  {step.node_key}: {step.status} attempt={step.attempt} crashes={step.crashes} {step.error}")
+    return "\n".join([*lines, f"worker output ({worker.log.name}), its end:", worker.output()[-20000:]])
+
+
 def test_a_database_outage_while_results_are_recorded_sends_each_call_once(user_api, threaded_server):
     calls: Counter = Counter()
     lock = threading.Lock()
@@ -66,7 +78,7 @@ def test_a_database_outage_while_results_are_recorded_sends_each_call_once(user_
         worker.stop()
         proxy.close()
 
-    assert Counter(run.status for run in runs) == {"succeeded": RUNS}
+    assert Counter(run.status for run in runs) == {"succeeded": RUNS}, why_not_succeeded(runs, worker)
     assert set(calls) == set(run_ids)
     assert max(calls.values()) == 1, [run for run, count in calls.items() if count > 1]
     orders = StepRun.objects.filter(run_id__in=run_ids, node_key="order")
