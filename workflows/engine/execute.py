@@ -112,12 +112,15 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
     error, retried as the node's retry policy says; left to escape, it would leave the step running
     until recover() mistook its silent heartbeat for a dead worker. The database being unreachable is
     not the step's error: before the claim committed it escapes (the step stays queued, recover()
-    re-sends it); after, the result is written once the database is back.
+    re-sends it); after, the result is written once the database is back. A claim whose COMMIT lost
+    its connection may have committed all the same: the worker asks (`_claim_held`) and, if it did,
+    runs the step, which no one else will run before its lease runs out.
     """
     if run_id is None:
         run_id = store.step_run_id(step_id)
         if run_id is None:
             return []
+    claimed_at = None
     try:
         with transition() as tx:
             claimed = _claim(tx, step_id, run_id, attempt)
@@ -130,13 +133,19 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
                 return _run_inline_chain(tx, run, dispatches, worker) if chain else dispatches
             _start(tx, run, step, worker, inline=False)
             data = attempts.context_data(tx, run, step)
+            claimed_at = step.heartbeat_at  # what tells this claim from another of the same attempt
     except Exception as error:
-        if chain:
+        if claimed_at is not None and _claim_held(step_id, attempt, claimed_at):
+            logger.warning(
+                "a claim's commit failed, yet it committed: the step runs", exc_info=True, extra={"step": step_id}
+            )
+        elif chain:
             # Rolled back to queued. The error may be a later step's of the chain: this one runs
             # alone first, and an error then is its own.
             logger.warning("a step's transaction failed; running it alone", exc_info=True, extra={"step": step_id})
             return execute_step(step_id, attempt, worker=worker, run_id=run_id, chain=False)
-        return _fail_unexpectedly(step_id, attempt, run_id, error)
+        else:
+            return _fail_unexpectedly(step_id, attempt, run_id, error)
     with Heartbeat(step.pk, attempt) as heartbeat, cancellation.scope(heartbeat.cancel_scope):
         prepared, result = attempts.run_node(run, step, data)
         # Recorded while the heartbeat beats: should the database be unreachable now, the worker keeps
@@ -146,6 +155,22 @@ def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain:
             within=timing("DWC_RECORD_RETRY_SECONDS"),
             what=f"the result of step {step_id}",
         )
+
+
+def _claim_held(step_id, attempt: int, claimed_at) -> bool:
+    """Whether a claim whose transaction failed once its work was done (at its COMMIT, the connection
+    lost) committed after all: asked once the database answers, for up to DWC_RECORD_RETRY_SECONDS.
+
+    Left running by a claim that did commit, the step would wait for its lease to run out, and
+    recover() would then fail a call that was never made as interrupted. What the claim's commit would
+    have set off does not happen (its events' broadcast, its deadline's message): recover() sends the
+    message of a step past its deadline.
+    """
+    return store.retrying_while_unreachable(
+        lambda: store.claim_confirm(step_id, attempt, claimed_at, timezone.now()),
+        within=timing("DWC_RECORD_RETRY_SECONDS"),
+        what=f"the claim of step {step_id}",
+    )
 
 
 def _record_late(step_id, attempt: int, run_id, prepared, result, *, children_seen: int) -> list[Dispatch]:

@@ -245,6 +245,20 @@ def heartbeat_touch(step_id, attempt: int, now) -> bool:
     return bool(running.update(heartbeat_at=now))
 
 
+def claim_confirm(step_id, attempt: int, claimed_at, now) -> bool:
+    """Whether the claim that set the step's heartbeat to `claimed_at` holds the step; if so, touch the
+    heartbeat (in a transaction of its own). For a claim whose COMMIT got no answer: the connection was
+    lost, before or after PostgreSQL committed it.
+
+    An UPDATE, not a read: should the claim's transaction still be open on the lost connection, the
+    UPDATE waits for its row lock and sees how it ended, where a read would see the step as before.
+    """
+    claimed = StepRun.objects.filter(
+        pk=step_id, attempt=attempt, status=StepRun.Status.RUNNING, heartbeat_at=claimed_at
+    )
+    return bool(claimed.update(heartbeat_at=now))
+
+
 def retrying_while_unreachable(write: Callable[[], T], *, within: timedelta, what: str) -> T:
     """Run `write` (whole transactions, not inside one), again after a pause whenever the database
     cannot be reached or broke off the transaction (DATABASE_UNREACHABLE), for up to `within`; after
