@@ -30,7 +30,6 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import BooleanField, F, Func, QuerySet, Value
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -101,24 +100,6 @@ def allows(networks: Sequence[str], address: str) -> bool:
     return False
 
 
-class _ListAdmits(Func):
-    """`allows(<column>, address)` as a condition of a query, with PostgreSQL's inet containment, so that
-    lists across workspaces need no round trip of their own. Its twin above is the one that decides
-    for a single workspace; tests/accounts/test_ip_allow_lists.py checks that the two agree."""
-
-    output_field = BooleanField()
-
-    def __init__(self, column: str, address: str):
-        super().__init__(F(column), Value(address))
-
-    def as_sql(self, compiler, connection, **extra_context):
-        (column, column_params), (address, address_params) = (
-            compiler.compile(expression) for expression in self.get_source_expressions()
-        )
-        sql = f"(cardinality({column}) = 0 OR ({address})::inet <<= ANY(({column})::inet[]))"
-        return sql, (*column_params, *address_params, *column_params)
-
-
 # --- the client of the current request or websocket ----------------------------------------------
 
 
@@ -158,17 +139,6 @@ def admitted_here(networks: Sequence[str]) -> bool:
     """Whether the list admits the current client; True outside a request or websocket."""
     address = current_address()
     return address is None or allows(networks, address)
-
-
-def admitting_current_client(workspaces: QuerySet) -> QuerySet:
-    """The workspaces whose lists admit the current client (all of them outside a request)."""
-    address = current_address()
-    if address is None:
-        return workspaces
-    parsed = parsed_address(address)
-    if parsed is None:
-        return workspaces.filter(allowed_ips=[])
-    return workspaces.filter(_ListAdmits("allowed_ips", str(parsed)))
 
 
 # --- refusing ------------------------------------------------------------------------------------

@@ -28,8 +28,6 @@ from accounts.ip_allow_lists import (
     REFUSED,
     WOULD_LOCK_YOU_OUT,
     IpNotAllowed,
-    admitting_current_client,
-    allows,
     client_context,
 )
 from accounts.models import NOT_A_NETWORK, ApiKey, Membership, User, Workspace, ip_networks_clean
@@ -296,10 +294,10 @@ def test_outside_a_request_no_list_applies(locked):
     assert locked["workspace"] in access.workspaces_for_user(locked["editor"])
 
 
-# --- the query that filters lists and the check that decides one workspace agree ---------------
+# --- which lists admit which addresses ---------------------------------------------------------
 
 
-def test_the_list_filter_in_sql_agrees_with_the_check_in_python(db):
+def test_lists_across_workspaces_keep_those_whose_allow_list_admits_the_client(db):
     lists = [
         [],
         ["10.0.0.0/8"],
@@ -310,29 +308,52 @@ def test_the_list_filter_in_sql_agrees_with_the_check_in_python(db):
         ["2001:db8:1::1/128"],
         ["fe80::/10"],
     ]
+    user = UserFactory()
     workspaces = [Workspace.objects.create(name=f"W{n}", allowed_ips=networks) for n, networks in enumerate(lists)]
-    ids = [workspace.pk for workspace in workspaces]
-    addresses = [
-        "10.1.2.3",
-        "10.200.0.1",
-        "192.0.2.55",
-        "203.0.113.9",
-        "::ffff:10.1.2.3",
-        "2001:db8::7",
-        "2001:db8:1::1",
-        "fe80::1%eth0",
-        "::1",
-        "unknown",
-        "",
-    ]
-    for address in addresses:
+    for workspace in workspaces:
+        Membership.objects.create(workspace=workspace, user=user, role=Membership.Role.EDITOR)
+    ids = [workspace.pk for workspace in workspaces]  # the user's own workspace, open to all, aside
+    admitted = {
+        "10.1.2.3": [0, 1, 2, 3],
+        "10.200.0.1": [0, 1, 3],
+        "192.0.2.55": [0, 3, 5],
+        "203.0.113.9": [0, 3],
+        "::ffff:10.1.2.3": [0, 1, 2, 3],  # an IPv4 address written as IPv6 is the IPv4 address
+        "2001:db8::7": [0, 4, 5],
+        "2001:db8:1::1": [0, 4, 5, 6],
+        "fe80::1%eth0": [0, 4, 7],
+        "::1": [0, 4],
+        "unknown": [0],  # an address that is none: only an empty list admits it
+        "": [0],
+    }
+    for address, indexes in admitted.items():
         request = RequestFactory().get("/", REMOTE_ADDR=address)
         with client_context(request, record_after=True):
-            in_sql = set(admitting_current_client(Workspace.objects.filter(pk__in=ids)).values_list("pk", flat=True))
-        in_python = {workspace.pk for workspace in workspaces if allows(workspace.allowed_ips, address)}
-        assert in_sql == in_python, address
-    assert not allows(["10.0.0.0/8"], "unknown") and allows([], "unknown")
-    assert allows(["10.0.0.0/8"], "::ffff:10.9.9.9")
+            listed = set(access.workspaces_for_user(user).filter(pk__in=ids).values_list("pk", flat=True))
+            with_role = set(
+                access.workspaces_with_role(user, Membership.Role.EDITOR)
+                .filter(pk__in=ids)
+                .values_list("pk", flat=True)
+            )
+        expected = {workspaces[index].pk for index in indexes}
+        assert listed == expected, address
+        assert with_role == expected, address
+    assert set(access.workspaces_for_user(user).filter(pk__in=ids)) == set(
+        workspaces
+    )  # outside a request, no list applies
+
+
+def test_a_superuser_lists_every_workspace_but_those_locked_to_them(db):
+    operator = UserFactory(is_superuser=True, is_staff=True)
+    open_to_all = Workspace.objects.create(name="Open")
+    admitting = Workspace.objects.create(name="Here", allowed_ips=["192.0.2.0/24"])
+    refusing = Workspace.objects.create(name="Elsewhere", allowed_ips=["10.0.0.0/8"])
+    requiring_mfa = Workspace.objects.create(name="MFA", mfa_required=True)
+    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.9")
+    with client_context(request, record_after=True):
+        listed = set(access.workspaces_with_role(operator, Membership.Role.OWNER))
+    assert {open_to_all, admitting} <= listed
+    assert not {refusing, requiring_mfa} & listed
 
 
 # --- per API key -----------------------------------------------------------------------------------
