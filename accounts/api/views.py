@@ -10,7 +10,7 @@ from rest_framework_simplejwt.serializers import TokenObtainSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts import api_keys, lockout, login_sessions, mfa, services
-from accounts.access import Role, ensure_workspace_usable, workspace_get, workspaces_for_user
+from accounts.access import Role, ensure_workspace_usable, memberships_for_user, workspace_get, workspaces_for_user
 from accounts.api import mfa as api_mfa
 from accounts.api import serializers
 from accounts.models import ApiKey, LoginSession, Membership, User, Workspace
@@ -98,11 +98,9 @@ class LogoutView(APIView):
 class MeView(APIView):
     @extend_schema(responses=serializers.MeSerializer)
     def get(self, request):
-        # workspaces_for_user: an API key limited to one workspace shows only that one.
-        memberships = Membership.objects.filter(workspace__in=workspaces_for_user(request.user, including_locked=True))
         # The user authentication loaded, with its memberships added: no second read of the user.
         user = request.user
-        prefetch_related_objects([user], Prefetch("memberships", queryset=memberships.select_related("workspace")))
+        prefetch_related_objects([user], Prefetch("memberships", queryset=memberships_for_user(user)))
         return Response(serializers.MeSerializer(user).data)
 
 
