@@ -11,8 +11,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "dwc",
-            # One pool per process (core.redis_pool): Django's pools are per cache object, which is
-            # per request under ASGI.
+            # One pool per process (core.redis_pool): Django's are per cache object, which is per
+            # thread and async context.
             "OPTIONS": {
                 "socket_connect_timeout": 2,
                 "socket_timeout": 2,
