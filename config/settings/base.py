@@ -64,11 +64,14 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.LoginSessionMiddleware",
-    # DWC_ADMIN_ALLOWED_IPS, and the client address workspaces' IP allow-lists are checked against.
-    "accounts.middleware.IpAllowListMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # DWC_ADMIN_ALLOWED_IPS, and the client address workspaces' IP allow-lists are checked against.
+    # Last because it is synchronous only: under ASGI a middleware that can be either takes the kind
+    # of the one below it, and Django's own, on the event loop, cross to the request's thread and back
+    # for each of their hooks. Below this one they stay in that thread (bench/README.md, issue 19).
+    "accounts.middleware.IpAllowListMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

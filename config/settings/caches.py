@@ -11,7 +11,13 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "dwc",
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            # One pool per process (core.redis_pool): Django's are per cache object, which is per
+            # thread and async context.
+            "OPTIONS": {
+                "socket_connect_timeout": 2,
+                "socket_timeout": 2,
+                "pool_class": "core.redis_pool.ProcessConnectionPool",
+            },
         }
     }
     # Throttle counts (core.throttling) in the same Redis, which must not evict them: run it with
