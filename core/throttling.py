@@ -63,14 +63,42 @@ def sliding_log_hit(key: str, rate: int, period: float, now: float) -> float | N
     if not isinstance(store, RedisCache):
         return _sliding_log_hit_in(store, key, rate, period, now)
     name = store.make_and_validate_key(f"log:{key}")  # not DRF's key: an older deploy left lists there
-    client = _clients.get(store)
-    if client is None:
-        # Django's backend makes a new client (its parser and callbacks set up anew) on each call.
-        client = _clients[store] = store._cache.get_client(name, write=True)
+    client = _client(store, name)
     if not _scripts:
         _scripts.append(client.register_script(_SLIDING_LOG))
     wait = _scripts[0](keys=[name], args=[repr(now), repr(float(period)), rate, os.urandom(8).hex()], client=client)
     return None if wait is None else float(wait)
+
+
+def window_hit(key: str, window: int, now: float) -> int:
+    """Count a request under `key` in the fixed window of `window` seconds that `now` falls in, and
+    return the window's count so far. In Redis one round trip (INCR, and EXPIRE on a new window's key,
+    pipelined), where Django's add-then-incr took three (its incr asks whether the key exists first)."""
+    store = caches["throttles"]
+    name = f"window:{key}:{int(now // window)}"
+    if not isinstance(store, RedisCache):
+        if store.add(name, 1, timeout=2 * window):
+            return 1
+        try:
+            return store.incr(name)
+        except ValueError:  # expired between add and incr
+            store.add(name, 1, timeout=2 * window)
+            return 1
+    name = store.make_and_validate_key(name)
+    pipeline = _client(store, name).pipeline(transaction=False)
+    pipeline.incr(name)
+    pipeline.expire(name, 2 * window, nx=True)
+    count, _ = pipeline.execute()
+    return count
+
+
+def _client(store: RedisCache, key: str):
+    """The Redis client of this cache object, made once: Django's backend makes a new one (its parser
+    and callbacks set up anew) on each call."""
+    client = _clients.get(store)
+    if client is None:
+        client = _clients[store] = store._cache.get_client(key, write=True)
+    return client
 
 
 def _sliding_log_hit_in(store, key: str, rate: int, period: float, now: float) -> float | None:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.core.cache import caches
 
-from core.throttling import sliding_log_hit
+from core.throttling import sliding_log_hit, window_hit
 from tests.mode_settings import settings_of
 
 
@@ -58,3 +58,39 @@ def test_a_log_in_redis_expires_with_its_period():
     redis = caches["throttles"]._cache.get_client(write=False)
     name = caches["throttles"].make_and_validate_key(f"log:{key}")
     assert 0 < redis.pttl(name) <= 1000
+
+
+# --- fixed windows (webhook rates) ---------------------------------------------------------------
+
+
+def test_a_window_counts_its_requests_and_the_next_window_starts_again(store):
+    key, start = f"test:{uuid.uuid4()}", 600 * (time.time() // 600)
+    assert [window_hit(key, 60, start + n) for n in (0, 10, 59)] == [1, 2, 3]
+    assert [window_hit(key, 60, start + n) for n in (60, 61)] == [1, 2]
+
+
+def test_a_window_counts_requests_from_many_threads_one_at_a_time(store):
+    key, counts, start, now = f"test:{uuid.uuid4()}", [], threading.Barrier(20), time.time()
+
+    def hit():
+        start.wait()
+        counts.append(window_hit(key, 60, now))
+
+    threads = [threading.Thread(target=hit) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(counts) == list(range(1, 21))
+
+
+def test_a_window_in_redis_expires_after_it_closed_and_keeps_its_first_expiry():
+    key, now = f"test:{uuid.uuid4()}", time.time()
+    window_hit(key, 60, now)
+    redis = caches["throttles"]._cache.get_client(write=False)
+    name = caches["throttles"].make_and_validate_key(f"window:{key}:{int(now // 60)}")
+    first = redis.ttl(name)
+    assert 60 < first <= 120
+    time.sleep(1.1)
+    window_hit(key, 60, now)
+    assert redis.ttl(name) < first  # not pushed back by later requests

@@ -27,7 +27,7 @@ from accounts.models import User, ip_networks_clean
 from audit.services import REDACTED, AnyRequest, audit_record, diff
 from core.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
 from core.request_text import NO_FIELD, UNSTORABLE_TEXT
-from core.throttling import throttle_cache
+from core.throttling import window_hit
 from workflows.credentials import decrypt, encrypt
 from workflows.models import Run, WebhookDelivery, WebhookTrigger, Workflow
 from workflows.services.runs import run_trigger
@@ -211,18 +211,9 @@ def webhook_for_token(token: str) -> WebhookTrigger:
 
 def rate_limited(hook: WebhookTrigger) -> int:
     """Seconds until the next window if this token went over its per-minute budget, else 0."""
-    window = int(time.time() // 60)
-    key = f"hook-rate:{hook.pk}:{window}"
-    if throttle_cache.add(key, 1, timeout=120):
-        count = 1
-    else:
-        try:
-            count = throttle_cache.incr(key)
-        except ValueError:  # expired between add and incr
-            throttle_cache.add(key, 1, timeout=120)
-            count = 1
-    if count > settings.DWC_WEBHOOK_RATE_PER_MINUTE:
-        return 60 - int(time.time()) % 60 or 1
+    now = time.time()
+    if window_hit(f"hook-rate:{hook.pk}", 60, now) > settings.DWC_WEBHOOK_RATE_PER_MINUTE:
+        return 60 - int(now) % 60 or 1
     return 0
 
 
