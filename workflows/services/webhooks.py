@@ -27,6 +27,7 @@ from accounts.models import User, ip_networks_clean
 from audit.services import REDACTED, AnyRequest, audit_record, diff
 from core.json_input import TOO_DEEP, JSONTooDeep, UnstorableJSON, json_loads
 from core.request_text import NO_FIELD, UNSTORABLE_TEXT
+from core.row_queries import RowWithRelated
 from core.throttling import window_hit
 from workflows.credentials import decrypt, encrypt
 from workflows.models import Run, WebhookDelivery, WebhookTrigger, Workflow
@@ -202,8 +203,14 @@ def webhook_delete(*, hook: WebhookTrigger, actor: User, request: AnyRequest | N
         )
 
 
+# Every delivery asks: the webhook and its workflow from one row (core.row_queries).
+_hook_with_workflow = RowWithRelated(
+    lambda token_hash: WebhookTrigger.objects.filter(token_hash=token_hash), "workflow"
+)
+
+
 def webhook_for_token(token: str) -> WebhookTrigger:
-    hook = WebhookTrigger.objects.select_related("workflow").filter(token_hash=_hash(token)).first()
+    hook = _hook_with_workflow.get(_hash(token))
     if hook is None or hook.workflow.is_deleted:
         raise Http404(NO_SUCH_HOOK)
     return hook
