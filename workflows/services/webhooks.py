@@ -268,29 +268,34 @@ def webhook_deliver(*, hook: WebhookTrigger, delivery: Delivery) -> tuple[Run, b
             name: delivery.headers[name] for name in hook.include_headers if name in delivery.headers
         }
     delivery_id = delivery.headers.get((hook.dedupe_header or IDEMPOTENCY_HEADER).lower(), "").strip()[:150]
+
+    def start() -> tuple[Run, bool]:
+        return run_trigger(
+            workflow=hook.workflow,
+            input=run_input,
+            trigger=Run.Trigger.WEBHOOK,
+            actor=None,
+            idempotency_key=f"hook:{hook.pk}:{delivery_id}" if delivery_id else None,
+        )
+
+    if signature is None:
+        # Nothing to write beside the run: its own transaction, not a savepoint in one of ours (two
+        # round trips more on every delivery).
+        return start()
     try:
         with transaction.atomic():
-            run, created = run_trigger(
-                workflow=hook.workflow,
-                input=run_input,
-                trigger=Run.Trigger.WEBHOOK,
-                actor=None,
-                idempotency_key=f"hook:{hook.pk}:{delivery_id}" if delivery_id else None,
+            run, created = start()
+            # Written after the run, in its transaction: a concurrent replay waits here on the
+            # unique signature, fails once this commits, and its run is rolled back unstarted.
+            # Also for a repeated delivery id: that signature must not start a run under a new id.
+            WebhookDelivery.objects.create(
+                hook=hook,
+                signature=signature.digest,
+                run=run,
+                expires_at=datetime.fromtimestamp(signature.sent_at + MAX_CLOCK_SKEW_SECONDS, tz=UTC),
             )
-            if signature is not None:
-                # Written after the run, in its transaction: a concurrent replay waits here on the
-                # unique signature, fails once this commits, and its run is rolled back unstarted.
-                # Also for a repeated delivery id: that signature must not start a run under a new id.
-                WebhookDelivery.objects.create(
-                    hook=hook,
-                    signature=signature.digest,
-                    run=run,
-                    expires_at=datetime.fromtimestamp(signature.sent_at + MAX_CLOCK_SKEW_SECONDS, tz=UTC),
-                )
             return run, created
     except IntegrityError:
-        if signature is None:
-            raise
         first = WebhookDelivery.objects.filter(hook=hook, signature=signature.digest).select_related("run").first()
         if first is None:
             raise
