@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, diff
+from core.problems import Conflict
 from notifications.channels.base import DeliveryError, Message, Sent
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
 from notifications.models import Channel, Delivery, Notification
@@ -34,6 +35,8 @@ Status = Delivery.Status
 SEND_TASK = "notifications.tasks.delivery_send"
 QUEUE = "notifications"
 WRITABLE_FIELDS = ("name", "kind", "config", "credential", "enabled")
+# Read-only fields a client may send back from a GET; they are not part of what it changes.
+IGNORED_FIELDS = ("id", "workspace", "last_status", "last_delivery_at", "created_by", "created_at", "updated_at")
 NAME_MAX_LENGTH = Channel._meta.get_field("name").max_length
 BODY_NOT_AN_OBJECT = "The body must be a JSON object."
 UNKNOWN_FIELD = "Unknown field."
@@ -41,7 +44,6 @@ REQUIRED = "This field is required."
 NAME_INVALID = f"A name of 1 to {NAME_MAX_LENGTH} characters, not only spaces."
 NAME_TAKEN = "A channel with this name exists."
 KIND_INVALID = "Must be one of: {kinds}."
-KIND_FIXED = "A channel's kind cannot change; create another channel."
 NOT_A_BOOLEAN = "Must be true or false."
 CREDENTIAL_INVALID = "The name of a workspace credential (at most 200 characters), or empty for none."
 CHANNEL_DISABLED = "The channel is disabled."
@@ -59,19 +61,17 @@ def _channel_fields(data: Any, *, channel: Channel | None) -> dict:
     """The fields a POST (channel None) or PATCH body sets, checked; ValidationError names the bad ones."""
     if not isinstance(data, dict):
         raise ValidationError({"non_field_errors": [BODY_NOT_AN_OBJECT]})
-    ignored = {"id", "workspace", "last_status", "last_delivery_at", "created_by", "created_at", "updated_at"}
-    errors: Errors = {name: [UNKNOWN_FIELD] for name in sorted(set(data) - {*WRITABLE_FIELDS, *ignored})}
-    fields = {name: data[name] for name in WRITABLE_FIELDS if name in data}
+    errors: Errors = {name: [UNKNOWN_FIELD] for name in sorted(set(data) - {*WRITABLE_FIELDS, *IGNORED_FIELDS})}
+    # A channel keeps its kind: a PATCH's `kind` is read-only, like the fields a GET gave.
+    writable = WRITABLE_FIELDS if channel is None else tuple(name for name in WRITABLE_FIELDS if name != "kind")
+    fields = {name: data[name] for name in writable if name in data}
     if channel is None:
         errors.update({name: [REQUIRED] for name in ("name", "kind") if name not in fields})
     name = fields.get("name")
     if "name" in fields and (not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX_LENGTH):
         errors["name"] = [NAME_INVALID]
-    if "kind" in fields:
-        if not isinstance(fields["kind"], str) or fields["kind"] not in CHANNEL_KINDS:
-            errors["kind"] = [KIND_INVALID.format(kinds=", ".join(CHANNEL_KINDS))]
-        elif channel is not None and fields["kind"] != channel.kind:
-            errors["kind"] = [KIND_FIXED]
+    if "kind" in fields and (not isinstance(fields["kind"], str) or fields["kind"] not in CHANNEL_KINDS):
+        errors["kind"] = [KIND_INVALID.format(kinds=", ".join(CHANNEL_KINDS))]
     if "enabled" in fields and not isinstance(fields["enabled"], bool):
         errors["enabled"] = [NOT_A_BOOLEAN]
     credential = fields.get("credential", channel.credential if channel else "")
@@ -98,6 +98,16 @@ def _credential_errors(workspace_id, kind: str, credential: str) -> Errors:
     return {}
 
 
+def channel_check(*, workspace_id, data: Any, channel: Channel | None = None) -> dict:
+    """The fields a body sets, checked as channel_create (channel None) or channel_update would check
+    them, credential included; ValidationError naming the bad ones. For forms that validate first."""
+    fields = _channel_fields(data, channel=channel)
+    kind = fields.get("kind", channel.kind if channel else "")
+    if errors := _credential_errors(workspace_id, kind, fields.get("credential", "")):
+        raise ValidationError(errors)
+    return fields
+
+
 def _saved(channel: Channel, *, update_fields: list[str] | None = None) -> Channel:
     try:
         with transaction.atomic():
@@ -118,9 +128,7 @@ def channel_create(*, actor: User, workspace: Workspace, data: Any, request: Any
     a config its kind refuses, a credential that is missing or of another kind, or a name in use.
     """
     ensure_role(actor, workspace, Role.ADMIN)
-    fields = _channel_fields(data, channel=None)
-    if errors := _credential_errors(workspace.pk, fields["kind"], fields.get("credential", "")):
-        raise ValidationError(errors)
+    fields = channel_check(workspace_id=workspace.pk, data=data)
     with transaction.atomic():
         channel = _saved(Channel(workspace=workspace, created_by=actor, **fields))
         audit_record(
@@ -135,13 +143,11 @@ def channel_create(*, actor: User, workspace: Workspace, data: Any, request: Any
 
 
 def channel_update(*, channel: Channel, actor: User, data: Any, request: AnyRequest | None = None) -> Channel:
-    """Change a channel's name, config, credential or enabled flag (its kind stays); admins and owners only."""
+    """Change a channel's name, config, credential or enabled flag (its kind stays); admins and owners only.
+
+    The config and credential are checked together against the kind, as on creation."""
     ensure_role(actor, channel.workspace, Role.ADMIN)
-    fields = _channel_fields(data, channel=channel)
-    if "credential" in fields and (
-        errors := _credential_errors(channel.workspace_id, channel.kind, fields["credential"])
-    ):
-        raise ValidationError(errors)
+    fields = channel_check(workspace_id=channel.workspace_id, data=data, channel=channel)
     with transaction.atomic():
         channel = Channel.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=channel.pk)
         before = _snapshot(channel)
@@ -394,14 +400,14 @@ def deliveries_dispatch() -> dict[str, int]:
 
 def delivery_resend(*, delivery: Delivery, actor: User | None, request: AnyRequest | None = None) -> Delivery:
     """Send a dead or failed delivery again: a new series of attempts under the same idempotency key,
-    so a receiver that honours it drops a copy it already has. Admins and owners; ValidationError for
-    a delivery in another state."""
+    so a receiver that honours it drops a copy it already has. Admins and owners; Conflict (409) for a
+    delivery in another state."""
     if actor is not None:
         ensure_role(actor, delivery.workspace, Role.ADMIN)
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=delivery.pk)
         if delivery.status not in (Status.DEAD, Status.FAILED):
-            raise ValidationError({"status": [NOT_RESENDABLE.format(status=delivery.status)]})
+            raise Conflict(NOT_RESENDABLE.format(status=delivery.status))
         before = delivery.status
         delivery.status, delivery.attempts, delivery.next_attempt_at = Status.QUEUED, 0, None
         delivery.error, delivery.may_have_been_delivered = "", False
@@ -460,8 +466,11 @@ def notification_read(*, notification: Notification, actor: User) -> Notificatio
     if notification.user_id != actor.pk:
         raise Http404("No such notification.")
     if notification.read_at is None:
-        notification.read_at = timezone.now()
-        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(read_at=notification.read_at)
+        now = timezone.now()
+        if Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(read_at=now):
+            notification.read_at = now
+        else:
+            notification.refresh_from_db(fields=["read_at"])
     return notification
 
 

@@ -44,7 +44,7 @@ class Message:
     link: str = ""
     level: str = "info"
     payload: dict = field(default_factory=dict)
-    recipient_id: int | None = None
+    recipient_id: Any = None
     recipient_email: str = ""
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from audit.models import AuditEvent
+from core.problems import Conflict
 from notifications.channels.base import Sent
 from notifications.models import Delivery
 from notifications.services import (
@@ -212,7 +213,7 @@ def test_a_dead_delivery_is_resent_under_the_same_key_and_audited(team, httpserv
 
 def test_only_dead_or_failed_deliveries_are_resent_and_only_by_admins(team):
     delivery = delivery_create(channel=channel_of(team["workspace"], "in_app"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         delivery_resend(delivery=delivery, actor=team["admin"])
     Delivery.objects.filter(pk=delivery.pk).update(status="dead")
     with pytest.raises(PermissionDenied):
