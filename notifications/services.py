@@ -215,8 +215,10 @@ def delivery_create(
     the first delivery instead of a second one. Raises ValidationError for a disabled channel."""
     if not channel.enabled:
         raise ValidationError({"channel": [CHANNEL_DISABLED]})
-    if idempotency_key and (existing := Delivery.objects.filter(idempotency_key=idempotency_key).first()):
-        return existing
+    if idempotency_key:
+        rows = Delivery.objects.filter(workspace_id=channel.workspace_id, idempotency_key=idempotency_key)
+        if (existing := rows.first()) is not None:
+            return existing
     scheduled = send_at is not None and send_at > timezone.now()
     with transaction.atomic():
         delivery = Delivery.objects.create(
