@@ -9,7 +9,8 @@ from django.http import Http404
 from audit.admin_writes import ReadOnlyAdminMixin, ServiceDeleteAdminMixin
 from core.problems import Conflict
 from notifications.models import Channel, Delivery, Notification
-from notifications.services import channel_check, channel_create, channel_delete, channel_update, delivery_resend
+from notifications.services.channels import channel_check, channel_create, channel_delete, channel_update
+from notifications.services.deliveries import delivery_resend
 
 FORM_FIELDS = ("name", "kind", "config", "credential", "enabled")
 

@@ -51,7 +51,7 @@ class Delivery(models.Model):
 
     queued → sending → sent, or → retrying → sending … → dead; scheduled waits for `send_at`.
     `sending` is committed before the call, so a worker that dies mid-send leaves it behind for the
-    recovery (notifications.services.deliveries_recover) to find: `failed` with
+    recovery (notifications.services.deliveries.deliveries_recover) to find: `failed` with
     `may_have_been_delivered`, or re-sent under the same idempotency key where the channel honours one.
     """
 

@@ -3,15 +3,15 @@ CELERY_TASK_ROUTES; services send them by name)."""
 
 from celery import shared_task
 
-from notifications import services
+from notifications.services import deliveries
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def delivery_send(delivery_id: str) -> None:
-    services.delivery_send(delivery_id=delivery_id)
+    deliveries.delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(ignore_result=True)
 def deliveries_dispatch() -> None:
     """Sent by beat: scheduled and retrying deliveries that are due, and recovery after a worker died."""
-    services.deliveries_dispatch()
+    deliveries.deliveries_dispatch()

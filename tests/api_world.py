@@ -12,7 +12,7 @@ from drf_spectacular.generators import SchemaGenerator
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
 from notifications.models import Channel
-from notifications.services import delivery_create, delivery_send
+from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
 from workflows.models import Document
 from workflows.services.credentials import credential_save

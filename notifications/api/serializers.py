@@ -8,7 +8,7 @@ from rest_framework import serializers
 from core.openapi import NOT_ONLY_SPACES
 from notifications.channels.registry import CHANNEL_KINDS
 from notifications.models import Channel, Delivery, Notification
-from notifications.services import IGNORED_FIELDS, NAME_MAX_LENGTH
+from notifications.services.channels import IGNORED_FIELDS, NAME_MAX_LENGTH
 
 
 class ChannelSerializer(serializers.ModelSerializer):

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from accounts.access import workspace_named_or_default
 from core.filters import BooleanFilter, DateTimeFilter
-from notifications import selectors, services
+from notifications import selectors
 from notifications.api.serializers import (
     ChannelSerializer,
     ChannelWriteSerializer,
@@ -33,6 +33,7 @@ from notifications.api.serializers import (
     UnreadCountSerializer,
 )
 from notifications.models import Channel, Delivery, Notification
+from notifications.services import channels, deliveries, inbox
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
@@ -70,7 +71,7 @@ class ChannelViewSet(viewsets.GenericViewSet):
     def create(self, request):
         data = request.data
         workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
-        channel = services.channel_create(actor=request.user, workspace=workspace, data=data, request=request)
+        channel = channels.channel_create(actor=request.user, workspace=workspace, data=data, request=request)
         return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
@@ -78,19 +79,19 @@ class ChannelViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=ChannelWriteSerializer(partial=True))
     def partial_update(self, request, pk=None):
-        channel = services.channel_update(channel=self._get(), actor=request.user, data=request.data, request=request)
+        channel = channels.channel_update(channel=self._get(), actor=request.user, data=request.data, request=request)
         return Response(ChannelSerializer(channel).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
-        services.channel_delete(channel=self._get(), actor=request.user, request=request)
+        channels.channel_delete(channel=self._get(), actor=request.user, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: DeliverySerializer})
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         """Send a test message through the channel now, once; the delivery says how it went."""
-        delivery = services.channel_test(channel=self._get(), actor=request.user, request=request)
+        delivery = deliveries.channel_test(channel=self._get(), actor=request.user, request=request)
         return Response(DeliverySerializer(delivery).data)
 
 
@@ -125,7 +126,7 @@ class DeliveryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def resend(self, request, pk=None):
         """Send a dead or failed delivery again under its idempotency key (409 in any other state)."""
         delivery = selectors.delivery_get(request.user, pk)
-        delivery = services.delivery_resend(delivery=delivery, actor=request.user, request=request)
+        delivery = deliveries.delivery_resend(delivery=delivery, actor=request.user, request=request)
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -157,13 +158,13 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def read(self, request, pk=None):
         notification = selectors.notification_get(request.user, pk)
         return Response(
-            NotificationSerializer(services.notification_read(notification=notification, actor=request.user)).data
+            NotificationSerializer(inbox.notification_read(notification=notification, actor=request.user)).data
         )
 
     @extend_schema(request=None, responses={200: ReadAllSerializer})
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
-        return Response({"marked": services.notifications_read_all(actor=request.user)})
+        return Response({"marked": inbox.notifications_read_all(actor=request.user)})
 
     @extend_schema(responses={200: UnreadCountSerializer})
     @action(detail=False, methods=["get"], url_path="unread-count", filter_backends=[], pagination_class=None)

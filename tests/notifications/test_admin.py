@@ -6,7 +6,7 @@ import pytest
 from accounts.models import User
 from audit.models import AuditEvent
 from notifications.models import Channel, Delivery
-from notifications.services import delivery_create
+from notifications.services.deliveries import delivery_create
 from tests.notifications.conftest import channel_of
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 
 from audit.models import AuditEvent
 from notifications.models import Channel, Delivery, Notification
-from notifications.services import delivery_create, delivery_send
+from notifications.services.deliveries import delivery_create, delivery_send
 from tests.conftest import client_for
 from tests.notifications.conftest import channel_of
 from workflows.services.credentials import credential_save

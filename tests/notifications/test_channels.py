@@ -14,7 +14,7 @@ from werkzeug import Response
 from notifications.channels.base import DeliveryError, retry_after_seconds
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
 from notifications.models import Delivery
-from notifications.services import delivery_create, delivery_message, delivery_send
+from notifications.services.deliveries import delivery_create, delivery_message, delivery_send
 from tests.notifications.conftest import channel_of
 from workflows.services.credentials import credential_save
 

@@ -13,7 +13,7 @@ from audit.models import AuditEvent
 from core.problems import Conflict
 from notifications.channels.base import Sent
 from notifications.models import Delivery
-from notifications.services import (
+from notifications.services.deliveries import (
     INTERRUPTED,
     _claim,
     _record,

@@ -8,7 +8,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from notifications.services import delivery_create, delivery_send
+from notifications.services.deliveries import delivery_create, delivery_send
 from tests.notifications.conftest import channel_of
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ import pytest
 from werkzeug import Response
 
 from notifications.models import Delivery
-from notifications.services import INTERRUPTED, deliveries_dispatch, delivery_create, delivery_send
+from notifications.services.deliveries import INTERRUPTED, deliveries_dispatch, delivery_create, delivery_send
 from tests.notifications.conftest import channel_of
 from tests.processes import wait_until
 from tests.workflows.workers import start_worker, worker_env
