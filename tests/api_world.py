@@ -87,6 +87,7 @@ def build_world() -> dict:
         # Before the inbox's prefix, which would match these paths too.
         "/api/v3/notifications/channels/": channel.pk,
         "/api/v3/notifications/deliveries/": delivery.pk,
+        "/api/v3/notifications/": owner.notifications.get().pk,
         "/api/v3/runs/": run.pk,
         "/api/v3/schedules/": schedule.pk,
         "/api/v3/webhooks/": hook.pk,

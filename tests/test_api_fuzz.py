@@ -96,6 +96,7 @@ BEYOND_THE_SCHEMA = {
         "workspace": REFERENCE,
         "credential": CREDENTIAL,
         "name": "must not be taken in the workspace",
+        r"config(\..*)?": "follows the JSON Schema of the body's kind (notifications.channels), checked by the service",
     },
     "PATCH /api/v3/notifications/channels/{id}": {
         "name": "must not be taken in the workspace",
