@@ -12,6 +12,7 @@ api_v3 = [
     path("", include("accounts.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("core.api.urls")),
+    path("", include("notifications.api.urls")),
     path("", include("workflows.api.urls")),
 ]
 

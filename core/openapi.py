@@ -302,6 +302,14 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, dict[str, str]]]] = {
     ("post", f"{API}/credentials", "201"): [
         (method, f"{API}/credentials/{{id}}", {"id": ID}) for method in ("get", "patch", "delete")
     ],
+    ("post", f"{API}/notifications/channels", "201"): [
+        *[(method, f"{API}/notifications/channels/{{id}}", {"id": ID}) for method in ("get", "patch", "delete")],
+        ("post", f"{API}/notifications/channels/{{id}}/test", {"id": ID}),
+    ],
+    ("post", f"{API}/notifications/channels/{{id}}/test", "200"): [
+        ("get", f"{API}/notifications/deliveries/{{id}}", {"id": ID}),
+        ("post", f"{API}/notifications/deliveries/{{id}}/resend", {"id": ID}),
+    ],
     ("post", f"{API}/workspaces", "201"): [
         *[(method, f"{API}/workspaces/{{id}}", {"id": ID}) for method in ("get", "patch", "delete")],
         *[(method, f"{API}/workspaces/{{workspace_pk}}/members", {"workspace_pk": ID}) for method in ("get", "post")],

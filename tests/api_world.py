@@ -11,6 +11,8 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
+from notifications.models import Channel
+from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
 from workflows.models import Document
 from workflows.services.credentials import credential_save
@@ -74,11 +76,18 @@ def build_world() -> dict:
     )
     schedule = schedule_create(workflow=workflow, actor=owner, data={"cron": "0 * * * *"})
     hook, _token = webhook_create(workflow=workflow, actor=owner)
+    channel = Channel.objects.create(workspace=workspace, name="inbox", kind=Channel.Kind.IN_APP)
+    delivery = delivery_create(channel=channel, subject="Hello", recipient=owner)
+    delivery_send(delivery_id=delivery.pk)
     values = {
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,
         "/api/v3/nodes/": workflow.nodes.get(key="doc").pk,
+        # Before the inbox's prefix, which would match these paths too.
+        "/api/v3/notifications/channels/": channel.pk,
+        "/api/v3/notifications/deliveries/": delivery.pk,
+        "/api/v3/notifications/": owner.notifications.get().pk,
         "/api/v3/runs/": run.pk,
         "/api/v3/schedules/": schedule.pk,
         "/api/v3/webhooks/": hook.pk,
@@ -99,6 +108,9 @@ def build_world() -> dict:
         "trigger": trigger,
         "schedule": schedule,
         "hook": hook,
+        "channel": channel,
+        "delivery": delivery,
+        "notification": owner.notifications.get(),
     }
 
 

@@ -52,6 +52,7 @@ schema.config.checks.update(excluded_check_names=["positive_data_acceptance"])
 # positive). Everything else a schema can say, it says (core.openapi, the serializers).
 PATH_INDEX = r"(\d+\.)?"  # an import of several documents prefixes each error with its index
 REFERENCE = "names another object, which must exist in the caller's workspace"
+CREDENTIAL = "names a credential of the workspace, of a kind the channel takes"
 LOCKOUT = "must include the caller's own address, or saving it would lock them out"
 GRAPH = (
     "a workflow's graph: dependencies naming nodes of the same body, no cycle, credentials and sub-workflows "
@@ -90,6 +91,17 @@ BEYOND_THE_SCHEMA = {
     "POST /api/v3/schedules/{id}/backfill": {
         "start|end": "start before end, not in the future, and not more slots than DWC_SCHEDULE_MAX_CATCHUP "
         "(JSON Schema compares no two values and reads no clock)"
+    },
+    "POST /api/v3/notifications/channels": {
+        "workspace": REFERENCE,
+        "credential": CREDENTIAL,
+        "name": "must not be taken in the workspace",
+        r"config(\..*)?": "follows the JSON Schema of the body's kind (notifications.channels), checked by the service",
+    },
+    "PATCH /api/v3/notifications/channels/{id}": {
+        "name": "must not be taken in the workspace",
+        "credential": CREDENTIAL,
+        r"config(\..*)?": "follows the schema of the channel's kind, which a PATCH does not carry",
     },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},

@@ -30,6 +30,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import mfa
 from accounts.models import ApiKey, User, Workspace
+from notifications.models import Delivery
 from tests.accounts.mfa_helpers import enrol, next_code
 from tests.api_world import operations, request_fields
 from tests.canary import canaries
@@ -98,6 +99,12 @@ def mfa_challenge(user: User) -> dict:
     return {"mfa_token": mfa.token_login(user=user)["mfa_token"], "code": next_code(user)}
 
 
+def dead(delivery: Delivery) -> Delivery:
+    """The delivery, dead: only a dead or failed one is sent again."""
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.DEAD)
+    return delivery
+
+
 RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/auth/api-keys"): lambda s: Recipe(
         "/api/v3/auth/api-keys", {"name": "k", "scopes": ["read"]}, owner(s)
@@ -144,6 +151,22 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("patch", "/api/v3/nodes/{id}"): lambda s: Recipe(
         f"/api/v3/nodes/{s.workflow.nodes.get(key='doc').pk}", {"title": "Renamed"}, owner(s)
     ),
+    ("post", "/api/v3/notifications/channels"): lambda s: Recipe(
+        "/api/v3/notifications/channels", {"name": "new", "kind": "in_app"}, owner(s)
+    ),
+    ("patch", "/api/v3/notifications/channels/{id}"): lambda s: Recipe(
+        f"/api/v3/notifications/channels/{s.channel.pk}", {"name": "renamed"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/channels/{id}/test"): lambda s: Recipe(
+        f"/api/v3/notifications/channels/{s.channel.pk}/test", {}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/deliveries/{id}/resend"): lambda s: Recipe(
+        f"/api/v3/notifications/deliveries/{dead(s.delivery).pk}/resend", {}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/{id}/read"): lambda s: Recipe(
+        f"/api/v3/notifications/{s.notification.pk}/read", {}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/read-all"): lambda s: Recipe("/api/v3/notifications/read-all", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/cancel"): lambda s: Recipe(f"/api/v3/runs/{s.run.pk}/cancel", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/retry"): lambda s: Recipe(f"/api/v3/runs/{s.cancelled_run.pk}/retry", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/steps/{node_key}/approve"): lambda s: Recipe(

@@ -74,5 +74,7 @@ SPECTACULAR_SETTINGS = {
         "StepRunStatusEnum": "workflows.models.StepRun.Status",
         "LoginSessionKindEnum": "accounts.models.LoginSession.Kind",
         "CredentialKindEnum": "workflows.models.Credential.Kind",
+        "ChannelKindEnum": "notifications.models.Channel.Kind",
+        "DeliveryStatusEnum": "notifications.models.Delivery.Status",
     },
 }

@@ -31,6 +31,8 @@ DWC_CONTROL_QUEUE = "engine"
 DWC_STEP_QUEUES = ("calls", "generation", "notifications")
 CELERY_TASK_DEFAULT_QUEUE = DWC_CONTROL_QUEUE
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (DWC_CONTROL_QUEUE, *DWC_STEP_QUEUES)]
+# Notification tasks travel on their queue whoever sends them (the API, beat, the admin).
+CELERY_TASK_ROUTES = {"notifications.tasks.*": {"queue": "notifications"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -76,6 +78,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.login_sessions_prune",
         "schedule": 60 * 60,
         "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
+    },
+    # Notification deliveries: scheduled ones due, retries due, and those whose worker died mid-send.
+    "notifications-dispatch": {
+        "task": "notifications.tasks.deliveries_dispatch",
+        "schedule": float(os.environ.get("DWC_NOTIFICATIONS_DISPATCH_EVERY_SECONDS", "15")),
+        "options": {"queue": "notifications", "expires": 15},
     },
     # Audit events older than AUDIT_RETENTION_DAYS (config/settings/security.py), purged daily.
     "audit-purge": {

@@ -70,3 +70,18 @@ EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "30"))
 # in the admin. Empty by default: with open registration, anyone could otherwise mail anyone through
 # this server's mail account.
 DWC_EMAIL_ALLOWED_DOMAINS = [domain.lower() for domain in env_list("DWC_EMAIL_ALLOWED_DOMAINS", "")]
+
+# --- Notifications (notifications app) -------------------------------------------------------
+# A delivery that failed transiently is tried again, up to DWC_NOTIFICATIONS_MAX_ATTEMPTS attempts in
+# all, after a jittered backoff doubling from DWC_NOTIFICATIONS_BACKOFF_SECONDS (at most
+# DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS), or after the receiver's Retry-After when that is longer (also
+# capped). One still `sending` DWC_NOTIFICATIONS_LEASE_SECONDS after its attempt began lost its worker.
+DWC_NOTIFICATIONS_MAX_ATTEMPTS = int(os.environ.get("DWC_NOTIFICATIONS_MAX_ATTEMPTS", "6"))
+DWC_NOTIFICATIONS_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_BACKOFF_SECONDS", "10"))
+DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS", "3600"))
+DWC_NOTIFICATIONS_TIMEOUT_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_TIMEOUT_SECONDS", "10"))
+DWC_NOTIFICATIONS_LEASE_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_LEASE_SECONDS", "120"))
+# Where an email's List-Unsubscribe header points (a mailbox someone reads).
+DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO = os.environ.get(
+    "DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO", os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
+)

@@ -1,0 +1,174 @@
+"""What every channel kind declares (its config schema, the credential kinds it takes, whether it honours
+an idempotency key) and the one way it fails: DeliveryError, permanent or transient."""
+
+import email.utils
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from jsonschema import Draft202012Validator
+
+from workflows.engine.egress.client import EgressResponse, request
+from workflows.engine.errors import StepError
+
+Errors = dict[str, list[str]]
+MAX_ERROR_BODY_CHARS = 500
+ANSWERED = "{host} answered {status}: {body}"
+
+
+class DeliveryError(Exception):
+    """A send that failed. `permanent`: trying again cannot help (most 4xx, a refused destination)."""
+
+    def __init__(
+        self, message: str, *, permanent: bool, retry_after: float | None = None, response_code: int | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.response_code = response_code
+
+
+@dataclass
+class Message:
+    """What a channel sends: plain data, read from the delivery."""
+
+    delivery_id: str
+    workspace_id: str
+    idempotency_key: str
+    subject: str
+    body: str
+    link: str = ""
+    level: str = "info"
+    payload: dict = field(default_factory=dict)
+    recipient_id: Any = None
+    recipient_email: str = ""
+
+
+@dataclass
+class Sent:
+    response_code: int | None = None
+    provider_id: str = ""
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """A Retry-After header (RFC 9110 §10.2.3): delay-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classified(response: EgressResponse) -> Sent:
+    """A 2xx answer as Sent; 429, 408 and 5xx as transient errors; any other answer as permanent."""
+    if 200 <= response.status < 300:
+        return Sent(response_code=response.status)
+    excerpt = response.body[:MAX_ERROR_BODY_CHARS].decode(errors="replace")
+    transient = response.status in (408, 425, 429) or response.status >= 500
+    raise DeliveryError(
+        ANSWERED.format(host=urlsplit(response.url).hostname, status=response.status, body=excerpt),
+        permanent=not transient,
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        response_code=response.status,
+    )
+
+
+def post(url: str, *, content: bytes, headers: dict[str, str], secret_headers: tuple[str, ...] = ()) -> EgressResponse:
+    """POST through the guarded egress client (SSRF rules); its failures become DeliveryErrors."""
+    try:
+        return request(
+            "POST",
+            url,
+            content=content,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=settings.DWC_NOTIFICATIONS_TIMEOUT_SECONDS,
+            max_response_bytes=64 * 1024,
+            secret_headers=secret_headers,
+        )
+    except StepError as error:
+        # The egress client's own types say which: a refused address is permanent, a timeout is not.
+        raise DeliveryError(error.message, permanent=not error.retryable) from error
+
+
+class ChannelKind:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # JSON Schema (draft 2020-12) for `Channel.config`.
+    config_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
+    # Credential kinds `Channel.credential` may name; empty: the kind takes none.
+    credential_kinds: ClassVar[tuple[str, ...]] = ()
+    # Whether the receiver drops a repeated message carrying the same key: then a send cut off by a
+    # crash may be sent again; otherwise it is recorded as "may have been delivered".
+    accepts_idempotency_key: ClassVar[bool] = False
+
+    @classmethod
+    def validate(cls, config: Any, *, credential: str) -> Errors:
+        """Errors keyed `config.<path>` or `credential`; {} when the pair is valid."""
+        if not isinstance(config, dict):
+            return {"config": ["Must be a JSON object."]}
+        errors: Errors = {}
+        for error in sorted(Draft202012Validator(cls.config_schema).iter_errors(config), key=str):
+            path = ".".join(["config", *(str(part) for part in error.absolute_path)])
+            errors.setdefault(path, []).append(error.message)
+        if credential and not cls.credential_kinds:
+            errors["credential"] = [f"A {cls.name} channel takes no credential."]
+        return errors
+
+    @classmethod
+    def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:
+        """Send the message; raise DeliveryError on failure. `secret`: the credential's value, if any."""
+        raise NotImplementedError(f"{cls.__name__} must define send()")
+
+
+URL_SCHEMA = {
+    "description": "The destination URL (http or https).",
+    "type": "string",
+    "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#@]+([/?#]\\S*)?$",
+    "maxLength": 2048,
+}
+
+URL_OR_CREDENTIAL = "Give the webhook URL in config.url or name a slack_webhook credential holding it."
+
+
+class ChatWebhookKind(ChannelKind):
+    """A chat service's incoming webhook: the URL (itself a secret) in `config.url` or in a credential."""
+
+    config_schema: ClassVar[dict] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"url": URL_SCHEMA},
+    }
+    credential_kinds = ("slack_webhook",)
+
+    @classmethod
+    def validate(cls, config: Any, *, credential: str) -> Errors:
+        errors = super().validate(config, credential=credential)
+        if not errors and not config.get("url") and not credential:
+            errors["config.url"] = [URL_OR_CREDENTIAL]
+        return errors
+
+    @classmethod
+    def url(cls, config: dict, secret: dict | None) -> str:
+        return config.get("url") or (secret or {})["url"]
+
+    @classmethod
+    def body(cls, message: Message) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:
+        url = cls.url(config, secret)
+        content = json.dumps(cls.body(message), separators=(",", ":"), ensure_ascii=False).encode()
+        response = post(url, content=content, headers={})
+        return classified(response)

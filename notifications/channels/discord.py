@@ -1,0 +1,36 @@
+import contextlib
+import json
+
+from notifications.channels.base import ChatWebhookKind, Message, Sent, classified, post
+
+COLORS = {"info": 0x5865F2, "success": 0x57F287, "warning": 0xFEE75C, "error": 0xED4245}
+
+
+class DiscordChannel(ChatWebhookKind):
+    """A Discord webhook: one embed (title, description, link, a colour per level). Sent with `?wait=true`
+    so that Discord answers with the message, whose id is recorded as the provider's id."""
+
+    name = "discord"
+    description = "Posts an embed to a Discord webhook."
+
+    @classmethod
+    def body(cls, message: Message) -> dict:
+        embed: dict = {"color": COLORS.get(message.level, COLORS["info"])}
+        if message.subject:
+            embed["title"] = message.subject[:256]
+        if message.body:
+            embed["description"] = message.body[:4096]
+        if message.link:
+            embed["url"] = message.link
+        return {"embeds": [embed], "allowed_mentions": {"parse": []}}
+
+    @classmethod
+    def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:
+        url = cls.url(config, secret)
+        url += ("&" if "?" in url else "?") + "wait=true"
+        content = json.dumps(cls.body(message), separators=(",", ":"), ensure_ascii=False).encode()
+        response = post(url, content=content, headers={})
+        sent = classified(response)
+        with contextlib.suppress(ValueError, AttributeError):
+            sent.provider_id = str(json.loads(response.body).get("id", ""))
+        return sent

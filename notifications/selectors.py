@@ -1,0 +1,74 @@
+"""Reads of channels, deliveries and the inbox, scoped to who asks: channels and deliveries to the admins
+and owners of their workspace, notifications to their own user."""
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.access import Role, ensure_role, workspaces_with_role
+from accounts.models import User
+from notifications.models import Channel, Delivery, Notification
+
+NO_SUCH_CHANNEL = "No such channel."
+NO_SUCH_DELIVERY = "No such delivery."
+NO_SUCH_NOTIFICATION = "No such notification."
+
+
+def _uuid(value: Any, not_found: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as error:
+        raise Http404(not_found) from error
+
+
+def channels_for_user(user: User) -> QuerySet[Channel]:
+    return Channel.objects.filter(workspace__in=workspaces_with_role(user, Role.ADMIN)).select_related("created_by")
+
+
+def channel_get(user: User, channel_id: Any) -> Channel:
+    """The channel if `user` is an admin or owner of its workspace: Http404 for strangers, 403 for members."""
+    channel = (
+        Channel.objects.select_related("workspace", "created_by").filter(pk=_uuid(channel_id, NO_SUCH_CHANNEL)).first()
+    )
+    if channel is None:
+        raise Http404(NO_SUCH_CHANNEL)
+    ensure_role(user, channel.workspace, Role.ADMIN, not_found=NO_SUCH_CHANNEL)
+    return channel
+
+
+def deliveries_for_user(user: User) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(workspace__in=workspaces_with_role(user, Role.ADMIN)).select_related(
+        "channel", "recipient"
+    )
+
+
+def delivery_get(user: User, delivery_id: Any) -> Delivery:
+    """The delivery if `user` is an admin or owner of its workspace: Http404 for strangers, 403 for members."""
+    delivery = (
+        Delivery.objects.select_related("workspace", "channel", "recipient")
+        .filter(pk=_uuid(delivery_id, NO_SUCH_DELIVERY))
+        .first()
+    )
+    if delivery is None:
+        raise Http404(NO_SUCH_DELIVERY)
+    ensure_role(user, delivery.workspace, Role.ADMIN, not_found=NO_SUCH_DELIVERY)
+    return delivery
+
+
+def notifications_for_user(user: User) -> QuerySet[Notification]:
+    """The user's own inbox, newest first."""
+    return Notification.objects.filter(user=user)
+
+
+def notification_get(user: User, notification_id: Any) -> Notification:
+    """One of the user's own notifications; Http404 alike for anyone else's and an unknown id."""
+    notification = Notification.objects.filter(pk=_uuid(notification_id, NO_SUCH_NOTIFICATION), user=user).first()
+    if notification is None:
+        raise Http404(NO_SUCH_NOTIFICATION)
+    return notification
+
+
+def unread_count(user: User) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()

@@ -1,0 +1,313 @@
+"""Every change to channels, deliveries and inbox notifications. Tasks, the API and the admin call these.
+
+A delivery is sent by `delivery_send`: claimed (queued/retrying → sending, committed), sent outside any
+transaction, then recorded as sent, retrying (backoff with jitter, honouring Retry-After) or dead.
+`deliveries_dispatch` (beat) sends what is due and recovers deliveries whose worker died mid-send."""
+
+import logging
+import random
+import uuid
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.access import Role, ensure_role
+from accounts.models import User
+from audit.services import AnyRequest, audit_record
+from core.problems import Conflict
+from notifications.channels.base import DeliveryError, Message, Sent
+from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
+from notifications.models import Channel, Delivery
+from workflows.credentials import credential_value
+from workflows.engine.errors import PermanentError
+
+logger = logging.getLogger(__name__)
+Status = Delivery.Status
+
+SEND_TASK = "notifications.tasks.delivery_send"
+QUEUE = "notifications"
+CHANNEL_DISABLED = "The channel is disabled."
+CHANNEL_DELETED = "The channel was deleted."
+NOT_RESENDABLE = "Only a dead or failed delivery can be sent again (this one is {status})."
+INTERRUPTED = "The worker stopped while sending; the message may have been delivered, so it was not sent again."
+TEST_SUBJECT = "Test notification"
+TEST_BODY = "This is a test message from Document Workflow Chain: the channel {name!r} works."
+
+
+def _new_key() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def _enqueue_on_commit(delivery_id, *, countdown: float = 0) -> None:
+    transaction.on_commit(
+        lambda: current_app.send_task(SEND_TASK, (str(delivery_id),), queue=QUEUE, countdown=countdown or None)
+    )
+
+
+def delivery_create(
+    *,
+    channel: Channel,
+    subject: str = "",
+    body: str = "",
+    link: str = "",
+    level: str = "info",
+    payload: dict | None = None,
+    recipient: User | None = None,
+    send_at=None,
+    idempotency_key: str | None = None,
+    max_attempts: int | None = None,
+    actor: User | None = None,
+) -> Delivery:
+    """A delivery of one message through `channel`, queued (sent once the transaction commits) or, with a
+    future `send_at`, scheduled (sent by deliveries_dispatch when due). No permission check: callers
+    (the rules, the notify node, channel_test) decide who may send. A repeated `idempotency_key` returns
+    the first delivery instead of a second one. Raises ValidationError for a disabled channel."""
+    if not channel.enabled:
+        raise ValidationError({"channel": [CHANNEL_DISABLED]})
+    if idempotency_key:
+        rows = Delivery.objects.filter(workspace_id=channel.workspace_id, idempotency_key=idempotency_key)
+        if (existing := rows.first()) is not None:
+            return existing
+    scheduled = send_at is not None and send_at > timezone.now()
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            workspace_id=channel.workspace_id,
+            channel=channel,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            link=link,
+            level=level,
+            payload=payload or {},
+            status=Status.SCHEDULED if scheduled else Status.QUEUED,
+            send_at=send_at,
+            max_attempts=max_attempts or settings.DWC_NOTIFICATIONS_MAX_ATTEMPTS,
+            idempotency_key=idempotency_key or _new_key(),
+            created_by=actor,
+        )
+        if not scheduled:
+            _enqueue_on_commit(delivery.pk)
+    return delivery
+
+
+def _claim(delivery_id) -> Delivery | None:
+    """Mark a due queued or retrying delivery `sending` and count the attempt, committed before the
+    call: a worker that dies mid-send leaves `sending` behind for the recovery. None if not due or
+    not ours (sent already, claimed by another worker, a message that came early)."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id, status__in=[Status.QUEUED, Status.RETRYING])
+            .first()
+        )
+        if delivery is None or (delivery.next_attempt_at is not None and delivery.next_attempt_at > now):
+            return None
+        delivery.status = Status.SENDING
+        delivery.attempts += 1
+        delivery.claimed_at = now
+        delivery.save(update_fields=["status", "attempts", "claimed_at"])
+    return delivery
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt `attempt + 1`: a doubling delay, jittered over its upper half, or
+    the receiver's Retry-After when longer; never more than DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS."""
+    ceiling = settings.DWC_NOTIFICATIONS_BACKOFF_SECONDS * 2 ** (attempt - 1)
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, settings.DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS)
+
+
+def delivery_message(delivery: Delivery) -> Message:
+    """What the channel is given to send: the delivery as plain data."""
+    return Message(
+        delivery_id=str(delivery.pk),
+        workspace_id=str(delivery.workspace_id),
+        idempotency_key=delivery.idempotency_key,
+        subject=delivery.subject,
+        body=delivery.body,
+        link=delivery.link,
+        level=delivery.level,
+        payload=delivery.payload,
+        recipient_id=delivery.recipient_id,
+        recipient_email=delivery.recipient.email if delivery.recipient else "",
+    )
+
+
+def _attempt(delivery: Delivery) -> Sent:
+    """Send the delivery once through its channel; DeliveryError for every way it can fail."""
+    channel = delivery.channel
+    if channel is None:
+        raise DeliveryError(CHANNEL_DELETED, permanent=True)
+    if not channel.enabled:
+        raise DeliveryError(CHANNEL_DISABLED, permanent=True)
+    kind = channel_kind_get(channel.kind)
+    secret = None
+    if channel.credential:
+        try:
+            secret = credential_value(
+                workspace_id=channel.workspace_id, name=channel.credential, kinds=kind.credential_kinds
+            )
+        except PermanentError as error:
+            raise DeliveryError(error.message, permanent=True) from error
+    return kind.send(channel.config, secret, delivery_message(delivery))
+
+
+def _record(delivery: Delivery, *, sent: Sent | None, error: DeliveryError | None) -> Delivery:
+    """Write an attempt's outcome, unless the recovery took the delivery meanwhile (its lease ran out)."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Delivery.objects.select_for_update(of=("self",)).filter(pk=delivery.pk).select_related("channel").first()
+        )
+        if current is None or current.status != Status.SENDING or current.attempts != delivery.attempts:
+            return current or delivery
+        delivery = current
+        if error is None:
+            delivery.status, delivery.sent_at, delivery.error = Status.SENT, now, ""
+            delivery.response_code, delivery.provider_id = sent.response_code, sent.provider_id[:500]
+            delivery.next_attempt_at = None
+        else:
+            delivery.response_code, delivery.error = error.response_code, error.message
+            if error.permanent or delivery.attempts >= delivery.max_attempts:
+                delivery.status, delivery.next_attempt_at = Status.DEAD, None
+            else:
+                delivery.status = Status.RETRYING
+                delivery.next_attempt_at = now + timedelta(seconds=_backoff(delivery.attempts, error.retry_after))
+        delivery.save()
+        if delivery.channel is not None:
+            Channel.objects.filter(pk=delivery.channel_id).update(last_status=delivery.status, last_delivery_at=now)
+        if delivery.status == Status.RETRYING:
+            _enqueue_on_commit(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
+    logger.info(
+        "notification delivery attempt",
+        extra={"delivery": str(delivery.pk), "status": delivery.status, "attempt": delivery.attempts},
+    )
+    return delivery
+
+
+def delivery_send(*, delivery_id) -> Delivery | None:
+    """Send a queued or retrying delivery that is due, and record the outcome. Idempotent: a repeated or
+    early message does nothing. Returns the delivery as recorded, or None when there was nothing to do."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return None
+    delivery = Delivery.objects.select_related("channel", "recipient").get(pk=delivery.pk)
+    try:
+        sent = _attempt(delivery)
+    except DeliveryError as error:
+        return _record(delivery, sent=None, error=error)
+    return _record(delivery, sent=sent, error=None)
+
+
+def deliveries_recover() -> int:
+    """Deliveries still `sending` a lease after their attempt began lost their worker mid-send. Where the
+    channel honours the idempotency key they are sent again under it; otherwise they are `failed` with
+    `may_have_been_delivered`, never silently re-sent. Returns how many were recovered."""
+    cutoff = timezone.now() - timedelta(seconds=settings.DWC_NOTIFICATIONS_LEASE_SECONDS)
+    recovered = 0
+    with transaction.atomic():
+        stale = Delivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("channel")
+        for delivery in stale.filter(status=Status.SENDING, claimed_at__lt=cutoff):
+            kind = CHANNEL_KINDS.get(delivery.channel.kind) if delivery.channel else None
+            if kind is not None and kind.accepts_idempotency_key and delivery.attempts < delivery.max_attempts:
+                delivery.status, delivery.next_attempt_at = Status.RETRYING, None
+                _enqueue_on_commit(delivery.pk)
+            else:
+                delivery.status, delivery.may_have_been_delivered = Status.FAILED, True
+                delivery.error = INTERRUPTED
+            delivery.save(update_fields=["status", "next_attempt_at", "may_have_been_delivered", "error"])
+            recovered += 1
+    return recovered
+
+
+def deliveries_dispatch() -> dict[str, int]:
+    """Beat's round: recover deliveries whose worker died, queue scheduled ones that are due, and send
+    again the retries that are due (their countdown message may be lost; a duplicate does nothing)."""
+    now = timezone.now()
+    recovered = deliveries_recover()
+    with transaction.atomic():
+        due = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.SCHEDULED, send_at__lte=now)
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=due).update(status=Status.QUEUED)
+        retries = list(
+            Delivery.objects.filter(status=Status.RETRYING, next_attempt_at__lte=now).values_list("pk", flat=True)
+        )
+        # Queued for a while without being claimed: its message was lost (a broker restart).
+        stuck = list(
+            Delivery.objects.filter(
+                status=Status.QUEUED, created_at__lt=now - timedelta(seconds=settings.DWC_NOTIFICATIONS_LEASE_SECONDS)
+            ).values_list("pk", flat=True)
+        )
+        for delivery_id in [*due, *retries, *stuck]:
+            _enqueue_on_commit(delivery_id)
+    return {"recovered": recovered, "scheduled": len(due), "retries": len(retries), "requeued": len(stuck)}
+
+
+def delivery_resend(*, delivery: Delivery, actor: User | None, request: AnyRequest | None = None) -> Delivery:
+    """Send a dead or failed delivery again: a new series of attempts under the same idempotency key,
+    so a receiver that honours it drops a copy it already has. Admins and owners; Conflict (409) for a
+    delivery in another state."""
+    if actor is not None:
+        ensure_role(actor, delivery.workspace, Role.ADMIN)
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=delivery.pk)
+        if delivery.status not in (Status.DEAD, Status.FAILED):
+            raise Conflict(NOT_RESENDABLE.format(status=delivery.status))
+        before = delivery.status
+        delivery.status, delivery.attempts, delivery.next_attempt_at = Status.QUEUED, 0, None
+        delivery.error, delivery.may_have_been_delivered = "", False
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "error", "may_have_been_delivered"])
+        audit_record(
+            action="notification_delivery.resent",
+            actor=actor,
+            workspace=delivery.workspace,
+            target=delivery,
+            changes={"status": [before, Status.QUEUED]},
+            request=request,
+        )
+        _enqueue_on_commit(delivery.pk)
+    return delivery
+
+
+def channel_test(*, channel: Channel, actor: User, request: AnyRequest | None = None) -> Delivery:
+    """Send a test message through the channel now, in the caller's thread, once (no retries), and
+    return the delivery as recorded: sent, or dead with the receiver's answer. Admins and owners."""
+    ensure_role(actor, channel.workspace, Role.ADMIN)
+    recipient = actor if channel.kind in (Channel.Kind.IN_APP, Channel.Kind.EMAIL) else None
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            workspace_id=channel.workspace_id,
+            channel=channel,
+            recipient=recipient,
+            subject=TEST_SUBJECT,
+            body=TEST_BODY.format(name=channel.name),
+            payload={"type": "notification.test"},
+            status=Status.QUEUED,
+            max_attempts=1,
+            idempotency_key=_new_key(),
+            created_by=actor,
+        )
+        audit_record(
+            action="notification_channel.tested",
+            actor=actor,
+            workspace=channel.workspace,
+            target=channel,
+            changes={"delivery": [None, str(delivery.pk)]},
+            request=request,
+        )
+    if not channel.enabled:
+        with transaction.atomic():
+            Delivery.objects.filter(pk=delivery.pk).update(status=Status.DEAD, error=CHANNEL_DISABLED)
+    else:
+        delivery_send(delivery_id=delivery.pk)
+    return Delivery.objects.select_related("channel").get(pk=delivery.pk)

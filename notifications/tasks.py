@@ -1,0 +1,17 @@
+"""Celery tasks of the notifications queue: thin doors into notifications.services (routed by
+CELERY_TASK_ROUTES; services send them by name)."""
+
+from celery import shared_task
+
+from notifications.services import deliveries
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def delivery_send(delivery_id: str) -> None:
+    deliveries.delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(ignore_result=True)
+def deliveries_dispatch() -> None:
+    """Sent by beat: scheduled and retrying deliveries that are due, and recovery after a worker died."""
+    deliveries.deliveries_dispatch()
