@@ -1,24 +1,16 @@
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import time
 
+from core import standard_webhooks
+from core.standard_webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from notifications.channels.base import URL_SCHEMA, ChannelKind, DeliveryError, Message, Sent, classified, post
 
-# Standard Webhooks (standardwebhooks.com): the message id, the Unix time of signing, and
-# "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>".
-ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
 SIGNATURE_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
 # Headers the channel sets itself, in any letter case (JSON Schema patterns have no flags).
 RESERVED_HEADERS = (
     "^([Ww][Ee][Bb][Hh][Oo][Oo][Kk]-([Ii][Dd]|[Tt][Ii][Mm][Ee][Ss][Tt][Aa][Mm][Pp]|[Ss][Ii][Gg][Nn][Aa][Tt][Uu][Rr][Ee])"
     "|[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Tt][Yy][Pp][Ee])$"
 )
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 SECRET_INVALID = "The credential's secret must be whsec_ followed by base64 (Standard Webhooks)."  # noqa: S105 - a message
 
 
@@ -75,15 +67,9 @@ class WebhookChannel(ChannelKind):
 
 
 def signature_headers(secret: str, *, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers signing `body` with a `whsec_<base64>` secret."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not secret.startswith(SECRET_PREFIX) or not key:
+    """The Standard Webhooks headers signing `body` (core.standard_webhooks). Unlike the `webhook` node,
+    a channel takes only a `whsec_<base64>` secret: anything else is a permanent error."""
+    key = standard_webhooks.whsec_key(secret)
+    if key is None:
         raise DeliveryError(SECRET_INVALID, permanent=True)
-    signed = f"{message_id}.{stamp}.".encode() + body
-    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return {ID_HEADER: message_id, TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: f"v1,{signature}"}
+    return standard_webhooks.signature_headers(key, message_id=message_id, body=body, timestamp=timestamp)

@@ -1,25 +1,18 @@
-import base64
-import binascii
 import hashlib
 import hmac
 import json
-import time
 
+from core import standard_webhooks
+from core.standard_webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from workflows.credentials import credential_value
 from workflows.engine.nodes.base import NodeResult, NodeType
 from workflows.engine.nodes.outbound import response_body, send
 from workflows.engine.nodes.schema import HEADERS, RETRY_ON_CRASH, TIMEOUT_SECONDS, credential_name
 
-# Standard Webhooks (standardwebhooks.com): the message id, when it was signed, and
-# "v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>".
-ID_HEADER = "webhook-id"
-TIMESTAMP_HEADER = "webhook-timestamp"
-SIGNATURE_HEADER = "webhook-signature"
 # The signature this node sent before it followed Standard Webhooks: the body alone, no timestamp, so
 # a captured delivery verifies forever. Kept for receivers that check it; new ones should not.
 LEGACY_SIGNATURE_HEADER = "X-Signature-256"
 SIGNATURE_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, LEGACY_SIGNATURE_HEADER)
-STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
 class WebhookNode(NodeType):
@@ -86,30 +79,17 @@ class WebhookNode(NodeType):
 
 
 def signature_headers(secret: str, *, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers for `body`, and the legacy X-Signature-256."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    signed = f"{message_id}.{stamp}.".encode() + body
-    signature = base64.b64encode(hmac.new(signing_key(secret), signed, hashlib.sha256).digest()).decode()
+    """The Standard Webhooks headers for `body` (core.standard_webhooks), and the legacy X-Signature-256."""
     legacy = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        ID_HEADER: message_id,
-        TIMESTAMP_HEADER: stamp,
-        SIGNATURE_HEADER: f"v1,{signature}",
-        LEGACY_SIGNATURE_HEADER: f"sha256={legacy}",
-    }
+    standard = standard_webhooks.signature_headers(
+        signing_key(secret), message_id=message_id, body=body, timestamp=timestamp
+    )
+    return {**standard, LEGACY_SIGNATURE_HEADER: f"sha256={legacy}"}
 
 
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a secret: a `whsec_<base64>` secret's decoded bytes, any other secret's UTF-8 bytes."""
-    if secret.startswith(STANDARD_SECRET_PREFIX):
-        encoded = secret.removeprefix(STANDARD_SECRET_PREFIX)
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if key:
-            return key
-    return secret.encode()
+    return standard_webhooks.whsec_key(secret) or secret.encode()
 
 
 def _without(headers: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
