@@ -1,7 +1,8 @@
 import contextlib
 import json
 
-from notifications.channels.base import ChatWebhookKind, Message, Sent, classified, post
+from notifications.channels.base import ChatWebhookKind, Message, Sent, classified
+from workflows.engine.egress.client import EgressResponse
 
 COLORS = {"info": 0x5865F2, "success": 0x57F287, "warning": 0xFEE75C, "error": 0xED4245}
 
@@ -25,11 +26,12 @@ class DiscordChannel(ChatWebhookKind):
         return {"embeds": [embed], "allowed_mentions": {"parse": []}}
 
     @classmethod
-    def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:
-        url = cls.url(config, secret)
-        url += ("&" if "?" in url else "?") + "wait=true"
-        content = json.dumps(cls.body(message), separators=(",", ":"), ensure_ascii=False).encode()
-        response = post(url, content=content, headers={})
+    def url(cls, config: dict, secret: dict | None) -> str:
+        url = super().url(config, secret)
+        return url + ("&" if "?" in url else "?") + "wait=true"
+
+    @classmethod
+    def sent(cls, response: EgressResponse) -> Sent:
         sent = classified(response)
         with contextlib.suppress(ValueError, AttributeError):
             sent.provider_id = str(json.loads(response.body).get("id", ""))
