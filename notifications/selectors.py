@@ -2,9 +2,10 @@
 and owners of their workspace, notifications to their own user."""
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
@@ -72,3 +73,14 @@ def notification_get(user: User, notification_id: Any) -> Notification:
 
 def unread_count(user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def unread_counts(user_ids: Iterable[Any]) -> dict[Any, int]:
+    """Unread notifications per user, in one query; users with none are absent."""
+    rows = (
+        Notification.objects.filter(user_id__in=list(user_ids), read_at__isnull=True)
+        .order_by()
+        .values_list("user_id")
+        .annotate(count=Count("pk"))
+    )
+    return dict(rows)

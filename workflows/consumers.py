@@ -228,9 +228,10 @@ class DashboardConsumer(RunEventsConsumer):
 
 
 class NotificationsConsumer(LoginSessionBound, AuthenticatedConsumer):
-    """/ws/notifications/: the user's own channel (group `user.<id>`), for the notifications issue."""
+    """/ws/notifications/: the user's own inbox changes (group `user.<id>`, sent by notifications.realtime)."""
 
     async def connect(self) -> None:
+        realtime.attach(asyncio.get_running_loop())
         user = await self.accept_user()
         if user is None:
             return
@@ -247,4 +248,7 @@ class NotificationsConsumer(LoginSessionBound, AuthenticatedConsumer):
         await super().disconnect(code)
 
     async def notification_created(self, message: dict) -> None:
-        await self.send_json(message["notification"])
+        await self.send_json(message["event"])
+
+    async def notification_read(self, message: dict) -> None:
+        await self.send_json(message["event"])

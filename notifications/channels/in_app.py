@@ -1,8 +1,49 @@
+from collections.abc import Iterable
+from typing import Any
+
 from accounts.models import Membership
 from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent
 from notifications.models import Notification
+from notifications.realtime import notifications_created_broadcast
 
 NO_RECIPIENTS = "Nobody to notify: no recipient and no member with the channel's roles."
+
+
+def inboxes_add(
+    *,
+    workspace_id: Any,
+    user_ids: Iterable[Any],
+    delivery_id: Any,
+    title: str,
+    body: str,
+    link: str,
+    level: str,
+) -> list[Notification]:
+    """Add one notification to each user's inbox and return those added. With a delivery, a user who
+    has its notification already is skipped (a constraint), so adding again after a crash adds nobody
+    twice. An unknown level is `info`. Once the transaction commits, each user's open dashboards get
+    theirs with their unread count (notifications.realtime): one insert, one query and one broadcast
+    for any number of users."""
+    level = level if level in Notification.Level.values else Notification.Level.INFO
+    rows = [
+        Notification(
+            user_id=user_id,
+            workspace_id=workspace_id,
+            delivery_id=delivery_id,
+            title=title,
+            body=body,
+            link=link,
+            level=level,
+        )
+        for user_id in dict.fromkeys(user_ids)
+    ]
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    if delivery_id is not None:
+        # The ids are made here, so the rows that exist under them are the ones this call inserted.
+        added = set(Notification.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", flat=True))
+        rows = [row for row in rows if row.pk in added]
+    notifications_created_broadcast(rows)
+    return rows
 
 
 class InAppChannel(ChannelKind):
@@ -38,19 +79,13 @@ class InAppChannel(ChannelKind):
             users = list(members.values_list("user_id", flat=True))
         if not users:
             raise DeliveryError(NO_RECIPIENTS, permanent=True)
-        Notification.objects.bulk_create(
-            [
-                Notification(
-                    user_id=user_id,
-                    workspace_id=message.workspace_id,
-                    delivery_id=message.delivery_id,
-                    title=message.subject or message.body[:200],
-                    body=message.body,
-                    link=message.link,
-                    level=message.level if message.level in Notification.Level.values else Notification.Level.INFO,
-                )
-                for user_id in users
-            ],
-            ignore_conflicts=True,
+        inboxes_add(
+            workspace_id=message.workspace_id,
+            user_ids=users,
+            delivery_id=message.delivery_id,
+            title=message.subject or message.body[:200],
+            body=message.body,
+            link=message.link,
+            level=message.level,
         )
         return Sent(provider_id=f"{len(users)} inbox(es)")

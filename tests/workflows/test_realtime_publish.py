@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from core import group_send
 from tests.processes import free_port
 from workflows import realtime
 
@@ -68,7 +69,7 @@ def test_an_unreachable_redis_drops_events_and_is_not_tried_again_at_once(settin
     assert realtime.dropped_total._value.get() == dropped + 5
     # One warning for the outage, not one per transaction (and no connection attempt meanwhile).
     assert [record.message for record in caplog.records].count(
-        f"could not broadcast run events; not trying again for {realtime.BACKOFF_SECONDS} s"
+        f"could not broadcast run events; not trying again for {group_send.BACKOFF_SECONDS} s"
     ) == 1
 
 
