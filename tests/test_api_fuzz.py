@@ -103,6 +103,9 @@ BEYOND_THE_SCHEMA = {
         "credential": CREDENTIAL,
         r"config(\..*)?": "follows the schema of the channel's kind, which a PATCH does not carry",
     },
+    "PUT /api/v3/notifications/preferences": {
+        "quiet_hours": "its start and end must differ (JSON Schema compares no two values)",
+    },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

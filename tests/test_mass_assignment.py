@@ -167,6 +167,11 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
         f"/api/v3/notifications/{s.notification.pk}/read", {}, owner(s)
     ),
     ("post", "/api/v3/notifications/read-all"): lambda s: Recipe("/api/v3/notifications/read-all", {}, owner(s)),
+    ("put", "/api/v3/notifications/preferences"): lambda s: Recipe(
+        "/api/v3/notifications/preferences",
+        {"muted_events": ["run.succeeded"], "muted_kinds": ["email"], "quiet_hours": None, "timezone": "UTC"},
+        owner(s),
+    ),
     ("post", "/api/v3/runs/{id}/cancel"): lambda s: Recipe(f"/api/v3/runs/{s.run.pk}/cancel", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/retry"): lambda s: Recipe(f"/api/v3/runs/{s.cancelled_run.pk}/retry", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/steps/{node_key}/approve"): lambda s: Recipe(
