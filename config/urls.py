@@ -6,6 +6,7 @@ from accounts import login
 from core import ops
 from core.problems import api_not_found
 from core.routers import ApiRootView
+from notifications.dashboard.unsubscribe import unsubscribe
 from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
@@ -29,7 +30,9 @@ urlpatterns = [
     path("api-auth/login/", login.PasswordStepView.as_view(template_name="rest_framework/login.html")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/notifications/", include("notifications.dashboard.urls")),
     path("dashboard/", include("workflows.dashboard.urls")),
+    path("notifications/unsubscribe/<str:token>", unsubscribe, name="notifications-unsubscribe"),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (/docs?script=): the CSP runs no inline script.

@@ -81,7 +81,14 @@ DWC_NOTIFICATIONS_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_BACK
 DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS", "3600"))
 DWC_NOTIFICATIONS_TIMEOUT_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_TIMEOUT_SECONDS", "10"))
 DWC_NOTIFICATIONS_LEASE_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_LEASE_SECONDS", "120"))
-# Where an email's List-Unsubscribe header points (a mailbox someone reads).
+# The address people reach this site at, for links in messages that leave it (an email's one-click
+# unsubscribe). The default is where `make run` serves; set it to the public https URL in production.
+_HOST = os.environ.get("HOST", "127.0.0.1")
+DWC_PUBLIC_URL = os.environ.get(
+    "DWC_PUBLIC_URL", f"http://{'localhost' if _HOST in ('0.0.0.0', '::') else _HOST}:{os.environ.get('PORT', '8000')}"
+).rstrip("/")
+# Where an email's List-Unsubscribe header points for addresses that are not users (config.to): a
+# mailbox someone reads. A user's own email carries their signed one-click link instead.
 DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO = os.environ.get(
     "DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO", os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
 )

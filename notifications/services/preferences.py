@@ -2,6 +2,7 @@
 time zone. Everyone has them: they are made, all defaults, on first read or write. Changes are audited."""
 
 import re
+import uuid
 from collections.abc import Callable
 from datetime import time
 from typing import Any
@@ -14,6 +15,7 @@ from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from notifications.models import Channel, Preference
 from notifications.services.events import EVENT_TYPES
+from notifications.unsubscribe import BadToken, unsubscribe_token_read
 
 Errors = dict[str, list[str]]
 
@@ -152,3 +154,23 @@ def preference_mute_kind(*, user: User, kind: str, request: AnyRequest | None = 
             preference.muted_kinds = [*preference.muted_kinds, kind]
 
     return _save(user=user, change=change, action="notification_preference.unsubscribed", request=request)
+
+
+def unsubscribe_token_subject(*, token: str) -> tuple[User, str]:
+    """The user and the channel kind a signed unsubscribe token names (the page that asks them to
+    confirm shows them); BadToken for a token not made here, or naming no user or kind there is."""
+    user_id, kind = unsubscribe_token_read(token)
+    try:
+        user = User.objects.filter(pk=uuid.UUID(user_id), is_active=True).first()
+    except ValueError:
+        user = None
+    if user is None or kind not in KINDS:
+        raise BadToken("The token names no user or kind there is.")
+    return user, kind
+
+
+def preference_unsubscribe(*, token: str, request: AnyRequest | None = None) -> Preference:
+    """Mute the kind a signed unsubscribe token names for its user (an email's one-click link);
+    BadToken as unsubscribe_token_subject. Idempotent, audited when it changed something."""
+    user, kind = unsubscribe_token_subject(token=token)
+    return preference_mute_kind(user=user, kind=kind, request=request)

@@ -54,7 +54,8 @@ def smtp(settings):
     controller.stop()
 
 
-def test_an_email_arrives_with_text_and_html_alternatives_and_list_unsubscribe(team, smtp):
+def test_an_email_arrives_with_text_and_html_alternatives_and_list_unsubscribe(team, smtp, settings):
+    settings.DWC_PUBLIC_URL = "https://dwc.example"
     channel = channel_of(team["workspace"], "email")
     delivery = delivery_create(
         channel=channel,
@@ -71,7 +72,8 @@ def test_an_email_arrives_with_text_and_html_alternatives_and_list_unsubscribe(t
     assert recipients == [team["editor"].email]
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["Subject"] == "Run failed"
-    assert message["List-Unsubscribe"].strip().startswith("<mailto:unsubscribe@dwc.example?subject=unsubscribe%20")
+    assert message["List-Unsubscribe"].strip().startswith("<https://dwc.example/notifications/unsubscribe/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Message-ID"] == sent.provider_id == f"<{delivery.idempotency_key}@dwc.example>"
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",)).get_content()
