@@ -28,6 +28,8 @@ function setUnread(item, unread) {
   item.classList.toggle("unread", unread);
   item.dataset.unread = String(unread);
   item.querySelector(".unread-mark").textContent = unread ? "Unread" : "";
+  const button = item.querySelector(".mark-read");
+  if (button) button.hidden = !unread;
 }
 
 function itemFor(notification) {
