@@ -73,8 +73,9 @@ class Delivery(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="notification_deliveries")
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
-    # A message to one user by a kind of their own (their inbox, email address or browsers) rather than
-    # through a workspace channel: `kind` says which, and `channel` stays empty.
+    # A message to members by a kind of their own (their inboxes, email address or browsers) rather than
+    # through a workspace channel: `direct_kind` says which, `channel` stays empty, and `recipient` is the
+    # one person (email, push) or empty for a rule's inbox batch (its notifications name the people).
     direct_kind = models.CharField(max_length=20, choices=Channel.Kind.choices, blank=True)
     rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     recipient = models.ForeignKey(
@@ -111,8 +112,8 @@ class Delivery(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(direct_kind="") | models.Q(recipient__isnull=False),
-                name="delivery_direct_has_recipient",
+                condition=models.Q(direct_kind="") | models.Q(channel__isnull=True),
+                name="delivery_direct_has_no_channel",
             )
         ]
 

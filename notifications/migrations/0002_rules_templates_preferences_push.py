@@ -119,7 +119,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='delivery',
-            constraint=models.CheckConstraint(condition=models.Q(('direct_kind', ''), ('recipient__isnull', False), _connector='OR'), name='delivery_direct_has_recipient'),
+            constraint=models.CheckConstraint(condition=models.Q(('direct_kind', ''), ('channel__isnull', True), _connector='OR'), name='delivery_direct_has_no_channel'),
         ),
         migrations.AddField(
             model_name='template',
