@@ -9,11 +9,13 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
-from notifications.models import Channel, Delivery, Notification
+from notifications.models import Channel, Delivery, Notification, Rule, Template
 
 NO_SUCH_CHANNEL = "No such channel."
 NO_SUCH_DELIVERY = "No such delivery."
 NO_SUCH_NOTIFICATION = "No such notification."
+NO_SUCH_RULE = "No such rule."
+NO_SUCH_TEMPLATE = "No such template."
 
 
 def _uuid(value: Any, not_found: str) -> uuid.UUID:
@@ -72,3 +74,31 @@ def notification_get(user: User, notification_id: Any) -> Notification:
 
 def unread_count(user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def rules_for_user(user: User) -> QuerySet[Rule]:
+    """Rules of the workspaces where `user` is an editor, admin or owner."""
+    rules = Rule.objects.filter(workspace__in=workspaces_with_role(user, Role.EDITOR))
+    return rules.select_related("created_by").prefetch_related("channels", "members")
+
+
+def rule_get(user: User, rule_id: Any) -> Rule:
+    """The rule if `user` is an editor or above in its workspace: Http404 for strangers, 403 for viewers."""
+    rule = Rule.objects.select_related("workspace", "template").filter(pk=_uuid(rule_id, NO_SUCH_RULE)).first()
+    if rule is None:
+        raise Http404(NO_SUCH_RULE)
+    ensure_role(user, rule.workspace, Role.EDITOR, not_found=NO_SUCH_RULE)
+    return rule
+
+
+def templates_for_user(user: User) -> QuerySet[Template]:
+    return Template.objects.filter(workspace__in=workspaces_with_role(user, Role.EDITOR)).select_related("created_by")
+
+
+def template_get(user: User, template_id: Any) -> Template:
+    """The template if `user` is an editor or above in its workspace: Http404 for strangers, 403 for viewers."""
+    template = Template.objects.select_related("workspace").filter(pk=_uuid(template_id, NO_SUCH_TEMPLATE)).first()
+    if template is None:
+        raise Http404(NO_SUCH_TEMPLATE)
+    ensure_role(user, template.workspace, Role.EDITOR, not_found=NO_SUCH_TEMPLATE)
+    return template

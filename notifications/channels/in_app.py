@@ -1,3 +1,5 @@
+from typing import Any
+
 from accounts.models import Membership
 from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent
 from notifications.models import Notification
@@ -38,19 +40,34 @@ class InAppChannel(ChannelKind):
             users = list(members.values_list("user_id", flat=True))
         if not users:
             raise DeliveryError(NO_RECIPIENTS, permanent=True)
-        Notification.objects.bulk_create(
-            [
-                Notification(
-                    user_id=user_id,
-                    workspace_id=message.workspace_id,
-                    delivery_id=message.delivery_id,
-                    title=message.subject or message.body[:200],
-                    body=message.body,
-                    link=message.link,
-                    level=message.level if message.level in Notification.Level.values else Notification.Level.INFO,
-                )
-                for user_id in users
-            ],
-            ignore_conflicts=True,
+        inboxes_add(
+            workspace_id=message.workspace_id,
+            user_ids=users,
+            delivery_id=message.delivery_id,
+            title=message.subject or message.body[:200],
+            body=message.body,
+            link=message.link,
+            level=message.level,
         )
         return Sent(provider_id=f"{len(users)} inbox(es)")
+
+
+def inboxes_add(
+    *, workspace_id: Any, user_ids: list, delivery_id: Any, title: str, body: str, link: str, level: str
+) -> list[Notification]:
+    """One notification per user for a delivery, in one statement; users who have it already are skipped."""
+    return Notification.objects.bulk_create(
+        [
+            Notification(
+                user_id=user_id,
+                workspace_id=workspace_id,
+                delivery_id=delivery_id,
+                title=title[:1000],
+                body=body,
+                link=link,
+                level=level if level in Notification.Level.values else Notification.Level.INFO,
+            )
+            for user_id in user_ids
+        ],
+        ignore_conflicts=True,
+    )
