@@ -188,6 +188,10 @@ class Template(models.Model):
         return self.name
 
 
+def default_member_kinds() -> list[str]:
+    return ["in_app"]
+
+
 class Rule(models.Model):
     """Which events notify whom: event types, an optional workflow and tag filter, recipients (channels,
     members, members by role), a template, a throttle (at most `throttle_count` messages per
@@ -205,7 +209,7 @@ class Rule(models.Model):
     members = models.ManyToManyField(django_settings.AUTH_USER_MODEL, blank=True, related_name="+")
     roles = ArrayField(models.CharField(max_length=10), default=list, blank=True)
     # What members and role holders receive: their inbox, and optionally email and browser push.
-    member_kinds = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    member_kinds = ArrayField(models.CharField(max_length=20), default=default_member_kinds)
     template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
     throttle_count = models.PositiveIntegerField(default=20)
     throttle_window_seconds = models.PositiveIntegerField(default=3600)

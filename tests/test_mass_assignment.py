@@ -163,6 +163,21 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/notifications/deliveries/{id}/resend"): lambda s: Recipe(
         f"/api/v3/notifications/deliveries/{dead(s.delivery).pk}/resend", {}, owner(s)
     ),
+    ("post", "/api/v3/notifications/rules"): lambda s: Recipe(
+        "/api/v3/notifications/rules", {"name": "new", "events": ["run.failed"], "roles": ["owner"]}, owner(s)
+    ),
+    ("patch", "/api/v3/notifications/rules/{id}"): lambda s: Recipe(
+        f"/api/v3/notifications/rules/{s.rule.pk}", {"name": "renamed"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/templates"): lambda s: Recipe(
+        "/api/v3/notifications/templates", {"name": "new", "body": "Hi"}, owner(s)
+    ),
+    ("patch", "/api/v3/notifications/templates/{id}"): lambda s: Recipe(
+        f"/api/v3/notifications/templates/{s.template.pk}", {"name": "renamed"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/templates/preview"): lambda s: Recipe(
+        "/api/v3/notifications/templates/preview", {"body": "Hi"}, owner(s)
+    ),
     ("post", "/api/v3/notifications/{id}/read"): lambda s: Recipe(
         f"/api/v3/notifications/{s.notification.pk}/read", {}, owner(s)
     ),

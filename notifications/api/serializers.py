@@ -206,4 +206,12 @@ class RuleWriteSerializer(serializers.Serializer):
     )
     workspace = serializers.UUIDField(required=False, help_text="POST only: a workspace of the caller's.")
 
-    request_schema_rules = {"properties": {"name": {"pattern": NOT_ONLY_SPACES}}}
+    request_schema_rules = {
+        "properties": {
+            "name": {"pattern": NOT_ONLY_SPACES},
+            "events": {"uniqueItems": True},
+            "roles": {"uniqueItems": True},
+            "member_kinds": {"uniqueItems": True, "minItems": 1},
+            "digest_window_seconds": {"anyOf": [{"maximum": 0}, {"minimum": 60}]},
+        }
+    }

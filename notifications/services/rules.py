@@ -37,6 +37,7 @@ NAME_MAX_LENGTH = Rule._meta.get_field("name").max_length
 MEMBER_KINDS = (Channel.Kind.IN_APP, Channel.Kind.EMAIL, Channel.Kind.WEB_PUSH)
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 MAX_LIST = 100
+INTEGER_FIELDS = ("throttle_count", "throttle_window_seconds", "digest_window_seconds")
 
 NAME_INVALID = f"A name of 1 to {NAME_MAX_LENGTH} characters, not only spaces."
 NAME_TAKEN = "A rule with this name exists."
@@ -47,7 +48,7 @@ IDS_INVALID = f"A list of at most {MAX_LIST} ids."
 UUID_INVALID = "Must be an id (a UUID) or null."
 NOT_IN_WORKSPACE = "Not a {what} of this workspace: {ids}."
 NOBODY = "Name at least one recipient: channels, members or roles."
-KINDS_EMPTY = "Members and roles are notified by at least one kind (in_app, email, web_push)."
+KINDS_EMPTY = "Members and roles are notified by at least one kind: in_app, email or web_push."
 INTEGER_INVALID = "A whole number from {low} to {high}."
 DIGEST_INVALID = f"0 (no digest) or from 60 to {MAX_WINDOW_SECONDS} seconds."
 
@@ -70,7 +71,10 @@ def _ids(value: Any) -> list[uuid.UUID] | None:
 
 
 def _integer(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    """A whole number in range; JSON's 60.0 counts (JSON Schema's integer is any number without a fraction)."""
+    integral_float = isinstance(value, float) and value.is_integer()
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or integral_float
+    return whole and low <= value <= high
 
 
 def _check(fields: dict, errors: Errors) -> None:
@@ -156,17 +160,17 @@ def _applied(rule: Rule, workspace: Workspace, data: Any, *, creating: bool) -> 
                 rule.workflow_id = fields[name]
             elif name == "template":
                 rule.template = related["template"]
+            elif name in INTEGER_FIELDS:
+                setattr(rule, name, int(fields[name]))
             else:
                 setattr(rule, name, fields[name])
-    if creating and "member_kinds" not in fields:
-        rule.member_kinds = [Channel.Kind.IN_APP]
+    if fields.get("member_kinds") == []:
+        errors["member_kinds"] = [KINDS_EMPTY]
     if not errors:
         has_channels = related["channels"] if "channels" in related else (not creating and rule.channels.exists())
         has_members = related["members"] if "members" in related else (not creating and rule.members.exists())
         if not (has_channels or has_members or rule.roles):
             errors["channels"] = [NOBODY]
-        elif (has_members or rule.roles) and not rule.member_kinds:
-            errors["member_kinds"] = [KINDS_EMPTY]
     if errors:
         raise ValidationError(errors)
     return rule, related
