@@ -2,15 +2,10 @@
 it makes the subscription's key pair and auth secret, decrypts what the push service received, and
 verifies the VAPID token against the server's public key."""
 
-import base64
 import json
-import os
 import time
 
-import http_ece
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
 from werkzeug import Response
 
@@ -19,35 +14,10 @@ from notifications.channels.registry import channel_kind_get
 from notifications.channels.web_push import MAX_PAYLOAD_BYTES, NOT_CONFIGURED, push_payload, vapid_keys_generate
 from notifications.models import Delivery, PushSubscription
 from notifications.services.deliveries import delivery_create, delivery_send
+from tests.notifications.browser import Browser, unb64url
 from tests.notifications.conftest import channel_of
 
 pytestmark = pytest.mark.django_db
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class Browser:
-    """What a browser keeps for one push subscription: its ECDH key pair and auth secret."""
-
-    def __init__(self):
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.auth = os.urandom(16)
-        point = self.key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        self.p256dh = b64url(point)
-
-    def subscribe(self, user, endpoint: str) -> PushSubscription:
-        return PushSubscription.objects.create(user=user, endpoint=endpoint, p256dh=self.p256dh, auth=b64url(self.auth))
-
-    def decrypt(self, body: bytes) -> dict:
-        return json.loads(http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth, version="aes128gcm"))
 
 
 @pytest.fixture
