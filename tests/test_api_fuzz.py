@@ -103,6 +103,10 @@ BEYOND_THE_SCHEMA = {
         "credential": CREDENTIAL,
         r"config(\..*)?": "follows the schema of the channel's kind, which a PATCH does not carry",
     },
+    "POST /api/v3/notifications/push-subscriptions": {
+        "endpoint": "the push service's host must resolve to an address the outbound rules allow",
+        r"keys\.p256dh": "must be a point on the P-256 curve",
+    },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

@@ -27,6 +27,13 @@ class PushKeysSerializer(serializers.Serializer):
     auth = serializers.CharField(max_length=200, help_text="The browser's 16-byte authentication secret, base64url.")
 
     unknown_fields_refused = True
+    # base64url of 65 bytes starting 0x04 (an uncompressed point), and of 16 bytes; padding allowed.
+    request_schema_rules = {
+        "properties": {
+            "p256dh": {"pattern": "^B[A-Za-z0-9_-]{86}=?$"},
+            "auth": {"pattern": "^[A-Za-z0-9_-]{22}(==)?$"},
+        }
+    }
 
 
 class PushSubscriptionWriteSerializer(serializers.Serializer):
