@@ -3,12 +3,15 @@
 None of these receivers takes an idempotency key, so a retry that sent to every recipient again would
 text the numbers that had already taken the message. Each recipient that took it is remembered in the
 cache under the delivery's idempotency key; a retry (or a resend) sends only to the others. Should the
-cache lose the mark, the recipient gets the message twice: the same as without it, never a loss.
+cache lose the mark (or be unreachable), the recipient gets the message twice: the same as without
+it, never a loss.
 """
 
 import hashlib
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 
+import redis
 from django.core.cache import cache
 
 from notifications.channels.base import DeliveryError, Message, Sent
@@ -25,6 +28,19 @@ def _key(message: Message, recipient: str) -> str:
     return f"notifications.sent.{message.idempotency_key}.{digest}"
 
 
+def _took_it(message: Message, recipients: list[str]) -> set[str]:
+    keys = {_key(message, recipient): recipient for recipient in recipients}
+    try:
+        return {keys[key] for key in cache.get_many(list(keys))}
+    except (redis.RedisError, OSError):
+        return set()
+
+
+def _remember(message: Message, recipient: str) -> None:
+    with suppress(redis.RedisError, OSError):
+        cache.set(_key(message, recipient), 1, REMEMBERED_SECONDS)
+
+
 def send_to_each(
     message: Message,
     recipients: Iterable[str],
@@ -39,7 +55,8 @@ def send_to_each(
     permanent errors are raised when nobody at all took the message, else noted in the provider id.
     """
     recipients = list(dict.fromkeys(recipients))
-    pending = [recipient for recipient in recipients if not cache.get(_key(message, recipient))]
+    took = _took_it(message, recipients)
+    pending = [recipient for recipient in recipients if recipient not in took]
     sent: list[Sent] = []
     transient: list[DeliveryError] = []
     permanent: list[DeliveryError] = []
@@ -50,7 +67,7 @@ def send_to_each(
             (permanent if error.permanent else transient).append(error)
             continue
         if result is not None:
-            cache.set(_key(message, recipient), 1, REMEMBERED_SECONDS)
+            _remember(message, recipient)
             sent.append(result)
     if transient:
         first = transient[0]

@@ -293,3 +293,15 @@ def test_valid_sms_channels_are_created_through_the_api(team):
     created = admin.post(CHANNELS, twilio, format="json")
     assert created.status_code == 201, created.content
     assert admin.post(CHANNELS, gateway, format="json").status_code == 201
+
+
+def test_a_number_refused_for_good_does_not_hold_back_the_others(team, httpserver):
+    httpserver.expect_ordered_request(MESSAGES).respond_with_json({"message": "Invalid 'To'"}, status=400)
+    httpserver.expect_ordered_request(MESSAGES).respond_with_json({"sid": "SM2"}, status=201)
+    channel = twilio_channel(team, httpserver, to=["+14155550100", "+14155550101"])
+
+    delivery = delivery_send(delivery_id=delivery_create(channel=channel, body="hello").pk)
+
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    assert delivery.provider_id.startswith("1 of 2 took it; ")
+    assert "Invalid 'To'" in delivery.provider_id
