@@ -2,16 +2,24 @@
 it makes the subscription's key pair and auth secret, decrypts what the push service received, and
 verifies the VAPID token against the server's public key."""
 
+import io
 import json
 import time
 
 import pytest
+from django.core.management import call_command
 from py_vapid import Vapid
 from werkzeug import Response
 
 from notifications.channels.base import DeliveryError, Message
 from notifications.channels.registry import channel_kind_get
-from notifications.channels.web_push import MAX_PAYLOAD_BYTES, NOT_CONFIGURED, push_payload, vapid_keys_generate
+from notifications.channels.web_push import (
+    MAX_PAYLOAD_BYTES,
+    NOT_CONFIGURED,
+    push_payload,
+    vapid_keys,
+    vapid_keys_generate,
+)
 from notifications.models import Delivery, PushSubscription
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.notifications.browser import Browser, unb64url
@@ -201,3 +209,17 @@ def test_a_long_body_is_cut_to_fit_one_push_message():
 
     assert len(payload) <= MAX_PAYLOAD_BYTES
     assert json.loads(payload)["body"].endswith("…")
+
+
+def test_webpush_keys_prints_a_pair_the_settings_take(settings):
+    out = io.StringIO()
+    call_command("webpush_keys", stdout=out)
+    lines = dict(line.split("=", 1) for line in out.getvalue().split())
+    settings.DWC_WEBPUSH_VAPID_PRIVATE_KEY = lines["DWC_WEBPUSH_VAPID_PRIVATE_KEY"]
+    settings.DWC_WEBPUSH_VAPID_PUBLIC_KEY = lines["DWC_WEBPUSH_VAPID_PUBLIC_KEY"]
+
+    keys = vapid_keys()
+
+    assert keys is not None
+    assert keys.public_key == lines["DWC_WEBPUSH_VAPID_PUBLIC_KEY"]
+    assert len(unb64url(keys.public_key)) == 65
