@@ -146,3 +146,21 @@ def test_the_service_worker_is_served_under_the_dashboard_for_its_scope(client):
     script = b"".join(answer.streaming_content) if answer.streaming else answer.content
     assert b'addEventListener("push"' in script
     assert b'addEventListener("notificationclick"' in script
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "field"),
+    [
+        ({"roles": ["boss"]}, 400, "config.roles.0"),
+        ({"url": "https://x"}, 400, "config"),
+        ({"roles": ["admin"]}, 201, ""),
+    ],
+)
+def test_web_push_channels_are_checked_when_created(team, config, status, field):
+    body = {"workspace": str(team["workspace"].pk), "name": "push", "kind": "web_push", "config": config}
+
+    answer = client_for(team["admin"]).post("/api/v3/notifications/channels", body, format="json")
+
+    assert answer.status_code == status, answer.content
+    if field:
+        assert field in answer.json()["errors"]
