@@ -1,6 +1,7 @@
 """Reads of channels, deliveries and the inbox, scoped to who asks: channels and deliveries to the admins
 and owners of their workspace, notifications to their own user."""
 
+import logging
 import uuid
 from typing import Any
 
@@ -9,7 +10,11 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
-from notifications.models import Channel, Delivery, Notification, Rule, Template
+from notifications.channels.base import DeliveryError
+from notifications.channels.web_push import vapid_keys
+from notifications.models import Channel, Delivery, Notification, PushSubscription, Rule, Template
+
+logger = logging.getLogger(__name__)
 
 NO_SUCH_CHANNEL = "No such channel."
 NO_SUCH_DELIVERY = "No such delivery."
@@ -102,3 +107,32 @@ def template_get(user: User, template_id: Any) -> Template:
         raise Http404(NO_SUCH_TEMPLATE)
     ensure_role(user, template.workspace, Role.EDITOR, not_found=NO_SUCH_TEMPLATE)
     return template
+
+
+NO_SUCH_PUSH_SUBSCRIPTION = "No such push subscription."
+
+
+def push_subscriptions_for_user(user: User) -> QuerySet[PushSubscription]:
+    """The user's own subscribed browsers, newest first."""
+    return PushSubscription.objects.filter(user=user)
+
+
+def push_subscription_get(user: User, subscription_id: Any) -> PushSubscription:
+    """One of the user's own push subscriptions; Http404 alike for anyone else's and an unknown id."""
+    subscription = PushSubscription.objects.filter(
+        pk=_uuid(subscription_id, NO_SUCH_PUSH_SUBSCRIPTION), user=user
+    ).first()
+    if subscription is None:
+        raise Http404(NO_SUCH_PUSH_SUBSCRIPTION)
+    return subscription
+
+
+def push_key() -> dict:
+    """What a browser subscribes with: {public_key, configured}. Not configured, and no key, when no VAPID
+    private key is set or the keys set cannot be used (logged: the operator's to fix, not the user's)."""
+    try:
+        keys = vapid_keys()
+    except DeliveryError as error:
+        logger.warning("web push keys unusable: %s", error.message)
+        keys = None
+    return {"public_key": keys.public_key if keys else "", "configured": keys is not None}

@@ -129,6 +129,10 @@ BEYOND_THE_SCHEMA = {
         r"(subject|body|formats)(\..*)?": TEMPLATES,
         "non_field_errors": "renders with the sample event: names it lacks fail (strict undefined)",
     },
+    "POST /api/v3/notifications/push-subscriptions": {
+        "endpoint": "the push service's host must resolve to an address the outbound rules allow",
+        r"keys\.p256dh": "must be a point on the P-256 curve",
+    },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

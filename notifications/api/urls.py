@@ -1,12 +1,19 @@
-from core.routers import OptionalSlashRouter
-from notifications.api import views
+from django.urls import re_path
 
-# Channels and deliveries first: the inbox's `notifications/{id}` would otherwise be tried on them.
+from core.routers import OptionalSlashRouter
+from notifications.api import push, views
+
+# Channels, deliveries and push subscriptions first: the inbox's `notifications/{id}` would otherwise be
+# tried on them.
 router = OptionalSlashRouter()
 router.register("notifications/channels", views.ChannelViewSet, basename="notification-channel")
 router.register("notifications/deliveries", views.DeliveryViewSet, basename="notification-delivery")
 router.register("notifications/rules", views.RuleViewSet, basename="notification-rule")
 router.register("notifications/templates", views.TemplateViewSet, basename="notification-template")
+router.register("notifications/push-subscriptions", push.PushSubscriptionViewSet, basename="push-subscription")
 router.register("notifications", views.NotificationViewSet, basename="notification")
 
-urlpatterns = router.urls
+urlpatterns = [
+    re_path(r"^notifications/push-key/?$", push.PushKeyView.as_view(), name="push-key"),
+    *router.urls,
+]
