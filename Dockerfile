@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies before the code, so editing the code does not reinstall them.
-# Every pinned package ships a manylinux wheel (psycopg[binary] included), so no compiler is needed.
+# Every pinned package ships a manylinux or pure-Python wheel (psycopg[binary] included) or, as http-ece,
+# is pure Python built from its sdist, so no compiler is needed.
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 

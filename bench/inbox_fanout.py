@@ -35,7 +35,7 @@ def main() -> None:
     from django.db import transaction
 
     from accounts.models import Membership, User, Workspace
-    from notifications import realtime, selectors
+    from notifications import realtime
     from notifications.channels.in_app import inboxes_add
     from notifications.models import Notification
 
@@ -58,7 +58,7 @@ def main() -> None:
             rows = [Notification(user_id=user_id, level="error", **fields) for user_id in user_ids]
             Notification.objects.bulk_create(rows)
         for row in rows:
-            unread = selectors.unread_counts([row.user_id]).get(row.user_id, 0)
+            unread = realtime.unread_counts([row.user_id]).get(row.user_id, 0)
             event = {"type": realtime.CREATED, "notification": realtime.notification_shape(row), "unread": unread}
             async_to_sync(layer.group_send)(realtime.user_group(row.user_id), {"type": event["type"], "event": event})
 

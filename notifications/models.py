@@ -73,8 +73,9 @@ class Delivery(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="notification_deliveries")
     channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
-    # A message to one user by a kind of their own (their inbox, email address or browsers) rather than
-    # through a workspace channel: `kind` says which, and `channel` stays empty.
+    # A message to members by a kind of their own (their inboxes, email address or browsers) rather than
+    # through a workspace channel: `direct_kind` says which, `channel` stays empty, and `recipient` is the
+    # one person (email, push) or empty for a rule's inbox batch (its notifications name the people).
     direct_kind = models.CharField(max_length=20, choices=Channel.Kind.choices, blank=True)
     rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     recipient = models.ForeignKey(
@@ -111,8 +112,8 @@ class Delivery(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(direct_kind="") | models.Q(recipient__isnull=False),
-                name="delivery_direct_has_recipient",
+                condition=models.Q(direct_kind="") | models.Q(channel__isnull=True),
+                name="delivery_direct_has_no_channel",
             )
         ]
 
@@ -187,6 +188,10 @@ class Template(models.Model):
         return self.name
 
 
+def default_member_kinds() -> list[str]:
+    return ["in_app"]
+
+
 class Rule(models.Model):
     """Which events notify whom: event types, an optional workflow and tag filter, recipients (channels,
     members, members by role), a template, a throttle (at most `throttle_count` messages per
@@ -204,7 +209,7 @@ class Rule(models.Model):
     members = models.ManyToManyField(django_settings.AUTH_USER_MODEL, blank=True, related_name="+")
     roles = ArrayField(models.CharField(max_length=10), default=list, blank=True)
     # What members and role holders receive: their inbox, and optionally email and browser push.
-    member_kinds = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    member_kinds = ArrayField(models.CharField(max_length=20), default=default_member_kinds)
     template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
     throttle_count = models.PositiveIntegerField(default=20)
     throttle_window_seconds = models.PositiveIntegerField(default=3600)

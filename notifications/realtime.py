@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count
 from prometheus_client import Counter
 from rest_framework.fields import DateTimeField
 
 from core.group_send import GroupBroadcaster, Messages
-from notifications import selectors
 from notifications.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,17 @@ def notification_shape(notification: Notification) -> dict:
     }
 
 
+def unread_counts(user_ids: Iterable[Any]) -> dict[Any, int]:
+    """Unread notifications per user, in one query; users with none are absent."""
+    rows = (
+        Notification.objects.filter(user_id__in=list(user_ids), read_at__isnull=True)
+        .order_by()
+        .values_list("user_id")
+        .annotate(count=Count("pk"))
+    )
+    return dict(rows)
+
+
 def _messages(items: list[tuple[str, dict]]) -> Messages:
     return items  # already one (group, message) pair per user
 
@@ -63,7 +74,7 @@ def _message(event: dict) -> dict:
 
 
 def _send_created(notifications: list[Notification]) -> None:
-    unread = selectors.unread_counts({notification.user_id for notification in notifications})
+    unread = unread_counts({notification.user_id for notification in notifications})
     _broadcaster.send(
         [
             (
@@ -82,7 +93,7 @@ def _send_created(notifications: list[Notification]) -> None:
 
 
 def _send_read(user_id: Any, ids: list[str] | None) -> None:
-    unread = selectors.unread_counts({user_id}).get(user_id, 0)
+    unread = unread_counts({user_id}).get(user_id, 0)
     event = {"type": READ, "ids": ids or [], "all": ids is None, "unread": unread}
     _broadcaster.send([(user_group(user_id), _message(event))])
 

@@ -3,7 +3,7 @@ CELERY_TASK_ROUTES; services send them by name)."""
 
 from celery import shared_task
 
-from notifications.services import deliveries
+from notifications.services import deliveries, matching
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -13,5 +13,13 @@ def delivery_send(delivery_id: str) -> None:
 
 @shared_task(ignore_result=True)
 def deliveries_dispatch() -> None:
-    """Sent by beat: scheduled and retrying deliveries that are due, and recovery after a worker died."""
+    """Sent by beat: scheduled and retrying deliveries that are due, recovery after a worker died, and
+    the digests whose window closed."""
     deliveries.deliveries_dispatch()
+    matching.digests_send()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def events_match(events: list[dict]) -> None:
+    """Sent by notifications.services.events.events_submit: events for the rules."""
+    matching.events_match(events)

@@ -11,7 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
-from notifications.models import Channel
+from notifications.models import Channel, PushSubscription, Rule, Template
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
 from workflows.models import Document
@@ -79,6 +79,11 @@ def build_world() -> dict:
     channel = Channel.objects.create(workspace=workspace, name="inbox", kind=Channel.Kind.IN_APP)
     delivery = delivery_create(channel=channel, subject="Hello", recipient=owner)
     delivery_send(delivery_id=delivery.pk)
+    template = Template.objects.create(workspace=workspace, name="failures", body="{{ error.message }}")
+    rule = Rule.objects.create(workspace=workspace, name="failures", events=["run.failed"], roles=["owner"])
+    push_subscription = PushSubscription.objects.create(
+        user=owner, endpoint="https://push.example.com/send/world", p256dh="BAAA", auth="AAAA"
+    )
     values = {
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
@@ -87,6 +92,9 @@ def build_world() -> dict:
         # Before the inbox's prefix, which would match these paths too.
         "/api/v3/notifications/channels/": channel.pk,
         "/api/v3/notifications/deliveries/": delivery.pk,
+        "/api/v3/notifications/rules/": rule.pk,
+        "/api/v3/notifications/templates/": template.pk,
+        "/api/v3/notifications/push-subscriptions/": push_subscription.pk,
         "/api/v3/notifications/": owner.notifications.get().pk,
         "/api/v3/runs/": run.pk,
         "/api/v3/schedules/": schedule.pk,
@@ -110,7 +118,10 @@ def build_world() -> dict:
         "hook": hook,
         "channel": channel,
         "delivery": delivery,
+        "rule": rule,
+        "template": template,
         "notification": owner.notifications.get(),
+        "push_subscription": push_subscription,
     }
 
 

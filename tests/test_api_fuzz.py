@@ -53,6 +53,7 @@ schema.config.checks.update(excluded_check_names=["positive_data_acceptance"])
 PATH_INDEX = r"(\d+\.)?"  # an import of several documents prefixes each error with its index
 REFERENCE = "names another object, which must exist in the caller's workspace"
 CREDENTIAL = "names a credential of the workspace, of a kind the channel takes"
+TEMPLATES = "templates that parse (the sandboxed template language), JSON formats as objects or arrays"
 LOCKOUT = "must include the caller's own address, or saving it would lock them out"
 GRAPH = (
     "a workflow's graph: dependencies naming nodes of the same body, no cycle, credentials and sub-workflows "
@@ -105,6 +106,35 @@ BEYOND_THE_SCHEMA = {
     },
     "PUT /api/v3/notifications/preferences": {
         "quiet_hours": "its start and end must differ (JSON Schema compares no two values)",
+    },
+    "POST /api/v3/notifications/rules": {
+        "workspace": REFERENCE,
+        "channels|members|template": REFERENCE,
+        "name": "must not be taken in the workspace",
+        "member_kinds": "members and roles are notified by at least one kind",
+    },
+    "PATCH /api/v3/notifications/rules/{id}": {
+        "channels|members|template": REFERENCE,
+        "name": "must not be taken in the workspace",
+        "member_kinds": "members and roles are notified by at least one kind",
+    },
+    "POST /api/v3/notifications/templates": {
+        "workspace": REFERENCE,
+        "name": "must not be taken in the workspace",
+        r"(subject|body|formats)(\..*)?": TEMPLATES,
+    },
+    "PATCH /api/v3/notifications/templates/{id}": {
+        "name": "must not be taken in the workspace",
+        r"(subject|body|formats)(\..*)?": TEMPLATES,
+    },
+    "POST /api/v3/notifications/templates/preview": {
+        "workspace": REFERENCE,
+        r"(subject|body|formats)(\..*)?": TEMPLATES,
+        "non_field_errors": "renders with the sample event: names it lacks fail (strict undefined)",
+    },
+    "POST /api/v3/notifications/push-subscriptions": {
+        "endpoint": "the push service's host must resolve to an address the outbound rules allow",
+        r"keys\.p256dh": "must be a point on the P-256 curve",
     },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},

@@ -24,6 +24,8 @@ NOT_WORKSPACE_OBJECTS = (
     "/api/v3/auth/api-keys/{id}",  # tests/accounts/test_api_keys.py: someone else's key is a 404
     "/api/v3/auth/sessions/{id}",  # tests/accounts/test_login_sessions.py: someone else's session is a 404
     "/api/v3/notifications/{id}/read",  # tests/notifications/test_api.py: someone else's notification is a 404
+    # tests/notifications/test_push_api.py: someone else's push subscription is a 404
+    "/api/v3/notifications/push-subscriptions/{id}",
 )
 OPERATIONS = [(path, method) for path, method in operations() if "{" in path and path not in NOT_WORKSPACE_OBJECTS]
 

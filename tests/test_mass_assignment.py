@@ -36,6 +36,7 @@ from tests.api_world import operations, request_fields
 from tests.canary import canaries
 from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
+from tests.notifications.browser import Browser
 from workflows.engine import execute
 from workflows.models import Run, StepRun, Workflow
 from workflows.services.runs import run_cancel, run_trigger
@@ -105,6 +106,13 @@ def dead(delivery: Delivery) -> Delivery:
     return delivery
 
 
+def browser_subscription() -> dict:
+    """A browser's PushSubscription.toJSON(), at a public address literal: it passes the outbound rules
+    without a DNS lookup."""
+    browser = Browser()
+    return {"endpoint": "https://8.8.8.8/push/new", "keys": {"p256dh": browser.p256dh, "auth": browser.auth_text}}
+
+
 RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/auth/api-keys"): lambda s: Recipe(
         "/api/v3/auth/api-keys", {"name": "k", "scopes": ["read"]}, owner(s)
@@ -162,6 +170,26 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ),
     ("post", "/api/v3/notifications/deliveries/{id}/resend"): lambda s: Recipe(
         f"/api/v3/notifications/deliveries/{dead(s.delivery).pk}/resend", {}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/rules"): lambda s: Recipe(
+        "/api/v3/notifications/rules", {"name": "new", "events": ["run.failed"], "roles": ["owner"]}, owner(s)
+    ),
+    ("patch", "/api/v3/notifications/rules/{id}"): lambda s: Recipe(
+        f"/api/v3/notifications/rules/{s.rule.pk}", {"name": "renamed"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/templates"): lambda s: Recipe(
+        "/api/v3/notifications/templates", {"name": "new", "body": "Hi"}, owner(s)
+    ),
+    ("patch", "/api/v3/notifications/templates/{id}"): lambda s: Recipe(
+        f"/api/v3/notifications/templates/{s.template.pk}", {"name": "renamed"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/templates/preview"): lambda s: Recipe(
+        "/api/v3/notifications/templates/preview", {"body": "Hi"}, owner(s)
+    ),
+    ("post", "/api/v3/notifications/push-subscriptions"): lambda s: Recipe(
+        "/api/v3/notifications/push-subscriptions",
+        browser_subscription(),
+        owner(s),
     ),
     ("post", "/api/v3/notifications/{id}/read"): lambda s: Recipe(
         f"/api/v3/notifications/{s.notification.pk}/read", {}, owner(s)

@@ -2,9 +2,9 @@
 
 Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, the
 requests waiting for a run to end (workflows.run_ends), and the websocket broadcast
-(workflows.realtime). (Event triggers are sent by the engine when it finishes
-a run: the run's lock query already tells it whether any follow the workflow.) The notifications
-issue adds its rules — one more plain call below, so this stays the one place to read.
+(workflows.realtime), and the notification rules: finished and waiting runs go, as one message on
+the `notifications` queue, to workflows.tasks.run_events_notify. (Event triggers are sent by the engine
+when it finishes a run: the run's lock query already tells it whether any follow the workflow.)
 """
 
 import json
@@ -16,6 +16,10 @@ from config.celery import app as celery_app
 from core import metrics
 from workflows import realtime, run_ends
 from workflows.models import Run, RunEvent, ScheduleSlot
+
+NOTIFY_TASK = "workflows.tasks.run_events_notify"
+NOTIFICATIONS_QUEUE = "notifications"
+NOTIFIABLE_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.waiting"})
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
 MAX_EVENT_VALUE_BYTES = 64 * 1024
@@ -50,6 +54,9 @@ def publish(events: list[dict]) -> None:
         _count(event)
     run_ends.announce(events)
     realtime.broadcast(events)
+    notifiable = [event for event in events if event["type"] in NOTIFIABLE_TYPES]
+    if notifiable:
+        celery_app.send_task(NOTIFY_TASK, (notifiable,), queue=NOTIFICATIONS_QUEUE)
 
 
 def _count(event: dict) -> None:

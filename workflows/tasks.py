@@ -7,6 +7,7 @@ from celery import shared_task
 
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
+from workflows.services.run_notifications import run_events_notify as notify_run_events
 from workflows.services.schedule_slots import schedule_fire
 from workflows.services.webhooks import webhook_deliveries_prune as prune_webhook_deliveries
 
@@ -65,3 +66,9 @@ def fire_event_triggers(run_id: str) -> None:
 def webhook_deliveries_prune() -> None:
     """Sent by beat: forget signed webhook deliveries that can no longer be replayed."""
     prune_webhook_deliveries()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_events_notify(envelopes: list[dict]) -> None:
+    """Sent by workflows.events.publish on the `notifications` queue: run events for the notification rules."""
+    notify_run_events(envelopes)

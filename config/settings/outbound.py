@@ -92,3 +92,12 @@ DWC_PUBLIC_URL = os.environ.get(
 DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO = os.environ.get(
     "DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO", os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
 )
+# Web Push (notifications.channels.web_push): the server's VAPID key pair (RFC 8292), both base64url as
+# `manage.py webpush_keys` prints them (the public key may be left out: it is derived from the private
+# one), and the contact the push services are given (a mailto: or https: URL). Without a private key
+# the web_push kind refuses to send and GET notifications/push-key answers `configured: false`.
+DWC_WEBPUSH_VAPID_PRIVATE_KEY = os.environ.get("DWC_WEBPUSH_VAPID_PRIVATE_KEY", "")
+DWC_WEBPUSH_VAPID_PUBLIC_KEY = os.environ.get("DWC_WEBPUSH_VAPID_PUBLIC_KEY", "")
+DWC_WEBPUSH_SUBJECT = os.environ.get(
+    "DWC_WEBPUSH_SUBJECT", "mailto:" + os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
+)

@@ -7,6 +7,7 @@ from notifications.models import Notification
 from notifications.realtime import notifications_created_broadcast
 
 NO_RECIPIENTS = "Nobody to notify: no recipient and no member with the channel's roles."
+TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
 
 
 def inboxes_add(
@@ -21,16 +22,16 @@ def inboxes_add(
 ) -> list[Notification]:
     """Add one notification to each user's inbox and return those added. With a delivery, a user who
     has its notification already is skipped (a constraint), so adding again after a crash adds nobody
-    twice. An unknown level is `info`. Once the transaction commits, each user's open dashboards get
-    theirs with their unread count (notifications.realtime): one insert, one query and one broadcast
-    for any number of users."""
+    twice. An unknown level is `info`; a title is cut to its column's length. Once the transaction
+    commits, each user's open dashboards get theirs with their unread count (notifications.realtime):
+    one insert, one query and one broadcast for any number of users."""
     level = level if level in Notification.Level.values else Notification.Level.INFO
     rows = [
         Notification(
             user_id=user_id,
             workspace_id=workspace_id,
             delivery_id=delivery_id,
-            title=title,
+            title=title[:TITLE_MAX_LENGTH],
             body=body,
             link=link,
             level=level,

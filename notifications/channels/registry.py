@@ -5,7 +5,10 @@ from notifications.channels.discord import DiscordChannel
 from notifications.channels.email import EmailChannel
 from notifications.channels.in_app import InAppChannel
 from notifications.channels.slack import SlackChannel
+from notifications.channels.sms_gateway import SmsGatewayChannel
+from notifications.channels.sms_twilio import TwilioSmsChannel
 from notifications.channels.teams import TeamsChannel
+from notifications.channels.web_push import WebPushChannel
 from notifications.channels.webhook import WebhookChannel
 
 CHANNEL_KINDS: dict[str, type[ChannelKind]] = {
@@ -15,6 +18,9 @@ CHANNEL_KINDS: dict[str, type[ChannelKind]] = {
     "discord": DiscordChannel,
     "in_app": InAppChannel,
     "email": EmailChannel,
+    "sms_twilio": TwilioSmsChannel,
+    "sms_gateway": SmsGatewayChannel,
+    "web_push": WebPushChannel,
 }
 
 

@@ -3,6 +3,7 @@
 import django.contrib.postgres.fields
 import django.db.models.deletion
 import uuid
+import notifications.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -79,7 +80,7 @@ class Migration(migrations.Migration):
                 ('workflow_id', models.UUIDField(blank=True, help_text="Only this workflow's events.", null=True)),
                 ('tags', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), blank=True, default=list, help_text='Workflows with any.', size=None)),
                 ('roles', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=10), blank=True, default=list, size=None)),
-                ('member_kinds', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=20), blank=True, default=list, size=None)),
+                ('member_kinds', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=20), default=notifications.models.default_member_kinds, size=None)),
                 ('throttle_count', models.PositiveIntegerField(default=20)),
                 ('throttle_window_seconds', models.PositiveIntegerField(default=3600)),
                 ('digest_window_seconds', models.PositiveIntegerField(default=0, help_text='0: no digest, one message per event.')),
@@ -119,7 +120,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='delivery',
-            constraint=models.CheckConstraint(condition=models.Q(('direct_kind', ''), ('recipient__isnull', False), _connector='OR'), name='delivery_direct_has_recipient'),
+            constraint=models.CheckConstraint(condition=models.Q(('direct_kind', ''), ('channel__isnull', True), _connector='OR'), name='delivery_direct_has_no_channel'),
         ),
         migrations.AddField(
             model_name='template',

@@ -21,7 +21,7 @@ from audit.services import AnyRequest, audit_record
 from core.problems import Conflict
 from notifications.channels.base import DeliveryError, Message, Sent
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
-from notifications.models import Channel, Delivery
+from notifications.models import Channel, Delivery, Rule
 from workflows.credentials import credential_value
 from workflows.engine.errors import PermanentError
 
@@ -50,7 +50,9 @@ def _enqueue_on_commit(delivery_id, *, countdown: float = 0) -> None:
 
 def delivery_create(
     *,
-    channel: Channel,
+    channel: Channel | None,
+    direct_kind: str = "",
+    rule: Rule | None = None,
     subject: str = "",
     body: str = "",
     link: str = "",
@@ -61,22 +63,28 @@ def delivery_create(
     idempotency_key: str | None = None,
     max_attempts: int | None = None,
     actor: User | None = None,
+    send_now: bool = False,
 ) -> Delivery:
-    """A delivery of one message through `channel`, queued (sent once the transaction commits) or, with a
-    future `send_at`, scheduled (sent by deliveries_dispatch when due). No permission check: callers
-    (the rules, the notify node, channel_test) decide who may send. A repeated `idempotency_key` returns
-    the first delivery instead of a second one. Raises ValidationError for a disabled channel."""
-    if not channel.enabled:
+    """A delivery of one message through `channel`, or to `recipient` by a kind of their own
+    (`direct_kind`: email, web_push); queued (sent once the transaction commits) or, with a future
+    `send_at`, scheduled (sent by deliveries_dispatch when due). With `send_now` nothing is queued: the
+    caller sends it with delivery_send in its own thread. No permission check: callers (the rules, the
+    notify node, channel_test) decide who may send. A repeated `idempotency_key` returns the first
+    delivery instead of a second one. Raises ValidationError for a disabled channel."""
+    if channel is not None and not channel.enabled:
         raise ValidationError({"channel": [CHANNEL_DISABLED]})
+    workspace_id = channel.workspace_id if channel is not None else rule.workspace_id
     if idempotency_key:
-        rows = Delivery.objects.filter(workspace_id=channel.workspace_id, idempotency_key=idempotency_key)
+        rows = Delivery.objects.filter(workspace_id=workspace_id, idempotency_key=idempotency_key)
         if (existing := rows.first()) is not None:
             return existing
     scheduled = send_at is not None and send_at > timezone.now()
     with transaction.atomic():
         delivery = Delivery.objects.create(
-            workspace_id=channel.workspace_id,
+            workspace_id=workspace_id,
             channel=channel,
+            direct_kind=direct_kind,
+            rule=rule,
             recipient=recipient,
             subject=subject,
             body=body,
@@ -89,7 +97,7 @@ def delivery_create(
             idempotency_key=idempotency_key or _new_key(),
             created_by=actor,
         )
-        if not scheduled:
+        if not scheduled and not send_now:
             _enqueue_on_commit(delivery.pk)
     return delivery
 
@@ -141,7 +149,9 @@ def delivery_message(delivery: Delivery) -> Message:
 
 
 def _attempt(delivery: Delivery) -> Sent:
-    """Send the delivery once through its channel; DeliveryError for every way it can fail."""
+    """Send the delivery once through its channel (or its direct kind); DeliveryError for every way it can fail."""
+    if delivery.direct_kind:
+        return channel_kind_get(delivery.direct_kind).send({}, None, delivery_message(delivery))
     channel = delivery.channel
     if channel is None:
         raise DeliveryError(CHANNEL_DELETED, permanent=True)
@@ -215,7 +225,8 @@ def deliveries_recover() -> int:
     with transaction.atomic():
         stale = Delivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("channel")
         for delivery in stale.filter(status=Status.SENDING, claimed_at__lt=cutoff):
-            kind = CHANNEL_KINDS.get(delivery.channel.kind) if delivery.channel else None
+            kind_name = delivery.direct_kind or (delivery.channel.kind if delivery.channel else "")
+            kind = CHANNEL_KINDS.get(kind_name)
             if kind is not None and kind.accepts_idempotency_key and delivery.attempts < delivery.max_attempts:
                 delivery.status, delivery.next_attempt_at = Status.RETRYING, None
                 _enqueue_on_commit(delivery.pk)
@@ -281,21 +292,20 @@ def delivery_resend(*, delivery: Delivery, actor: User | None, request: AnyReque
 
 def channel_test(*, channel: Channel, actor: User, request: AnyRequest | None = None) -> Delivery:
     """Send a test message through the channel now, in the caller's thread, once (no retries), and
-    return the delivery as recorded: sent, or dead with the receiver's answer. Admins and owners."""
+    return the delivery as recorded: sent, or dead with the receiver's answer. Admins and owners;
+    ValidationError for a disabled channel."""
     ensure_role(actor, channel.workspace, Role.ADMIN)
-    recipient = actor if channel.kind in (Channel.Kind.IN_APP, Channel.Kind.EMAIL) else None
+    recipient = actor if channel.kind in (Channel.Kind.IN_APP, Channel.Kind.EMAIL, Channel.Kind.WEB_PUSH) else None
     with transaction.atomic():
-        delivery = Delivery.objects.create(
-            workspace_id=channel.workspace_id,
+        delivery = delivery_create(
             channel=channel,
             recipient=recipient,
             subject=TEST_SUBJECT,
             body=TEST_BODY.format(name=channel.name),
             payload={"type": "notification.test"},
-            status=Status.QUEUED,
             max_attempts=1,
-            idempotency_key=_new_key(),
-            created_by=actor,
+            actor=actor,
+            send_now=True,
         )
         audit_record(
             action="notification_channel.tested",
@@ -305,9 +315,5 @@ def channel_test(*, channel: Channel, actor: User, request: AnyRequest | None = 
             changes={"delivery": [None, str(delivery.pk)]},
             request=request,
         )
-    if not channel.enabled:
-        with transaction.atomic():
-            Delivery.objects.filter(pk=delivery.pk).update(status=Status.DEAD, error=CHANNEL_DISABLED)
-    else:
-        delivery_send(delivery_id=delivery.pk)
+    delivery_send(delivery_id=delivery.pk)
     return Delivery.objects.select_related("channel").get(pk=delivery.pk)

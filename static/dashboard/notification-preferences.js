@@ -140,6 +140,15 @@ async function setUpPush() {
     pushState.textContent = "This browser cannot show notifications from the dashboard.";
     return;
   }
+  try {
+    if (!(await api("notifications/push-key")).configured) {
+      pushState.textContent = "This server does not send browser notifications (no push key is configured).";
+      return;
+    }
+  } catch (error) {
+    pushState.textContent = `Browser notifications cannot be set up now: ${error.message}`;
+    return;
+  }
   pushToggle.checked = await subscribedHere();
   pushToggle.disabled = false;
   pushState.textContent = pushToggle.checked ? "On for this browser." : "Off for this browser.";

@@ -10,4 +10,5 @@ urlpatterns = [
     path("workflows/<uuid:workflow_id>/", views.workflow_detail, name="workflow"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
     path("account/", views.account, name="account"),
+    path("notifications-sw.js", views.notifications_worker, name="notifications-worker"),
 ]

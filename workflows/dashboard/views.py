@@ -4,10 +4,15 @@ static/dashboard/ loads the rest from the REST API and follows the websocket (DE
 A page decides only which write controls to draw, from the viewer's role; the API decides what is allowed.
 """
 
+from pathlib import Path
+
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
 
 from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
 from accounts.mfa import recovery_codes_left
@@ -67,3 +72,14 @@ def account(request: HttpRequest) -> HttpResponse:
     user = request.user
     context = _context(request, None, mfa_enabled=mfa_enabled(user), recovery_codes_left=recovery_codes_left(user))
     return render(request, "dashboard/account.html", context)
+
+
+@require_safe
+@cache_control(no_cache=True)
+def notifications_worker(request: HttpRequest) -> HttpResponse:
+    """The Web Push service worker (static/dashboard/notifications-sw.js), served from /dashboard/ because
+    a worker's scope is at most its script's folder. Public: a logged-out browser keeps its worker."""
+    script = Path(finders.find("dashboard/notifications-sw.js")).read_bytes()
+    response = HttpResponse(script, content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = "/dashboard/"
+    return response

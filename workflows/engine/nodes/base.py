@@ -4,31 +4,18 @@ A node type is a class with class attributes only; the registry maps type names 
 Validation here needs no database, so the API, the admin, import and tests all share it.
 """
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from workflows.engine import json_schema
-from workflows.engine.expressions.checking import check_expression, check_template
+from workflows.engine.expressions.checking import check_expression, check_template, strings_in
 from workflows.engine.expressions.errors import ExpressionSyntaxError
 from workflows.engine.expressions.rendering import render_strings, render_template, render_value
 
 Errors = dict[str, list[str]]
 # The key of a step's state holding a prompt that replaces its node's (set when regenerating).
 PROMPT_OVERRIDE = "prompt_override"
-
-
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string inside a JSON value, with its dotted path (dict keys and list indexes)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}")
 
 
 def _schema_error_path(error) -> str:
@@ -184,7 +171,7 @@ class NodeType:
             item
             for key in (*cls.template_fields, *cls.value_fields)
             if key in config
-            for item in _strings(config[key], key)
+            for item in strings_in(config[key], key)
         ]
         if cls.uses_prompt:
             templates.append(("prompt", prompt))
