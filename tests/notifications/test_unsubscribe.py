@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from audit.models import AuditEvent
-from notifications.models import Preference
+from notifications.models import Delivery, Notification, Preference, Rule
 from notifications.services.deliveries import delivery_create, delivery_send
+from notifications.services.matching import events_match
+from notifications.services.templates import sample_event
 from notifications.unsubscribe import unsubscribe_token
 from tests.notifications.conftest import channel_of
 from tests.notifications.test_email import smtp  # noqa: F401 - the SMTP server fixture
@@ -81,3 +83,23 @@ def test_addresses_that_are_not_users_get_a_message_of_their_own_with_the_mailto
     assert theirs["List-Unsubscribe-Post"] is None
     assert mine["Message-ID"] != theirs["Message-ID"]
     assert "/notifications/unsubscribe/" not in theirs.as_string()
+
+
+def test_after_one_click_a_rules_next_event_sends_that_member_no_email(team, smtp, live_server, settings):  # noqa: F811
+    settings.DWC_PUBLIC_URL = live_server.url
+    workspace, editor = team["workspace"], team["editor"]
+    rule = Rule.objects.create(
+        workspace=workspace, name="failures", events=["run.failed"], roles=["editor"], member_kinds=["in_app", "email"]
+    )
+
+    events_match([{**sample_event("run.failed", workspace), "id": "first", "subject": "wf-1"}])
+    first = Delivery.objects.get(rule=rule, direct_kind="email", recipient=editor)
+    assert delivery_send(delivery_id=first.pk).status == "sent"
+    [(_, message)] = received(smtp)
+    url = LINK.match(message["List-Unsubscribe"].strip())["url"]
+    assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+
+    events_match([{**sample_event("run.failed", workspace), "id": "second", "subject": "wf-2"}])
+    assert Delivery.objects.filter(rule=rule, direct_kind="email", recipient=editor).count() == 1
+    # The inbox still records.
+    assert Notification.objects.filter(user=editor).count() == 2
