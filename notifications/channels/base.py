@@ -47,6 +47,10 @@ class Message:
     recipient_id: Any = None
     recipient_email: str = ""
 
+    def format(self, name: str) -> Any:
+        """The message's rendered body in a channel's own format (a template's `formats`), or None."""
+        return (self.payload.get("formats") or {}).get(name)
+
 
 @dataclass
 class Sent:

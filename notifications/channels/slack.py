@@ -13,7 +13,9 @@ class SlackChannel(ChatWebhookKind):
 
     @classmethod
     def body(cls, message: Message) -> dict:
-        blocks: list[dict] = []
+        if isinstance(blocks := message.format("slack_blocks"), list):  # the template's own blocks
+            return {"text": message.subject or message.body, "blocks": blocks}
+        blocks = []
         if message.subject:
             blocks.append({"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}})
         if message.body:
