@@ -112,8 +112,35 @@ class RuleForm(ServiceCheckedForm):
         rule_check(workspace, data, rule=None if self.instance._state.adding else Rule.objects.get(pk=self.instance.pk))
 
 
+class ServiceWrittenAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
+    """Saved through the model's create and update services with the form's `service_data` as their body
+    (checked, audited, as the API's changes are) and deleted through its delete service. The fields of
+    `fixed_fields` (the workspace) cannot change once the object exists."""
+
+    fixed_fields: tuple[str, ...] = ("workspace",)
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, *self.fixed_fields] if obj is not None else self.readonly_fields
+
+    def create(self, request, workspace, data: dict):
+        raise NotImplementedError(f"{type(self).__name__} must say which service creates its objects")
+
+    def update(self, request, obj, data: dict):
+        raise NotImplementedError(f"{type(self).__name__} must say which service changes its objects")
+
+    def save_model(self, request, obj, form, change):
+        data = form.service_data(form.cleaned_data)
+        if change:
+            saved = self.update(request, type(obj).objects.get(pk=obj.pk), data)
+        else:
+            saved = self.create(request, obj.workspace, data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+
 @admin.register(Channel)
-class ChannelAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
+class ChannelAdmin(ServiceWrittenAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "workspace", "enabled", "last_status", "last_delivery_at"]
     list_filter = ["kind", "enabled", "last_status"]
@@ -122,58 +149,40 @@ class ChannelAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["workspace"]
     delete_select_related = ["workspace"]
     readonly_fields = ["last_status", "last_delivery_at", "created_by", "created_at", "updated_at"]
+    # A channel keeps its workspace (its credential is named there) and its kind (its config's schema).
+    fixed_fields = ("workspace", "kind")
 
-    def get_readonly_fields(self, request, obj=None):
-        # A channel keeps its workspace (its credential is named there) and its kind (its config's schema).
-        return [*self.readonly_fields, "workspace", "kind"] if obj is not None else self.readonly_fields
+    def create(self, request, workspace, data: dict):
+        return channel_create(actor=request.user, workspace=workspace, data=data, request=request)
 
-    def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in FORM_FIELDS if name in form.cleaned_data}
-        data["config"] = data.get("config") or {}
-        data["credential"] = data.get("credential") or ""
-        if change:
-            data.pop("kind", None)
-            saved = channel_update(
-                channel=Channel.objects.get(pk=obj.pk), actor=request.user, data=data, request=request
-            )
-        else:
-            saved = channel_create(actor=request.user, workspace=obj.workspace, data=data, request=request)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+    def update(self, request, obj, data: dict):
+        data.pop("kind", None)
+        return channel_update(channel=obj, actor=request.user, data=data, request=request)
 
     def delete_through_service(self, request, obj):
         channel_delete(channel=obj, actor=request.user, request=request)
 
 
 @admin.register(Template)
-class TemplateAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
+class TemplateAdmin(ServiceWrittenAdmin):
     form = TemplateForm
     list_display = ["name", "workspace", "subject", "updated_at"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
-    readonly_fields = ["created_by", "created_at", "updated_at"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "workspace"] if obj is not None else self.readonly_fields
+    def create(self, request, workspace, data: dict):
+        return template_create(actor=request.user, workspace=workspace, data=data, request=request)
 
-    def save_model(self, request, obj, form, change):
-        data = form.service_data(form.cleaned_data)
-        if change:
-            saved = template_update(
-                template=Template.objects.get(pk=obj.pk), actor=request.user, data=data, request=request
-            )
-        else:
-            saved = template_create(actor=request.user, workspace=obj.workspace, data=data, request=request)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+    def update(self, request, obj, data: dict):
+        return template_update(template=obj, actor=request.user, data=data, request=request)
 
     def delete_through_service(self, request, obj):
         template_delete(template=obj, actor=request.user, request=request)
 
 
 @admin.register(Rule)
-class RuleAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
+class RuleAdmin(ServiceWrittenAdmin):
     form = RuleForm
     list_display = ["name", "workspace", "enabled", "events", "throttle_count", "digest_window_seconds"]
     list_filter = ["enabled"]
@@ -181,19 +190,12 @@ class RuleAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace", "members"]
     filter_horizontal = ["channels"]
-    readonly_fields = ["created_by", "created_at", "updated_at"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "workspace"] if obj is not None else self.readonly_fields
+    def create(self, request, workspace, data: dict):
+        return rule_create(actor=request.user, workspace=workspace, data=data, request=request)
 
-    def save_model(self, request, obj, form, change):
-        data = form.service_data(form.cleaned_data)
-        if change:
-            saved = rule_update(rule=Rule.objects.get(pk=obj.pk), actor=request.user, data=data, request=request)
-        else:
-            saved = rule_create(actor=request.user, workspace=obj.workspace, data=data, request=request)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+    def update(self, request, obj, data: dict):
+        return rule_update(rule=obj, actor=request.user, data=data, request=request)
 
     def save_related(self, request, form, formsets, change):
         # The service set the channels and members; the form's own m2m save would do it again.
