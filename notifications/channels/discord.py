@@ -19,8 +19,8 @@ class DiscordChannel(ChatWebhookKind):
         embed: dict = {"color": COLORS.get(message.level, COLORS["info"])}
         if message.subject:
             embed["title"] = message.subject[:256]
-        if message.body:
-            embed["description"] = message.body[:4096]
+        if message.markdown:
+            embed["description"] = message.markdown[:4096]
         if message.link:
             embed["url"] = message.link
         own = message.format("discord_embed")  # the template's embed (or embeds), over these defaults

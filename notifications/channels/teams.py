@@ -29,8 +29,8 @@ class TeamsChannel(ChatWebhookKind):
                     "color": COLORS.get(message.level, "Default"),
                 }
             )
-        if message.body:
-            card["body"].append({"type": "TextBlock", "text": message.body, "wrap": True})
+        if message.markdown:
+            card["body"].append({"type": "TextBlock", "text": message.markdown, "wrap": True})
         if message.link:
             card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": message.link}]
         own = message.format("teams_card")  # the template's card, whole or as the card's body

@@ -19,6 +19,22 @@ FORMATS = {
 }
 
 
+def test_the_markdown_format_is_the_text_of_the_chat_channels_without_their_own_format(team, httpserver):
+    httpserver.expect_request("/discord", method="POST").respond_with_data("{}")
+    workspace = team["workspace"]
+    template = Template.objects.create(
+        workspace=workspace, name="md", body="plain", formats={"markdown": "**{{ workflow.name }}** failed"}
+    )
+    rule = Rule.objects.create(workspace=workspace, name="r", events=["run.failed"], template=template)
+    rule.channels.set([channel_of(workspace, "discord", {"url": httpserver.url_for("/discord")})])
+
+    events_match([{**sample_event("run.failed", workspace), "id": "e1"}])
+    delivery_send(delivery_id=Delivery.objects.get().pk)
+
+    [(request, _)] = httpserver.log
+    assert request.get_json()["embeds"][0]["description"] == "**Quarterly report** failed"
+
+
 def test_each_channel_sends_its_own_format_of_the_rules_template(team, httpserver, mailoutbox):
     for path in ("/slack", "/teams", "/discord", "/hook"):
         httpserver.expect_request(path, method="POST").respond_with_data("ok")
