@@ -44,7 +44,7 @@ OPTIONAL_KEYS = {Credential.Kind.OPENAI: {"base_url", "organization"}, Credentia
 URL_KEYS = {"base_url"}
 
 # Where each node type names a credential in its config. Deleting a credential checks these.
-REFERENCES = {"document": "credential", "http_request": "credential", "notify": "credential", "webhook": "secret"}
+REFERENCES = {"document": "credential", "http_request": "credential", "webhook": "secret"}
 
 MISSING_CREDENTIAL = "No credential named {name!r} in this workspace."
 WRONG_KIND = "Credential {name!r} is a {kind} credential; this needs one of: {kinds}."

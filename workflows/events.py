@@ -8,9 +8,11 @@ when it finishes a run: the run's lock query already tells it whether any follow
 """
 
 import json
+import logging
 from typing import Any
 
 from django.conf import settings
+from kombu.exceptions import KombuError
 
 from config.celery import app as celery_app
 from core import metrics
@@ -20,6 +22,8 @@ from workflows.models import Run, RunEvent, ScheduleSlot
 NOTIFY_TASK = "workflows.tasks.run_events_notify"
 NOTIFICATIONS_QUEUE = "notifications"
 NOTIFIABLE_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.waiting"})
+
+logger = logging.getLogger(__name__)
 
 # Event payloads carry outputs for live views; beyond this size they carry a marker instead.
 MAX_EVENT_VALUE_BYTES = 64 * 1024
@@ -54,9 +58,20 @@ def publish(events: list[dict]) -> None:
         _count(event)
     run_ends.announce(events)
     realtime.broadcast(events)
+    _notify(events)
+
+
+def _notify(events: list[dict]) -> None:
+    """Hand the events the notification rules take to them, as one message. The run's state is
+    committed already: a broker that cannot take the message costs these notifications (logged), not
+    the run's progress."""
     notifiable = [event for event in events if event["type"] in NOTIFIABLE_TYPES]
-    if notifiable:
+    if not notifiable:
+        return
+    try:
         celery_app.send_task(NOTIFY_TASK, (notifiable,), queue=NOTIFICATIONS_QUEUE)
+    except (OSError, KombuError):
+        logger.warning("run events not handed to the notification rules: the broker refused", exc_info=True)
 
 
 def _count(event: dict) -> None:

@@ -47,6 +47,17 @@ class Message:
     recipient_id: Any = None
     recipient_email: str = ""
 
+    def format(self, name: str) -> Any:
+        """The message's rendered body in a channel's own format (a template's `formats`), or None."""
+        return (self.payload.get("formats") or {}).get(name)
+
+    @property
+    def markdown(self) -> str:
+        """The body for channels that show Markdown (Slack's mrkdwn, Teams, Discord): the template's
+        `markdown` format when it has one, else the plain body."""
+        markdown = self.format("markdown")
+        return markdown if isinstance(markdown, str) else self.body
+
 
 @dataclass
 class Sent:

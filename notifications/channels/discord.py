@@ -19,11 +19,15 @@ class DiscordChannel(ChatWebhookKind):
         embed: dict = {"color": COLORS.get(message.level, COLORS["info"])}
         if message.subject:
             embed["title"] = message.subject[:256]
-        if message.body:
-            embed["description"] = message.body[:4096]
+        if message.markdown:
+            embed["description"] = message.markdown[:4096]
         if message.link:
             embed["url"] = message.link
-        return {"embeds": [embed], "allowed_mentions": {"parse": []}}
+        own = message.format("discord_embed")  # the template's embed (or embeds), over these defaults
+        embeds = [{**embed, **item} for item in own if isinstance(item, dict)] if isinstance(own, list) else []
+        if isinstance(own, dict):
+            embeds = [{**embed, **own}]
+        return {"embeds": embeds[:10] or [embed], "allowed_mentions": {"parse": []}}
 
     @classmethod
     def url(cls, config: dict, secret: dict | None) -> str:

@@ -95,7 +95,8 @@ class EmailChannel(ChannelKind):
             to=to,
             headers={"Message-ID": message_id, **headers, "X-DWC-Idempotency-Key": message.idempotency_key},
         )
-        email.attach_alternative(cls.html(message), "text/html")
+        html = message.format("html")  # the template's HTML, else ours from the text
+        email.attach_alternative(html if isinstance(html, str) else cls.html(message), "text/html")
         return email
 
     @staticmethod

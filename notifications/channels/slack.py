@@ -13,12 +13,14 @@ class SlackChannel(ChatWebhookKind):
 
     @classmethod
     def body(cls, message: Message) -> dict:
-        blocks: list[dict] = []
+        if isinstance(blocks := message.format("slack_blocks"), list):  # the template's own blocks
+            return {"text": message.subject or message.body, "blocks": blocks}
+        blocks = []
         if message.subject:
             blocks.append({"type": "header", "text": {"type": "plain_text", "text": message.subject[:150]}})
-        if message.body:
+        if message.markdown:
             blocks.append(
-                {"type": "section", "text": {"type": "mrkdwn", "text": message.body.translate(_ESCAPES)[:3000]}}
+                {"type": "section", "text": {"type": "mrkdwn", "text": message.markdown.translate(_ESCAPES)[:3000]}}
             )
         if message.link:
             button = {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": message.link}

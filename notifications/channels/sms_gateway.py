@@ -8,8 +8,7 @@ from notifications.channels.base import URL_SCHEMA, ChannelKind, DeliveryError, 
 from notifications.channels.fanout import send_to_each
 from notifications.channels.sms_text import PHONE_NUMBERS_SCHEMA, sms_text
 from workflows.engine.errors import PermanentError
-from workflows.engine.expressions.checking import check_template
-from workflows.engine.expressions.errors import ExpressionSyntaxError
+from workflows.engine.expressions.checking import template_errors
 from workflows.engine.expressions.rendering import render_strings, render_value
 
 # Headers the channel sets itself (the body's type) or that hold secrets (those go in the credential).
@@ -19,18 +18,6 @@ RESERVED_HEADERS = (
 FORM_VALUE_NOT_TEXT = "A form body's values are text templates."
 TEMPLATE_FAILED = "The gateway body's template failed: {error}"
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
-
-
-def _strings(value: Any, path: str):
-    """(path, string) for every string inside a JSON value: the templates of a body."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, child in value.items():
-            yield from _strings(child, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _strings(child, f"{path}.{index}")
 
 
 class SmsGatewayChannel(ChannelKind):
@@ -86,11 +73,8 @@ class SmsGatewayChannel(ChannelKind):
         for path, value in config["body"].items():
             if form and not isinstance(value, str):
                 errors[f"config.body.{path}"] = [FORM_VALUE_NOT_TEXT]
-        for path, source in _strings(config["body"], "config.body"):
-            try:
-                check_template(source)
-            except ExpressionSyntaxError as error:
-                errors.setdefault(path, []).append(str(error))
+        for path, problems in template_errors(config["body"], "config.body").items():
+            errors.setdefault(path, []).extend(problems)
         return errors
 
     @classmethod

@@ -29,9 +29,14 @@ class TeamsChannel(ChatWebhookKind):
                     "color": COLORS.get(message.level, "Default"),
                 }
             )
-        if message.body:
-            card["body"].append({"type": "TextBlock", "text": message.body, "wrap": True})
+        if message.markdown:
+            card["body"].append({"type": "TextBlock", "text": message.markdown, "wrap": True})
         if message.link:
             card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": message.link}]
+        own = message.format("teams_card")  # the template's card, whole or as the card's body
+        if isinstance(own, dict):
+            card = own if own.get("type") == "AdaptiveCard" else {**card, **own}
+        elif isinstance(own, list):
+            card["body"] = own
         attachment = {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
         return {"type": "message", "attachments": [attachment]}

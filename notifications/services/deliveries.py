@@ -21,7 +21,8 @@ from audit.services import AnyRequest, audit_record
 from core.problems import Conflict
 from notifications.channels.base import DeliveryError, Message, Sent
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
-from notifications.models import Channel, Delivery, Rule
+from notifications.models import Channel, Delivery, Rule, Template
+from notifications.services.templates import render
 from workflows.credentials import credential_value
 from workflows.engine.errors import PermanentError
 
@@ -34,6 +35,8 @@ CHANNEL_DISABLED = "The channel is disabled."
 CHANNEL_DELETED = "The channel was deleted."
 NOT_RESENDABLE = "Only a dead or failed delivery can be sent again (this one is {status})."
 INTERRUPTED = "The worker stopped while sending; the message may have been delivered, so it was not sent again."
+NO_SUCH_CHANNEL_NAMED = "No notification channel named {name!r} in the workspace."
+NO_SUCH_TEMPLATE_NAMED = "No notification template named {name!r} in the workspace."
 TEST_SUBJECT = "Test notification"
 TEST_BODY = "This is a test message from Document Workflow Chain: the channel {name!r} works."
 
@@ -317,3 +320,46 @@ def channel_test(*, channel: Channel, actor: User, request: AnyRequest | None = 
         )
     delivery_send(delivery_id=delivery.pk)
     return Delivery.objects.select_related("channel").get(pk=delivery.pk)
+
+
+def message_send(
+    *,
+    workspace_id,
+    channel_name: str,
+    subject: str = "",
+    body: str = "",
+    link: str = "",
+    level: str = "info",
+    template_name: str = "",
+    event: dict | None = None,
+    idempotency_key: str,
+) -> Delivery:
+    """Send one message through the workspace's channel called `channel_name` now, in the caller's
+    thread, and return the delivery as recorded (sent, retrying on its own, or dead). With
+    `template_name` the workspace's template is rendered with `event`; otherwise subject and body are
+    sent as given. Sent at most once per `idempotency_key`: asking again returns the first delivery.
+    For the notify node. Raises PermanentError for a missing or disabled channel or template, or a
+    template that fails to render."""
+    channel = Channel.objects.filter(workspace_id=workspace_id, name=channel_name).first()
+    if channel is None:
+        raise PermanentError(NO_SUCH_CHANNEL_NAMED.format(name=channel_name))
+    if not channel.enabled:
+        raise PermanentError(f"{CHANNEL_DISABLED} ({channel_name!r})")
+    formats: dict = {}
+    if template_name:
+        template = Template.objects.filter(workspace_id=workspace_id, name=template_name).first()
+        if template is None:
+            raise PermanentError(NO_SUCH_TEMPLATE_NAMED.format(name=template_name))
+        rendered = render(template, event or {})
+        subject, body, formats = rendered.subject, rendered.body, rendered.formats
+    delivery = delivery_create(
+        channel=channel,
+        subject=subject,
+        body=body,
+        link=link,
+        level=level,
+        payload={"type": (event or {}).get("type", "message"), "formats": formats},
+        idempotency_key=idempotency_key,
+        send_now=True,
+    )
+    return delivery_send(delivery_id=delivery.pk) or Delivery.objects.get(pk=delivery.pk)

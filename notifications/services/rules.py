@@ -176,6 +176,12 @@ def _applied(rule: Rule, workspace: Workspace, data: Any, *, creating: bool) -> 
     return rule, related
 
 
+def rule_check(workspace: Workspace, data: Any, *, rule: Rule | None = None) -> None:
+    """Check a body as rule_create (rule None) or rule_update would, changing nothing: ValidationError
+    naming the bad fields. For forms that validate first."""
+    _applied(rule or Rule(workspace=workspace), workspace, data, creating=rule is None)
+
+
 def _saved(rule: Rule, related: dict) -> Rule:
     try:
         with transaction.atomic():

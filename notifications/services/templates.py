@@ -136,6 +136,12 @@ def _fields(data: Any, *, template: Template | None) -> dict:
     return fields
 
 
+def template_check(data: Any, *, template: Template | None = None) -> dict:
+    """The fields a body sets, checked as template_create (template None) or template_update would:
+    ValidationError naming the bad ones (and the line of a template that does not parse). For forms."""
+    return _fields(data, template=template)
+
+
 def _snapshot(template: Template) -> dict:
     return {name: getattr(template, name) for name in WRITABLE_FIELDS}
 

@@ -5,7 +5,7 @@ import pytest
 
 from accounts.models import User
 from audit.models import AuditEvent
-from notifications.models import Channel, Delivery
+from notifications.models import Channel, Delivery, Rule, Template
 from notifications.services.deliveries import delivery_create
 from tests.notifications.conftest import channel_of
 
@@ -74,3 +74,49 @@ def test_deliveries_are_history_with_a_resend_action(operator, team):
 def test_notifications_are_read_only(operator):
     assert operator.get("/admin/notifications/notification/").status_code == 200
     assert operator.get("/admin/notifications/notification/add/").status_code == 403
+
+
+def test_a_template_added_in_the_admin_is_parsed_and_audited(operator, team):
+    form = {
+        "workspace": str(team["workspace"].pk),
+        "name": "T",
+        "subject": "",
+        "body": "Hi\n{{ run.id ",
+        "formats": "{}",
+    }
+    refused = operator.post("/admin/notifications/template/add/", form)
+    assert refused.status_code == 200
+    assert "line 2" in str(refused.context["adminform"].form.errors["body"])
+    assert not Template.objects.exists()
+
+    form["body"] = "Hi {{ run.id }}"
+    assert operator.post("/admin/notifications/template/add/", form).status_code == 302
+    assert AuditEvent.objects.filter(action="notification_template.created").count() == 1
+
+
+def test_a_rule_added_in_the_admin_is_checked_by_the_rule_service_and_audited(operator, team):
+    channel = channel_of(team["workspace"], "in_app")
+    form = {
+        "workspace": str(team["workspace"].pk),
+        "name": "Failures",
+        "enabled": "on",
+        "events": "run.failed,run.exploded",
+        "tags": "",
+        "roles": "",
+        "member_kinds": "in_app",
+        "throttle_count": "20",
+        "throttle_window_seconds": "3600",
+        "digest_window_seconds": "0",
+    }
+    refused = operator.post("/admin/notifications/rule/add/", form)
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "events" in errors
+    assert not Rule.objects.exists()
+
+    form.update(events="run.failed", channels=[str(channel.pk)])
+    answer = operator.post("/admin/notifications/rule/add/", form)
+    assert answer.status_code == 302, answer.context["adminform"].form.errors
+    rule = Rule.objects.get()
+    assert (rule.events, list(rule.channels.all())) == (["run.failed"], [channel])
+    assert AuditEvent.objects.filter(action="notification_rule.created").count() == 1

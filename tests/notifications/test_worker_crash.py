@@ -4,12 +4,17 @@ been delivered" and never sent again; a webhook is sent again by another worker 
 
 import signal
 import time
+from datetime import timedelta
 
 import pytest
+from celery import current_app
+from django.utils import timezone
 from werkzeug import Response
 
-from notifications.models import Delivery
+from notifications.models import Delivery, Match, Notification, Rule
 from notifications.services.deliveries import INTERRUPTED, deliveries_dispatch, delivery_create, delivery_send
+from notifications.services.events import events_submit
+from notifications.services.templates import sample_event
 from tests.notifications.conftest import channel_of
 from tests.processes import wait_until
 from tests.workflows.workers import start_worker, worker_env
@@ -76,3 +81,41 @@ def test_a_webhook_whose_worker_died_is_sent_again_under_the_same_id(team, threa
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.may_have_been_delivered) == (2, False)
     assert [headers["Webhook-Id"] for headers in calls] == [delivery.idempotency_key] * 2
+
+
+def test_a_digest_and_a_scheduled_message_survive_a_worker_killed_before_they_were_due(team, threaded_server):
+    """The matches held for a digest and a delivery waiting for its send_at are rows: a worker killed
+    while they wait takes nothing with it, and the next worker sends both when beat's round comes."""
+    threaded_server.expect_request("/hook", method="POST").respond_with_data("ok")
+    workspace = team["workspace"]
+    Rule.objects.create(
+        workspace=workspace, name="digest", events=["run.failed"], roles=["admin"], digest_window_seconds=3600
+    )
+    later = delivery_create(
+        channel=channel_of(workspace, "webhook", {"url": threaded_server.url_for("/hook")}),
+        subject="later",
+        send_at=timezone.now() + timedelta(hours=1),
+    )
+    first = start_worker("first", queues="notifications", env=worker_env())
+    try:
+        events_submit([{**sample_event("run.failed", workspace), "id": f"e{i}"} for i in range(3)])
+        wait_until(lambda: Match.objects.count() == 3, timeout=30, message="the events to be held for the digest")
+    finally:
+        first.signal_group(signal.SIGKILL)
+        first.popen.wait(10)
+        first.stop()
+    assert Notification.objects.count() == 0
+    assert Delivery.objects.get(pk=later.pk).status == "scheduled"
+
+    # The hour has passed.
+    Match.objects.update(digest_due_at=timezone.now())
+    Delivery.objects.filter(pk=later.pk).update(send_at=timezone.now())
+    second = start_worker("second", queues="notifications", env=worker_env())
+    try:
+        current_app.send_task("notifications.tasks.deliveries_dispatch", queue="notifications")
+        wait_until(lambda: Notification.objects.count() == 1, timeout=30, message="the digest to be sent")
+        wait_until(lambda: Delivery.objects.get(pk=later.pk).status == "sent", timeout=30, message="send_at")
+    finally:
+        second.stop()
+    assert Notification.objects.get().title == "3 notifications from digest"
+    assert set(Match.objects.values_list("outcome", flat=True)) == {"digested"}

@@ -72,10 +72,9 @@ def call(workflow: str) -> dict:
     [
         ({"type": "http_request", "config": {"url": "https://example.org", "credential": "{name}"}}, "credential"),
         ({"type": "document", "prompt": "Hi", "config": {"credential": "{name}"}}, "credential"),
-        ({"type": "notify", "config": {"channel": "slack", "credential": "{name}", "message": "Hi"}}, "credential"),
         ({"type": "webhook", "config": {"url": "https://example.org", "secret": "{name}"}}, "secret"),
     ],
-    ids=["http_request", "document", "notify", "webhook"],
+    ids=["http_request", "document", "webhook"],
 )
 def test_create_refuses_a_credential_of_another_workspace_as_if_it_did_not_exist(user_api, mine, theirs, node, field):
     before = written()

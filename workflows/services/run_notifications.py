@@ -32,7 +32,11 @@ def run_event(envelope: dict, run: Run) -> dict:
         "ts": envelope["ts"],
         "workspace": {"id": str(run.workspace_id), "name": run.workspace.name},
         "subject": str(workflow.pk),
-        "workflow": {"id": str(workflow.pk), "name": workflow.name, "tags": list(workflow.tags or [])},
+        "workflow": {
+            "id": str(workflow.pk),
+            "name": workflow.name,
+            "tags": [tag.name for tag in workflow.tag_set.all()],
+        },
         "run": {
             "id": str(run.pk),
             "status": envelope["type"].removeprefix("run."),
@@ -51,7 +55,11 @@ def run_event(envelope: dict, run: Run) -> dict:
 def run_events_notify(envelopes: list[dict]) -> None:
     """Hand the run events among `envelopes` to the notification rules."""
     envelopes = [envelope for envelope in envelopes if envelope["type"] in RUN_EVENT_TYPES]
-    runs = Run.objects.select_related("workflow", "workspace").in_bulk([envelope["run"] for envelope in envelopes])
+    runs = (
+        Run.objects.select_related("workflow", "workspace")
+        .prefetch_related("workflow__tag_set")
+        .in_bulk([envelope["run"] for envelope in envelopes])
+    )
     runs = {str(pk): run for pk, run in runs.items()}
     events = [run_event(envelope, runs[envelope["run"]]) for envelope in envelopes if envelope["run"] in runs]
     if events:

@@ -115,14 +115,9 @@ VALID = [
         "",
         "",
     ),
-    ("notify", {"channel": "webhook", "url": "https://x.org/h", "message": "Run {{ run.id }} finished"}, "", ""),
-    (
-        "notify",
-        {"channel": "slack", "credential": "team-slack", "message": "Done", "title": "{{ workflow.name }}"},
-        "",
-        "",
-    ),
-    ("notify", {"channel": "discord", "url": "https://discord.com/api/webhooks/1/x", "message": "Done"}, "", ""),
+    ("notify", {"channel": "ops-hook", "message": "Run {{ run.id }} finished"}, "", ""),
+    ("notify", {"channel": "team-slack", "message": "Done", "title": "{{ workflow.name }}", "level": "error"}, "", ""),
+    ("notify", {"channel": "inbox", "template": "failures", "link": "/dashboard/runs/{{ run.id }}/"}, "", ""),
 ]
 
 # Rejected configs and the error key they must produce.
@@ -190,12 +185,12 @@ INVALID = [
     ("email", {"to": ["a@example.org"], "subject": "s" * 999, "body": "b"}, "config.subject"),
     ("email", {"to": ["a@example.org"], "subject": "s"}, "config.body"),
     ("email", {"to": ["a@example.org"], "cc": ["c"] * 51, "subject": "s", "body": "b"}, "config.cc"),
-    ("notify", {"url": "https://x.org/h", "message": "m"}, "config.channel"),
-    ("notify", {"channel": "sms", "url": "https://x.org/h", "message": "m"}, "config.channel"),
-    ("notify", {"channel": "webhook", "url": "https://x.org/h"}, "config.message"),
-    ("notify", {"channel": "in_app", "url": "https://x.org/h", "message": "m"}, "config.channel"),
-    ("notify", {"channel": "slack", "message": "m"}, "config"),
-    ("notify", {"channel": "teams", "message": "m"}, "config"),
+    ("notify", {"message": "m"}, "config.channel"),
+    ("notify", {"channel": "", "message": "m"}, "config.channel"),
+    ("notify", {"channel": "slack"}, "config"),
+    ("notify", {"channel": "slack", "message": "m", "template": "t"}, "config"),
+    ("notify", {"channel": "slack", "url": "https://x.org/h", "message": "m"}, "config"),
+    ("notify", {"channel": "slack", "message": "m", "level": "loud"}, "config.level"),
 ]
 
 
@@ -338,15 +333,9 @@ TEMPLATE_ERRORS = [
     ("email", {"to": ["a@x.org"], "bcc": ["\n{{ b "], "subject": "s", "body": "b"}, "", "", "config.bcc.0"),
     ("email", {"to": ["a@x.org"], "subject": "s\n{{ s ", "body": "b"}, "", "", "config.subject"),
     ("email", {"to": ["a@x.org"], "subject": "s", "body": "b\n{% if x %}"}, "", "", "config.body"),
-    ("notify", {"channel": "webhook", "url": "https://x.org\n{{ u ", "message": "m"}, "", "", "config.url"),
-    ("notify", {"channel": "webhook", "url": "https://x.org/h", "message": "m\n{{ m "}, "", "", "config.message"),
-    (
-        "notify",
-        {"channel": "webhook", "url": "https://x.org/h", "message": "m", "title": "t\n{{ t "},
-        "",
-        "",
-        "config.title",
-    ),
+    ("notify", {"channel": "hook", "link": "https://x.org\n{{ u ", "message": "m"}, "", "", "config.link"),
+    ("notify", {"channel": "hook", "message": "m\n{{ m "}, "", "", "config.message"),
+    ("notify", {"channel": "hook", "message": "m", "title": "t\n{{ t "}, "", "", "config.title"),
 ]
 
 

@@ -1,63 +1,88 @@
-from workflows.credentials import credential_value
+from notifications.services.deliveries import message_send
+from workflows.engine.errors import PermanentError
 from workflows.engine.nodes.base import NodeResult, NodeType
-from workflows.engine.nodes.outbound import send
-from workflows.engine.nodes.schema import credential_name
+
+LEVELS = ["info", "success", "warning", "error"]
 
 
 class NotifyNode(NodeType):
-    """Send a message through a notification channel: Slack, Teams, Discord or a generic webhook.
+    """Send a message through one of the workspace's notification channels, by name (email, SMS, push,
+    webhook, Slack, Teams, Discord, in-app: whatever the channel is), with inline text or a notification
+    template. The output is the delivery (its id, status, attempts, the receiver's answer).
 
-    Every channel needs a `url`, or the name of a `credential` holding it (a `slack_webhook` credential).
-    The output is `{delivery}`, describing what the channel accepted. Not idempotent: a re-run after a
-    crash would post the message twice. In-app notifications come with the notifications app.
+    The message is sent at once by the worker running the step. A transient failure (a 503, a timeout)
+    is retried by the notification service on its own schedule and the step succeeds with the delivery
+    `retrying`; a permanent one (a 400, a refused address, a missing channel) fails the step. Sent at
+    most once per run and node: the idempotency key is the run's and node's, so a step executed again
+    after a crash returns the first delivery instead of sending twice.
     """
 
     name = "notify"
-    description = "Sends a message through a notification channel such as Slack, Teams or Discord."
-    idempotent = False
-    template_fields = ("url", "message", "title")
+    description = "Sends a message through one of the workspace's notification channels."
+    template_fields = ("title", "message", "link")
     config_schema = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["channel", "message"],
+        "required": ["channel"],
         "properties": {
-            "channel": {"description": "Where to send.", "enum": ["slack", "teams", "discord", "webhook"]},
-            "url": {
-                "description": "The channel's incoming-webhook URL (template).",
+            "channel": {
+                "description": "The name of a notification channel of the workspace.",
                 "type": "string",
                 "minLength": 1,
-                "maxLength": 2048,
+                "maxLength": 200,
             },
-            "credential": credential_name(
-                "A credential holding the URL, instead of `url` (a `slack_webhook` one for Slack)."
-            ),
             "message": {"description": "The message (template).", "type": "string", "minLength": 1},
-            "title": {
-                "description": "A title shown above the message (template).",
+            "title": {"description": "A title or subject (template).", "type": "string", "maxLength": 1000},
+            "link": {"description": "A link sent with the message (template).", "type": "string", "maxLength": 2048},
+            "level": {"description": "How it is shown: info, success, warning, error.", "enum": LEVELS},
+            "template": {
+                "description": "The name of a notification template, rendered with the run's `workflow`, `run` "
+                "and `data` ({input, nodes}), instead of `message` and `title`.",
                 "type": "string",
-                "maxLength": 1000,
+                "minLength": 1,
+                "maxLength": 200,
             },
         },
-        "anyOf": [{"required": ["url"]}, {"required": ["credential"]}],
+        "oneOf": [{"required": ["message"]}, {"required": ["template"]}],
     }
     queue = "notifications"
 
     @classmethod
     def execute(cls, prepared: dict, context) -> NodeResult:
         config = prepared["config"]
-        url = (
-            config.get("url")
-            or credential_value(workspace_id=context.workspace_id, name=config["credential"], kinds=("slack_webhook",))[
-                "url"
-            ]
+        expressions = context.expressions
+        event = {
+            "type": "node.notify",
+            "id": f"{context.run_id}:{context.node_key}",
+            "workspace": {"id": context.workspace_id},
+            "workflow": expressions.get("workflow"),
+            "run": expressions.get("run"),
+            "step": {"key": context.node_key, "type": cls.name},
+            "error": None,
+            "link": config.get("link", ""),
+            "data": {"input": expressions.get("input"), "nodes": expressions.get("nodes")},
+        }
+        delivery = message_send(
+            workspace_id=context.workspace_id,
+            channel_name=config["channel"],
+            subject=config.get("title", ""),
+            body=config.get("message", ""),
+            link=config.get("link", ""),
+            level=config.get("level", "info"),
+            template_name=config.get("template", ""),
+            event=event,
+            idempotency_key=f"node:{context.run_id}:{context.node_key}",
         )
-        title, message = config.get("title", ""), config["message"]
-        text = f"*{title}*\n{message}" if title else message
-        payload = {
-            "slack": {"text": text},
-            "teams": {"title": title, "text": message} if title else {"text": message},
-            "discord": {"content": f"**{title}**\n{message}" if title else message},
-            "webhook": {"title": title, "message": message, "run": context.run_id, "node": context.node_key},
-        }[config["channel"]]
-        response = send("POST", url, context, json=payload)
-        return NodeResult(output={"delivery": {"channel": config["channel"], "status": response.status}})
+        output = {
+            "delivery": {
+                "id": str(delivery.pk),
+                "status": delivery.status,
+                "attempts": delivery.attempts,
+                "response_code": delivery.response_code,
+                "provider_id": delivery.provider_id,
+                "error": delivery.error,
+            }
+        }
+        if delivery.status == delivery.Status.DEAD:
+            raise PermanentError(f"The notification was not delivered: {delivery.error}", details=output)
+        return NodeResult(output=output)
