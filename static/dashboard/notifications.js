@@ -84,6 +84,10 @@ list.addEventListener("click", async (event) => {
   if (!item) return;
   const anchor = event.target.closest("a");
   if (anchor && item.dataset.unread === "true") {
+    if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) {
+      markRead(item); // opened elsewhere: this page stays to finish the request
+      return;
+    }
     // Mark read first, then follow: leaving the page could cut the request off.
     event.preventDefault();
     await markRead(item);

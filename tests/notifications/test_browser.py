@@ -162,5 +162,15 @@ def test_the_preferences_page_saves_and_names_a_bad_field(server, person, browse
     # Without push.js (or without support) the toggle stays off and says why; the page still works.
     page.wait_for_function("() => !document.getElementById('push-state').textContent.startsWith('Checking')")
     page.screenshot(path=SCREENSHOTS / "notifications-preferences.png", full_page=True)
+
+    # Both pages fit a phone.
+    phone = context.new_page()
+    watch_for_script_errors(phone, errors)
+    phone.set_viewport_size({"width": 390, "height": 844})
+    for path, ready in (("preferences/", "[data-choices] input"), ("", ".inbox-item")):
+        phone.goto(f"{server}/dashboard/notifications/{path}")
+        phone.wait_for_selector(ready)
+        assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390, path
+    phone.screenshot(path=SCREENSHOTS / "notifications-390.png", full_page=True)
     context.close()
     assert errors == []
