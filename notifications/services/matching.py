@@ -104,7 +104,9 @@ def _rendered(rule: Rule, event: dict, recipient: User | None = None) -> Rendere
         return render(rule.template, event, recipient)
     except ExpressionError as error:
         logger.warning("notification template failed", extra={"rule": str(rule.pk), "error": error.message})
-        rendered = render(None, event, recipient)
+        if rule.template is None:  # an event without what the default names (a workflow)
+            return Rendered(event["type"], error.message)
+        rendered = _rendered(Rule(pk=rule.pk, template=None), event, recipient)
         rendered.body += "\n\n" + TEMPLATE_FAILED.format(name=rule.template.name, error=error.message)
         return rendered
 

@@ -49,10 +49,11 @@ DEFAULT_SUBJECTS = {
     "run.cancelled": "Run of {{ workflow.name }} was cancelled",
     "run.waiting": "{{ workflow.name }} waits for an approval",
     "run.timed_out": "Run of {{ workflow.name }} timed out",
-    "schedule.missed": "{{ workflow.name }} missed {{ data.count }} scheduled run(s)",
+    "schedule.missed": "{{ workflow.name }} missed {{ data.get('count', 'some') }} scheduled run(s)",
     "webhook.rejected": "A webhook call to {{ workflow.name }} was rejected",
-    "credential.expiring": "Credential {{ data.name }} {{ 'has expired' if data.expired else 'expires soon' }}",
-    "budget.threshold": "Budget {{ data.name }} reached {{ data.percent }} %",
+    "credential.expiring": "Credential {{ data.name ~ ' ' if data.get('name') else '' }}"
+    "{{ 'has expired' if data.get('expired') else 'expires soon' }}",
+    "budget.threshold": "Budget {{ data.get('name', '') }} reached {{ data.get('percent', '?') }} %",
 }
 DEFAULT_BODY = (
     "{{ event.type }} in {{ workspace.name }}"

@@ -217,3 +217,16 @@ def test_a_template_naming_the_recipient_is_rendered_for_each_person(team):
         team["admin"].pk: f"Hello {team['admin'].email}",
         team["editor"].pk: f"Hello {team['editor'].email}",
     }
+
+
+def test_an_event_lacking_what_the_default_message_names_is_still_notified(team):
+    rule_of(team["workspace"], events=["credential.expiring"], roles=["admin"], member_kinds=["in_app"])
+    event = event_of(team["workspace"], "credential.expiring", workflow=None, data={})
+
+    events_match([event])
+
+    notification = Notification.objects.get()
+    assert notification.title == "Credential expires soon"
+    rule_of(team["workspace"], name="odd", events=["schedule.missed"], roles=["admin"], member_kinds=["in_app"])
+    events_match([event_of(team["workspace"], "schedule.missed", id="e2", workflow=None)])
+    assert Notification.objects.filter(title="schedule.missed").exists()
