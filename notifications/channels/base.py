@@ -9,8 +9,11 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from jsonschema import Draft202012Validator
 
+from accounts.models import Membership
+from notifications.models import Preference
 from workflows.engine.egress.client import EgressResponse, request
 from workflows.engine.errors import StepError
 
@@ -110,6 +113,18 @@ def post(url: str, *, content: bytes, headers: dict[str, str], secret_headers: t
     except StepError as error:
         # The egress client's own types say which: a refused address is permanent, a timeout is not.
         raise DeliveryError(error.message, permanent=not error.retryable) from error
+
+
+def members_reached(message: Message, config: dict, kind: str) -> QuerySet:
+    """The ids (`user_id`) of the workspace's members holding one of `config`'s roles (all members when
+    it names none), less those whose preferences mute the message's event type or this kind."""
+    members = Membership.objects.filter(workspace_id=message.workspace_id)
+    if "roles" in config:
+        members = members.filter(role__in=config["roles"])
+    muting = Q(muted_kinds__contains=[kind])
+    if event_type := message.payload.get("type"):
+        muting |= Q(muted_events__contains=[event_type])
+    return members.exclude(user_id__in=Preference.objects.filter(muting).values("user_id")).values("user_id")
 
 
 class ChannelKind:

@@ -2,7 +2,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from accounts.models import Membership
-from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent
+from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent, members_reached
 from notifications.models import Notification
 from notifications.realtime import notifications_created_broadcast
 
@@ -74,10 +74,7 @@ class InAppChannel(ChannelKind):
         if message.recipient_id is not None:
             users = [message.recipient_id]
         else:
-            members = Membership.objects.filter(workspace_id=message.workspace_id)
-            if "roles" in config:
-                members = members.filter(role__in=config["roles"])
-            users = list(members.values_list("user_id", flat=True))
+            users = [row["user_id"] for row in members_reached(message, config, cls.name)]
         if not users:
             raise DeliveryError(NO_RECIPIENTS, permanent=True)
         inboxes_add(

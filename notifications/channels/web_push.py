@@ -17,7 +17,7 @@ from py_vapid import Vapid, VapidException
 from pywebpush import WebPusher, WebPushException
 
 from accounts.models import Membership
-from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent, classified, post
+from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent, classified, members_reached, post
 from notifications.channels.fanout import send_to_each
 from notifications.models import PushSubscription
 
@@ -132,10 +132,7 @@ class WebPushChannel(ChannelKind):
         if message.recipient_id is not None:
             subscriptions = PushSubscription.objects.filter(user_id=message.recipient_id)
         else:
-            members = Membership.objects.filter(workspace_id=message.workspace_id)
-            if "roles" in config:
-                members = members.filter(role__in=config["roles"])
-            subscriptions = PushSubscription.objects.filter(user__in=members.values("user_id"))
+            subscriptions = PushSubscription.objects.filter(user__in=members_reached(message, config, cls.name))
         by_id = {str(subscription.pk): subscription for subscription in subscriptions}
         payload = push_payload(message)
         urgency = "high" if message.level in ("error", "warning") else "normal"

@@ -135,6 +135,15 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     return min(delay, settings.DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS)
 
 
+def _link_for(delivery: Delivery) -> str:
+    """The delivery's link as its receiver can follow it: a path of ours becomes an address on
+    DWC_PUBLIC_URL, except in the inbox, which is on our site already."""
+    kind = delivery.direct_kind or (delivery.channel.kind if delivery.channel else "")
+    if delivery.link.startswith("/") and not delivery.link.startswith("//") and kind != Channel.Kind.IN_APP:
+        return settings.DWC_PUBLIC_URL.rstrip("/") + delivery.link
+    return delivery.link
+
+
 def delivery_message(delivery: Delivery) -> Message:
     """What the channel is given to send: the delivery as plain data."""
     return Message(
@@ -143,7 +152,7 @@ def delivery_message(delivery: Delivery) -> Message:
         idempotency_key=delivery.idempotency_key,
         subject=delivery.subject,
         body=delivery.body,
-        link=delivery.link,
+        link=_link_for(delivery),
         level=delivery.level,
         payload=delivery.payload,
         recipient_id=delivery.recipient_id,

@@ -230,3 +230,30 @@ def test_an_event_lacking_what_the_default_message_names_is_still_notified(team)
     rule_of(team["workspace"], name="odd", events=["schedule.missed"], roles=["admin"], member_kinds=["in_app"])
     events_match([event_of(team["workspace"], "schedule.missed", id="e2", workflow=None)])
     assert Notification.objects.filter(title="schedule.missed").exists()
+
+
+def test_an_in_app_channel_skips_the_members_who_muted_the_event_or_the_inbox(team):
+    Preference.objects.create(user=team["admin"], muted_events=["run.failed"])
+    Preference.objects.create(user=team["editor"], muted_kinds=["in_app"])
+    channel = channel_of(team["workspace"], "in_app")
+    rule_of(team["workspace"], channels=[channel], member_kinds=[])
+
+    events_match([event_of(team["workspace"])])
+    delivery_send(delivery_id=Delivery.objects.get(channel=channel).pk)
+
+    assert list(Notification.objects.values_list("user_id", flat=True)) == [team["viewer"].pk]
+
+
+def test_links_to_our_pages_reach_outside_channels_as_addresses_on_the_public_url(team, httpserver, settings):
+    settings.DWC_PUBLIC_URL = "https://dwc.example"
+    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
+    slack = channel_of(team["workspace"], "slack", {"url": httpserver.url_for("/slack")})
+    rule_of(team["workspace"], channels=[slack], roles=["admin"], member_kinds=["in_app"])
+
+    events_match([event_of(team["workspace"])])
+    delivery_send(delivery_id=Delivery.objects.get(channel=slack).pk)
+
+    [(request, _)] = httpserver.log
+    button = request.get_json()["blocks"][-1]["elements"][0]
+    assert button["url"] == "https://dwc.example/dashboard/runs/00000000-0000-4000-8000-000000000001/"
+    assert Notification.objects.get().link == "/dashboard/runs/00000000-0000-4000-8000-000000000001/"
