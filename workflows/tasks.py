@@ -7,6 +7,7 @@ from celery import shared_task
 
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
+from workflows.services.notices import credentials_expiry_submit as submit_credentials_expiry
 from workflows.services.schedule_slots import schedule_fire
 from workflows.services.webhooks import webhook_deliveries_prune as prune_webhook_deliveries
 
@@ -65,3 +66,9 @@ def fire_event_triggers(run_id: str) -> None:
 def webhook_deliveries_prune() -> None:
     """Sent by beat: forget signed webhook deliveries that can no longer be replayed."""
     prune_webhook_deliveries()
+
+
+@shared_task(ignore_result=True)
+def credentials_expiry_submit() -> None:
+    """Sent by beat hourly: credential.expiring for credentials about to expire or just expired."""
+    submit_credentials_expiry()

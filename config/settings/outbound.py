@@ -81,6 +81,8 @@ DWC_NOTIFICATIONS_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_BACK
 DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS", "3600"))
 DWC_NOTIFICATIONS_TIMEOUT_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_TIMEOUT_SECONDS", "10"))
 DWC_NOTIFICATIONS_LEASE_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_LEASE_SECONDS", "120"))
+# Credentials with an `expires_at` raise `credential.expiring` this many days before (and once past).
+DWC_CREDENTIAL_EXPIRY_WARNING_DAYS = float(os.environ.get("DWC_CREDENTIAL_EXPIRY_WARNING_DAYS", "7"))
 # Where an email's List-Unsubscribe header points (a mailbox someone reads).
 DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO = os.environ.get(
     "DWC_NOTIFICATIONS_UNSUBSCRIBE_MAILTO", os.environ.get("DEFAULT_FROM_EMAIL", "dwc@localhost")
