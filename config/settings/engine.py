@@ -85,6 +85,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(os.environ.get("DWC_NOTIFICATIONS_DISPATCH_EVERY_SECONDS", "15")),
         "options": {"queue": "notifications", "expires": 15},
     },
+    # Credentials expiring within DWC_CREDENTIAL_EXPIRY_WARNING_DAYS, or expired: credential.expiring.
+    "credentials-expiry": {
+        "task": "workflows.tasks.credentials_expiry_submit",
+        "schedule": 60 * 60,
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
+    },
     # Audit events older than AUDIT_RETENTION_DAYS (config/settings/security.py), purged daily.
     "audit-purge": {
         "task": "audit.tasks.audit_purge_expired",

@@ -13,6 +13,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.access import Role, ensure_role
@@ -110,19 +111,15 @@ def _claim(delivery_id) -> Delivery | None:
     call: a worker that dies mid-send leaves `sending` behind for the recovery. None if not due or
     not ours (sent already, claimed by another worker, a message that came early)."""
     now = timezone.now()
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(pk=delivery_id, status__in=[Status.QUEUED, Status.RETRYING])
-            .first()
-        )
-        if delivery is None or (delivery.next_attempt_at is not None and delivery.next_attempt_at > now):
-            return None
-        delivery.status = Status.SENDING
-        delivery.attempts += 1
-        delivery.claimed_at = now
-        delivery.save(update_fields=["status", "attempts", "claimed_at"])
-    return delivery
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    # One conditional UPDATE, its own transaction: a second message for the delivery waits for the
+    # row, finds it `sending` and claims nothing (a locked read, a save and a commit took four trips).
+    claimed = Delivery.objects.filter(due, pk=delivery_id, status__in=[Status.QUEUED, Status.RETRYING]).update(
+        status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related("channel", "recipient").get(pk=delivery_id)
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
@@ -181,29 +178,38 @@ def _attempt(delivery: Delivery) -> Sent:
     return kind.send(channel.config, secret, delivery_message(delivery))
 
 
+def _outcome(delivery: Delivery, *, sent: Sent | None, error: DeliveryError | None, now) -> dict:
+    """The fields an attempt's outcome sets."""
+    if error is None:
+        return {
+            "status": Status.SENT,
+            "sent_at": now,
+            "error": "",
+            "response_code": sent.response_code,
+            "provider_id": sent.provider_id[:500],
+            "next_attempt_at": None,
+        }
+    outcome = {"response_code": error.response_code, "error": error.message}
+    if error.permanent or delivery.attempts >= delivery.max_attempts:
+        return {**outcome, "status": Status.DEAD, "next_attempt_at": None}
+    delay = _backoff(delivery.attempts, error.retry_after)
+    return {**outcome, "status": Status.RETRYING, "next_attempt_at": now + timedelta(seconds=delay)}
+
+
 def _record(delivery: Delivery, *, sent: Sent | None, error: DeliveryError | None) -> Delivery:
     """Write an attempt's outcome, unless the recovery took the delivery meanwhile (its lease ran out)."""
     now = timezone.now()
+    outcome = _outcome(delivery, sent=sent, error=error, now=now)
     with transaction.atomic():
-        current = (
-            Delivery.objects.select_for_update(of=("self",)).filter(pk=delivery.pk).select_related("channel").first()
-        )
-        if current is None or current.status != Status.SENDING or current.attempts != delivery.attempts:
-            return current or delivery
-        delivery = current
-        if error is None:
-            delivery.status, delivery.sent_at, delivery.error = Status.SENT, now, ""
-            delivery.response_code, delivery.provider_id = sent.response_code, sent.provider_id[:500]
-            delivery.next_attempt_at = None
-        else:
-            delivery.response_code, delivery.error = error.response_code, error.message
-            if error.permanent or delivery.attempts >= delivery.max_attempts:
-                delivery.status, delivery.next_attempt_at = Status.DEAD, None
-            else:
-                delivery.status = Status.RETRYING
-                delivery.next_attempt_at = now + timedelta(seconds=_backoff(delivery.attempts, error.retry_after))
-        delivery.save()
-        if delivery.channel is not None:
+        # One conditional UPDATE, not a locked read and a save: PostgreSQL checks the condition again
+        # on the locked row, so an attempt the recovery took (no longer `sending`, or counted anew)
+        # writes nothing.
+        ours = Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING, attempts=delivery.attempts)
+        if not ours.update(**outcome):
+            return Delivery.objects.filter(pk=delivery.pk).select_related("channel").first() or delivery
+        for name, value in outcome.items():
+            setattr(delivery, name, value)
+        if delivery.channel_id is not None:
             Channel.objects.filter(pk=delivery.channel_id).update(last_status=delivery.status, last_delivery_at=now)
         if delivery.status == Status.RETRYING:
             _enqueue_on_commit(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
@@ -220,7 +226,6 @@ def delivery_send(*, delivery_id) -> Delivery | None:
     delivery = _claim(delivery_id)
     if delivery is None:
         return None
-    delivery = Delivery.objects.select_related("channel", "recipient").get(pk=delivery.pk)
     try:
         sent = _attempt(delivery)
     except DeliveryError as error:

@@ -1,10 +1,13 @@
 """The delivery service against local receivers: retries with backoff and Retry-After, dead letters,
 SSRF refusals, scheduled sending, recovery after a worker died mid-send, and resend."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.http import Http404
 from django.utils import timezone
 from werkzeug import Response
@@ -228,3 +231,64 @@ def test_the_tasks_travel_on_the_notifications_queue_and_beat_dispatches(setting
     for task in ("notifications.tasks.delivery_send", "notifications.tasks.deliveries_dispatch"):
         assert app.amqp.router.route({}, task)["queue"].name == "notifications"
     assert settings.CELERY_BEAT_SCHEDULE["notifications-dispatch"]["task"] == "notifications.tasks.deliveries_dispatch"
+
+
+# --- claiming ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_messages_for_one_delivery_send_it_once(team, threaded_server):
+    """A delivery whose message came several times (a redelivery, beat's re-dispatch) is claimed by one
+    of the workers that race for it; the others find it `sending` and do nothing."""
+    calls: list = []
+
+    def slow(request):
+        calls.append(request.headers["webhook-id"])
+        time.sleep(0.3)
+        return Response("ok")
+
+    threaded_server.expect_request("/hook").respond_with_handler(slow)
+    delivery = delivery_create(
+        channel=channel_of(team["workspace"], "webhook", {"url": threaded_server.url_for("/hook")})
+    )
+    start = threading.Barrier(4)
+    outcomes: list = []
+
+    def send() -> None:
+        start.wait()
+        try:
+            outcomes.append(delivery_send(delivery_id=delivery.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert calls == [delivery.idempotency_key]
+    assert sorted(outcome is None for outcome in outcomes) == [False, True, True, True]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+
+
+def test_a_retry_is_claimed_only_once_due_and_counts_its_attempt(team, httpserver):
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    delivery = delivery_create(channel=channel_of(team["workspace"], "webhook", {"url": httpserver.url_for("/hook")}))
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="retrying", attempts=2, next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    assert _claim(delivery.pk) is None
+    due_now(delivery)
+    claimed = _claim(delivery.pk)
+    assert (claimed.status, claimed.attempts, claimed.channel.pk) == ("sending", 3, delivery.channel_id)
+    assert _claim(delivery.pk) is None  # sending: not claimed twice
+
+
+def test_a_send_costs_few_database_round_trips(team, httpserver, django_assert_max_num_queries):
+    """The claim (an UPDATE, a read with the channel), the credential, the outcome (an UPDATE of the
+    delivery and one of the channel, in a savepoint here): each extra trip is paid per message."""
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    delivery = delivery_create(channel=channel_of(team["workspace"], "slack", {"url": httpserver.url_for("/hook")}))
+    with django_assert_max_num_queries(6):
+        assert delivery_send(delivery_id=delivery.pk).status == "sent"

@@ -78,7 +78,17 @@ def test_an_admin_creates_reads_lists_renames_replaces_and_deletes_a_credential(
     assert created.status_code == 201, created.content
     assert_no_secret(created)
     body = created.json()
-    assert set(body) == {"id", "workspace", "name", "kind", "fields", "created_by", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "workspace",
+        "name",
+        "kind",
+        "fields",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    }
     assert (body["workspace"], body["name"], body["kind"], body["fields"]) == (
         str(team.pk),
         "openai-main",

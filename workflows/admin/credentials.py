@@ -33,7 +33,7 @@ class CredentialForm(forms.ModelForm):
 
     class Meta:
         model = Credential
-        fields = ["workspace", "name", "kind"]
+        fields = ["workspace", "name", "kind", "expires_at"]
 
     def clean(self):
         cleaned = super().clean()
@@ -57,7 +57,7 @@ class CredentialForm(forms.ModelForm):
 @admin.register(Credential)
 class CredentialAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["name", "kind", "workspace", "stored_keys", "created_by", "updated_at"]
+    list_display = ["name", "kind", "workspace", "stored_keys", "expires_at", "created_by", "updated_at"]
     list_filter = ["kind"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
@@ -65,7 +65,8 @@ class CredentialAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
     delete_select_related = ["workspace"]
 
     def get_fields(self, request, obj=None):
-        return ["workspace", "name", "kind", "stored_keys", "value"] if obj else ["workspace", "name", "kind", "value"]
+        fields = ["workspace", "name", "kind", "expires_at", "value"]
+        return [*fields[:4], "stored_keys", "value"] if obj else fields
 
     def get_readonly_fields(self, request, obj=None):
         # Node configs name credentials within their workspace: moving one would break them silently.
@@ -83,7 +84,7 @@ class CredentialAdmin(ServiceDeleteAdminMixin, admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        fields = [name for name in ("name", "kind") if name in form.changed_data]
+        fields = [name for name in ("name", "kind", "expires_at") if name in form.changed_data]
         changes = diff({name: form.initial.get(name) for name in fields}, {name: getattr(obj, name) for name in fields})
         if value not in (None, ""):  # the value itself never reaches the audit trail
             changes["value"] = [REDACTED if change else None, REDACTED]

@@ -1,7 +1,7 @@
 """Workspace credentials: their names, kinds and which keys their values set — never the values.
 
     GET/POST          /api/v3/credentials        list (filters kind, workspace, search), create
-    GET/PATCH/DELETE  /api/v3/credentials/{id}   metadata, rename and/or replace the value, delete
+    GET/PATCH/DELETE  /api/v3/credentials/{id}   metadata, rename, replace the value, set its expiry, delete
 
 Every member reads (an editor picks a name for a node's config); admins and owners write. A credential
 of a workspace the caller is not a member of does not exist (404).
@@ -43,7 +43,7 @@ class CredentialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Credential
-        fields = ["id", "workspace", "name", "kind", "fields", "created_by", "created_at", "updated_at"]
+        fields = ["id", "workspace", "name", "kind", "fields", "expires_at", "created_by", "created_at", "updated_at"]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
     def get_value_keys(self, credential: Credential) -> list[str] | None:
@@ -84,6 +84,12 @@ class CredentialWriteSerializer(serializers.Serializer):
         write_only=True,
         help_text='The secret, an object of strings whose keys depend on the kind, e.g. {"token": "…"} for '
         "http_bearer. Write-only; a PATCH replaces the whole value.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When the secret stops working (null: never). A credential.expiring notification event is "
+        "raised DWC_CREDENTIAL_EXPIRY_WARNING_DAYS before, and once it has passed.",
     )
     workspace = WorkspaceOrDefaultField(required=False, help_text="POST only: a workspace of the caller's.")
 

@@ -26,6 +26,7 @@ from workflows import run_ends, selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Run, WebhookTrigger
 from workflows.services import webhooks as services
+from workflows.services.notices import webhook_rejected_submit
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,15 @@ class _Accepted:
     expectation: run_ends.Expectation | None  # of the run's end, when the sender waits for it
 
 
+def _refused(
+    request: HttpRequest, hook: WebhookTrigger, reason: str, status_code: int, detail: str, code: str, **extra
+) -> HttpResponse:
+    """The problem answering a refused delivery, and its `webhook.rejected` event. The refusal's own
+    transaction (a signed delivery's) has rolled back by now, so the event is not lost with it."""
+    webhook_rejected_submit(hook=hook, reason=reason, detail=detail, address=client_ip(request))
+    return _problem(status_code, detail, code, **extra)
+
+
 def _accept(request: HttpRequest, token: str) -> HttpResponse | _Accepted:
     """Check the delivery and start its run, or refuse it."""
     if request.method != "POST":
@@ -230,40 +240,44 @@ def _accept(request: HttpRequest, token: str) -> HttpResponse | _Accepted:
         hook = services.webhook_for_token(token)
     except Http404:
         return _problem(404, services.NO_SUCH_HOOK, "not_found")
+    refuse = services.Refusal
     if hook.allowed_ips:  # before the rate: deliveries it refuses do not spend the webhook's budget
         try:
             services.webhook_address_check(hook=hook, address=client_ip(request))
         except IpNotAllowed as error:
-            return _problem(403, str(error), error.code, **error.problem_members)
+            return _refused(request, hook, refuse.IP_NOT_ALLOWED, 403, str(error), error.code, **error.problem_members)
     retry_after = services.rate_limited(hook)
     if retry_after:
-        response = _problem(429, "Too many deliveries to this webhook; slow down.", "throttled")
+        detail = "Too many deliveries to this webhook; slow down."
+        response = _refused(request, hook, refuse.RATE_LIMITED, 429, detail, "throttled")
         response["Retry-After"] = str(retry_after)
         return response
     if request.content_type != "application/json":
-        return _problem(415, "Send the body as application/json.", "unsupported_media_type")
+        detail = "Send the body as application/json."
+        return _refused(request, hook, refuse.UNSUPPORTED_MEDIA_TYPE, 415, detail, "unsupported_media_type")
+    too_large = f"The body is over {settings.DWC_WEBHOOK_MAX_BODY_BYTES} bytes."
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > settings.DWC_WEBHOOK_MAX_BODY_BYTES:
-        return _problem(413, f"The body is over {settings.DWC_WEBHOOK_MAX_BODY_BYTES} bytes.", "payload_too_large")
+        return _refused(request, hook, refuse.PAYLOAD_TOO_LARGE, 413, too_large, "payload_too_large")
     body = request.body
     if len(body) > settings.DWC_WEBHOOK_MAX_BODY_BYTES:
-        return _problem(413, f"The body is over {settings.DWC_WEBHOOK_MAX_BODY_BYTES} bytes.", "payload_too_large")
+        return _refused(request, hook, refuse.PAYLOAD_TOO_LARGE, 413, too_large, "payload_too_large")
     try:
         wait = min(float(request.GET.get("wait", 0)), MAX_WAIT_SECONDS)
     except ValueError:
-        return _problem(400, "wait must be a number of seconds (at most 30).", "invalid")
+        detail = "wait must be a number of seconds (at most 30)."
+        return _refused(request, hook, refuse.INVALID_REQUEST, 400, detail, "invalid")
     delivery = services.Delivery(body=body, headers={name.lower(): value for name, value in request.headers.items()})
     try:
         run, created = services.webhook_deliver(hook=hook, delivery=delivery)
     except services.WebhookUnauthorized as error:
-        return _problem(401, str(error), "not_authenticated")
+        return _refused(request, hook, refuse.SIGNATURE_INVALID, 401, str(error), "not_authenticated")
     except Conflict as error:
-        return _problem(409, str(error), "conflict")
+        return _refused(request, hook, refuse.WORKFLOW_NOT_ACTIVE, 409, str(error), "conflict")
     except ValidationError as error:
         errors = flatten_errors(error.message_dict)
-        return _problem(
-            400, "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), "validation_error", errors=errors
-        )
+        detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+        return _refused(request, hook, refuse.PAYLOAD_INVALID, 400, detail, "validation_error", errors=errors)
     if wait <= 0:
         return _Accepted(run, created, wait, None)
     expectation = run_ends.expect(run.pk)

@@ -29,6 +29,12 @@ class Credential(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     encrypted_value = models.BinaryField(editable=False)
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the secret stops working (e.g. a token's expiry): a credential.expiring "
+        "notification event is raised DWC_CREDENTIAL_EXPIRY_WARNING_DAYS before, and once it has passed.",
+    )
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -2,14 +2,18 @@
 provisioning by name for scripts, and re-encryption under a new CREDENTIALS_KEY."""
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
@@ -28,7 +32,9 @@ from workflows.models import Credential, WebhookTrigger
 
 logger = logging.getLogger(__name__)
 
-WRITABLE_FIELDS = ("name", "kind", "value")
+WRITABLE_FIELDS = ("name", "kind", "value", "expires_at")
+# Fields a new credential may leave out.
+OPTIONAL_FIELDS = ("expires_at",)
 # Read-only fields a client may send back from a GET; they are not part of what it changes.
 IGNORED_FIELDS = ("id", "workspace", "fields", "created_by", "created_at", "updated_at")
 NAME_MAX_LENGTH = Credential._meta.get_field("name").max_length
@@ -42,6 +48,8 @@ NAME_INVALID = f"A name of 1 to {NAME_MAX_LENGTH} characters, not only spaces."
 NAME_TAKEN = "A credential with this name exists."
 KIND_INVALID = "Must be one of: {kinds}."
 KIND_NEEDS_VALUE = "A credential that changes its kind needs a new value for it."
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+EXPIRES_AT_INVALID = "A date and time in ISO 8601 (e.g. 2027-01-31T09:00:00Z; UTC when no offset is given), or null."
 IN_USE = (
     "Credential {name!r} is used by {count} workflow(s): {workflows}. Their runs would fail at those nodes; "
     "delete with ?force=true to delete it anyway."
@@ -60,6 +68,17 @@ def _kind_errors(kind: object) -> Errors:
     return {}
 
 
+def _expires_at(value: object) -> datetime | None:
+    """The expiry a body sets (None: it does not expire); ValueError if it is not a date and time."""
+    if value is None:
+        return None
+    # A date alone is not accepted: which hour of which zone it meant is a guess.
+    parsed = parse_datetime(value) if isinstance(value, str) and _DATE_AND_TIME.match(value) else None
+    if parsed is None:
+        raise ValueError(value)
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
 def _parse_body(data: Any, *, credential: Credential | None) -> dict:
     """The fields a POST (credential None) or PATCH body sets, checked; ValidationError names the bad ones."""
     if not isinstance(data, dict):
@@ -67,7 +86,7 @@ def _parse_body(data: Any, *, credential: Credential | None) -> dict:
     errors: Errors = {name: [UNKNOWN_FIELD] for name in sorted(set(data) - {*WRITABLE_FIELDS, *IGNORED_FIELDS})}
     fields = {name: data[name] for name in WRITABLE_FIELDS if name in data}
     if credential is None:
-        errors.update({name: [REQUIRED] for name in WRITABLE_FIELDS if name not in fields})
+        errors.update({name: [REQUIRED] for name in WRITABLE_FIELDS if name not in {*fields, *OPTIONAL_FIELDS}})
     if "name" in fields:
         errors.update(_name_errors(fields["name"]))
     if "kind" in fields:
@@ -77,6 +96,11 @@ def _parse_body(data: Any, *, credential: Credential | None) -> dict:
         errors["value"] = [KIND_NEEDS_VALUE]
     if "value" in fields and not _kind_errors(kind):
         errors.update(value_field_errors(kind, fields["value"]))
+    if "expires_at" in fields:
+        try:
+            fields["expires_at"] = _expires_at(fields["expires_at"])
+        except ValueError:
+            errors["expires_at"] = [EXPIRES_AT_INVALID]
     if errors:
         raise ValidationError(errors)
     return fields
@@ -141,6 +165,7 @@ def credential_create(*, actor: User, workspace: Workspace, data: Any, request: 
                 name=fields["name"],
                 kind=fields["kind"],
                 encrypted_value=encrypt(fields["value"]),
+                expires_at=fields.get("expires_at"),
                 created_by=actor,
             )
         )
@@ -150,7 +175,12 @@ def credential_create(*, actor: User, workspace: Workspace, data: Any, request: 
             workspace=workspace,
             target=credential,
             # The value is never recorded, only that one was set.
-            changes={"name": [None, credential.name], "kind": [None, credential.kind], "value": [None, REDACTED]},
+            changes={
+                "name": [None, credential.name],
+                "kind": [None, credential.kind],
+                "value": [None, REDACTED],
+                **({"expires_at": [None, _audited(credential)["expires_at"]]} if credential.expires_at else {}),
+            },
             request=request,
         )
     logger.info("credential created", extra=_log_fields(credential, actor))
@@ -170,8 +200,8 @@ def credential_update(
         # of=self: created_by is a nullable join, which PostgreSQL will not lock.
         rows = Credential.objects.select_for_update(of=("self",)).select_related("workspace", "created_by")
         credential = rows.get(pk=credential.pk)
-        before = {"name": credential.name, "kind": credential.kind}
-        changed = [name for name in ("name", "kind") if name in fields]
+        before = _audited(credential)
+        changed = [name for name in ("name", "kind", "expires_at") if name in fields]
         for name in changed:
             setattr(credential, name, fields[name])
         if "value" in fields:
@@ -179,7 +209,7 @@ def credential_update(
             changed.append("encrypted_value")
         if changed:
             _stored(credential, update_fields=[*changed, "updated_at"])
-            changes = diff(before, {"name": credential.name, "kind": credential.kind})
+            changes = diff(before, _audited(credential))
             if "value" in fields:  # replaced: whether it is equal to the old one is not ours to find out
                 changes["value"] = [REDACTED, REDACTED]
             audit_record(
@@ -219,6 +249,12 @@ def credential_delete(
             request=request,
         )
     logger.info("credential deleted", extra={**log_fields, "forced": bool(users)})
+
+
+def _audited(credential: Credential) -> dict:
+    """What the audit trail records of a change: never the value."""
+    expires_at = credential.expires_at.astimezone(UTC).isoformat() if credential.expires_at else None
+    return {"name": credential.name, "kind": credential.kind, "expires_at": expires_at}
 
 
 def _log_fields(credential: Credential, actor: User) -> dict:

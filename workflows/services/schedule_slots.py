@@ -14,9 +14,11 @@ next beat may be a day away. Backfilled slots neither wait for nor hold up the o
 
 Catch-up, when more than one slot is due (beat was down): the newest due slot is the current one and
 is handled like any slot. Of the older, missed ones, `none` starts none, `latest` the newest one and
-`all` the newest DWC_SCHEDULE_MAX_CATCHUP; the others are recorded `missed`. Overlap then applies to
-each slot in order, as in Temporal: catching up under `skip` starts the oldest slot and skips the rest
-while it runs; `queue` works a backlog off one run after another, `allow` all at once.
+`all` the newest DWC_SCHEDULE_MAX_CATCHUP; the others are recorded `missed`, and one `schedule.missed`
+notification event per fire names how many, the first and the last (workflows.services.notices).
+Overlap then applies to each slot in order, as in Temporal: catching up under `skip` starts the oldest
+slot and skips the rest while it runs; `queue` works a backlog off one run after another, `allow` all
+at once.
 
 DST (cronsim's behaviour, as in Debian cron): an expression with a fixed minute and hour is read on the
 wall clock. A time that does not exist that day ("30 2 * * *" in Europe/Berlin on 2026-03-29) fires at
@@ -44,6 +46,7 @@ from audit.services import AnyRequest
 from config.celery import app as celery_app
 from core.problems import Conflict
 from workflows.models import Run, Schedule, ScheduleSlot
+from workflows.services.notices import schedule_missed_submit
 from workflows.services.runs import run_trigger
 
 logger = logging.getLogger(__name__)
@@ -211,11 +214,16 @@ def schedule_fire(*, schedule_id, now: datetime | None = None) -> list[ScheduleS
         due = _due_slots(schedule, now)
         if due:
             taken = set(schedule.slots.filter(slot__in=due).values_list("slot", flat=True))  # e.g. backfilled
-            for slot, may_run in _catchup_plan(schedule, due):
-                if slot not in taken:
-                    handled.append(_slot_handle(schedule, slot, may_run=may_run))
+            recorded = [
+                _slot_handle(schedule, slot, may_run=may_run)
+                for slot, may_run in _catchup_plan(schedule, due)
+                if slot not in taken
+            ]
+            handled += recorded
             schedule.last_slot = due[-1]
             schedule.save(update_fields=["last_slot"])
+            missed = [row.slot for row in recorded if row is not None and row.outcome == ScheduleSlot.Outcome.MISSED]
+            schedule_missed_submit(schedule=schedule, slots=missed)
         if _waiting(schedule).exists():
             transaction.on_commit(lambda: _recheck_later(schedule.pk))
     return [row for row in handled if row is not None]

@@ -46,6 +46,19 @@ SIGNATURE_BAD = "The signature does not match the body."
 NOT_JSON = "The body is not valid JSON."
 
 
+class Refusal:
+    """Why a delivery was refused: the `data.reason` of its `webhook.rejected` notification event."""
+
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_REQUEST = "invalid_request"  # a bad query parameter
+    SIGNATURE_INVALID = "signature_invalid"  # missing, stale or wrong
+    PAYLOAD_INVALID = "payload_invalid"  # not JSON, or not what the workflow's input schema asks
+    WORKFLOW_NOT_ACTIVE = "workflow_not_active"
+
+
 class WebhookUnauthorized(Exception):
     """A signed webhook's delivery is missing its signature, or it is stale or wrong (401)."""
 

@@ -1,0 +1,200 @@
+"""The notification events the workflows app raises, in the shape notifications.services.events
+documents: run events (`run.failed`, `run.succeeded`, `run.cancelled`, `run.timed_out`, `run.waiting`),
+made from the engine's envelopes in a task on the `notifications` queue and matched there at once;
+and `schedule.missed`, `webhook.rejected` and `credential.expiring`, handed to `events_submit` (one
+broker message once the caller's transaction commits, at once outside one).
+
+Links are paths on this site (`/dashboard/…`); a delivery to an outside channel makes them addresses
+on DWC_PUBLIC_URL.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Workspace
+from core.throttling import throttle_cache
+from notifications.services.events import events_submit
+from notifications.services.matching import events_match
+from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
+
+# A flood of refused deliveries raises one `webhook.rejected` per webhook and reason in this many
+# seconds (the first refusal's); the rules' throttles and digests take it from there.
+REJECTED_EVENT_EVERY_SECONDS = 60
+# Events of one beat travel in messages of at most this many.
+EVENTS_PER_MESSAGE = 500
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _workspace(workspace: Workspace) -> dict:
+    return {"id": str(workspace.pk), "name": workspace.name}
+
+
+def _workflow(workflow: Workflow) -> dict:
+    tags = [tag.name for tag in workflow.tag_set.all()]  # prefetched where many events are made at once
+    return {"id": str(workflow.pk), "name": workflow.name, "tags": tags}
+
+
+def _workflow_link(workflow_id) -> str:
+    return reverse("dashboard:workflow", args=[workflow_id])
+
+
+def _event(type_: str, *, id_: str, workspace: Workspace, subject: str, link: str, data: dict, **extra) -> dict:
+    return {
+        "type": type_,
+        "id": id_,
+        "ts": _iso(timezone.now()),
+        "workspace": _workspace(workspace),
+        "subject": subject,
+        "workflow": None,
+        "run": None,
+        "step": None,
+        "error": None,
+        "link": link,
+        "data": data,
+        **extra,
+    }
+
+
+# Engine events a rule may take. A run that failed by its timeout is `run.timed_out` (a rule on
+# `run.failed` takes it too: notifications.services.matching).
+RUN_EVENT_TYPES = ("run.succeeded", "run.failed", "run.cancelled", "run.waiting")
+
+
+def run_event(envelope: dict, run: Run) -> dict:
+    """The notification event of one engine envelope (DESIGN §9) of `run`."""
+    data = envelope.get("data") or {}
+    error = data.get("error")
+    event_type = envelope["type"]
+    if event_type == "run.failed" and (error or {}).get("type") == "timeout":
+        event_type = "run.timed_out"
+    step = None
+    if event_type == "run.waiting" and data.get("steps"):
+        step = {"key": data["steps"][0], "status": "waiting"}
+    elif error and error.get("step"):
+        step = {"key": error["step"], "status": "failed"}
+    return {
+        **_event(
+            event_type,
+            id_=envelope["id"],
+            workspace=run.workspace,
+            subject=str(run.workflow_id),
+            link=reverse("dashboard:run", args=[run.pk]),
+            data={},
+            workflow=_workflow(run.workflow),
+            step=step,
+            error={"type": error.get("type", ""), "message": error.get("message", "")} if error else None,
+        ),
+        "ts": envelope["ts"],
+        "run": {
+            "id": str(run.pk),
+            "status": envelope["type"].removeprefix("run."),
+            "trigger": run.trigger,
+            "started_at": _iso(run.started_at) if run.started_at else None,
+            "finished_at": _iso(run.finished_at) if run.finished_at else None,
+            "duration_seconds": data.get("duration_seconds"),
+        },
+    }
+
+
+def run_events_notify(envelopes: list[dict]) -> None:
+    """Match the run events among `envelopes` against the notification rules (in the task that
+    workflows.events.publish sends to the `notifications` queue)."""
+    envelopes = [envelope for envelope in envelopes if envelope["type"] in RUN_EVENT_TYPES]
+    runs = Run.objects.select_related("workflow", "workspace").prefetch_related("workflow__tag_set")
+    by_id = {str(pk): run for pk, run in runs.in_bulk([envelope["run"] for envelope in envelopes]).items()}
+    events = [run_event(envelope, by_id[envelope["run"]]) for envelope in envelopes if envelope["run"] in by_id]
+    if events:
+        events_match(events)
+
+
+def schedule_missed_submit(*, schedule: Schedule, slots: list[datetime]) -> None:
+    """One `schedule.missed` for the slots one fire recorded missed (none: nothing), oldest first.
+    `schedule.workflow.workspace` is loaded (schedule_lock)."""
+    if not slots:
+        return
+    workflow = schedule.workflow
+    first, last = _iso(slots[0]), _iso(slots[-1])
+    event = _event(
+        "schedule.missed",
+        id_=f"schedule:{schedule.pk}:missed:{first}:{last}",
+        workspace=workflow.workspace,
+        subject=str(workflow.pk),
+        link=_workflow_link(workflow.pk),
+        data={"schedule": str(schedule.pk), "cron": schedule.cron, "count": len(slots), "first": first, "last": last},
+        workflow=_workflow(workflow),
+    )
+    events_submit([event])
+
+
+def webhook_rejected_submit(*, hook: WebhookTrigger, reason: str, detail: str, address: str) -> None:
+    """A `webhook.rejected` for a refused delivery, unless one went out for this webhook and reason
+    in the current minute: a refusal costs one Redis command, the first of a minute one more query
+    and one broker message. `hook.workflow` is loaded (webhook_for_token)."""
+    window = int(timezone.now().timestamp()) // REJECTED_EVENT_EVERY_SECONDS
+    event_id = f"webhook:{hook.pk}:rejected:{reason}:{window}"
+    if not throttle_cache.add(event_id, 1, timeout=REJECTED_EVENT_EVERY_SECONDS):
+        return
+    workflow = hook.workflow
+    workspace = Workspace.objects.only("pk", "name").get(pk=workflow.workspace_id)
+    event = _event(
+        "webhook.rejected",
+        id_=event_id,
+        workspace=workspace,
+        subject=str(workflow.pk),
+        link=_workflow_link(workflow.pk),
+        data={"reason": reason, "webhook": str(hook.pk), "remote_address": address, "detail": detail},
+        workflow=_workflow(workflow),
+        error={"type": reason, "message": detail},
+    )
+    events_submit([event])
+
+
+def _credential_event(credential: Credential, now: datetime) -> dict:
+    expires_at = _iso(credential.expires_at)
+    expired = credential.expires_at <= now
+    workspace = credential.workspace
+    return _event(
+        "credential.expiring",
+        id_=f"credential:{credential.pk}:{expires_at}" + (":expired" if expired else ""),
+        workspace=workspace,
+        subject=str(credential.pk),
+        link=f"{reverse('dashboard:workflows')}?workspace={workspace.pk}",
+        # Names and dates only: the value is never read here.
+        data={
+            "credential": {"id": str(credential.pk), "name": credential.name, "kind": credential.kind},
+            "expires_at": expires_at,
+            "expired": expired,
+            "days_left": round(max((credential.expires_at - now) / timedelta(days=1), 0), 1),
+        },
+    )
+
+
+def credentials_expiring(now: datetime) -> Iterable[Credential]:
+    """Credentials whose expiry is less than DWC_CREDENTIAL_EXPIRY_WARNING_DAYS away, or as long past."""
+    window = timedelta(days=settings.DWC_CREDENTIAL_EXPIRY_WARNING_DAYS)
+    rows = Credential.objects.filter(expires_at__gt=now - window, expires_at__lte=now + window)
+    return (
+        rows.select_related("workspace")
+        .only("pk", "name", "kind", "expires_at", "workspace__id", "workspace__name")
+        .order_by("expires_at", "pk")
+    )
+
+
+def credentials_expiry_submit(*, now: datetime | None = None) -> int:
+    """Beat's round: a `credential.expiring` for each credential expiring within the warning window,
+    and one more (`data.expired`) once it has expired. Ids name the credential and its expiry date, so
+    the hourly repeats are dropped by the rules (they act on an event id once) and a new expiry date
+    warns again. Expired credentials are reported for as long as the warning window, then left
+    alone. Returns how many events were submitted."""
+    now = now or timezone.now()
+    events = [_credential_event(credential, now) for credential in credentials_expiring(now)]
+    for start in range(0, len(events), EVENTS_PER_MESSAGE):
+        events_submit(events[start : start + EVENTS_PER_MESSAGE])
+    return len(events)
