@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from py_vapid import Vapid
 from werkzeug import Response
@@ -71,7 +72,7 @@ def test_the_push_service_gets_an_encrypted_payload_the_browser_decrypts_and_a_v
     assert browser.decrypt(request.get_data()) == {
         "title": "Run failed",
         "body": "Step x failed",
-        "link": "/runs/1",
+        "link": f"{settings.DWC_PUBLIC_URL}/runs/1",  # our path, as an address the browser opens
         "level": "error",
         "id": str(delivery.pk),
     }

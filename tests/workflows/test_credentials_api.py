@@ -352,9 +352,9 @@ def referencing_workflows(team, api_key):
             "name": "Old",
             "nodes": [
                 {
-                    "key": "notify",
-                    "type": "notify",
-                    "config": {"channel": "slack", "credential": "openai-main", "message": "Hi"},
+                    "key": "fetch",
+                    "type": "http_request",
+                    "config": {"url": "https://example.org/old", "credential": "openai-main"},
                 }
             ],
         },

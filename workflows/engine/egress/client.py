@@ -14,7 +14,7 @@ import httpx2
 from django.conf import settings
 
 from workflows.engine import cancellation
-from workflows.engine.egress.connection import TIMED_OUT, capped_chunks, headers_without, send
+from workflows.engine.egress.connection import TIMED_OUT, capped_chunks, headers_without, send, tls_context
 from workflows.engine.egress.destinations import Target
 from workflows.engine.egress.errors import EgressConnectionError, EgressTimeout, EgressTooManyRedirects
 from workflows.engine.errors import PermanentError
@@ -110,8 +110,7 @@ def request(
     started = time.monotonic()
     deadline = started + timeout
     target = Target.parse(url, params=params)
-    # One TLS context per call: loading the CA bundle per hop would cost more than the hop.
-    ssl_context = httpx2.create_ssl_context()
+    ssl_context = tls_context()
     redirects = 0
     while True:
         try:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx2
 from django.conf import settings
 
-from workflows.engine.egress.connection import capped_chunks, headers_without, send
+from workflows.engine.egress.connection import capped_chunks, headers_without, send, tls_context
 from workflows.engine.egress.destinations import Target
 from workflows.engine.egress.errors import EgressConnectionError
 
@@ -41,8 +41,7 @@ class GuardedTransport(httpx2.BaseTransport):
 
     def __init__(self, *, timeout: float = 30.0) -> None:
         self._timeout = timeout
-        # One TLS context per client: loading the CA bundle per request would cost more than the request.
-        self._ssl_context = httpx2.create_ssl_context()
+        self._ssl_context = tls_context()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         timeout = (request.extensions.get("timeout") or {}).get("read") or self._timeout
