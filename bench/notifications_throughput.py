@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/notifications_throughput.py [--deliveries 10000] [--members 1000]
 
-(a) `--deliveries` webhook deliveries, made by `delivery_create` in one transaction and sent by 2
+(a) `--deliveries` webhook deliveries, made together by `deliveries_create` (as a rule's fan-out makes
+them: one insert, one message per DWC_NOTIFICATIONS_SEND_BATCH) and sent by 2
 Celery worker processes (solo pool, as the engine benchmarks start them) on the `notifications`
 queue to a local sink (aiohttp, one process) that answers 200. Timed from the commit (which sends
 the messages) to the last delivery recorded `sent`; the creating is timed apart, and end to end.
@@ -161,21 +162,25 @@ def deliveries_round(channel, count: int) -> tuple[float, float]:
     from django.db import transaction
 
     from notifications.models import Delivery
-    from notifications.services.deliveries import delivery_create
+    from notifications.services.deliveries import deliveries_create
 
     sent = Delivery.objects.filter(channel=channel, status=Delivery.Status.SENT)
     before = sent.count()
     started = time.perf_counter()
     with transaction.atomic():
-        for index in range(count):
-            delivery_create(
-                channel=channel,
-                subject=f"Run failed: nightly report #{index}",
-                body="The step `fetch` failed: the server answered 503.",
-                link="/dashboard/runs/00000000-0000-0000-0000-000000000000/",
-                level="error",
-                payload={"type": "run.failed", "run": {"id": str(uuid.uuid4()), "status": "failed"}},
-            )
+        deliveries_create(
+            [
+                {
+                    "channel": channel,
+                    "subject": f"Run failed: nightly report #{index}",
+                    "body": "The step `fetch` failed: the server answered 503.",
+                    "link": "/dashboard/runs/00000000-0000-0000-0000-000000000000/",
+                    "level": "error",
+                    "payload": {"type": "run.failed", "run": {"id": str(uuid.uuid4()), "status": "failed"}},
+                }
+                for index in range(count)
+            ]
+        )
         created = time.perf_counter()
     wait_until(lambda: sent.count() - before >= count)
     finished = time.perf_counter()
@@ -286,7 +291,7 @@ def main() -> None:
     count = args.deliveries
     total = created + ours
     print(f"(a) {count} webhook deliveries, {WORKERS} workers: sent in {ours:.2f} s, {count / ours:.0f} deliveries/s")
-    print(f"    creating them (delivery_create, one transaction) before: {created:.2f} s; end to end {total:.2f} s")
+    print(f"    creating them (deliveries_create, one transaction) before: {created:.2f} s; end to end {total:.2f} s")
     if not args.skip_raw:
         for label, seconds in [("keep-alive", raw), ("a new connection per POST", raw_new)]:
             print(

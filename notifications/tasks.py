@@ -11,6 +11,12 @@ def delivery_send(delivery_id: str) -> None:
     deliveries.delivery_send(delivery_id=delivery_id)
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def deliveries_send(delivery_ids: list[str]) -> None:
+    """A batch of deliveries made together (deliveries_create): claimed, sent and recorded together."""
+    deliveries.deliveries_send(delivery_ids=delivery_ids)
+
+
 @shared_task(ignore_result=True)
 def deliveries_dispatch() -> None:
     """Sent by beat: scheduled and retrying deliveries that are due, recovery after a worker died, and

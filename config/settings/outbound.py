@@ -81,6 +81,8 @@ DWC_NOTIFICATIONS_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_BACK
 DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_MAX_BACKOFF_SECONDS", "3600"))
 DWC_NOTIFICATIONS_TIMEOUT_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_TIMEOUT_SECONDS", "10"))
 DWC_NOTIFICATIONS_LEASE_SECONDS = float(os.environ.get("DWC_NOTIFICATIONS_LEASE_SECONDS", "120"))
+# Deliveries made together (a rule's fan-out) are sent in batches of this many, one message each.
+DWC_NOTIFICATIONS_SEND_BATCH = int(os.environ.get("DWC_NOTIFICATIONS_SEND_BATCH", "50"))
 # Credentials with an `expires_at` raise `credential.expiring` this many days before (and once past).
 DWC_CREDENTIAL_EXPIRY_WARNING_DAYS = float(os.environ.get("DWC_CREDENTIAL_EXPIRY_WARNING_DAYS", "7"))
 # The address people reach this site at, for links in messages that leave it (an email's one-click

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 SEND_TASK = "notifications.tasks.delivery_send"
+BATCH_TASK = "notifications.tasks.deliveries_send"
 QUEUE = "notifications"
 CHANNEL_DISABLED = "The channel is disabled."
 CHANNEL_DELETED = "The channel was deleted."
@@ -52,7 +53,7 @@ def _enqueue_on_commit(delivery_id, *, countdown: float = 0) -> None:
     )
 
 
-def delivery_create(
+def _new_delivery(
     *,
     channel: Channel | None,
     direct_kind: str = "",
@@ -67,59 +68,102 @@ def delivery_create(
     idempotency_key: str | None = None,
     max_attempts: int | None = None,
     actor: User | None = None,
-    send_now: bool = False,
 ) -> Delivery:
+    """An unsaved delivery: queued, or scheduled for a future `send_at`. ValidationError for a disabled
+    channel."""
+    if channel is not None and not channel.enabled:
+        raise ValidationError({"channel": [CHANNEL_DISABLED]})
+    scheduled = send_at is not None and send_at > timezone.now()
+    return Delivery(
+        workspace_id=channel.workspace_id if channel is not None else rule.workspace_id,
+        channel=channel,
+        direct_kind=direct_kind,
+        rule=rule,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        link=link,
+        level=level,
+        payload=payload or {},
+        status=Status.SCHEDULED if scheduled else Status.QUEUED,
+        send_at=send_at,
+        max_attempts=max_attempts or settings.DWC_NOTIFICATIONS_MAX_ATTEMPTS,
+        idempotency_key=idempotency_key or _new_key(),
+        created_by=actor,
+    )
+
+
+def delivery_create(*, send_now: bool = False, **message) -> Delivery:
     """A delivery of one message through `channel`, or to `recipient` by a kind of their own
     (`direct_kind`: email, web_push); queued (sent once the transaction commits) or, with a future
     `send_at`, scheduled (sent by deliveries_dispatch when due). With `send_now` nothing is queued: the
     caller sends it with delivery_send in its own thread. No permission check: callers (the rules, the
     notify node, channel_test) decide who may send. A repeated `idempotency_key` returns the first
-    delivery instead of a second one. Raises ValidationError for a disabled channel."""
-    if channel is not None and not channel.enabled:
-        raise ValidationError({"channel": [CHANNEL_DISABLED]})
-    workspace_id = channel.workspace_id if channel is not None else rule.workspace_id
-    if idempotency_key:
-        rows = Delivery.objects.filter(workspace_id=workspace_id, idempotency_key=idempotency_key)
+    delivery instead of a second one. Raises ValidationError for a disabled channel.
+
+    The keyword arguments: channel, direct_kind, rule, subject, body, link, level, payload, recipient,
+    send_at, idempotency_key, max_attempts, actor."""
+    delivery = _new_delivery(**message)
+    if message.get("idempotency_key"):
+        rows = Delivery.objects.filter(workspace_id=delivery.workspace_id, idempotency_key=delivery.idempotency_key)
         if (existing := rows.first()) is not None:
             return existing
-    scheduled = send_at is not None and send_at > timezone.now()
     with transaction.atomic():
-        delivery = Delivery.objects.create(
-            workspace_id=workspace_id,
-            channel=channel,
-            direct_kind=direct_kind,
-            rule=rule,
-            recipient=recipient,
-            subject=subject,
-            body=body,
-            link=link,
-            level=level,
-            payload=payload or {},
-            status=Status.SCHEDULED if scheduled else Status.QUEUED,
-            send_at=send_at,
-            max_attempts=max_attempts or settings.DWC_NOTIFICATIONS_MAX_ATTEMPTS,
-            idempotency_key=idempotency_key or _new_key(),
-            created_by=actor,
-        )
-        if not scheduled and not send_now:
+        delivery.save(force_insert=True)
+        if delivery.status == Status.QUEUED and not send_now:
             _enqueue_on_commit(delivery.pk)
     return delivery
 
 
-def _claim(delivery_id) -> Delivery | None:
+def deliveries_create(messages: list[dict]) -> list[Delivery]:
+    """Many deliveries at once (a rule's fan-out, a bulk send), each dict taking delivery_create's
+    keyword arguments: one insert, and once the transaction commits their messages go in batches of
+    DWC_NOTIFICATIONS_SEND_BATCH, each sent by one worker in one claim and one record (deliveries_send).
+    Messages whose idempotency key was used already are not made again; returns the deliveries made."""
+    deliveries = [_new_delivery(**message) for message in messages]
+    keys = [delivery.idempotency_key for delivery in deliveries]
+    used = set(Delivery.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    deliveries = [delivery for delivery in deliveries if delivery.idempotency_key not in used]
+    with transaction.atomic():
+        Delivery.objects.bulk_create(deliveries)
+        queued = [str(delivery.pk) for delivery in deliveries if delivery.status == Status.QUEUED]
+        size = settings.DWC_NOTIFICATIONS_SEND_BATCH
+        for start in range(0, len(queued), size):
+            batch = queued[start : start + size]
+            transaction.on_commit(lambda batch=batch: current_app.send_task(BATCH_TASK, (batch,), queue=QUEUE))
+    return deliveries
+
+
+def _claim(delivery_id) -> list[Delivery]:
     """Mark a due queued or retrying delivery `sending` and count the attempt, committed before the
-    call: a worker that dies mid-send leaves `sending` behind for the recovery. None if not due or
-    not ours (sent already, claimed by another worker, a message that came early)."""
-    now = timezone.now()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    call: a worker that dies mid-send leaves `sending` behind for the recovery. [] if not due or not
+    ours (sent already, claimed by another worker, a message that came early)."""
     # One conditional UPDATE, its own transaction: a second message for the delivery waits for the
     # row, finds it `sending` and claims nothing (a locked read, a save and a commit took four trips).
-    claimed = Delivery.objects.filter(due, pk=delivery_id, status__in=[Status.QUEUED, Status.RETRYING]).update(
-        status=Status.SENDING, attempts=F("attempts") + 1, claimed_at=now
-    )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("channel", "recipient").get(pk=delivery_id)
+    if not _claimable().filter(pk=delivery_id).update(**_claim_fields()):
+        return []
+    return list(Delivery.objects.select_related("channel", "recipient").filter(pk=delivery_id))
+
+
+def _claim_many(delivery_ids: list) -> list[Delivery]:
+    """_claim for a batch: those of `delivery_ids` that are due and not held by another worker."""
+    fields = _claim_fields()
+    with transaction.atomic():
+        rows = _claimable().select_for_update(skip_locked=True, of=("self",)).filter(pk__in=delivery_ids)
+        ids = list(rows.values_list("pk", flat=True))
+        Delivery.objects.filter(pk__in=ids).update(**fields)
+    claimed = Delivery.objects.select_related("channel", "recipient").in_bulk(ids) if ids else {}
+    # In the order they were made (the batch's order), as their messages would have been sent.
+    return [claimed[pk] for pk in map(uuid.UUID, map(str, delivery_ids)) if pk in claimed]
+
+
+def _claimable():
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+    return Delivery.objects.filter(due, status__in=[Status.QUEUED, Status.RETRYING])
+
+
+def _claim_fields() -> dict:
+    return {"status": Status.SENDING, "attempts": F("attempts") + 1, "claimed_at": timezone.now()}
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
@@ -157,8 +201,9 @@ def delivery_message(delivery: Delivery) -> Message:
     )
 
 
-def _attempt(delivery: Delivery) -> Sent:
-    """Send the delivery once through its channel (or its direct kind); DeliveryError for every way it can fail."""
+def _attempt(delivery: Delivery, secrets: dict | None = None) -> Sent:
+    """Send the delivery once through its channel (or its direct kind); DeliveryError for every way it
+    can fail. `secrets` keeps the credentials read for a batch (one lookup per channel)."""
     if delivery.direct_kind:
         return channel_kind_get(delivery.direct_kind).send({}, None, delivery_message(delivery))
     channel = delivery.channel
@@ -169,12 +214,16 @@ def _attempt(delivery: Delivery) -> Sent:
     kind = channel_kind_get(channel.kind)
     secret = None
     if channel.credential:
-        try:
-            secret = credential_value(
-                workspace_id=channel.workspace_id, name=channel.credential, kinds=kind.credential_kinds
-            )
-        except PermanentError as error:
-            raise DeliveryError(error.message, permanent=True) from error
+        secrets = {} if secrets is None else secrets
+        if channel.pk not in secrets:
+            try:
+                secrets[channel.pk] = credential_value(
+                    workspace_id=channel.workspace_id, name=channel.credential, kinds=kind.credential_kinds
+                )
+            except PermanentError as error:
+                secrets[channel.pk] = DeliveryError(error.message, permanent=True)
+        if isinstance(secret := secrets[channel.pk], DeliveryError):
+            raise secret
     return kind.send(channel.config, secret, delivery_message(delivery))
 
 
@@ -220,17 +269,60 @@ def _record(delivery: Delivery, *, sent: Sent | None, error: DeliveryError | Non
     return delivery
 
 
+def _record_batch(results: list[tuple[Delivery, Sent | None, DeliveryError | None]]) -> None:
+    """Write a batch's outcomes in one transaction: the rows still `sending` under their attempt (the
+    recovery may have taken some: their lease ran out) are locked, then updated in one statement."""
+    now = timezone.now()
+    outcomes = {delivery.pk: _outcome(delivery, sent=sent, error=error, now=now) for delivery, sent, error in results}
+    with transaction.atomic():
+        held = Delivery.objects.select_for_update(of=("self",)).filter(pk__in=list(outcomes), status=Status.SENDING)
+        attempts = dict(held.values_list("pk", "attempts"))
+        ours = [delivery for delivery, _, _ in results if attempts.get(delivery.pk) == delivery.attempts]
+        # One UPDATE per distinct outcome (all the sent ones of a batch share theirs, as a rule): Django's
+        # bulk_update builds a CASE per field and row, which cost more than the sends.
+        groups: dict[tuple, list] = {}
+        for delivery in ours:
+            outcome = outcomes[delivery.pk]
+            groups.setdefault(tuple(sorted(outcome.items())), []).append(delivery.pk)
+            for name, value in outcome.items():
+                setattr(delivery, name, value)
+        for outcome, ids in groups.items():
+            Delivery.objects.filter(pk__in=ids).update(**dict(outcome))
+        for channel_id in {delivery.channel_id for delivery in ours if delivery.channel_id}:
+            last = [delivery for delivery in ours if delivery.channel_id == channel_id][-1]
+            Channel.objects.filter(pk=channel_id).update(last_status=last.status, last_delivery_at=now)
+        for delivery in ours:
+            if delivery.status == Status.RETRYING:
+                _enqueue_on_commit(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
+    logger.info("notification deliveries sent in a batch", extra={"deliveries": len(ours)})
+
+
+def _attempted(delivery: Delivery, secrets: dict) -> tuple[Delivery, Sent | None, DeliveryError | None]:
+    try:
+        return delivery, _attempt(delivery, secrets), None
+    except DeliveryError as error:
+        return delivery, None, error
+
+
 def delivery_send(*, delivery_id) -> Delivery | None:
     """Send a queued or retrying delivery that is due, and record the outcome. Idempotent: a repeated or
     early message does nothing. Returns the delivery as recorded, or None when there was nothing to do."""
-    delivery = _claim(delivery_id)
-    if delivery is None:
+    claimed = _claim(delivery_id)
+    if not claimed:
         return None
-    try:
-        sent = _attempt(delivery)
-    except DeliveryError as error:
-        return _record(delivery, sent=None, error=error)
-    return _record(delivery, sent=sent, error=None)
+    delivery, sent, error = _attempted(claimed[0], {})
+    return _record(delivery, sent=sent, error=error)
+
+
+def deliveries_send(*, delivery_ids: list) -> int:
+    """Send a batch made by deliveries_create: claimed together, sent one after another (a channel's
+    credential read once), recorded together. Idempotent as delivery_send. Returns how many were sent
+    (attempted)."""
+    claimed = _claim_many(delivery_ids)
+    if claimed:
+        secrets: dict = {}
+        _record_batch([_attempted(delivery, secrets) for delivery in claimed])
+    return len(claimed)
 
 
 def deliveries_recover() -> int:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Membership, User
 from notifications.channels.in_app import inboxes_add
 from notifications.models import Channel, Delivery, Match, Preference, PushSubscription, Rule
-from notifications.services.deliveries import delivery_create
+from notifications.services.deliveries import deliveries_create
 from notifications.services.templates import Rendered, render, uses_recipient
 from workflows.engine.expressions.errors import ExpressionError
 
@@ -133,19 +133,48 @@ def _notify(
         "level": level,
         "payload": {"type": event["type"], "event": event["id"], "formats": message.formats},
     }
-    for channel in rule.channels.filter(enabled=True):
-        delivery_create(
-            channel=channel,
-            subject=message.subject,
-            body=message.body,
-            idempotency_key=f"{key}:channel:{channel.pk}",
+    outgoing = [
+        {
+            "channel": channel,
+            "subject": message.subject,
+            "body": message.body,
+            "idempotency_key": f"{key}:channel:{channel.pk}",
             **common,
-        )
+        }
+        for channel in rule.channels.filter(enabled=True)
+    ]
     people = _people(rule) if rule.member_kinds else []
-    if not people:
-        return
+    if people:
+        per_person = rendered is None and uses_recipient(rule.template)  # a digest is one text for all
+        outgoing += _to_people(
+            rule,
+            event,
+            people,
+            message,
+            per_person=per_person,
+            event_types=event_types,
+            key=key,
+            now=now,
+            common=common,
+        )
+    deliveries_create(outgoing)
+
+
+def _to_people(
+    rule: Rule,
+    event: dict,
+    people: list[User],
+    message: Rendered,
+    *,
+    per_person: bool,
+    event_types: set[str],
+    key: str,
+    now: datetime,
+    common: dict,
+) -> list[dict]:
+    """The message to people: their inboxes at once; the emails and pushes to be made (returned), each
+    per their preferences (muted: none; in quiet hours: when they end)."""
     preferences = Preference.objects.in_bulk([person.pk for person in people])
-    per_person = rendered is None and uses_recipient(rule.template)
 
     def wants(person: User, kind: str) -> bool:
         preference = preferences.get(person.pk)
@@ -154,6 +183,7 @@ def _notify(
     if Channel.Kind.IN_APP in rule.member_kinds:
         _inboxes(rule, event, [p for p in people if wants(p, Channel.Kind.IN_APP)], message, per_person, key, common)
     subscribed = set(PushSubscription.objects.filter(user__in=people).values_list("user_id", flat=True))
+    outgoing = []
     for kind in (Channel.Kind.EMAIL, Channel.Kind.WEB_PUSH):
         if kind not in rule.member_kinds:
             continue
@@ -162,16 +192,19 @@ def _notify(
                 continue
             personal = _rendered(rule, event, person) if per_person else message
             preference = preferences.get(person.pk)
-            delivery_create(
-                channel=None,
-                direct_kind=kind,
-                recipient=person,
-                subject=personal.subject,
-                body=personal.body,
-                send_at=preference.quiet_until(now) if preference else None,
-                idempotency_key=f"{key}:{kind}:{person.pk}",
-                **common,
+            outgoing.append(
+                {
+                    "channel": None,
+                    "direct_kind": kind,
+                    "recipient": person,
+                    "subject": personal.subject,
+                    "body": personal.body,
+                    "send_at": preference.quiet_until(now) if preference else None,
+                    "idempotency_key": f"{key}:{kind}:{person.pk}",
+                    **common,
+                }
             )
+    return outgoing
 
 
 def _inboxes(

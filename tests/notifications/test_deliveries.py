@@ -20,8 +20,10 @@ from notifications.services.deliveries import (
     INTERRUPTED,
     _claim,
     _record,
+    deliveries_create,
     deliveries_dispatch,
     deliveries_recover,
+    deliveries_send,
     delivery_create,
     delivery_resend,
     delivery_send,
@@ -151,7 +153,7 @@ def test_a_disabled_channel_takes_no_delivery(team):
 
 def crashed_mid_send(delivery: Delivery, settings) -> None:
     """What a worker SIGKILLed during the call leaves: the committed claim, and no outcome."""
-    assert _claim(delivery.pk).status == "sending"
+    assert [claimed.status for claimed in _claim(delivery.pk)] == ["sending"]
     settings.DWC_NOTIFICATIONS_LEASE_SECONDS = 0
 
 
@@ -188,7 +190,7 @@ def test_a_webhook_cut_off_mid_send_is_sent_again_under_the_same_id(team, httpse
 
 def test_an_outcome_that_arrives_after_the_recovery_changes_nothing(team, settings):
     delivery = delivery_create(channel=channel_of(team["workspace"], "email", {"to": ["a@example.com"]}))
-    claimed = _claim(delivery.pk)
+    [claimed] = _claim(delivery.pk)
     settings.DWC_NOTIFICATIONS_LEASE_SECONDS = 0
     deliveries_recover()
 
@@ -278,11 +280,11 @@ def test_a_retry_is_claimed_only_once_due_and_counts_its_attempt(team, httpserve
     Delivery.objects.filter(pk=delivery.pk).update(
         status="retrying", attempts=2, next_attempt_at=timezone.now() + timedelta(minutes=1)
     )
-    assert _claim(delivery.pk) is None
+    assert _claim(delivery.pk) == []
     due_now(delivery)
-    claimed = _claim(delivery.pk)
+    [claimed] = _claim(delivery.pk)
     assert (claimed.status, claimed.attempts, claimed.channel.pk) == ("sending", 3, delivery.channel_id)
-    assert _claim(delivery.pk) is None  # sending: not claimed twice
+    assert _claim(delivery.pk) == []  # sending: not claimed twice
 
 
 def test_a_send_costs_few_database_round_trips(team, httpserver, django_assert_max_num_queries):
@@ -292,3 +294,33 @@ def test_a_send_costs_few_database_round_trips(team, httpserver, django_assert_m
     delivery = delivery_create(channel=channel_of(team["workspace"], "slack", {"url": httpserver.url_for("/hook")}))
     with django_assert_max_num_queries(6):
         assert delivery_send(delivery_id=delivery.pk).status == "sent"
+
+
+def test_deliveries_made_together_are_sent_in_batches_and_each_outcome_is_recorded(
+    team, httpserver, settings, django_capture_on_commit_callbacks
+):
+    settings.DWC_NOTIFICATIONS_SEND_BATCH = 4
+    answers = iter([200, 500, 200, 400, 200])
+    httpserver.expect_request("/hook").respond_with_handler(lambda request: Response("x", status=next(answers)))
+    channel = channel_of(team["workspace"], "webhook", {"url": httpserver.url_for("/hook")})
+    later = timezone.now() + timedelta(hours=1)
+    messages = [{"channel": channel, "subject": f"m{i}", "idempotency_key": f"k{i}"} for i in range(5)]
+
+    with django_capture_on_commit_callbacks() as sends:
+        made = deliveries_create([*messages, {"channel": channel, "subject": "later", "send_at": later}])
+    assert [delivery.status for delivery in made] == ["queued"] * 5 + ["scheduled"]
+    assert len(sends) == 2  # batches of 4 and 1; the scheduled one waits for beat
+    assert deliveries_create(messages) == []  # their idempotency keys are used
+
+    queued = [str(delivery.pk) for delivery in made[:5]]
+    assert deliveries_send(delivery_ids=queued[:4]) == 4
+    assert deliveries_send(delivery_ids=queued[4:]) == 1
+    assert deliveries_send(delivery_ids=queued) == 0  # a message delivered again does nothing
+
+    statuses = {delivery.subject: Delivery.objects.get(pk=delivery.pk).status for delivery in made}
+    assert statuses == {"m0": "sent", "m1": "retrying", "m2": "sent", "m3": "dead", "m4": "sent", "later": "scheduled"}
+    retrying = Delivery.objects.get(status="retrying")
+    assert (retrying.attempts, retrying.response_code) == (1, 500)
+    assert retrying.next_attempt_at > timezone.now()
+    assert Delivery.objects.get(subject="m3").error == "localhost answered 400: x"
+    assert len(httpserver.log) == 5
