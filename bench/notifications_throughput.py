@@ -15,9 +15,9 @@ connection per POST (keep-alive off), shows what the channel's fresh connection 
 
 (b) fan-out: a workspace with `--members` members and an in-app channel without a roles filter;
 the time from one `delivery_create` (committed) until all its Notification rows are visible, polled
-every 5 ms (target ≤ 2 s). `FANOUT_MODES` names how the delivery comes to be: `delivery` (made
-directly); a rule-driven mode (`--via-rule`, a run.failed matched by a rule) goes beside it once
-the rules engine lands.
+every 5 ms (target ≤ 2 s). `--fanout-mode` names how the message comes to be: `delivery` (an in-app
+delivery made directly) or `rule` (a `run.failed` handed to the rules, matched by a worker, the
+people's inboxes written by the rule's fan-out).
 
 Needs PostgreSQL and Redis on localhost (BENCH_DATABASE_URL and BENCH_REDIS_URL override the
 defaults: database dwc_bench_notify, Redis db 5, which is flushed at the start).
@@ -203,7 +203,27 @@ def fanout_via_delivery(channel, members: int) -> float:
     return time.perf_counter() - started
 
 
-FANOUT_MODES = {"delivery": fanout_via_delivery}
+def fanout_via_rule(channel, members: int) -> float:
+    """Seconds from a `run.failed` handed to the rules (events_submit, as the engine's run events are:
+    a worker matches it) to its `members` notifications visible: a rule naming every role, inbox only."""
+    from notifications.models import Notification, Rule
+    from notifications.services.events import events_submit
+    from notifications.services.templates import sample_event
+
+    rule, _ = Rule.objects.get_or_create(
+        workspace=channel.workspace,
+        name="bench fan-out",
+        defaults={"events": ["run.failed"], "roles": ["owner", "admin", "editor", "viewer"]},
+    )
+    event = {**sample_event("run.failed", channel.workspace), "id": f"bench:{uuid.uuid4()}"}
+    started = time.perf_counter()
+    events_submit([event])
+    rows = Notification.objects.filter(delivery__idempotency_key=f"rule:{rule.pk}:{event['id']}:in_app")
+    wait_until(lambda: rows.count() >= members, timeout=60, poll=FANOUT_POLL_SECONDS)
+    return time.perf_counter() - started
+
+
+FANOUT_MODES = {"delivery": fanout_via_delivery, "rule": fanout_via_rule}
 
 
 def setup(members: int):
