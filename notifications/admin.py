@@ -11,6 +11,7 @@ from core.problems import Conflict
 from notifications.models import Channel, Delivery, Match, Notification, Rule, Template
 from notifications.services.channels import channel_check, channel_create, channel_delete, channel_update
 from notifications.services.deliveries import delivery_resend
+from notifications.services.rules import WRITABLE_FIELDS as RULE_WRITABLE_FIELDS
 from notifications.services.rules import rule_check, rule_create, rule_delete, rule_update
 from notifications.services.templates import template_check, template_create, template_delete, template_update
 
@@ -75,21 +76,8 @@ class TemplateForm(ServiceCheckedForm):
         template_check(data, template=None if self.instance._state.adding else self.instance)
 
 
-RULE_FIELDS = (
-    "name",
-    "enabled",
-    "events",
-    "workflow_id",
-    "tags",
-    "channels",
-    "members",
-    "roles",
-    "member_kinds",
-    "template",
-    "throttle_count",
-    "throttle_window_seconds",
-    "digest_window_seconds",
-)
+# The rule service's body fields, as the model names them (the workflow by its id).
+RULE_FIELDS = tuple("workflow_id" if name == "workflow" else name for name in RULE_WRITABLE_FIELDS)
 
 
 class RuleForm(ServiceCheckedForm):

@@ -115,6 +115,23 @@ def post(url: str, *, content: bytes, headers: dict[str, str], secret_headers: t
         raise DeliveryError(error.message, permanent=not error.retryable) from error
 
 
+# The config of a kind that reaches the workspace's members (in-app, web push) when a delivery names
+# nobody: which of them, by role (members_reached).
+MEMBERS_CONFIG_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "roles": {
+            "description": "Members with these roles are notified (all members when absent).",
+            "type": "array",
+            "items": {"enum": list(Membership.Role.values)},
+            "uniqueItems": True,
+            "minItems": 1,
+        }
+    },
+}
+
+
 def members_reached(message: Message, config: dict, kind: str) -> QuerySet:
     """The ids (`user_id`) of the workspace's members holding one of `config`'s roles (all members when
     it names none), less those whose preferences mute the message's event type or this kind."""

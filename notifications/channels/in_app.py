@@ -1,8 +1,14 @@
 from collections.abc import Iterable
 from typing import Any
 
-from accounts.models import Membership
-from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent, members_reached
+from notifications.channels.base import (
+    MEMBERS_CONFIG_SCHEMA,
+    ChannelKind,
+    DeliveryError,
+    Message,
+    Sent,
+    members_reached,
+)
 from notifications.models import Notification
 from notifications.realtime import notifications_created_broadcast
 
@@ -55,19 +61,7 @@ class InAppChannel(ChannelKind):
     name = "in_app"
     description = "Adds the message to the inboxes of the recipient or the workspace's members."
     accepts_idempotency_key = True
-    config_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "roles": {
-                "description": "Members with these roles are notified (all members when absent).",
-                "type": "array",
-                "items": {"enum": list(Membership.Role.values)},
-                "uniqueItems": True,
-                "minItems": 1,
-            }
-        },
-    }
+    config_schema = MEMBERS_CONFIG_SCHEMA
 
     @classmethod
     def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:

@@ -16,8 +16,16 @@ from django.utils import timezone
 from py_vapid import Vapid, VapidException
 from pywebpush import WebPusher, WebPushException
 
-from accounts.models import Membership
-from notifications.channels.base import ChannelKind, DeliveryError, Message, Sent, classified, members_reached, post
+from notifications.channels.base import (
+    MEMBERS_CONFIG_SCHEMA,
+    ChannelKind,
+    DeliveryError,
+    Message,
+    Sent,
+    classified,
+    members_reached,
+    post,
+)
 from notifications.channels.fanout import send_to_each
 from notifications.models import PushSubscription
 
@@ -110,19 +118,7 @@ class WebPushChannel(ChannelKind):
 
     name = "web_push"
     description = "Shows a notification in the subscribed browsers of the recipient or the workspace's members."
-    config_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "roles": {
-                "description": "Members with these roles are notified (all members when absent).",
-                "type": "array",
-                "items": {"enum": list(Membership.Role.values)},
-                "uniqueItems": True,
-                "minItems": 1,
-            }
-        },
-    }
+    config_schema = MEMBERS_CONFIG_SCHEMA
 
     @classmethod
     def send(cls, config: dict, secret: dict | None, message: Message) -> Sent:
