@@ -76,5 +76,6 @@ SPECTACULAR_SETTINGS = {
         "CredentialKindEnum": "workflows.models.Credential.Kind",
         "ChannelKindEnum": "notifications.models.Channel.Kind",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
+        "NotificationEventTypeEnum": "notifications.services.events.EVENT_TYPES",
     },
 }

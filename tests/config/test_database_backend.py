@@ -53,6 +53,11 @@ def end_session(pid: int) -> None:
     """What a server restart or an administrator does to a session, from another connection."""
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # pg_terminate_backend only signals: the session has ended (its goodbye sent) once it is gone.
+        deadline = time.monotonic() + 10
+        while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, f"session {pid} did not end"
+            time.sleep(0.01)
 
 
 def test_a_connection_that_just_ended_a_request_is_not_pinged(pings):
