@@ -11,6 +11,7 @@ from workflows.api.webhooks import inbound_hook
 
 api_v3 = [
     path("", include("accounts.api.urls")),
+    path("", include("analytics.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("core.api.urls")),
     path("", include("notifications.api.urls")),

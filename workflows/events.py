@@ -2,8 +2,8 @@
 
 Today: Prometheus metrics (runs, steps, generation tokens and cost), queued schedule slots, the
 requests waiting for a run to end (workflows.run_ends), and the websocket broadcast
-(workflows.realtime), and the notification rules: finished and waiting runs go, as one message on
-the `notifications` queue, to workflows.tasks.run_events_notify. (Event triggers are sent by the engine
+(workflows.realtime), and the notification rules and analytics: finished and waiting runs go, as one
+message on the `notifications` queue, to workflows.tasks.run_events_hand_on. (Event triggers are sent by the engine
 when it finishes a run: the run's lock query already tells it whether any follow the workflow.)
 """
 
@@ -19,7 +19,7 @@ from core import metrics
 from workflows import realtime, run_ends
 from workflows.models import Run, RunEvent, ScheduleSlot
 
-NOTIFY_TASK = "workflows.tasks.run_events_notify"
+HAND_ON_TASK = "workflows.tasks.run_events_hand_on"
 NOTIFICATIONS_QUEUE = "notifications"
 NOTIFIABLE_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.waiting"})
 
@@ -62,16 +62,16 @@ def publish(events: list[dict]) -> None:
 
 
 def _notify(events: list[dict]) -> None:
-    """Hand the events the notification rules take to them, as one message. The run's state is
-    committed already: a broker that cannot take the message costs these notifications (logged), not
-    the run's progress."""
+    """Hand the events the notification rules and analytics take to them, as one message. The run's
+    state is committed already: a broker that cannot take the message costs these notifications and
+    counts (logged), not the run's progress."""
     notifiable = [event for event in events if event["type"] in NOTIFIABLE_TYPES]
     if not notifiable:
         return
     try:
-        celery_app.send_task(NOTIFY_TASK, (notifiable,), queue=NOTIFICATIONS_QUEUE)
+        celery_app.send_task(HAND_ON_TASK, (notifiable,), queue=NOTIFICATIONS_QUEUE)
     except (OSError, KombuError):
-        logger.warning("run events not handed to the notification rules: the broker refused", exc_info=True)
+        logger.warning("run events not handed to notifications and analytics: the broker refused", exc_info=True)
 
 
 def _count(event: dict) -> None:

@@ -8,7 +8,7 @@ from celery import shared_task
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
 from workflows.services.notices import credentials_expiry_submit as submit_credentials_expiry
-from workflows.services.notices import run_events_notify as notify_run_events
+from workflows.services.notices import run_events_hand_on as hand_on_run_events
 from workflows.services.schedule_slots import schedule_fire
 from workflows.services.webhooks import webhook_deliveries_prune as prune_webhook_deliveries
 
@@ -70,9 +70,10 @@ def webhook_deliveries_prune() -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def run_events_notify(envelopes: list[dict]) -> None:
-    """Sent by workflows.events.publish on the `notifications` queue: run events for the notification rules."""
-    notify_run_events(envelopes)
+def run_events_hand_on(envelopes: list[dict]) -> None:
+    """Sent by workflows.events.publish on the `notifications` queue: run events for the notification
+    rules and for analytics."""
+    hand_on_run_events(envelopes)
 
 
 @shared_task(ignore_result=True)

@@ -43,3 +43,10 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Analytics (analytics app) ---------------------------------------------------------------------
+# Rollups are kept per minute for this many days, per hour for this many, per day for ever (a query
+# reads the finest kept for its whole range); raw analytics events for DWC_ANALYTICS_EVENT_RETENTION_DAYS.
+DWC_ANALYTICS_MINUTE_ROLLUP_DAYS = float(os.environ.get("DWC_ANALYTICS_MINUTE_ROLLUP_DAYS", "1"))
+DWC_ANALYTICS_HOUR_ROLLUP_DAYS = float(os.environ.get("DWC_ANALYTICS_HOUR_ROLLUP_DAYS", "90"))
+DWC_ANALYTICS_EVENT_RETENTION_DAYS = float(os.environ.get("DWC_ANALYTICS_EVENT_RETENTION_DAYS", "90"))

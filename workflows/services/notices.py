@@ -16,10 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Workspace
+from analytics.services.recording import runs_finished_record
 from core.throttling import throttle_cache
 from notifications.services.events import events_submit
 from notifications.services.matching import events_match
-from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
+from workflows.models import Credential, Run, Schedule, StepRun, WebhookTrigger, Workflow
 
 # A flood of refused deliveries raises one `webhook.rejected` per webhook and reason in this many
 # seconds (the first refusal's); the rules' throttles and digests take it from there.
@@ -65,6 +66,7 @@ def _event(type_: str, *, id_: str, workspace: Workspace, subject: str, link: st
 # Engine events a rule may take. A run that failed by its timeout is `run.timed_out` (a rule on
 # `run.failed` takes it too: notifications.services.matching).
 RUN_EVENT_TYPES = ("run.succeeded", "run.failed", "run.cancelled", "run.waiting")
+FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
 
 
 def run_event(envelope: dict, run: Run) -> dict:
@@ -103,15 +105,48 @@ def run_event(envelope: dict, run: Run) -> dict:
     }
 
 
-def run_events_notify(envelopes: list[dict]) -> None:
-    """Match the run events among `envelopes` against the notification rules (in the task that
-    workflows.events.publish sends to the `notifications` queue)."""
+def run_facts(envelopes: list[dict], runs: dict[str, Run]) -> list[dict]:
+    """What analytics count of the runs that finished among `envelopes` (analytics.services.recording)."""
+    finished = [envelope for envelope in envelopes if envelope["type"] in FINISHED_TYPES and envelope["run"] in runs]
+    usage: dict[str, dict] = {}
+    steps = StepRun.objects.filter(run_id__in=[envelope["run"] for envelope in finished]).exclude(usage={})
+    for run_id, step_usage in steps.values_list("run_id", "usage"):
+        total = usage.setdefault(str(run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
+        for name in total:
+            total[name] += step_usage.get(name) or 0
+    facts = []
+    for envelope in finished:
+        run, data = runs[envelope["run"]], envelope.get("data") or {}
+        facts.append(
+            {
+                "id": str(run.pk),
+                "workspace": str(run.workspace_id),
+                "workflow": str(run.workflow_id),
+                "status": envelope["type"].removeprefix("run."),
+                "timed_out": ((data.get("error") or {}).get("type") == "timeout"),
+                "trigger": run.trigger,
+                "created_at": _iso(run.created_at),
+                "started_at": _iso(run.started_at) if run.started_at else None,
+                "finished_at": envelope["ts"],
+                "duration_ms": (data.get("duration_seconds") or 0) * 1000,
+                **usage.get(str(run.pk), {}),
+            }
+        )
+    return facts
+
+
+def run_events_hand_on(envelopes: list[dict]) -> None:
+    """The engine's run events, after their transaction committed (the task workflows.events.publish
+    sends to the `notifications` queue): matched against the notification rules, and the finished runs
+    counted by analytics."""
     envelopes = [envelope for envelope in envelopes if envelope["type"] in RUN_EVENT_TYPES]
     runs = Run.objects.select_related("workflow", "workspace").prefetch_related("workflow__tag_set")
     by_id = {str(pk): run for pk, run in runs.in_bulk([envelope["run"] for envelope in envelopes]).items()}
     events = [run_event(envelope, by_id[envelope["run"]]) for envelope in envelopes if envelope["run"] in by_id]
     if events:
         events_match(events)
+    if facts := run_facts(envelopes, by_id):
+        runs_finished_record(facts)
 
 
 def schedule_missed_submit(*, schedule: Schedule, slots: list[datetime]) -> None:

@@ -1,0 +1,8 @@
+from django.urls import re_path
+
+from analytics.api import views
+
+urlpatterns = [
+    re_path(r"^analytics/overview/?$", views.OverviewView.as_view(), name="analytics-overview"),
+    re_path(r"^analytics/timeseries/?$", views.TimeseriesView.as_view(), name="analytics-timeseries"),
+]

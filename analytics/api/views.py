@@ -1,0 +1,118 @@
+"""Analytics from the rollups, confined to the caller's workspaces.
+
+    GET /api/v3/analytics/overview?range=24h|…&from=&to=&workspace=&workflow=
+    GET /api/v3/analytics/timeseries?metric=&bucket=minute|hour|day&range=…&workspace=&workflow=
+
+A bad parameter is a 400 naming it. A workspace or workflow of someone else's gives empty figures, as
+one without runs does (their existence is not disclosed).
+"""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics import selectors
+
+ID_INVALID = "An id (a UUID)."
+
+RANGE_PARAMETERS = [
+    OpenApiParameter("range", str, enum=list(selectors.RANGES), description="Ending now (default 24h)."),
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="A custom range's start (with `to`, or until now)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="A custom range's end."),
+    OpenApiParameter("workspace", OpenApiTypes.UUID, description="One of the caller's workspaces (default: all)."),
+    OpenApiParameter("workflow", OpenApiTypes.UUID, description="One workflow."),
+]
+
+
+class FiguresSerializer(serializers.Serializer):
+    runs = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    timed_out = serializers.IntegerField(help_text="Also counted in failed.")
+    success_rate = serializers.FloatField(allow_null=True, help_text="succeeded / (succeeded + failed).")
+    duration_mean = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    duration_p50 = serializers.FloatField(allow_null=True, help_text="Milliseconds, within 2 %.")
+    duration_p95 = serializers.FloatField(allow_null=True)
+    duration_p99 = serializers.FloatField(allow_null=True)
+    duration_max = serializers.FloatField(allow_null=True)
+    queue_wait_p50 = serializers.FloatField(allow_null=True, help_text="Created to started, milliseconds.")
+    queue_wait_p95 = serializers.FloatField(allow_null=True)
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.FloatField()
+
+
+class OverviewSerializer(FiguresSerializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    granularity = serializers.ChoiceField(choices=selectors.Granularity.values, help_text="Of the rollups read.")
+
+
+class PointSerializer(serializers.Serializer):
+    t = serializers.DateTimeField()
+    value = serializers.FloatField(allow_null=True)
+
+
+class TimeseriesSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=selectors.METRICS)
+    bucket = serializers.ChoiceField(choices=selectors.Granularity.values)
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    points = PointSerializer(many=True)
+
+
+def _rows(request):
+    ids = {}
+    for name in ("workspace", "workflow"):
+        if request.query_params.get(name):
+            try:
+                ids[name] = uuid.UUID(request.query_params[name])
+            except ValueError as error:
+                raise ValidationError({name: [ID_INVALID]}) from error
+    return selectors.rollups_for_user(request.user, **ids)
+
+
+class OverviewView(APIView):
+    """Runs by outcome, success rate, duration and queue-wait percentiles, tokens and cost over a range."""
+
+    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: OverviewSerializer})
+    def get(self, request):
+        span = selectors.range_of(request.query_params)
+        rows = _rows(request)
+        return Response(
+            OverviewSerializer({"start": span.start, "end": span.end, **selectors.overview(rows, span)}).data
+        )
+
+
+class TimeseriesView(APIView):
+    """One metric per bucket of time over a range (empty buckets included)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", str, enum=list(selectors.METRICS), description="Default runs."),
+            OpenApiParameter(
+                "bucket",
+                str,
+                enum=selectors.Granularity.values,
+                description="Default: the finest kept for the range, at most 2,000 points.",
+            ),
+            *RANGE_PARAMETERS,
+        ],
+        responses={200: TimeseriesSerializer},
+    )
+    def get(self, request):
+        span = selectors.range_of(request.query_params)
+        metric = request.query_params.get("metric", "runs")
+        if metric not in selectors.METRICS:
+            raise ValidationError({"metric": [selectors.METRIC_INVALID]})
+        bucket = selectors.bucket_checked(request.query_params.get("bucket"), span)
+        rows = _rows(request)
+        points = selectors.timeseries(rows, span, metric=metric, bucket=bucket)
+        data = {"metric": metric, "bucket": bucket, "start": span.start, "end": span.end, "points": points}
+        return Response(TimeseriesSerializer(data).data)

@@ -1,0 +1,180 @@
+"""Questions answered from the rollups, confined to the workspaces the caller is a member of.
+
+A range is read at the finest granularity kept for it: minutes for a range within the last day, hours
+within 90 days, days beyond; its ends are rounded out to whole buckets of that granularity.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.access import Role, workspaces_with_role
+from accounts.models import User
+from analytics.histograms import merged, percentile
+from analytics.models import Rollup
+from analytics.services.recording import bucket_start
+
+Granularity = Rollup.Granularity
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "365d": timedelta(days=365),
+}
+BUCKET_SPANS = {
+    Granularity.MINUTE: timedelta(minutes=1),
+    Granularity.HOUR: timedelta(hours=1),
+    Granularity.DAY: timedelta(days=1),
+}
+# At most this many points in a timeseries: minute buckets over a year would be half a million.
+MAX_POINTS = 2000
+METRICS = (
+    "runs",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "success_rate",
+    "duration_p50",
+    "duration_p95",
+    "duration_p99",
+    "duration_mean",
+    "queue_wait_p50",
+    "queue_wait_p95",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+)
+
+
+@dataclass(frozen=True)
+class Range:
+    start: datetime
+    end: datetime
+
+
+def granularity_for(span: Range, now: datetime | None = None) -> str:
+    """The finest granularity the rollups keep for the whole of `span`."""
+    # A minute's slack: "the last 24 hours" was measured a moment before this.
+    now = (now or timezone.now()) - timedelta(minutes=1)
+    if span.start >= now - timedelta(days=settings.DWC_ANALYTICS_MINUTE_ROLLUP_DAYS):
+        return Granularity.MINUTE
+    if span.start >= now - timedelta(days=settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS):
+        return Granularity.HOUR
+    return Granularity.DAY
+
+
+def rollups_for_user(user: User, *, workspace=None, workflow=None) -> QuerySet[Rollup]:
+    rows = Rollup.objects.filter(workspace_id__in=workspaces_with_role(user, Role.VIEWER).values("pk"))
+    if workspace is not None:
+        rows = rows.filter(workspace_id=workspace)
+    if workflow is not None:
+        rows = rows.filter(workflow_id=workflow)
+    return rows
+
+
+def _in_range(rows: QuerySet[Rollup], span: Range, granularity: str) -> QuerySet[Rollup]:
+    return rows.filter(granularity=granularity, bucket__gte=bucket_start(span.start, granularity), bucket__lt=span.end)
+
+
+def _summary(rows) -> dict:
+    """The figures of a set of rollup rows."""
+    counts = {name: 0 for name in ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out")}
+    cost = duration_sum = duration_max = 0.0
+    durations, waits = [], []
+    for row in rows:
+        for name in counts:
+            counts[name] += getattr(row, name)
+        cost += row.cost
+        duration_sum += row.duration_ms_sum
+        duration_max = max(duration_max, row.duration_ms_max)
+        durations.append(row.duration_histogram)
+        waits.append(row.queue_wait_histogram)
+    runs = counts["succeeded"] + counts["failed"] + counts["cancelled"]
+    duration, wait = merged(*durations), merged(*waits)
+    return {
+        "runs": runs,
+        **counts,
+        "success_rate": counts["succeeded"] / (counts["succeeded"] + counts["failed"])
+        if counts["succeeded"] + counts["failed"]
+        else None,
+        "duration_mean": duration_sum / runs if runs else None,
+        "duration_p50": percentile(duration, 50),
+        "duration_p95": percentile(duration, 95),
+        "duration_p99": percentile(duration, 99),
+        "duration_max": duration_max if runs else None,
+        "queue_wait_p50": percentile(wait, 50),
+        "queue_wait_p95": percentile(wait, 95),
+        "cost": round(cost, 6),
+    }
+
+
+def overview(rows: QuerySet[Rollup], span: Range) -> dict:
+    granularity = granularity_for(span)
+    return {"granularity": granularity, **_summary(_in_range(rows, span, granularity))}
+
+
+def timeseries(rows: QuerySet[Rollup], span: Range, *, metric: str, bucket: str) -> list[dict]:
+    """`metric` per bucket of `bucket` granularity (every bucket of the range, empty ones included)."""
+    by_bucket: dict[datetime, list[Rollup]] = {}
+    for row in _in_range(rows, span, bucket):
+        by_bucket.setdefault(row.bucket, []).append(row)
+    points, moment = [], bucket_start(span.start, bucket)
+    while moment < span.end:
+        points.append({"t": moment, "value": _summary(by_bucket.get(moment, []))[metric]})
+        moment += BUCKET_SPANS[bucket]
+    return points
+
+
+RANGE_INVALID = f"One of {', '.join(RANGES)}, or custom with `from` and `to`."
+MOMENT_INVALID = "An ISO 8601 date and time."
+FROM_AFTER_TO = "`from` must be before `to`."
+METRIC_INVALID = f"One of: {', '.join(METRICS)}."
+BUCKET_INVALID = f"One of: {', '.join(Granularity.values)}."
+BUCKET_TOO_FINE = "Too fine for the range: at most {limit} points, and {kept} buckets are kept for {days:g} days."
+
+
+def range_of(params, now: datetime | None = None) -> Range:
+    """The range a query's parameters name: `range` (1h … 365d, ending now) or `from` and `to`.
+    ValidationError naming the parameter."""
+    now = now or timezone.now()
+    if "from" in params or "to" in params:
+        moments = {}
+        for name in ("from", "to"):
+            value = parse_datetime(params.get(name, "")) if params.get(name) else (now if name == "to" else None)
+            if value is None:
+                raise ValidationError({name: [MOMENT_INVALID]})
+            moments[name] = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+        if moments["from"] >= moments["to"]:
+            raise ValidationError({"from": [FROM_AFTER_TO]})
+        return Range(moments["from"], moments["to"])
+    span = RANGES.get(params.get("range", "24h"))
+    if span is None:
+        raise ValidationError({"range": [RANGE_INVALID]})
+    return Range(now - span, now)
+
+
+def bucket_checked(bucket: str | None, span: Range, now: datetime | None = None) -> str:
+    """The timeseries' bucket: given (checked: known, kept for the range, not too many points) or the
+    finest kept for the range that gives at most MAX_POINTS."""
+    kept = granularity_for(span, now)
+    order = list(Granularity.values)
+    if bucket is None:
+        bucket = kept
+        while (span.end - span.start) / BUCKET_SPANS[bucket] > MAX_POINTS and bucket != Granularity.DAY:
+            bucket = order[order.index(bucket) + 1]
+        return bucket
+    if bucket not in order:
+        raise ValidationError({"bucket": [BUCKET_INVALID]})
+    points = (span.end - span.start) / BUCKET_SPANS[bucket]
+    if order.index(bucket) < order.index(kept) or points > MAX_POINTS:
+        days = (span.end - span.start).total_seconds() / 86400
+        raise ValidationError({"bucket": [BUCKET_TOO_FINE.format(limit=MAX_POINTS, kept=kept, days=days)]})
+    return bucket

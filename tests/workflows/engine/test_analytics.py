@@ -1,0 +1,31 @@
+"""Finished runs reach analytics with a real Celery worker: the engine's run events go, after commit,
+to the task on the notifications queue, which counts them into the rollups the API reads."""
+
+import pytest
+
+from analytics.models import Event, Rollup
+from tests.processes import wait_until
+from tests.workflows.engine.conftest import wait_for_run
+from tests.workflows.helpers import create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_finished_runs_are_counted_and_the_overview_shows_them(engine_worker, user_api):
+    workflow = create(
+        user_api, {"name": "Counted", "nodes": [{"key": "t", "type": "text", "content": "{{ input.x }}"}]}
+    )
+    ids = []
+    for run_input in ({"x": 1}, {"x": 2}, {}):  # the last one fails: input.x is undefined
+        answer = user_api.post(f"/api/v3/workflows/{workflow['id']}/runs", {"input": run_input}, format="json")
+        ids.append(answer.json()["id"])
+    statuses = [wait_for_run(run_id, timeout=30).status for run_id in ids]
+    assert statuses == ["succeeded", "succeeded", "failed"]
+
+    wait_until(lambda: Event.objects.count() == 3, timeout=20, message="the runs to be counted")
+    day = Rollup.objects.get(granularity="day", workflow_id=workflow["id"])
+    assert (day.succeeded, day.failed) == (2, 1)
+
+    overview = user_api.get("/api/v3/analytics/overview", {"range": "1h", "workflow": workflow["id"]}).json()
+    assert (overview["runs"], overview["succeeded"], overview["failed"]) == (3, 2, 1)
+    assert overview["duration_p50"] is not None
