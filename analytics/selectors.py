@@ -133,7 +133,7 @@ def timeseries(rows: QuerySet[Rollup], span: Range, *, metric: str, bucket: str)
     return points
 
 
-RANGE_INVALID = f"One of {', '.join(RANGES)}, or custom with `from` and `to`."
+RANGE_INVALID = f"One of: {', '.join(RANGES)}."
 MOMENT_INVALID = "An ISO 8601 date and time."
 FROM_AFTER_TO = "`from` must be before `to`."
 METRIC_INVALID = f"One of: {', '.join(METRICS)}."
@@ -142,23 +142,26 @@ BUCKET_TOO_FINE = "Too fine for the range: at most {limit} points, and {kept} bu
 
 
 def range_of(params, now: datetime | None = None) -> Range:
-    """The range a query's parameters name: `range` (1h … 365d, ending now) or `from` and `to`.
-    ValidationError naming the parameter."""
-    now = now or timezone.now()
-    if "from" in params or "to" in params:
-        moments = {}
-        for name in ("from", "to"):
-            value = parse_datetime(params.get(name, "")) if params.get(name) else (now if name == "to" else None)
+    """The range a query's parameters name: it ends at `to` (default now) and lasts `range` (1h …
+    365d, default 24h), or starts at `from`. ValidationError naming the parameter."""
+    moments = {}
+    for name in ("from", "to"):
+        if params.get(name):
+            value = parse_datetime(params[name])
             if value is None:
                 raise ValidationError({name: [MOMENT_INVALID]})
             moments[name] = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
-        if moments["from"] >= moments["to"]:
-            raise ValidationError({"from": [FROM_AFTER_TO]})
-        return Range(moments["from"], moments["to"])
-    span = RANGES.get(params.get("range", "24h"))
-    if span is None:
+    length = RANGES.get(params.get("range") or "24h")
+    if length is None:
         raise ValidationError({"range": [RANGE_INVALID]})
-    return Range(now - span, now)
+    end = moments.get("to") or now or timezone.now()
+    try:
+        start = moments.get("from") or end - length
+    except OverflowError as error:
+        raise ValidationError({"to": [MOMENT_INVALID]}) from error
+    if start >= end:
+        raise ValidationError({"from": [FROM_AFTER_TO]})
+    return Range(start, end)
 
 
 def bucket_checked(bucket: str | None, span: Range, now: datetime | None = None) -> str:

@@ -136,6 +136,11 @@ BEYOND_THE_SCHEMA = {
         "endpoint": "the push service's host must resolve to an address the outbound rules allow",
         r"keys\.p256dh": "must be a point on the P-256 curve",
     },
+    "GET /api/v3/analytics/overview": {"from": "before `to` (JSON Schema compares no two values)"},
+    "GET /api/v3/analytics/timeseries": {
+        "from": "before `to` (JSON Schema compares no two values)",
+        "bucket": "kept for the range and at most 2,000 points of it (depends on the range and the clock)",
+    },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

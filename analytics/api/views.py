@@ -1,6 +1,6 @@
 """Analytics from the rollups, confined to the caller's workspaces.
 
-    GET /api/v3/analytics/overview?range=24h|…&from=&to=&workspace=&workflow=
+    GET /api/v3/analytics/overview?range=24h|…&from=&to=&workspace=&workflow=   (ends at `to`, default now)
     GET /api/v3/analytics/timeseries?metric=&bucket=minute|hour|day&range=…&workspace=&workflow=
 
 A bad parameter is a 400 naming it. A workspace or workflow of someone else's gives empty figures, as
@@ -21,9 +21,9 @@ from analytics import selectors
 ID_INVALID = "An id (a UUID)."
 
 RANGE_PARAMETERS = [
-    OpenApiParameter("range", str, enum=list(selectors.RANGES), description="Ending now (default 24h)."),
-    OpenApiParameter("from", OpenApiTypes.DATETIME, description="A custom range's start (with `to`, or until now)."),
-    OpenApiParameter("to", OpenApiTypes.DATETIME, description="A custom range's end."),
+    OpenApiParameter("range", str, enum=list(selectors.RANGES), description="How long, ending at `to` (default 24h)."),
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="The start, instead of `to` less `range`."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="The end (default now)."),
     OpenApiParameter("workspace", OpenApiTypes.UUID, description="One of the caller's workspaces (default: all)."),
     OpenApiParameter("workflow", OpenApiTypes.UUID, description="One workflow."),
 ]

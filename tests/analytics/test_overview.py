@@ -110,6 +110,7 @@ def test_a_timeseries_has_every_bucket_of_the_range(team):
         (OVERVIEW, {"range": "2w"}, "range"),
         (OVERVIEW, {"from": "yesterday"}, "from"),
         (OVERVIEW, {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
+        (OVERVIEW, {"to": "0001-01-02T00:00:00Z", "range": "7d"}, "to"),
         (OVERVIEW, {"workflow": "nope"}, "workflow"),
         (TIMESERIES, {"metric": "vibes"}, "metric"),
         (TIMESERIES, {"bucket": "second"}, "bucket"),
