@@ -147,7 +147,10 @@ def range_of(params, now: datetime | None = None) -> Range:
     moments = {}
     for name in ("from", "to"):
         if params.get(name):
-            value = parse_datetime(params[name])
+            try:
+                value = parse_datetime(params[name])
+            except ValueError:  # well formed, but no such day or time
+                value = None
             if value is None:
                 raise ValidationError({name: [MOMENT_INVALID]})
             moments[name] = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)

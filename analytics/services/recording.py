@@ -2,9 +2,11 @@
 (workflows.services.notices, in the task the engine's run events go to), become analytics events (once
 each) and increments of the rollups of their minute, hour and day."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.histograms import histogram_of, merged
@@ -125,3 +127,62 @@ def _rollups_add(runs: list[dict]) -> None:
         changed.append(row)
     Rollup.objects.bulk_update(changed, list(ROLLUP_FIELDS))
     Rollup.objects.bulk_create(made)
+
+
+def rollups_rebuild(*, since: datetime) -> int:
+    """Make the rollups of the runs that finished since `since` again from the analytics events (after an
+    upgrade that changes what a rollup holds, or a repair): the rows of every granularity from the
+    start of `since`'s day are deleted and the events added again, in one transaction. Returns how many
+    runs were counted. Events older than their retention are gone: rebuild no further back than it."""
+    since = bucket_start(since, Granularity.DAY)
+    with transaction.atomic():
+        Rollup.objects.filter(bucket__gte=since).delete()
+        events = Event.objects.filter(type=Event.Type.RUN_FINISHED, ts__gte=since)
+        count = 0
+        for chunk in _chunks(events.order_by("id").iterator(chunk_size=2000), 2000):
+            _rollups_add(
+                [
+                    {
+                        **event.data,
+                        "workspace": event.workspace_id,
+                        "workflow": event.workflow_id,
+                        "finished_at": event.ts,
+                    }
+                    for event in chunk
+                ]
+            )
+            count += len(chunk)
+    return count
+
+
+def _fact_of(event: Event) -> dict:
+    return {**event.data, "workspace": event.workspace_id, "workflow": event.workflow_id, "finished_at": event.ts}
+
+
+def _chunks(rows, size: int):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def analytics_prune(now: datetime | None = None) -> dict[str, int]:
+    """Forget what the retention settings say is no longer kept: minute rollups older than
+    DWC_ANALYTICS_MINUTE_ROLLUP_DAYS, hour rollups older than DWC_ANALYTICS_HOUR_ROLLUP_DAYS (day rollups
+    stay), events older than DWC_ANALYTICS_EVENT_RETENTION_DAYS. Beat runs it hourly."""
+    now = now or timezone.now()
+    kept = {
+        Granularity.MINUTE: settings.DWC_ANALYTICS_MINUTE_ROLLUP_DAYS,
+        Granularity.HOUR: settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS,
+    }
+    pruned = {}
+    for granularity, days in kept.items():
+        old = Rollup.objects.filter(granularity=granularity, bucket__lt=now - timedelta(days=days))
+        pruned[granularity] = old.delete()[0]
+    events = Event.objects.filter(ts__lt=now - timedelta(days=settings.DWC_ANALYTICS_EVENT_RETENTION_DAYS))
+    pruned["events"] = events.delete()[0]
+    return pruned

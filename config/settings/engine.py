@@ -91,6 +91,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60,
         "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
+    # Analytics rollups and events past their retention (DWC_ANALYTICS_*_DAYS).
+    "analytics-prune": {
+        "task": "analytics.tasks.analytics_prune",
+        "schedule": 60 * 60,
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
+    },
     # Audit events older than AUDIT_RETENTION_DAYS (config/settings/security.py), purged daily.
     "audit-purge": {
         "task": "audit.tasks.audit_purge_expired",

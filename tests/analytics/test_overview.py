@@ -1,15 +1,17 @@
 """Finished runs counted into rollups once each, and the overview and timeseries read from them:
 confined to the caller's workspaces, with 400s naming a bad parameter."""
 
+import io
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import Membership
 from analytics.models import Event, Rollup
-from analytics.services.recording import runs_finished_record
+from analytics.services.recording import analytics_prune, runs_finished_record
 from tests.conftest import client_for
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -125,3 +127,34 @@ def test_a_bad_parameter_is_a_400_naming_it(team, path, params, field):
 
 def test_analytics_need_a_login(api):
     assert api.get(OVERVIEW).status_code == 401
+
+
+def test_the_rebuild_command_makes_the_rollups_again_from_the_events(team):
+    workflow = uuid.uuid4()
+    runs_finished_record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 10, 60 * 30)])
+    before = sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded"))
+    Rollup.objects.all().delete()
+
+    out = io.StringIO()
+    call_command("analytics_rebuild", "--since", (timezone.now() - timedelta(days=3)).date().isoformat(), stdout=out)
+
+    assert "Rolled up 3 finished run(s)" in out.getvalue()
+    assert sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded")) == before
+
+
+@pytest.mark.parametrize("since", ["last week", "2026-13-40"])
+def test_the_rebuild_command_refuses_a_date_it_cannot_read(since):
+    with pytest.raises(CommandError, match="is not a date"):
+        call_command("analytics_rebuild", "--since", since)
+
+
+def test_pruning_keeps_minutes_for_a_day_hours_for_90_days_and_days_for_ever(team):
+    ages = (5, 60 * 24 * 2, 60 * 24 * 100)  # minutes: now, two days ago, a hundred days ago
+    runs_finished_record([run_fact(team["workspace"], uuid.uuid4(), minutes_ago=m) for m in ages])
+
+    pruned = analytics_prune()
+
+    assert pruned == {"minute": 2, "hour": 1, "events": 1}
+    kept = sorted(Rollup.objects.values_list("granularity", flat=True))
+    assert kept == ["day", "day", "day", "hour", "hour", "minute"]
+    assert Event.objects.count() == 2
