@@ -72,3 +72,39 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}"
+
+
+class StepRollup(models.Model):
+    """The steps of one node (by key, with its type) of one workflow that finished in one bucket of
+    time: counts by outcome, retries and crash recoveries, durations (a log-scale histogram), tokens
+    and cost. Kept as Rollup is."""
+
+    id = models.BigAutoField(primary_key=True)
+    granularity = models.CharField(max_length=6, choices=Rollup.Granularity.choices)
+    bucket = models.DateTimeField()
+    workspace_id = models.UUIDField()
+    workflow_id = models.UUIDField()
+    node_key = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0, help_text="Attempts beyond the first.")
+    crashes = models.PositiveIntegerField(default=0, help_text="Attempts whose worker was lost.")
+    duration_ms_sum = models.FloatField(default=0)
+    duration_ms_max = models.FloatField(default=0)
+    duration_histogram = models.JSONField(default=dict)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["bucket"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "workspace_id", "bucket", "workflow_id", "node_key"],
+                name="analytics_step_rollup_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}/{self.node_key}"

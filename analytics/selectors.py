@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.access import Role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import merged, percentile
-from analytics.models import Rollup
+from analytics.models import Rollup, StepRollup
 from analytics.services.recording import bucket_start
 
 Granularity = Rollup.Granularity
@@ -33,6 +33,7 @@ BUCKET_SPANS = {
     Granularity.HOUR: timedelta(hours=1),
     Granularity.DAY: timedelta(days=1),
 }
+NODE_COUNTERS = ("succeeded", "failed", "retries", "crashes", "tokens_in", "tokens_out")
 # At most this many points in a timeseries: minute buckets over a year would be half a million.
 MAX_POINTS = 2000
 METRICS = (
@@ -71,8 +72,9 @@ def granularity_for(span: Range, now: datetime | None = None) -> str:
     return Granularity.DAY
 
 
-def rollups_for_user(user: User, *, workspace=None, workflow=None) -> QuerySet[Rollup]:
-    rows = Rollup.objects.filter(workspace_id__in=workspaces_with_role(user, Role.VIEWER).values("pk"))
+def rollups_for_user(user: User, *, workspace=None, workflow=None, model=Rollup) -> QuerySet:
+    """The rollup rows (of runs, or with model=StepRollup of steps) of the caller's workspaces."""
+    rows = model.objects.filter(workspace_id__in=workspaces_with_role(user, Role.VIEWER).values("pk"))
     if workspace is not None:
         rows = rows.filter(workspace_id=workspace)
     if workflow is not None:
@@ -80,7 +82,7 @@ def rollups_for_user(user: User, *, workspace=None, workflow=None) -> QuerySet[R
     return rows
 
 
-def _in_range(rows: QuerySet[Rollup], span: Range, granularity: str) -> QuerySet[Rollup]:
+def _in_range(rows: QuerySet, span: Range, granularity: str) -> QuerySet:
     return rows.filter(granularity=granularity, bucket__gte=bucket_start(span.start, granularity), bucket__lt=span.end)
 
 
@@ -184,3 +186,32 @@ def bucket_checked(bucket: str | None, span: Range, now: datetime | None = None)
         days = (span.end - span.start).total_seconds() / 86400
         raise ValidationError({"bucket": [BUCKET_TOO_FINE.format(limit=MAX_POINTS, kept=kept, days=days)]})
     return bucket
+
+
+def nodes(rows: QuerySet[StepRollup], span: Range) -> list[dict]:
+    """Per node (key) of the rows over the range: steps by outcome, failure rate, retries and crash
+    recoveries, duration mean and percentiles, tokens and cost; slowest (p95) first."""
+    by_node: dict[str, list[StepRollup]] = {}
+    for row in _in_range(rows, span, granularity_for(span)):
+        by_node.setdefault(row.node_key, []).append(row)
+    figures = []
+    for node_key, node_rows in by_node.items():
+        totals = {name: sum(getattr(row, name) for row in node_rows) for name in NODE_COUNTERS}
+        steps = totals["succeeded"] + totals["failed"]
+        duration = merged(*(row.duration_histogram for row in node_rows))
+        figures.append(
+            {
+                "node_key": node_key,
+                "node_type": node_rows[-1].node_type,
+                "steps": steps,
+                **totals,
+                "failure_rate": totals["failed"] / steps if steps else None,
+                "duration_mean": sum(row.duration_ms_sum for row in node_rows) / steps if steps else None,
+                "duration_p50": percentile(duration, 50),
+                "duration_p95": percentile(duration, 95),
+                "duration_p99": percentile(duration, 99),
+                "duration_max": max(row.duration_ms_max for row in node_rows),
+                "cost": round(sum(row.cost for row in node_rows), 6),
+            }
+        )
+    return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"]))

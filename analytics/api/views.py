@@ -2,6 +2,7 @@
 
     GET /api/v3/analytics/overview?range=24h|…&from=&to=&workspace=&workflow=   (ends at `to`, default now)
     GET /api/v3/analytics/timeseries?metric=&bucket=minute|hour|day&range=…&workspace=&workflow=
+    GET /api/v3/analytics/nodes?range=…&workspace=&workflow=      per node key, slowest first
 
 A bad parameter is a 400 naming it. A workspace or workflow of someone else's gives empty figures, as
 one without runs does (their existence is not disclosed).
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
+from analytics.models import Rollup, StepRollup
 
 ID_INVALID = "An id (a UUID)."
 
@@ -67,7 +69,32 @@ class TimeseriesSerializer(serializers.Serializer):
     points = PointSerializer(many=True)
 
 
-def _rows(request):
+class NodeFiguresSerializer(serializers.Serializer):
+    node_key = serializers.CharField()
+    node_type = serializers.CharField()
+    steps = serializers.IntegerField(help_text="Finished steps: succeeded + failed.")
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failure_rate = serializers.FloatField(allow_null=True)
+    retries = serializers.IntegerField(help_text="Attempts beyond the first.")
+    crashes = serializers.IntegerField(help_text="Attempts whose worker was lost.")
+    duration_mean = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    duration_p50 = serializers.FloatField(allow_null=True, help_text="Milliseconds, within 2 %.")
+    duration_p95 = serializers.FloatField(allow_null=True)
+    duration_p99 = serializers.FloatField(allow_null=True)
+    duration_max = serializers.FloatField(allow_null=True)
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.FloatField()
+
+
+class NodesSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    nodes = NodeFiguresSerializer(many=True)
+
+
+def _rows(request, model=Rollup):
     ids = {}
     for name in ("workspace", "workflow"):
         if request.query_params.get(name):
@@ -75,7 +102,7 @@ def _rows(request):
                 ids[name] = uuid.UUID(request.query_params[name])
             except ValueError as error:
                 raise ValidationError({name: [ID_INVALID]}) from error
-    return selectors.rollups_for_user(request.user, **ids)
+    return selectors.rollups_for_user(request.user, model=model, **ids)
 
 
 class OverviewView(APIView):
@@ -116,3 +143,15 @@ class TimeseriesView(APIView):
         points = selectors.timeseries(rows, span, metric=metric, bucket=bucket)
         data = {"metric": metric, "bucket": bucket, "start": span.start, "end": span.end, "points": points}
         return Response(TimeseriesSerializer(data).data)
+
+
+class NodesView(APIView):
+    """Per node (by key) over a range: outcomes, failure rate, retries, crash recoveries, duration
+    percentiles, tokens and cost; slowest (p95) first. Narrow it to one workflow with `workflow`."""
+
+    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: NodesSerializer})
+    def get(self, request):
+        span = selectors.range_of(request.query_params)
+        rows = _rows(request, model=StepRollup)
+        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(rows, span)}
+        return Response(NodesSerializer(data).data)

@@ -2,6 +2,7 @@
 (workflows.services.notices, in the task the engine's run events go to), become analytics events (once
 each) and increments of the rollups of their minute, hour and day."""
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,18 +11,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.histograms import histogram_of, merged
-from analytics.models import Event, Rollup
+from analytics.models import Event, Rollup, StepRollup
 
 Granularity = Rollup.Granularity
-COUNTERS = ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out")
-ROLLUP_FIELDS = (
-    *COUNTERS,
-    "cost",
-    "duration_ms_sum",
-    "duration_ms_max",
-    "duration_histogram",
-    "queue_wait_histogram",
-)
+RUN_KEY = ("granularity", "workspace_id", "bucket", "workflow_id")
+STEP_KEY = (*RUN_KEY, "node_key")
+# Fields of an increment that name rather than count.
+LABELS = ("node_type",)
 
 
 def bucket_start(moment: datetime, granularity: str) -> datetime:
@@ -39,11 +35,13 @@ def _moment(value) -> datetime | None:
 
 def runs_finished_record(runs: list[dict]) -> int:
     """Count finished runs, each `{id, workspace, workflow, status (succeeded, failed, cancelled),
-    timed_out, created_at, started_at, finished_at, duration_ms, tokens_in, tokens_out, cost}`; a run
-    counted before is not counted again. Returns how many were new.
+    timed_out, created_at, started_at, finished_at, duration_ms, tokens_in, tokens_out, cost, steps}`,
+    `steps` the finished steps `[{key, type, status, attempt, crashes, duration_ms, tokens_in, tokens_out,
+    cost}]`; a run counted before is not counted again. Returns how many were new.
 
-    One transaction: the events and the rollup rows (locked) change together. Two workers making the
-    same new rollup row at once: one gets an IntegrityError and its task is tried again."""
+    One transaction: the events and the rollup rows (locked) change together. Two workers counting
+    the same run at once: the second waits on the event's unique key, and its task fails (the run is
+    counted once); counting different runs into the same rows, they take turns on the rows' locks."""
     runs = list({run["id"]: run for run in runs}.values())
     with transaction.atomic():
         known = set(
@@ -88,45 +86,80 @@ def _increment(run: dict) -> dict:
     }
 
 
-def _combined(total: dict, part: dict) -> dict:
+def _step_increment(step: dict) -> dict:
+    duration = float(step.get("duration_ms") or 0)
     return {
-        **{name: total.get(name, 0) + part[name] for name in (*COUNTERS, "cost", "duration_ms_sum")},
-        "duration_ms_max": max(total.get("duration_ms_max", 0), part["duration_ms_max"]),
-        "duration_histogram": merged(total.get("duration_histogram", {}), part["duration_histogram"]),
-        "queue_wait_histogram": merged(total.get("queue_wait_histogram", {}), part["queue_wait_histogram"]),
+        "node_type": step.get("type", ""),
+        "succeeded": int(step["status"] == "succeeded"),
+        "failed": int(step["status"] == "failed"),
+        "retries": max(int(step.get("attempt") or 1) - 1, 0),
+        "crashes": int(step.get("crashes") or 0),
+        "tokens_in": int(step.get("tokens_in") or 0),
+        "tokens_out": int(step.get("tokens_out") or 0),
+        "cost": float(step.get("cost") or 0),
+        "duration_ms_sum": duration,
+        "duration_ms_max": duration,
+        "duration_histogram": histogram_of([duration]),
     }
 
 
+def _combined(total: dict, part: dict) -> dict:
+    """Two increments (or a row's figures and an increment) as one: histograms merged, maxima kept,
+    labels (a node's type) taken from the newer, the rest added."""
+    combined = {}
+    for name, value in part.items():
+        if name.endswith("_histogram"):
+            combined[name] = merged(total.get(name, {}), value)
+        elif name.endswith("_max"):
+            combined[name] = max(total.get(name, 0), value)
+        elif name in LABELS:
+            combined[name] = value
+        else:
+            combined[name] = total.get(name, 0) + value
+    return combined
+
+
 def _rollups_add(runs: list[dict]) -> None:
-    """Add the runs to the rollup rows of their minute, hour and day: the rows that exist are locked
-    and updated, the others made."""
+    """Add the runs (and their steps) to the rollup rows of their minute, hour and day."""
     increments: dict[tuple, dict] = {}
+    step_increments: dict[tuple, dict] = {}
     for run in runs:
         finished = _moment(run["finished_at"])
         part = _increment(run)
+        steps = [(step["key"], _step_increment(step)) for step in run.get("steps") or []]
         for granularity in Granularity.values:
             key = (granularity, str(run["workspace"]), bucket_start(finished, granularity), str(run["workflow"]))
             increments[key] = _combined(increments.get(key, {}), part)
+            for node_key, step_part in steps:
+                step_increments[(*key, node_key)] = _combined(step_increments.get((*key, node_key), {}), step_part)
+    _upsert(Rollup, RUN_KEY, increments)
+    _upsert(StepRollup, STEP_KEY, step_increments)
+
+
+def _upsert(model, key_fields: tuple[str, ...], increments: dict[tuple, dict]) -> None:
+    """Add the increments to the rows of `model` their keys name. The missing rows are made empty first
+    (INSERT … ON CONFLICT DO NOTHING: a worker making the same row at once waits for the other's
+    commit, then makes nothing), then all are locked and updated; keys in one order, so two workers
+    lock in the same order."""
     if not increments:
         return
-    rows = Rollup.objects.select_for_update().filter(
-        granularity__in={key[0] for key in increments},
-        workspace_id__in={key[1] for key in increments},
-        bucket__in={key[2] for key in increments},
-        workflow_id__in={key[3] for key in increments},
+    keys = sorted(increments)
+    model.objects.bulk_create([model(**dict(zip(key_fields, key, strict=True))) for key in keys], ignore_conflicts=True)
+    rows = model.objects.select_for_update().filter(
+        **{f"{field}__in": {key[index] for key in keys} for index, field in enumerate(key_fields)}
     )
-    existing = {(row.granularity, str(row.workspace_id), row.bucket, str(row.workflow_id)): row for row in rows}
-    changed, made = [], []
-    for key, part in increments.items():
-        row = existing.get(key)
-        if row is None:
-            made.append(Rollup(granularity=key[0], workspace_id=key[1], bucket=key[2], workflow_id=key[3], **part))
-            continue
+    existing = {tuple(_plain(getattr(row, field)) for field in key_fields): row for row in rows.order_by(*key_fields)}
+    changed = []
+    for key in keys:
+        row, part = existing[key], increments[key]
         for name, value in _combined({name: getattr(row, name) for name in part}, part).items():
             setattr(row, name, value)
         changed.append(row)
-    Rollup.objects.bulk_update(changed, list(ROLLUP_FIELDS))
-    Rollup.objects.bulk_create(made)
+    model.objects.bulk_update(changed, list(increments[keys[0]]))
+
+
+def _plain(value):
+    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 def rollups_rebuild(*, since: datetime) -> int:
@@ -137,6 +170,7 @@ def rollups_rebuild(*, since: datetime) -> int:
     since = bucket_start(since, Granularity.DAY)
     with transaction.atomic():
         Rollup.objects.filter(bucket__gte=since).delete()
+        StepRollup.objects.filter(bucket__gte=since).delete()
         events = Event.objects.filter(type=Event.Type.RUN_FINISHED, ts__gte=since)
         count = 0
         for chunk in _chunks(events.order_by("id").iterator(chunk_size=2000), 2000):
@@ -181,8 +215,9 @@ def analytics_prune(now: datetime | None = None) -> dict[str, int]:
     }
     pruned = {}
     for granularity, days in kept.items():
-        old = Rollup.objects.filter(granularity=granularity, bucket__lt=now - timedelta(days=days))
-        pruned[granularity] = old.delete()[0]
+        cutoff = now - timedelta(days=days)
+        pruned[granularity] = Rollup.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()[0]
+        StepRollup.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()
     events = Event.objects.filter(ts__lt=now - timedelta(days=settings.DWC_ANALYTICS_EVENT_RETENTION_DAYS))
     pruned["events"] = events.delete()[0]
     return pruned

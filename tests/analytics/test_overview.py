@@ -2,11 +2,13 @@
 confined to the caller's workspaces, with 400s naming a bad parameter."""
 
 import io
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Membership
@@ -158,3 +160,73 @@ def test_pruning_keeps_minutes_for_a_day_hours_for_90_days_and_days_for_ever(tea
     kept = sorted(Rollup.objects.values_list("granularity", flat=True))
     assert kept == ["day", "day", "day", "hour", "hour", "minute"]
     assert Event.objects.count() == 2
+
+
+def test_nodes_are_listed_slowest_first_with_their_failures_and_retries(team):
+    workflow = uuid.uuid4()
+
+    def steps(fetch_ms: float, fetch_status: str = "succeeded", attempt: int = 1) -> list[dict]:
+        return [
+            {
+                "key": "fetch",
+                "type": "http_request",
+                "status": fetch_status,
+                "attempt": attempt,
+                "duration_ms": fetch_ms,
+            },
+            {
+                "key": "write",
+                "type": "document",
+                "status": "succeeded",
+                "attempt": 1,
+                "duration_ms": 5000,
+                "cost": 0.25,
+            },
+        ]
+
+    runs_finished_record(
+        [
+            run_fact(team["workspace"], workflow, steps=steps(100)),
+            run_fact(team["workspace"], workflow, steps=steps(300, attempt=3)),
+            run_fact(team["workspace"], workflow, status="failed", steps=steps(200, "failed", attempt=2)),
+        ]
+    )
+
+    answer = client_for(team["member"]).get("/api/v3/analytics/nodes", {"workflow": str(workflow), "range": "1h"})
+
+    assert answer.status_code == 200, answer.content
+    write, fetch = answer.json()["nodes"]
+    assert (write["node_key"], write["node_type"], write["steps"], write["cost"]) == ("write", "document", 3, 0.75)
+    assert write["duration_p95"] == pytest.approx(5000, rel=0.02)
+    assert (fetch["node_key"], fetch["succeeded"], fetch["failed"], fetch["retries"]) == ("fetch", 2, 1, 3)
+    assert fetch["failure_rate"] == pytest.approx(1 / 3)
+    assert fetch["duration_max"] == 300
+    other = client_for(team["stranger"]).get("/api/v3/analytics/nodes", {"workflow": str(workflow)})
+    assert other.json()["nodes"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_counting_runs_of_the_same_minute_at_once_all_count(team):
+    workflow = uuid.uuid4()
+    batches = [[run_fact(team["workspace"], workflow, minutes_ago=1) for _ in range(3)] for _ in range(8)]
+    go = threading.Barrier(len(batches))
+    errors = []
+
+    def count(batch):
+        try:
+            go.wait()
+            runs_finished_record(batch)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=count, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    for granularity in ("minute", "hour", "day"):
+        assert Rollup.objects.get(granularity=granularity, workflow_id=workflow).succeeded == 24

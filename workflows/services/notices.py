@@ -109,11 +109,27 @@ def run_facts(envelopes: list[dict], runs: dict[str, Run]) -> list[dict]:
     """What analytics count of the runs that finished among `envelopes` (analytics.services.recording)."""
     finished = [envelope for envelope in envelopes if envelope["type"] in FINISHED_TYPES and envelope["run"] in runs]
     usage: dict[str, dict] = {}
-    steps = StepRun.objects.filter(run_id__in=[envelope["run"] for envelope in finished]).exclude(usage={})
-    for run_id, step_usage in steps.values_list("run_id", "usage"):
-        total = usage.setdefault(str(run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
-        for name in total:
-            total[name] += step_usage.get(name) or 0
+    steps_of: dict[str, list] = {}
+    steps = StepRun.objects.filter(
+        run_id__in=[envelope["run"] for envelope in finished],
+        status__in=[StepRun.Status.SUCCEEDED, StepRun.Status.FAILED],
+    )
+    for step in steps.values("run_id", "node_key", "node_type", "status", "attempt", "crashes", "duration_ms", "usage"):
+        spent = {name: step["usage"].get(name) or 0 for name in ("tokens_in", "tokens_out", "cost")}
+        total = usage.setdefault(str(step["run_id"]), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
+        for name, value in spent.items():
+            total[name] += value
+        steps_of.setdefault(str(step["run_id"]), []).append(
+            {
+                "key": step["node_key"],
+                "type": step["node_type"],
+                "status": step["status"],
+                "attempt": step["attempt"],
+                "crashes": step["crashes"],
+                "duration_ms": step["duration_ms"] or 0,
+                **spent,
+            }
+        )
     facts = []
     for envelope in finished:
         run, data = runs[envelope["run"]], envelope.get("data") or {}
@@ -130,6 +146,7 @@ def run_facts(envelopes: list[dict], runs: dict[str, Run]) -> list[dict]:
                 "finished_at": envelope["ts"],
                 "duration_ms": (data.get("duration_seconds") or 0) * 1000,
                 **usage.get(str(run.pk), {}),
+                "steps": steps_of.get(str(run.pk), []),
             }
         )
     return facts

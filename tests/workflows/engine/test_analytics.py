@@ -22,10 +22,18 @@ def test_finished_runs_are_counted_and_the_overview_shows_them(engine_worker, us
     statuses = [wait_for_run(run_id, timeout=30).status for run_id in ids]
     assert statuses == ["succeeded", "succeeded", "failed"]
 
-    wait_until(lambda: Event.objects.count() == 3, timeout=20, message="the runs to be counted")
+    wait_until(
+        lambda: Event.objects.count() == 3,
+        timeout=20,
+        message=lambda: f"the runs to be counted; the worker said:\n{engine_worker.output()[-3000:]}",
+    )
     day = Rollup.objects.get(granularity="day", workflow_id=workflow["id"])
     assert (day.succeeded, day.failed) == (2, 1)
 
+    nodes = user_api.get("/api/v3/analytics/nodes", {"range": "1h", "workflow": workflow["id"]}).json()["nodes"]
+    assert [(node["node_key"], node["node_type"], node["succeeded"], node["failed"]) for node in nodes] == [
+        ("t", "text", 2, 1)
+    ]
     overview = user_api.get("/api/v3/analytics/overview", {"range": "1h", "workflow": workflow["id"]}).json()
     assert (overview["runs"], overview["succeeded"], overview["failed"]) == (3, 2, 1)
     assert overview["duration_p50"] is not None
