@@ -3,7 +3,7 @@
 each) and increments of the rollups of their minute, hour and day."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +22,7 @@ LABELS = ("node_type",)
 
 def bucket_start(moment: datetime, granularity: str) -> datetime:
     """The start of the bucket holding `moment` (UTC minutes, hours and days)."""
-    moment = moment.replace(second=0, microsecond=0)
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
     if granularity == Granularity.MINUTE:
         return moment
     moment = moment.replace(minute=0)

@@ -4,7 +4,8 @@ confined to the caller's workspaces, with 400s naming a bad parameter."""
 import io
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from analytics.models import Event, Rollup
-from analytics.services.recording import analytics_prune, runs_finished_record
+from analytics.services.recording import analytics_prune, bucket_start, runs_finished_record
 from tests.conftest import client_for
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -230,3 +231,9 @@ def test_workers_counting_runs_of_the_same_minute_at_once_all_count(team):
     assert errors == []
     for granularity in ("minute", "hour", "day"):
         assert Rollup.objects.get(granularity=granularity, workflow_id=workflow).succeeded == 24
+
+
+def test_buckets_are_utc_whatever_offset_a_moment_comes_with():
+    paris = datetime(2026, 12, 7, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30 UTC the day before
+    assert bucket_start(paris, "day").isoformat() == "2026-12-06T00:00:00+00:00"
+    assert bucket_start(paris, "hour").isoformat() == "2026-12-06T23:00:00+00:00"
