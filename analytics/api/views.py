@@ -53,7 +53,7 @@ class FiguresSerializer(serializers.Serializer):
 class OverviewSerializer(FiguresSerializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    granularity = serializers.ChoiceField(choices=selectors.Granularity.values, help_text="Of the rollups read.")
+    granularity = serializers.ChoiceField(choices=selectors.Granularity.choices, help_text="Of the rollups read.")
 
 
 class PointSerializer(serializers.Serializer):
@@ -63,7 +63,7 @@ class PointSerializer(serializers.Serializer):
 
 class TimeseriesSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=selectors.METRICS)
-    bucket = serializers.ChoiceField(choices=selectors.Granularity.values)
+    bucket = serializers.ChoiceField(choices=selectors.Granularity.choices)
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     points = PointSerializer(many=True)

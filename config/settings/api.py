@@ -77,5 +77,6 @@ SPECTACULAR_SETTINGS = {
         "ChannelKindEnum": "notifications.models.Channel.Kind",
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
         "NotificationEventTypeEnum": "notifications.services.events.EVENT_TYPES",
+        "AnalyticsGranularityEnum": "analytics.models.Rollup.Granularity",
     },
 }
