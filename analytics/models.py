@@ -34,16 +34,18 @@ class Event(models.Model):
         return f"{self.type} {self.subject}"
 
 
-class Rollup(models.Model):
-    """The runs of one workflow that finished in one bucket of time (a minute, an hour or a day): counts
-    by outcome, durations and queue waits as log-scale histograms (analytics.histograms), tokens and
-    cost. Kept per minute for a day, per hour for 90 days, per day beyond, so that a 30-day question
-    reads hundreds of rows."""
+class Granularity(models.TextChoices):
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
 
-    class Granularity(models.TextChoices):
-        MINUTE = "minute"
-        HOUR = "hour"
-        DAY = "day"
+
+class Bucketed(models.Model):
+    """What every rollup row holds: its bucket of time (a minute, an hour or a UTC day) of one workflow,
+    the outcomes counted, durations (sum, maximum, a log-scale histogram: analytics.histograms), tokens
+    and cost."""
+
+    Granularity = Granularity
 
     id = models.BigAutoField(primary_key=True)
     granularity = models.CharField(max_length=6, choices=Granularity.choices)
@@ -52,18 +54,29 @@ class Rollup(models.Model):
     workflow_id = models.UUIDField()
     succeeded = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    cancelled = models.PositiveIntegerField(default=0)
-    timed_out = models.PositiveIntegerField(default=0, help_text="Also counted in failed.")
     duration_ms_sum = models.FloatField(default=0)
     duration_ms_max = models.FloatField(default=0)
     duration_histogram = models.JSONField(default=dict)
-    queue_wait_histogram = models.JSONField(default=dict)
     tokens_in = models.BigIntegerField(default=0)
     tokens_out = models.BigIntegerField(default=0)
     cost = models.FloatField(default=0)
 
     class Meta:
+        abstract = True
         ordering = ["bucket"]
+
+
+class Rollup(Bucketed):
+    """The runs of one workflow that finished in one bucket of time (a minute, an hour or a day): counts
+    by outcome, durations and queue waits as log-scale histograms (analytics.histograms), tokens and
+    cost. Kept per minute for a day, per hour for 90 days, per day beyond, so that a 30-day question
+    reads hundreds of rows."""
+
+    cancelled = models.PositiveIntegerField(default=0)
+    timed_out = models.PositiveIntegerField(default=0, help_text="Also counted in failed.")
+    queue_wait_histogram = models.JSONField(default=dict)
+
+    class Meta(Bucketed.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["granularity", "workspace_id", "bucket", "workflow_id"], name="analytics_rollup_once"
@@ -74,31 +87,17 @@ class Rollup(models.Model):
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}"
 
 
-class StepRollup(models.Model):
+class StepRollup(Bucketed):
     """The steps of one node (by key, with its type) of one workflow that finished in one bucket of
     time: counts by outcome, retries and crash recoveries, durations (a log-scale histogram), tokens
     and cost. Kept as Rollup is."""
 
-    id = models.BigAutoField(primary_key=True)
-    granularity = models.CharField(max_length=6, choices=Rollup.Granularity.choices)
-    bucket = models.DateTimeField()
-    workspace_id = models.UUIDField()
-    workflow_id = models.UUIDField()
     node_key = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
-    succeeded = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0, help_text="Attempts beyond the first.")
     crashes = models.PositiveIntegerField(default=0, help_text="Attempts whose worker was lost.")
-    duration_ms_sum = models.FloatField(default=0)
-    duration_ms_max = models.FloatField(default=0)
-    duration_histogram = models.JSONField(default=dict)
-    tokens_in = models.BigIntegerField(default=0)
-    tokens_out = models.BigIntegerField(default=0)
-    cost = models.FloatField(default=0)
 
-    class Meta:
-        ordering = ["bucket"]
+    class Meta(Bucketed.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["granularity", "workspace_id", "bucket", "workflow_id", "node_key"],
