@@ -5,6 +5,9 @@ the services that know an event hand it over as plain data (analytics.services.r
 their transaction commits.
 """
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 
@@ -14,7 +17,20 @@ class Event(models.Model):
     subject, so an event handed over twice (a redelivered task) counts once."""
 
     class Type(models.TextChoices):
+        RUN_STARTED = "run.started"
         RUN_FINISHED = "run.finished"
+        STEP_FINISHED = "step.finished"
+        DOCUMENT_GENERATED = "document.generated"
+        WEBHOOK_RECEIVED = "webhook.received"
+        WEBHOOK_REJECTED = "webhook.rejected"
+        SCHEDULE_FIRED = "schedule.fired"
+        SCHEDULE_MISSED = "schedule.missed"
+        APPROVAL_DECIDED = "approval.decided"
+        NOTIFICATION_DELIVERED = "notification.delivered"
+        NOTIFICATION_FAILED = "notification.failed"
+        LOGIN = "login"
+        API_KEY_USED = "api_key.used"
+        BUDGET_THRESHOLD = "budget.threshold"
 
     id = models.BigAutoField(primary_key=True)
     type = models.CharField(max_length=40, choices=Type.choices)
@@ -24,11 +40,17 @@ class Event(models.Model):
     ts = models.DateTimeField(help_text="When it happened.")
     data = models.JSONField(default=dict)
     recorded_at = models.DateTimeField(auto_now_add=True)
+    rolled_up = models.BooleanField(default=False, help_text="Added to the rollups already.")
 
     class Meta:
         ordering = ["-ts"]
         constraints = [models.UniqueConstraint(fields=["type", "subject"], name="analytics_event_once")]
-        indexes = [models.Index(fields=["workspace_id", "ts"], name="analytics_event_recent")]
+        indexes = [
+            models.Index(fields=["workspace_id", "ts"], name="analytics_event_recent"),
+            models.Index(fields=["ts"], name="analytics_event_age"),
+            # The rollup writer's queue: the few events not added yet, oldest first.
+            models.Index(fields=["id"], condition=models.Q(rolled_up=False), name="analytics_event_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.subject}"
@@ -107,3 +129,129 @@ class StepRollup(Bucketed):
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}/{self.node_key}"
+
+
+# The workflow of a tally about a workspace as a whole (a login, an API key): tallies are unique per
+# workflow, and NULLs are never equal in a unique key.
+NO_WORKFLOW = uuid.UUID(int=0)
+
+
+class Tally(models.Model):
+    """How many events of one kind, with one label, happened in one bucket of time of one workflow (or of
+    the workspace: NO_WORKFLOW): runs by trigger, errors by type and by message, documents and tokens by
+    model, webhooks accepted and rejected, schedule slots fired and missed, notifications by channel
+    kind, logins, API-key use, active members… `value` sums a measure where one is kept (milliseconds
+    of runs in flight)."""
+
+    id = models.BigAutoField(primary_key=True)
+    granularity = models.CharField(max_length=6, choices=Granularity.choices)
+    bucket = models.DateTimeField()
+    workspace_id = models.UUIDField()
+    workflow_id = models.UUIDField(default=NO_WORKFLOW)
+    kind = models.CharField(max_length=40)
+    label = models.CharField(max_length=200, blank=True)
+    count = models.BigIntegerField(default=0)
+    value = models.FloatField(default=0)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["bucket"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["granularity", "workspace_id", "bucket", "workflow_id", "kind", "label"],
+                name="analytics_tally_once",
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "granularity", "bucket"], name="analytics_tally_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.kind} {self.label}"
+
+
+class Insight(models.Model):
+    """Something the numbers say that a person should know (a failure-rate spike, a latency regression,
+    a flaky node…), found by the insights pass (analytics.services.insights). One insight per kind and
+    subject is open or dismissed at a time; it is resolved when the condition ends."""
+
+    class Kind(models.TextChoices):
+        FAILURE_SPIKE = "failure_spike"
+        LATENCY_REGRESSION = "latency_regression"
+        SLOWEST_NODE = "slowest_node"
+        FLAKY_NODE = "flaky_node"
+        COST_GROWTH = "cost_growth"
+        TOP_SPENDER = "top_spender"
+        RETRIES_HIDE_DEPENDENCY = "retries_hide_dependency"
+        SCHEDULE_MISSING = "schedule_missing"
+        UNUSED_WORKFLOW = "unused_workflow"
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        HIGH = "high"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DISMISSED = "dismissed"
+        RESOLVED = "resolved"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    workflow_id = models.UUIDField(null=True, blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    subject = models.CharField(max_length=200, help_text="What it is about: a workflow, a node, a host.")
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    title = models.CharField(max_length=300)
+    numbers = models.JSONField(default=dict, help_text="The figures behind it and the periods compared.")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    link = models.CharField(max_length=500, blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "subject"],
+                condition=~models.Q(status="resolved"),
+                name="analytics_insight_one_open",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "status"], name="analytics_insight_status")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Report(models.Model):
+    """A saved question: a named set of metrics, filters and a range, run on demand (JSON or CSV)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    metrics = models.JSONField(help_text="Names of timeseries metrics.")
+    filters = models.JSONField(default=dict, blank=True, help_text="workflow, group_by.")
+    range = models.CharField(max_length=8, blank=True, default="7d")
+    start = models.DateTimeField(null=True, blank=True, help_text="A fixed range instead of `range`.")
+    end = models.DateTimeField(null=True, blank=True)
+    bucket = models.CharField(max_length=6, choices=Granularity.choices, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="analytics_report_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,10 +2,17 @@
 
 from celery import shared_task
 
-from analytics.services.recording import analytics_prune as prune
+from analytics.services import recording
 
 
 @shared_task(ignore_result=True)
 def analytics_prune() -> None:
     """Sent by beat hourly: rollups and events past their retention."""
-    prune()
+    recording.analytics_prune()
+
+
+@shared_task(ignore_result=True)
+def rollups_catch_up() -> None:
+    """Sent by beat every 30 seconds: the events recorded outside the run-events task (webhooks,
+    schedules, approvals, notifications, logins) added to the rollups."""
+    recording.rollups_catch_up()

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
+from django.db import DatabaseError, connection
 from pytest_httpserver import HTTPServer
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -47,6 +48,33 @@ def no_process_outlives_its_test():
     yield
     for process in Process.running() - before:
         process.stop()
+
+
+# Whether this test's connection holds the analytics rollup writer's lock (taken before a wipe).
+_writer_lock = {"held": False}
+
+
+@pytest.fixture(autouse=True)
+def rollup_writer_kept_out_of_the_wipe(request, django_db_blocker):
+    """A test whose database is wiped (TRUNCATE) after it takes the analytics rollup writer's lock
+    first: a worker adding its runs to the rollups would otherwise hold some of the wiped tables and
+    want others, and the wipe would deadlock with it. The lock is held through the wipe (the next
+    test lets it go), so a writer that comes late waits, then finds the wiped tables empty."""
+    from analytics.services.recording import ROLLUP_WRITER_LOCK
+
+    if _writer_lock["held"]:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+        _writer_lock["held"] = False
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if (marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames:
+        try:
+            with django_db_blocker.unblock(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", ROLLUP_WRITER_LOCK)
+            _writer_lock["held"] = True
+        except DatabaseError:  # a test that stopped the database: no writer gets in either
+            connection.close()
 
 
 @pytest.fixture

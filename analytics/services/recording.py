@@ -1,23 +1,77 @@
-"""Counting what finished: the facts of finished runs, handed over after their transaction committed
-(workflows.services.notices, in the task the engine's run events go to), become analytics events (once
-each) and increments of the rollups of their minute, hour and day."""
+"""The analytics event stream and the rollups kept from it.
 
+Two steps, so that nothing the product does waits on the figures:
+
+1. `events_record`: whoever knows an event hands it over as plain data once its transaction committed
+   (the run-events task for runs, steps and documents; the webhook, schedule, approval, notification
+   and login services for theirs). One INSERT into `analytics_event`, once per type and subject (an
+   event handed over twice counts once).
+2. `rollups_catch_up`: one writer at a time (a PostgreSQL advisory lock) adds the events not added yet
+   to the rollups of their minute, hour and day, in batches, and marks them added, in one transaction
+   per batch. The run-events task calls it after recording; beat calls it every 30 seconds for the
+   events recorded elsewhere. With one writer there is no lock order to get wrong between workers,
+   and the rows of a busy workflow's minute are updated once per batch, not once per run.
+
+An event: `{type, subject, workspace, workflow (or None), ts, data}`, `data` by type:
+
+    run.started          trigger
+    run.finished         status (succeeded|failed|cancelled), timed_out, trigger, created_at, started_at,
+                         duration_ms, tokens_in, tokens_out, cost, error_type, error_message
+    step.finished        key, type, status, attempt, crashes, duration_ms, tokens_in, tokens_out, cost,
+                         error_type, host (the host an HTTP step called)
+    document.generated   node_key, provider, model, tokens_in, tokens_out, cost, cached
+    webhook.received / webhook.rejected     reason (rejected)
+    schedule.fired / schedule.missed        slots (how many)
+    approval.decided     decision
+    notification.delivered / notification.failed   channel (its kind)
+    login / api_key.used user, method (login)
+    budget.threshold     budget
+"""
+
+import json
+import re
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.histograms import histogram_of, merged
-from analytics.models import Event, Rollup, StepRollup
+from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally
 
 Granularity = Rollup.Granularity
+BUCKET_SPANS = {
+    Granularity.MINUTE: timedelta(minutes=1),
+    Granularity.HOUR: timedelta(hours=1),
+    Granularity.DAY: timedelta(days=1),
+}
 RUN_KEY = ("granularity", "workspace_id", "bucket", "workflow_id")
 STEP_KEY = (*RUN_KEY, "node_key")
+TALLY_KEY = (*RUN_KEY, "kind", "label")
 # Fields of an increment that name rather than count.
 LABELS = ("node_type",)
+# The rollup writer's advisory lock (two int4 keys: "analytics", "rollups"). Tests that wipe the
+# database take it too, so that the wipe never meets a writer half-way.
+ROLLUP_WRITER_LOCK = (0x616E616C, 0x726F6C6C)
+BATCH_SIZE = 2000
+# Tallies that count what an event of the type says, by the label its data names.
+LABELLED_TALLIES = {
+    Event.Type.WEBHOOK_RECEIVED: None,
+    Event.Type.WEBHOOK_REJECTED: "reason",
+    Event.Type.SCHEDULE_FIRED: None,
+    Event.Type.SCHEDULE_MISSED: None,
+    Event.Type.APPROVAL_DECIDED: "decision",
+    Event.Type.NOTIFICATION_DELIVERED: "channel",
+    Event.Type.NOTIFICATION_FAILED: "channel",
+    Event.Type.LOGIN: "method",
+    Event.Type.API_KEY_USED: None,
+    Event.Type.BUDGET_THRESHOLD: "budget",
+}
+MAX_LABEL = 200
 
 
 def bucket_start(moment: datetime, granularity: str) -> datetime:
@@ -33,41 +87,84 @@ def _moment(value) -> datetime | None:
     return parse_datetime(value) if isinstance(value, str) else value
 
 
-def runs_finished_record(runs: list[dict]) -> int:
-    """Count finished runs, each `{id, workspace, workflow, status (succeeded, failed, cancelled),
-    timed_out, created_at, started_at, finished_at, duration_ms, tokens_in, tokens_out, cost, steps}`,
-    `steps` the finished steps `[{key, type, status, attempt, crashes, duration_ms, tokens_in, tokens_out,
-    cost}]`; a run counted before is not counted again. Returns how many were new.
+# --- 1. the stream --------------------------------------------------------------------------------
 
-    One transaction: the events and the rollup rows (locked) change together. Two workers counting
-    the same run at once: the second waits on the event's unique key, and its task fails (the run is
-    counted once); counting different runs into the same rows, they take turns on the rows' locks."""
-    runs = list({run["id"]: run for run in runs}.values())
-    with transaction.atomic():
-        known = set(
-            Event.objects.filter(type=Event.Type.RUN_FINISHED, subject__in=[run["id"] for run in runs]).values_list(
-                "subject", flat=True
-            )
+
+def events_record(events: Iterable[dict]) -> int:
+    """Add events to the stream (see the module's docstring); one counted before is not counted again.
+    Returns how many were new. One statement on one table: safe to call anywhere after a commit."""
+    rows = {(event["type"], str(event["subject"])[:200]): event for event in events}
+    if not rows:
+        return 0
+    columns = {"type": [], "subject": [], "workspace": [], "workflow": [], "ts": [], "data": []}
+    for (type_, subject), event in rows.items():
+        columns["type"].append(type_)
+        columns["subject"].append(subject)
+        columns["workspace"].append(str(event["workspace"]))
+        columns["workflow"].append(str(event["workflow"]) if event.get("workflow") else None)
+        columns["ts"].append(_moment(event["ts"]))
+        columns["data"].append(json.dumps(event.get("data") or {}, cls=DjangoJSONEncoder))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO analytics_event (type, subject, workspace_id, workflow_id, ts, data, recorded_at, rolled_up) "
+            "SELECT type, subject, workspace, workflow, ts, data, now(), false FROM unnest("
+            "%s::varchar[], %s::varchar[], %s::uuid[], %s::uuid[], %s::timestamptz[], %s::jsonb[]"
+            ") AS new (type, subject, workspace, workflow, ts, data) "
+            "ON CONFLICT (type, subject) DO NOTHING RETURNING id",
+            list(columns.values()),
         )
-        new = [run for run in runs if run["id"] not in known]
-        Event.objects.bulk_create(
-            [
-                Event(
-                    type=Event.Type.RUN_FINISHED,
-                    workspace_id=run["workspace"],
-                    workflow_id=run["workflow"],
-                    subject=run["id"],
-                    ts=_moment(run["finished_at"]),
-                    data={key: value for key, value in run.items() if key not in ("id", "workspace", "workflow")},
-                )
-                for run in new
-            ]
-        )
-        _rollups_add(new)
-    return len(new)
+        return len(cursor.fetchall())
 
 
-def _increment(run: dict) -> dict:
+# --- 2. the rollups -------------------------------------------------------------------------------
+
+
+def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
+    """Add the events not added yet to the rollups, oldest first, one batch per transaction, as the one
+    writer (waits for another writer to finish). Returns how many events were added."""
+    added = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", ROLLUP_WRITER_LOCK)
+            events = list(Event.objects.filter(rolled_up=False).order_by("id")[:batch_size])
+            if not events:
+                return added
+            _rollups_add(events)
+            Event.objects.filter(pk__in=[event.pk for event in events]).update(rolled_up=True)
+        added += len(events)
+
+
+def _rollups_add(events: list[Event], *, floor: datetime | None = None) -> None:
+    """Add the events to the rows of their minute, hour and day: runs to Rollup, steps to StepRollup,
+    the rest to Tally. A run's time in flight goes to no bucket before `floor` (a rebuild's start: the
+    buckets before it kept their share)."""
+    runs: dict[tuple, dict] = {}
+    steps: dict[tuple, dict] = {}
+    tallies: dict[tuple, dict] = {}
+    for event in events:
+        workflow = str(event.workflow_id or NO_WORKFLOW)
+        for granularity in Granularity.values:
+            key = (granularity, str(event.workspace_id), bucket_start(event.ts, granularity), workflow)
+            if event.type == Event.Type.RUN_FINISHED:
+                _add(runs, key, _run_increment(event.data))
+            elif event.type == Event.Type.STEP_FINISHED:
+                _add(steps, (*key, event.data.get("key", "")), _step_increment(event.data))
+            for kind, label, part in _tallies_of(event):
+                _add(tallies, (*key, kind, str(label or "")[:MAX_LABEL]), part)
+        if event.type == Event.Type.RUN_FINISHED:
+            for key, part in _busy(event, floor):
+                _add(tallies, key, part)
+    _upsert(Rollup, RUN_KEY, runs)
+    _upsert(StepRollup, STEP_KEY, steps)
+    _upsert(Tally, TALLY_KEY, tallies)
+
+
+def _add(increments: dict[tuple, dict], key: tuple, part: dict) -> None:
+    increments[key] = _combined(increments.get(key, {}), part)
+
+
+def _run_increment(run: dict) -> dict:
     started, created = _moment(run.get("started_at")), _moment(run.get("created_at"))
     waits = [(started - created).total_seconds() * 1000] if started and created else []
     duration = float(run.get("duration_ms") or 0)
@@ -103,6 +200,57 @@ def _step_increment(step: dict) -> dict:
     }
 
 
+def _tallies_of(event: Event) -> Iterator[tuple[str, str, dict]]:
+    """The tallies (kind, label, increment) one event adds to, in each of its buckets."""
+    data, one = event.data, {"count": 1}
+    if event.type == Event.Type.RUN_STARTED:
+        yield "run.trigger", data.get("trigger", ""), one
+    elif event.type == Event.Type.RUN_FINISHED and data.get("status") == "failed":
+        yield "error.type", data.get("error_type") or "unknown", one
+        yield "error.message", message_cluster(data.get("error_type"), data.get("error_message")), one
+    elif event.type == Event.Type.STEP_FINISHED and data.get("host") and int(data.get("attempt") or 1) > 1:
+        yield "retries.host", data["host"], {"count": int(data["attempt"]) - 1}
+    elif event.type == Event.Type.DOCUMENT_GENERATED:
+        spent = {name: data.get(name) or 0 for name in ("tokens_in", "tokens_out", "cost")}
+        yield "generation", f"{data.get('provider', '')}/{data.get('model', '')}", {"count": 1, **spent}
+        if data.get("cached"):
+            yield "generation.cached", data.get("provider", ""), one
+    elif event.type in LABELLED_TALLIES:
+        label = data.get(LABELLED_TALLIES[event.type]) if LABELLED_TALLIES[event.type] else ""
+        yield event.type, label, {"count": int(data.get("slots") or 1)}
+        if event.type in (Event.Type.LOGIN, Event.Type.API_KEY_USED) and data.get("user"):
+            yield "member.active", data["user"], one
+
+
+def _busy(event: Event, floor: datetime | None) -> Iterator[tuple[tuple, dict]]:
+    """The run's time in flight, split over the buckets it overlapped: a bucket's `run.busy` value over
+    its length is the mean number of runs in flight (Little's law)."""
+    started, finished = _moment(event.data.get("started_at")), event.ts
+    if started and floor:
+        started = max(started, floor)
+    if not started or started >= finished:
+        return
+    for granularity in Granularity.values:
+        moment = bucket_start(started, granularity)
+        while moment < finished:
+            end = moment + BUCKET_SPANS[granularity]
+            overlap = (min(end, finished) - max(moment, started)).total_seconds() * 1000
+            key = (granularity, str(event.workspace_id), moment, str(event.workflow_id or NO_WORKFLOW))
+            yield (*key, "run.busy", ""), {"count": 0, "value": overlap}
+            moment = end
+
+
+NUMBERS = re.compile(r"\b[0-9a-f]{8}-[0-9a-f-]{27,}\b|0x[0-9a-f]+|\d+(?:\.\d+)?", re.IGNORECASE)
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def message_cluster(error_type: str | None, message: str | None) -> str:
+    """Error messages that differ only in ids, numbers and quoted values are one cluster:
+    `timeout: step 'fetch' took 31 s` and `… 'send' took 45 s` are `timeout: step '…' took # s`."""
+    text = QUOTED.sub("'…'", NUMBERS.sub("#", (message or "").strip().splitlines()[0] if message else ""))
+    return f"{error_type or 'unknown'}: {text}"[:MAX_LABEL]
+
+
 def _combined(total: dict, part: dict) -> dict:
     """Two increments (or a row's figures and an increment) as one: histograms merged, maxima kept,
     labels (a node's type) taken from the newer, the rest added."""
@@ -119,43 +267,26 @@ def _combined(total: dict, part: dict) -> dict:
     return combined
 
 
-def _rollups_add(runs: list[dict]) -> None:
-    """Add the runs (and their steps) to the rollup rows of their minute, hour and day."""
-    increments: dict[tuple, dict] = {}
-    step_increments: dict[tuple, dict] = {}
-    for run in runs:
-        finished = _moment(run["finished_at"])
-        part = _increment(run)
-        steps = [(step["key"], _step_increment(step)) for step in run.get("steps") or []]
-        for granularity in Granularity.values:
-            key = (granularity, str(run["workspace"]), bucket_start(finished, granularity), str(run["workflow"]))
-            increments[key] = _combined(increments.get(key, {}), part)
-            for node_key, step_part in steps:
-                step_increments[(*key, node_key)] = _combined(step_increments.get((*key, node_key), {}), step_part)
-    _upsert(Rollup, RUN_KEY, increments)
-    _upsert(StepRollup, STEP_KEY, step_increments)
-
-
 def _upsert(model, key_fields: tuple[str, ...], increments: dict[tuple, dict]) -> None:
-    """Add the increments to the rows of `model` their keys name. The missing rows are made empty first
-    (INSERT … ON CONFLICT DO NOTHING: a worker making the same row at once waits for the other's
-    commit, then makes nothing), then all are locked and updated; keys in one order, so two workers
-    lock in the same order."""
+    """Add the increments to the rows of `model` their keys name, the missing rows made first (the one
+    writer holds its lock: nobody else changes these rows)."""
     if not increments:
         return
     keys = sorted(increments)
     model.objects.bulk_create([model(**dict(zip(key_fields, key, strict=True))) for key in keys], ignore_conflicts=True)
-    rows = model.objects.select_for_update().filter(
+    rows = model.objects.filter(
         **{f"{field}__in": {key[index] for key in keys} for index, field in enumerate(key_fields)}
     )
-    existing = {tuple(_plain(getattr(row, field)) for field in key_fields): row for row in rows.order_by(*key_fields)}
+    existing = {tuple(_plain(getattr(row, field)) for field in key_fields): row for row in rows}
+    fields: set[str] = set()
     changed = []
     for key in keys:
         row, part = existing[key], increments[key]
         for name, value in _combined({name: getattr(row, name) for name in part}, part).items():
             setattr(row, name, value)
+        fields.update(part)
         changed.append(row)
-    model.objects.bulk_update(changed, list(increments[keys[0]]))
+    model.objects.bulk_update(changed, sorted(fields), batch_size=1000)
 
 
 def _plain(value):
@@ -163,37 +294,26 @@ def _plain(value):
 
 
 def rollups_rebuild(*, since: datetime) -> int:
-    """Make the rollups of the runs that finished since `since` again from the analytics events (after an
-    upgrade that changes what a rollup holds, or a repair): the rows of every granularity from the
-    start of `since`'s day are deleted and the events added again, in one transaction. Returns how many
-    runs were counted. Events older than their retention are gone: rebuild no further back than it."""
+    """Make the rollups from the start of `since`'s day again from the analytics events (after an
+    upgrade that changes what a rollup holds, or a repair): the rows of every granularity from then are
+    deleted and the events since then added again, in one transaction, as the writer. Returns how many
+    events were added. Events older than their retention are gone: rebuild no further back than it."""
     since = bucket_start(since, Granularity.DAY)
+    added = 0
     with transaction.atomic():
-        Rollup.objects.filter(bucket__gte=since).delete()
-        StepRollup.objects.filter(bucket__gte=since).delete()
-        events = Event.objects.filter(type=Event.Type.RUN_FINISHED, ts__gte=since)
-        count = 0
-        for chunk in _chunks(events.order_by("id").iterator(chunk_size=2000), 2000):
-            _rollups_add(
-                [
-                    {
-                        **event.data,
-                        "workspace": event.workspace_id,
-                        "workflow": event.workflow_id,
-                        "finished_at": event.ts,
-                    }
-                    for event in chunk
-                ]
-            )
-            count += len(chunk)
-    return count
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", ROLLUP_WRITER_LOCK)
+        for model in (Rollup, StepRollup, Tally):
+            model.objects.filter(bucket__gte=since).delete()
+        events = Event.objects.filter(ts__gte=since).order_by("id")
+        for chunk in _chunks(events.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
+            _rollups_add(chunk, floor=since)
+            added += len(chunk)
+        events.filter(rolled_up=False).update(rolled_up=True)
+    return added
 
 
-def _fact_of(event: Event) -> dict:
-    return {**event.data, "workspace": event.workspace_id, "workflow": event.workflow_id, "finished_at": event.ts}
-
-
-def _chunks(rows, size: int):
+def _chunks(rows: Iterable, size: int) -> Iterator[list]:
     chunk = []
     for row in rows:
         chunk.append(row)
@@ -217,7 +337,8 @@ def analytics_prune(now: datetime | None = None) -> dict[str, int]:
     for granularity, days in kept.items():
         cutoff = now - timedelta(days=days)
         pruned[granularity] = Rollup.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()[0]
-        StepRollup.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()
+        for model in (StepRollup, Tally):
+            model.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()
     events = Event.objects.filter(ts__lt=now - timedelta(days=settings.DWC_ANALYTICS_EVENT_RETENTION_DAYS))
     pruned["events"] = events.delete()[0]
     return pruned

@@ -92,6 +92,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
     # Analytics rollups and events past their retention (DWC_ANALYTICS_*_DAYS).
+    "analytics-catch-up": {
+        "task": "analytics.tasks.rollups_catch_up",
+        "schedule": 30,
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30},
+    },
     "analytics-prune": {
         "task": "analytics.tasks.analytics_prune",
         "schedule": 60 * 60,

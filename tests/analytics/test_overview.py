@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from analytics.models import Event, Rollup
-from analytics.services.recording import analytics_prune, bucket_start, runs_finished_record
+from analytics.services.recording import analytics_prune, bucket_start
+from tests.analytics.facts import record, run_fact
 from tests.conftest import client_for
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -32,30 +33,13 @@ def team(db):
     return {"workspace": workspace, "member": member, "stranger": UserFactory()}
 
 
-def run_fact(workspace, workflow, *, status="succeeded", minutes_ago=5, duration_ms=1000, wait_ms=100, **extra):
-    finished = timezone.now() - timedelta(minutes=minutes_ago)
-    started = finished - timedelta(milliseconds=duration_ms)
-    return {
-        "id": str(uuid.uuid4()),
-        "workspace": str(workspace.pk),
-        "workflow": str(workflow),
-        "status": status,
-        "timed_out": False,
-        "created_at": (started - timedelta(milliseconds=wait_ms)).isoformat(),
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "duration_ms": duration_ms,
-        **extra,
-    }
-
-
 def test_finished_runs_are_counted_once_into_their_minute_hour_and_day(team):
     workflow = uuid.uuid4()
     facts = [run_fact(team["workspace"], workflow, duration_ms=ms) for ms in (100, 200, 300)]
     facts.append(run_fact(team["workspace"], workflow, status="failed", timed_out=True, tokens_in=10, cost=0.5))
 
-    assert runs_finished_record(facts) == 4
-    assert runs_finished_record(facts[:2]) == 0  # handed over again (a redelivered task): counted once
+    assert record(facts) == 4
+    assert record(facts[:2]) == 0  # handed over again (a redelivered task): counted once
 
     assert Event.objects.count() == 4
     for granularity in ("minute", "hour", "day"):
@@ -71,7 +55,7 @@ def test_the_overview_gives_counts_rates_and_percentiles_of_the_callers_workspac
     facts = [run_fact(team["workspace"], workflow, duration_ms=ms, wait_ms=ms / 10) for ms in range(100, 10100, 100)]
     facts += [run_fact(team["workspace"], workflow, status="failed") for _ in range(25)]
     facts.append(run_fact(WorkspaceFactory(), workflow))  # someone else's
-    runs_finished_record(facts)
+    record(facts)
 
     answer = client_for(team["member"]).get(OVERVIEW, {"range": "24h"})
 
@@ -89,7 +73,7 @@ def test_the_overview_gives_counts_rates_and_percentiles_of_the_callers_workspac
 
 
 def test_a_range_older_than_a_day_is_read_from_hour_rows(team):
-    runs_finished_record([run_fact(team["workspace"], uuid.uuid4(), minutes_ago=60 * 24 * 3)])
+    record([run_fact(team["workspace"], uuid.uuid4(), minutes_ago=60 * 24 * 3)])
     answer = client_for(team["member"]).get(OVERVIEW, {"range": "7d"}).json()
     assert (answer["granularity"], answer["runs"]) == ("hour", 1)
     assert client_for(team["member"]).get(OVERVIEW, {"range": "24h"}).json()["runs"] == 0
@@ -97,7 +81,7 @@ def test_a_range_older_than_a_day_is_read_from_hour_rows(team):
 
 def test_a_timeseries_has_every_bucket_of_the_range(team):
     workflow = uuid.uuid4()
-    runs_finished_record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 5, 30)])
+    record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 5, 30)])
 
     answer = client_for(team["member"]).get(TIMESERIES, {"range": "1h", "metric": "runs", "workflow": str(workflow)})
 
@@ -134,14 +118,14 @@ def test_analytics_need_a_login(api):
 
 def test_the_rebuild_command_makes_the_rollups_again_from_the_events(team):
     workflow = uuid.uuid4()
-    runs_finished_record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 10, 60 * 30)])
+    record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 10, 60 * 30)])
     before = sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded"))
     Rollup.objects.all().delete()
 
     out = io.StringIO()
     call_command("analytics_rebuild", "--since", (timezone.now() - timedelta(days=3)).date().isoformat(), stdout=out)
 
-    assert "Rolled up 3 finished run(s)" in out.getvalue()
+    assert "Rolled up 3 event(s)" in out.getvalue()
     assert sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded")) == before
 
 
@@ -153,7 +137,7 @@ def test_the_rebuild_command_refuses_a_date_it_cannot_read(since):
 
 def test_pruning_keeps_minutes_for_a_day_hours_for_90_days_and_days_for_ever(team):
     ages = (5, 60 * 24 * 2, 60 * 24 * 100)  # minutes: now, two days ago, a hundred days ago
-    runs_finished_record([run_fact(team["workspace"], uuid.uuid4(), minutes_ago=m) for m in ages])
+    record([run_fact(team["workspace"], uuid.uuid4(), minutes_ago=m) for m in ages])
 
     pruned = analytics_prune()
 
@@ -185,7 +169,7 @@ def test_nodes_are_listed_slowest_first_with_their_failures_and_retries(team):
             },
         ]
 
-    runs_finished_record(
+    record(
         [
             run_fact(team["workspace"], workflow, steps=steps(100)),
             run_fact(team["workspace"], workflow, steps=steps(300, attempt=3)),
@@ -216,7 +200,7 @@ def test_workers_counting_runs_of_the_same_minute_at_once_all_count(team):
     def count(batch):
         try:
             go.wait()
-            runs_finished_record(batch)
+            record(batch)
         except Exception as error:
             errors.append(error)
         finally:

@@ -20,6 +20,7 @@ from core.throttling import throttle_cache
 from notifications.services.events import events_submit
 from notifications.services.matching import events_match
 from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
+from workflows.services.analytics_feed import run_events_count
 
 # A flood of refused deliveries raises one `webhook.rejected` per webhook and reason in this many
 # seconds (the first refusal's); the rules' throttles and digests take it from there.
@@ -105,16 +106,14 @@ def run_event(envelope: dict, run: Run) -> dict:
 
 def run_events_hand_on(envelopes: list[dict]) -> None:
     """The engine's run events, after their transaction committed (the task workflows.events.publish
-    sends to the `notifications` queue): matched against the notification rules. (Counting the finished
-    runs for analytics here made the engine tests' database flush deadlock with the worker's counting
-    transaction: left out until the tests' teardown waits for that task; issue 21, and ec9f960^ for the
-    code that built their facts.)"""
-    envelopes = [envelope for envelope in envelopes if envelope["type"] in RUN_EVENT_TYPES]
+    sends to the `notifications` queue): matched against the notification rules, and counted by
+    analytics (workflows.services.analytics_feed)."""
     runs = Run.objects.select_related("workflow", "workspace").prefetch_related("workflow__tag_set")
-    by_id = {str(pk): run for pk, run in runs.in_bulk([envelope["run"] for envelope in envelopes]).items()}
-    events = [run_event(envelope, by_id[envelope["run"]]) for envelope in envelopes if envelope["run"] in by_id]
-    if events:
-        events_match(events)
+    by_id = {str(pk): run for pk, run in runs.in_bulk({envelope["run"] for envelope in envelopes}).items()}
+    notable = [envelope for envelope in envelopes if envelope["type"] in RUN_EVENT_TYPES and envelope["run"] in by_id]
+    if notable:
+        events_match([run_event(envelope, by_id[envelope["run"]]) for envelope in notable])
+    run_events_count(envelopes, by_id)
 
 
 def schedule_missed_submit(*, schedule: Schedule, slots: list[datetime]) -> None:

@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, since=None, **options):
         moment = timezone.now() - timedelta(days=7) if since is None else _moment(since)
         count = rollups_rebuild(since=moment)
-        self.stdout.write(f"Rolled up {count} finished run(s) since {moment:%Y-%m-%d}.")
+        self.stdout.write(f"Rolled up {count} event(s) since {moment:%Y-%m-%d}.")
 
 
 def _moment(value: str) -> datetime:

@@ -1,0 +1,107 @@
+"""What analytics count of the engine's runs: the run events handed on after their transaction
+committed (workflows.tasks.run_events_hand_on) become analytics events, plain data
+(analytics.services.recording): a run started; a run finished, with its steps and the documents it
+generated, read once when it finishes rather than sent one message per step from the hot path."""
+
+from collections.abc import Iterator
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from analytics.services.recording import events_record, rollups_catch_up
+from workflows.models import Document, Run, StepRun
+
+FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
+
+
+def run_events_count(envelopes: list[dict], runs: dict[str, Run]) -> None:
+    """Record the analytics events of `envelopes` (of `runs`, by id) and bring the rollups up to date."""
+    if events_record(_events(envelopes, runs)):
+        rollups_catch_up()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
+    finished = [envelope for envelope in envelopes if envelope["type"] in FINISHED_TYPES and envelope["run"] in runs]
+    for envelope in envelopes:
+        if envelope["type"] == "run.started" and envelope["run"] in runs:
+            run = runs[envelope["run"]]
+            yield _event("run.started", run, subject=str(run.pk), ts=envelope["ts"], trigger=run.trigger)
+    if not finished:
+        return
+    finished_ids = [envelope["run"] for envelope in finished]
+    usage: dict[str, dict] = {}
+    steps = StepRun.objects.filter(
+        run_id__in=finished_ids, status__in=[StepRun.Status.SUCCEEDED, StepRun.Status.FAILED]
+    )
+    for step in steps.select_related("run"):
+        spent = {name: step.usage.get(name) or 0 for name in ("tokens_in", "tokens_out", "cost")}
+        total = usage.setdefault(str(step.run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
+        for name, value in spent.items():
+            total[name] += value
+        yield _event(
+            "step.finished",
+            step.run,
+            subject=f"{step.run_id}:{step.node_key}",
+            ts=_iso(step.finished_at) or step.run.finished_at.isoformat(),
+            key=step.node_key,
+            type=step.node_type,
+            status=step.status,
+            attempt=step.attempt,
+            crashes=step.crashes,
+            duration_ms=step.duration_ms or 0,
+            error_type=(step.error or {}).get("type"),
+            host=_host_of(step),
+            **spent,
+        )
+    for document in Document.objects.filter(run_id__in=finished_ids).select_related("run"):
+        yield _event(
+            "document.generated",
+            document.run,
+            subject=str(document.pk),
+            ts=document.created_at.isoformat(),
+            node_key=document.node_key,
+            provider=document.provider,
+            model=document.model,
+            tokens_in=document.tokens_in,
+            tokens_out=document.tokens_out,
+            cost=float(document.cost),
+            cached=bool(document.metadata.get("cached")),
+        )
+    for envelope in finished:
+        run, data = runs[envelope["run"]], envelope.get("data") or {}
+        error = data.get("error") or {}
+        yield _event(
+            "run.finished",
+            run,
+            subject=str(run.pk),
+            ts=envelope["ts"],
+            status=envelope["type"].removeprefix("run."),
+            timed_out=error.get("type") == "timeout",
+            trigger=run.trigger,
+            created_at=_iso(run.created_at),
+            started_at=_iso(run.started_at),
+            duration_ms=(data.get("duration_seconds") or 0) * 1000,
+            error_type=error.get("type"),
+            error_message=error.get("message"),
+            **usage.get(str(run.pk), {}),
+        )
+
+
+def _event(type_: str, run: Run, *, subject: str, ts: str, **data) -> dict:
+    return {
+        "type": type_,
+        "subject": subject,
+        "workspace": str(run.workspace_id),
+        "workflow": str(run.workflow_id),
+        "ts": ts,
+        "data": data,
+    }
+
+
+def _host_of(step: StepRun) -> str | None:
+    """The host an HTTP-calling step called (retries behind one host point at it)."""
+    url = (step.input or {}).get("url") if isinstance(step.input, dict) else None
+    return urlsplit(url).hostname if isinstance(url, str) else None
