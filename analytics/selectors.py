@@ -1,23 +1,35 @@
 """Questions answered from the rollups, confined to the workspaces the caller is a member of.
 
-A range is read at the finest granularity kept for it: minutes for a range within the last day, hours
-within 90 days, days beyond; its ends are rounded out to whole buckets of that granularity.
+A range is read from the coarsest rows that fit it: the whole UTC days inside it from day rows, the
+hours at its edges from hour rows, the minutes at the very edges from minute rows (each as long as
+it is kept), so that 30 days of a workspace are a few thousand rows. Sums and histogram merges happen
+in PostgreSQL (`jsonb_each_text`), percentiles from the merged histograms (within 2 %,
+analytics.histograms); ranges short enough to read the raw events get exact percentiles
+(`percentile_cont`). Buckets of a day or a week start at the caller's midnight (`tz`): from hour
+rows while they are kept, from UTC day rows beyond (then approximate, and said so).
 """
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import uuid
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.access import Role, workspaces_with_role
 from accounts.models import User
-from analytics.histograms import merged, percentile
-from analytics.models import Rollup, StepRollup
-from analytics.services.recording import bucket_start
+from analytics.histograms import percentile
+from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally
+from analytics.services.recording import BUCKET_SPANS, bucket_start
 
 Granularity = Rollup.Granularity
 RANGES = {
@@ -28,15 +40,21 @@ RANGES = {
     "90d": timedelta(days=90),
     "365d": timedelta(days=365),
 }
-BUCKET_SPANS = {
-    Granularity.MINUTE: timedelta(minutes=1),
-    Granularity.HOUR: timedelta(hours=1),
-    Granularity.DAY: timedelta(days=1),
-}
-NODE_COUNTERS = ("succeeded", "failed", "retries", "crashes", "tokens_in", "tokens_out")
+BUCKETS = (*Granularity.values, "week")
 # At most this many points in a timeseries: minute buckets over a year would be half a million.
 MAX_POINTS = 2000
-METRICS = (
+# Series beyond this many (by their total) are summed as "other".
+MAX_SERIES = 10
+# Exact percentiles from the raw events for ranges this short with at most this many runs.
+EXACT_PERCENTILE_SPAN = timedelta(days=1)
+EXACT_PERCENTILE_MAX_RUNS = 200_000
+
+RUN_SUMS = ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out", "cost", "duration_ms_sum")
+STEP_SUMS = ("succeeded", "failed", "retries", "crashes", "tokens_in", "tokens_out", "cost", "duration_ms_sum")
+TALLY_SUMS = ("count", "value", "tokens_in", "tokens_out", "cost")
+
+# Metrics of runs (Rollup), of steps (StepRollup), and of tallies: (kind, what of it).
+RUN_METRICS = (
     "runs",
     "succeeded",
     "failed",
@@ -47,12 +65,57 @@ METRICS = (
     "duration_p95",
     "duration_p99",
     "duration_mean",
+    "duration_max",
     "queue_wait_p50",
     "queue_wait_p95",
     "tokens_in",
     "tokens_out",
     "cost",
+    "throughput",
 )
+STEP_METRICS = {"steps": "steps", "step_failures": "failed", "retries": "retries", "crash_recoveries": "crashes"}
+TALLY_METRICS = {
+    "concurrency": ("run.busy", "value"),
+    "runs_started": ("run.trigger", "count"),
+    "errors": ("error.type", "count"),
+    "documents": ("generation", "count"),
+    "generation_tokens_in": ("generation", "tokens_in"),
+    "generation_tokens_out": ("generation", "tokens_out"),
+    "generation_cost": ("generation", "cost"),
+    "cache_hits": ("generation.cached", "count"),
+    "webhooks_received": ("webhook.received", "count"),
+    "webhooks_rejected": ("webhook.rejected", "count"),
+    "schedules_fired": ("schedule.fired", "count"),
+    "schedules_missed": ("schedule.missed", "count"),
+    "approvals": ("approval.decided", "count"),
+    "notifications_delivered": ("notification.delivered", "count"),
+    "notifications_failed": ("notification.failed", "count"),
+    "logins": ("login", "count"),
+    "api_key_uses": ("api_key.used", "count"),
+    "active_members": ("member.active", "distinct"),
+    "budget_thresholds": ("budget.threshold", "count"),
+}
+METRICS = (*RUN_METRICS, *STEP_METRICS, *TALLY_METRICS)
+# What a timeseries may be split by, and the metrics each split has.
+GROUPS = {
+    "workflow": METRICS,
+    "status": ("runs",),
+    "trigger": ("runs_started",),
+    "model": ("documents", "generation_tokens_in", "generation_tokens_out", "generation_cost"),
+    "error": ("errors",),
+    "channel": ("notifications_delivered", "notifications_failed"),
+}
+# The breakdowns: a tally kind's labels, largest first.
+BREAKDOWNS = {
+    "triggers": "run.trigger",
+    "error_types": "error.type",
+    "errors": "error.message",
+    "models": "generation",
+    "hosts": "retries.host",
+    "webhook_rejections": "webhook.rejected",
+    "channels_failed": "notification.failed",
+    "logins": "login",
+}
 
 
 @dataclass(frozen=True)
@@ -61,86 +124,62 @@ class Range:
     end: datetime
 
 
-def granularity_for(span: Range, now: datetime | None = None) -> str:
-    """The finest granularity the rollups keep for the whole of `span`."""
-    # A minute's slack: "the last 24 hours" was measured a moment before this.
-    now = (now or timezone.now()) - timedelta(minutes=1)
-    if span.start >= now - timedelta(days=settings.DWC_ANALYTICS_MINUTE_ROLLUP_DAYS):
-        return Granularity.MINUTE
-    if span.start >= now - timedelta(days=settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS):
-        return Granularity.HOUR
-    return Granularity.DAY
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures: workspaces (ids or a query of them), narrowed to one workspace or workflow."""
+
+    workspaces: object
+    workspace: uuid.UUID | None = None
+    workflow: uuid.UUID | None = None
+
+    def rows(self, model) -> QuerySet:
+        rows = model.objects.filter(workspace_id__in=self.workspaces)
+        if self.workspace is not None:
+            rows = rows.filter(workspace_id=self.workspace)
+        if self.workflow is not None:
+            rows = rows.filter(workflow_id=self.workflow)
+        return rows
+
+
+def scope_for_user(user: User, *, workspace: uuid.UUID | None = None, workflow: uuid.UUID | None = None) -> Scope:
+    return Scope(workspaces_with_role(user, Role.VIEWER).values("pk"), workspace, workflow)
 
 
 def rollups_for_user(user: User, *, workspace=None, workflow=None, model=Rollup) -> QuerySet:
-    """The rollup rows (of runs, or with model=StepRollup of steps) of the caller's workspaces."""
-    rows = model.objects.filter(workspace_id__in=workspaces_with_role(user, Role.VIEWER).values("pk"))
-    if workspace is not None:
-        rows = rows.filter(workspace_id=workspace)
-    if workflow is not None:
-        rows = rows.filter(workflow_id=workflow)
-    return rows
+    """The rollup rows (of runs, or of steps or tallies with `model`) of the caller's workspaces."""
+    return scope_for_user(user, workspace=workspace, workflow=workflow).rows(model)
 
 
-def _in_range(rows: QuerySet, span: Range, granularity: str) -> QuerySet:
-    return rows.filter(granularity=granularity, bucket__gte=bucket_start(span.start, granularity), bucket__lt=span.end)
-
-
-def _summary(rows) -> dict:
-    """The figures of a set of rollup rows."""
-    counts = {name: 0 for name in ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out")}
-    cost = duration_sum = duration_max = 0.0
-    durations, waits = [], []
-    for row in rows:
-        for name in counts:
-            counts[name] += getattr(row, name)
-        cost += row.cost
-        duration_sum += row.duration_ms_sum
-        duration_max = max(duration_max, row.duration_ms_max)
-        durations.append(row.duration_histogram)
-        waits.append(row.queue_wait_histogram)
-    runs = counts["succeeded"] + counts["failed"] + counts["cancelled"]
-    duration, wait = merged(*durations), merged(*waits)
-    return {
-        "runs": runs,
-        **counts,
-        "success_rate": counts["succeeded"] / (counts["succeeded"] + counts["failed"])
-        if counts["succeeded"] + counts["failed"]
-        else None,
-        "duration_mean": duration_sum / runs if runs else None,
-        "duration_p50": percentile(duration, 50),
-        "duration_p95": percentile(duration, 95),
-        "duration_p99": percentile(duration, 99),
-        "duration_max": duration_max if runs else None,
-        "queue_wait_p50": percentile(wait, 50),
-        "queue_wait_p95": percentile(wait, 95),
-        "cost": round(cost, 6),
-    }
-
-
-def overview(rows: QuerySet[Rollup], span: Range) -> dict:
-    granularity = granularity_for(span)
-    return {"granularity": granularity, **_summary(_in_range(rows, span, granularity))}
-
-
-def timeseries(rows: QuerySet[Rollup], span: Range, *, metric: str, bucket: str) -> list[dict]:
-    """`metric` per bucket of `bucket` granularity (every bucket of the range, empty ones included)."""
-    by_bucket: dict[datetime, list[Rollup]] = {}
-    for row in _in_range(rows, span, bucket):
-        by_bucket.setdefault(row.bucket, []).append(row)
-    points, moment = [], bucket_start(span.start, bucket)
-    while moment < span.end:
-        points.append({"t": moment, "value": _summary(by_bucket.get(moment, []))[metric]})
-        moment += BUCKET_SPANS[bucket]
-    return points
-
+# --- ranges and buckets ---------------------------------------------------------------------------
 
 RANGE_INVALID = f"One of: {', '.join(RANGES)}."
 MOMENT_INVALID = "An ISO 8601 date and time."
 FROM_AFTER_TO = "`from` must be before `to`."
 METRIC_INVALID = f"One of: {', '.join(METRICS)}."
-BUCKET_INVALID = f"One of: {', '.join(Granularity.values)}."
+BUCKET_INVALID = f"One of: {', '.join(BUCKETS)}."
 BUCKET_TOO_FINE = "Too fine for the range: at most {limit} points, and {kept} buckets are kept for {days:g} days."
+TZ_INVALID = "An IANA time zone name, such as Europe/Paris."
+GROUP_INVALID = f"One of: {', '.join(GROUPS)}."
+GROUP_METRIC_INVALID = "Splitting by {group} takes the metrics: {metrics}."
+BREAKDOWN_INVALID = f"One of: {', '.join(BREAKDOWNS)}."
+
+
+def _kept_since(granularity: str, now: datetime) -> datetime | None:
+    days = {
+        Granularity.MINUTE: settings.DWC_ANALYTICS_MINUTE_ROLLUP_DAYS,
+        Granularity.HOUR: settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS,
+    }.get(granularity)
+    # A minute's slack: "the last 24 hours" was measured a moment before this.
+    return None if days is None else now - timedelta(days=days, minutes=1)
+
+
+def granularity_for(span: Range, now: datetime | None = None) -> str:
+    """The finest granularity the rollups keep for the whole of `span`."""
+    now = now or timezone.now()
+    for granularity in (Granularity.MINUTE, Granularity.HOUR):
+        if span.start >= _kept_since(granularity, now):
+            return granularity
+    return Granularity.DAY
 
 
 def range_of(params, now: datetime | None = None) -> Range:
@@ -169,49 +208,394 @@ def range_of(params, now: datetime | None = None) -> Range:
     return Range(start, end)
 
 
+def timezone_of(name: str | None) -> tzinfo:
+    """The caller's time zone (`tz`, default UTC); ValidationError naming `tz`."""
+    if not name or name == "UTC":
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValidationError({"tz": [TZ_INVALID]}) from error
+
+
+def _span_of(bucket: str) -> timedelta:
+    return timedelta(weeks=1) if bucket == "week" else BUCKET_SPANS[bucket]
+
+
 def bucket_checked(bucket: str | None, span: Range, now: datetime | None = None) -> str:
     """The timeseries' bucket: given (checked: known, kept for the range, not too many points) or the
     finest kept for the range that gives at most MAX_POINTS."""
     kept = granularity_for(span, now)
-    order = list(Granularity.values)
     if bucket is None:
-        bucket = kept
-        while (span.end - span.start) / BUCKET_SPANS[bucket] > MAX_POINTS and bucket != Granularity.DAY:
-            bucket = order[order.index(bucket) + 1]
-        return bucket
-    if bucket not in order:
+        for bucket in BUCKETS[BUCKETS.index(kept) :]:
+            if (span.end - span.start) / _span_of(bucket) <= MAX_POINTS:
+                return bucket
+        return "week"
+    if bucket not in BUCKETS:
         raise ValidationError({"bucket": [BUCKET_INVALID]})
-    points = (span.end - span.start) / BUCKET_SPANS[bucket]
-    if order.index(bucket) < order.index(kept) or points > MAX_POINTS:
+    points = (span.end - span.start) / _span_of(bucket)
+    if BUCKETS.index(bucket) < BUCKETS.index(kept) or points > MAX_POINTS:
         days = (span.end - span.start).total_seconds() / 86400
         raise ValidationError({"bucket": [BUCKET_TOO_FINE.format(limit=MAX_POINTS, kept=kept, days=days)]})
     return bucket
 
 
-def nodes(rows: QuerySet[StepRollup], span: Range) -> list[dict]:
+def _cover(span: Range, coarsest: str, now: datetime) -> Q:
+    """The rows that cover `span` with as few rows as possible: whole buckets of the coarser
+    granularities (up to `coarsest`) inside it, finer ones, while kept, at its edges; its start
+    rounded down to a whole bucket of the finest."""
+    levels = list(Granularity.values)[: list(Granularity.values).index(coarsest) + 1]
+    kept = [level for level in levels if (since := _kept_since(level, now)) is None or span.start >= since]
+    levels = kept or levels[-1:]
+    return _pieces(bucket_start(span.start, levels[0]), span.end, levels)
+
+
+def _pieces(start: datetime, end: datetime, levels: list[str]) -> Q:
+    level, coarser = levels[0], levels[1:]
+    if coarser:
+        inner_start = _ceil(start, coarser[0])
+        inner_end = bucket_start(end, coarser[0])
+        if inner_start < inner_end:
+            return (
+                _piece(level, start, inner_start)
+                | _pieces(inner_start, inner_end, coarser)
+                | _piece(level, inner_end, end)
+            )
+    return _piece(level, start, end)
+
+
+def _ceil(moment: datetime, granularity: str) -> datetime:
+    floor = bucket_start(moment, granularity)
+    return floor if floor == moment else floor + BUCKET_SPANS[granularity]
+
+
+def _piece(granularity: str, start: datetime, end: datetime) -> Q:
+    return Q(granularity=granularity, bucket__gte=start, bucket__lt=end) if start < end else Q(pk__in=[])
+
+
+# --- aggregation in PostgreSQL --------------------------------------------------------------------
+
+
+def _aggregate(rows: QuerySet, sums: Iterable[str], histograms: Iterable[str], group: list[str]) -> dict:
+    """Per group (a tuple of the `group` values): the sums, the maximum duration and the merged
+    histograms of the rows."""
+    totals: dict[tuple, dict] = {}
+    annotations = {name: Sum(name) for name in sums}
+    if "duration_ms_sum" in annotations:
+        annotations["duration_ms_max"] = Max("duration_ms_max")
+    if group:
+        for row in rows.values(*group).annotate(**annotations).order_by():
+            totals[tuple(row.pop(name) for name in group)] = row
+    else:
+        totals[()] = rows.aggregate(**annotations)
+    for name in histograms:
+        inner, params = rows.values(*group, histogram=F(name)).order_by().query.sql_with_params()
+        columns = ", ".join(f'r."{column}"' for column in group)
+        # The inner query is the ORM's, its values passed as parameters; the columns are our own names.
+        keys = f"{columns}, h.key" if group else "h.key"
+        merge = f"FROM ({inner}) r CROSS JOIN LATERAL jsonb_each_text(r.histogram) h GROUP BY {keys}"
+        sql = f"SELECT {keys}, sum(h.value::bigint) {merge}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for *key, bucket, count in cursor.fetchall():
+                totals.setdefault(tuple(key), {}).setdefault(name, {})[bucket] = int(count)
+    return totals
+
+
+def _run_figures(total: dict, minutes: float | None = None) -> dict:
+    """The run metrics of one aggregate of Rollup rows."""
+    counts = {name: int(total.get(name) or 0) for name in RUN_SUMS if name not in ("cost", "duration_ms_sum")}
+    runs = counts["succeeded"] + counts["failed"] + counts["cancelled"]
+    finished = counts["succeeded"] + counts["failed"]
+    duration, wait = total.get("duration_histogram") or {}, total.get("queue_wait_histogram") or {}
+    return {
+        "runs": runs,
+        **counts,
+        "success_rate": counts["succeeded"] / finished if finished else None,
+        "duration_mean": (total.get("duration_ms_sum") or 0) / runs if runs else None,
+        "duration_p50": percentile(duration, 50),
+        "duration_p95": percentile(duration, 95),
+        "duration_p99": percentile(duration, 99),
+        "duration_max": total.get("duration_ms_max") if runs else None,
+        "queue_wait_p50": percentile(wait, 50),
+        "queue_wait_p95": percentile(wait, 95),
+        "cost": round(float(total.get("cost") or 0), 6),
+        "throughput": runs / minutes if minutes else None,
+    }
+
+
+# --- the questions --------------------------------------------------------------------------------
+
+
+def overview(scope: Scope, span: Range, now: datetime | None = None) -> dict:
+    """Runs by outcome and trigger, success rate, duration and queue-wait percentiles (exact for a short
+    range), throughput and mean concurrency, retries and crash recoveries, tokens and cost."""
+    now = now or timezone.now()
+    cover = _cover(span, Granularity.DAY, now)
+    minutes = (span.end - span.start).total_seconds() / 60
+    runs = _aggregate(
+        scope.rows(Rollup).filter(cover), RUN_SUMS, ("duration_histogram", "queue_wait_histogram"), []
+    ).get((), {})
+    figures = {"granularity": granularity_for(span, now), "percentiles": "histogram", **_run_figures(runs, minutes)}
+    exact = _exact_percentiles(scope, span) if span.end - span.start <= EXACT_PERCENTILE_SPAN else None
+    if exact:
+        figures.update(exact, percentiles="exact")
+    steps = scope.rows(StepRollup).filter(cover).aggregate(retries=Sum("retries"), crashes=Sum("crashes"))
+    tallies = dict(
+        scope.rows(Tally)
+        .filter(cover, kind__in=("run.busy",))
+        .values_list("kind")
+        .annotate(total=Sum("value"))
+        .order_by()
+    )
+    triggers = scope.rows(Tally).filter(cover, kind="run.trigger").values_list("label").annotate(total=Sum("count"))
+    figures.update(
+        retries=steps["retries"] or 0,
+        crash_recoveries=steps["crashes"] or 0,
+        concurrency=(tallies.get("run.busy") or 0) / (minutes * 60_000),
+        by_trigger=dict(triggers.order_by()),
+    )
+    return figures
+
+
+def _exact_percentiles(scope: Scope, span: Range) -> dict | None:
+    """p50/p95/p99 of run durations over the raw events (`percentile_cont`: interpolated), or None
+    when the range holds more runs than is quick to read."""
+    events = scope.rows(Event).filter(type=Event.Type.RUN_FINISHED, ts__gte=span.start, ts__lt=span.end)
+    inner, params = events.values("data").order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        order = "ORDER BY (r.data->>'duration_ms')::float"
+        limited = f"(SELECT * FROM ({inner}) q LIMIT %s) r"  # noqa: S608 - the ORM's query, values as parameters
+        sql = f"SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP ({order}) FROM {limited}"  # noqa: S608
+        cursor.execute(sql, [*params, EXACT_PERCENTILE_MAX_RUNS + 1])
+        count, values = cursor.fetchone()
+    if not count or count > EXACT_PERCENTILE_MAX_RUNS:
+        return None
+    return dict(zip(("duration_p50", "duration_p95", "duration_p99"), values, strict=True))
+
+
+@dataclass
+class Series:
+    key: str
+    points: dict[datetime, dict] = field(default_factory=dict)
+
+
+def timeseries(
+    scope: Scope,
+    span: Range,
+    *,
+    metric: str,
+    bucket: str,
+    tz: tzinfo = UTC,
+    group_by: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """`metric` per bucket (every bucket of the range, empty ones included), and with `group_by` per
+    group too (the MAX_SERIES largest, the rest as "other"). Day and week buckets start at `tz`'s
+    midnight (weeks on Monday)."""
+    now = now or timezone.now()
+    if group_by is not None and (group_by not in GROUPS):
+        raise ValidationError({"group_by": [GROUP_INVALID]})
+    if group_by is not None and metric not in GROUPS[group_by]:
+        allowed = ", ".join(GROUPS[group_by])
+        raise ValidationError({"metric": [GROUP_METRIC_INVALID.format(group=group_by, metrics=allowed)]})
+    # Day and week buckets of another zone are made of hours, while they are kept.
+    source = bucket if bucket in (Granularity.MINUTE, Granularity.HOUR) else Granularity.DAY
+    approximate = False
+    if source == Granularity.DAY and tz is not UTC:
+        if span.start >= _kept_since(Granularity.HOUR, now):
+            source = Granularity.HOUR
+        else:
+            approximate = True
+    trunc_tz = tz if bucket in (Granularity.DAY, "week") else UTC
+    rows = _metric_rows(scope, metric).filter(_cover(span, source, now))
+    rows = rows.annotate(t=Trunc("bucket", bucket, tzinfo=trunc_tz))
+    group = ["t", *([_GROUP_FIELDS[group_by]] if group_by else [])]
+    totals = _metric_totals(rows, metric, group)
+    moments = _moments(span, bucket, trunc_tz)
+    minutes = _span_of(bucket).total_seconds() / 60
+    points = _points(moments, {key[0]: value for key, value in _summed(totals, 1).items()}, metric, minutes)
+    answer = {"points": points, "approximate": approximate}
+    if group_by:
+        by_group: dict[str, dict] = defaultdict(dict)
+        for (moment, key), value in totals.items():
+            by_group[_label(group_by, key)][moment] = value
+        ranked = sorted(by_group, key=lambda key: -sum(_weight(value) for value in by_group[key].values()))
+        series = [{"key": key, "points": _points(moments, by_group[key], metric, minutes)} for key in ranked]
+        if len(ranked) > MAX_SERIES:
+            rest = defaultdict(list)
+            for key in ranked[MAX_SERIES:]:
+                for moment, value in by_group[key].items():
+                    rest[moment].append(value)
+            other = {moment: _merge(values) for moment, values in rest.items()}
+            series = [*series[:MAX_SERIES], {"key": "other", "points": _points(moments, other, metric, minutes)}]
+        answer["series"] = series
+    return answer
+
+
+_GROUP_FIELDS = {
+    "workflow": "workflow_id",
+    "status": None,
+    "trigger": "label",
+    "model": "label",
+    "error": "label",
+    "channel": "label",
+}
+
+
+def _metric_rows(scope: Scope, metric: str) -> QuerySet:
+    if metric in STEP_METRICS:
+        return scope.rows(StepRollup)
+    if metric in TALLY_METRICS:
+        return scope.rows(Tally).filter(kind=TALLY_METRICS[metric][0])
+    return scope.rows(Rollup)
+
+
+def _metric_totals(rows: QuerySet, metric: str, group: list) -> dict[tuple, dict]:
+    if None in group:  # by status: the run counts are the series
+        totals = _aggregate(rows, RUN_SUMS, (), ["t"])
+        return {
+            (key[0], status): {"succeeded": 0, "failed": 0, "cancelled": 0, status: value.get(status) or 0}
+            for key, value in totals.items()
+            for status in ("succeeded", "failed", "cancelled")
+        }
+    if metric in STEP_METRICS:
+        return _aggregate(rows, STEP_SUMS, ("duration_histogram",), group)
+    if metric in TALLY_METRICS:
+        _kind, what = TALLY_METRICS[metric]
+        if what == "distinct":
+            totals: dict[tuple, dict] = {}
+            for row in rows.values(*group).annotate(labels=ArrayAgg("label")).order_by():
+                totals[tuple(row[name] for name in group)] = {"labels": set(row["labels"])}
+            return totals
+        return _aggregate(rows, TALLY_SUMS, (), group)
+    histograms = ("duration_histogram", "queue_wait_histogram") if "_p" in metric else ()
+    return _aggregate(rows, RUN_SUMS, histograms, group)
+
+
+def _summed(totals: dict[tuple, dict], width: int) -> dict[tuple, dict]:
+    """The totals summed over all but the first `width` parts of their keys."""
+    grouped: dict[tuple, list] = defaultdict(list)
+    for key, value in totals.items():
+        grouped[key[:width]].append(value)
+    return {key: _merge(values) for key, values in grouped.items()}
+
+
+def _merge(values: list[dict]) -> dict:
+    merged: dict = {}
+    for value in values:
+        for name, part in value.items():
+            if isinstance(part, dict):
+                histogram = merged.setdefault(name, {})
+                for key, count in part.items():
+                    histogram[key] = histogram.get(key, 0) + count
+            elif isinstance(part, set):
+                merged[name] = merged.get(name, set()) | part
+            elif name.endswith("_max"):
+                merged[name] = max(merged.get(name) or 0, part or 0)
+            else:
+                merged[name] = (merged.get(name) or 0) + (part or 0)
+    return merged
+
+
+def _weight(value: dict) -> float:
+    return sum(part for name, part in value.items() if isinstance(part, int | float) and not name.endswith("_max"))
+
+
+def _label(group_by: str, key) -> str:
+    if group_by == "workflow" and str(key) == str(NO_WORKFLOW):
+        return "workspace"
+    return str(key) if key is not None else ""
+
+
+def _moments(span: Range, bucket: str, tz: tzinfo) -> list[datetime]:
+    """The starts of the buckets of the range: UTC minutes and hours, `tz` days and (Monday) weeks."""
+    if bucket in (Granularity.MINUTE, Granularity.HOUR):
+        moment = bucket_start(span.start, bucket)
+        step = BUCKET_SPANS[bucket]
+        moments = []
+        while moment < span.end:
+            moments.append(moment)
+            moment += step
+        return moments
+    local = span.start.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())
+    moments = []
+    # Wall-clock arithmetic on the zone's dates: a day across a daylight-saving change is 23 or 25 hours.
+    date = day.date()
+    while True:
+        moment = datetime(date.year, date.month, date.day, tzinfo=tz)
+        if moment >= span.end:
+            return moments
+        moments.append(moment)
+        date += timedelta(days=7 if bucket == "week" else 1)
+
+
+def _points(moments: list[datetime], values: dict, metric: str, minutes: float) -> list[dict]:
+    by_instant = {moment.astimezone(UTC): value for moment, value in values.items()}
+    return [
+        {"t": moment, "value": _value_of(metric, by_instant.get(moment.astimezone(UTC), {}), minutes)}
+        for moment in moments
+    ]
+
+
+def _value_of(metric: str, total: dict, minutes: float):
+    if metric in STEP_METRICS:
+        name = STEP_METRICS[metric]
+        if name == "steps":
+            return int((total.get("succeeded") or 0) + (total.get("failed") or 0))
+        return int(total.get(name) or 0)
+    if metric in TALLY_METRICS:
+        _kind, what = TALLY_METRICS[metric]
+        if what == "distinct":
+            return len(total.get("labels") or ())
+        if what == "value":  # milliseconds in flight over the bucket's: mean runs in flight
+            return (total.get("value") or 0) / (minutes * 60_000)
+        return round(float(total.get(what) or 0), 6) if what == "cost" else int(total.get(what) or 0)
+    return _run_figures(total, minutes)[metric]
+
+
+def breakdown(scope: Scope, span: Range, *, kind: str, limit: int = 20, now: datetime | None = None) -> list[dict]:
+    """The labels of a tally kind over the range, largest first: runs by trigger, errors by type or by
+    message cluster, documents and tokens by model, retries by host, webhook rejections by reason…"""
+    if kind not in BREAKDOWNS:
+        raise ValidationError({"kind": [BREAKDOWN_INVALID]})
+    rows = scope.rows(Tally).filter(_cover(span, Granularity.DAY, now or timezone.now()), kind=BREAKDOWNS[kind])
+    totals = rows.values("label").annotate(
+        count=Sum("count"), tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), cost=Sum("cost")
+    )
+    ranked = sorted(totals.order_by(), key=lambda row: (-row["count"], row["label"]))[:limit]
+    return [{**row, "cost": round(row["cost"] or 0, 6)} for row in ranked]
+
+
+def nodes(scope: Scope, span: Range, now: datetime | None = None) -> list[dict]:
     """Per node (key) of the rows over the range: steps by outcome, failure rate, retries and crash
     recoveries, duration mean and percentiles, tokens and cost; slowest (p95) first."""
-    by_node: dict[str, list[StepRollup]] = {}
-    for row in _in_range(rows, span, granularity_for(span)):
-        by_node.setdefault(row.node_key, []).append(row)
+    rows = scope.rows(StepRollup).filter(_cover(span, Granularity.DAY, now or timezone.now()))
+    totals = _aggregate(rows, STEP_SUMS, ("duration_histogram",), ["node_key"])
+    types = dict(rows.values_list("node_key").annotate(node_type=Max("node_type")).order_by())
     figures = []
-    for node_key, node_rows in by_node.items():
-        totals = {name: sum(getattr(row, name) for row in node_rows) for name in NODE_COUNTERS}
-        steps = totals["succeeded"] + totals["failed"]
-        duration = merged(*(row.duration_histogram for row in node_rows))
+    for (node_key,), total in totals.items():
+        counts = {name: int(total.get(name) or 0) for name in ("succeeded", "failed", "retries", "crashes")}
+        steps = counts["succeeded"] + counts["failed"]
+        duration = total.get("duration_histogram") or {}
         figures.append(
             {
                 "node_key": node_key,
-                "node_type": node_rows[-1].node_type,
+                "node_type": types.get(node_key, ""),
                 "steps": steps,
-                **totals,
-                "failure_rate": totals["failed"] / steps if steps else None,
-                "duration_mean": sum(row.duration_ms_sum for row in node_rows) / steps if steps else None,
+                **counts,
+                "tokens_in": int(total.get("tokens_in") or 0),
+                "tokens_out": int(total.get("tokens_out") or 0),
+                "failure_rate": counts["failed"] / steps if steps else None,
+                "duration_mean": (total.get("duration_ms_sum") or 0) / steps if steps else None,
                 "duration_p50": percentile(duration, 50),
                 "duration_p95": percentile(duration, 95),
                 "duration_p99": percentile(duration, 99),
-                "duration_max": max(row.duration_ms_max for row in node_rows),
-                "cost": round(sum(row.cost for row in node_rows), 6),
+                "duration_max": total.get("duration_ms_max"),
+                "cost": round(float(total.get("cost") or 0), 6),
             }
         )
     return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"]))

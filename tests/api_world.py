@@ -85,6 +85,7 @@ def build_world() -> dict:
         user=owner, endpoint="https://push.example.com/send/world", p256dh="BAAA", auth="AAAA"
     )
     values = {
+        "/api/v3/analytics/workflows/": workflow.pk,
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,

@@ -6,4 +6,5 @@ urlpatterns = [
     re_path(r"^analytics/overview/?$", views.OverviewView.as_view(), name="analytics-overview"),
     re_path(r"^analytics/timeseries/?$", views.TimeseriesView.as_view(), name="analytics-timeseries"),
     re_path(r"^analytics/nodes/?$", views.NodesView.as_view(), name="analytics-nodes"),
+    re_path(r"^analytics/breakdown/?$", views.BreakdownView.as_view(), name="analytics-breakdown"),
 ]

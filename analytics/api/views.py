@@ -1,8 +1,13 @@
 """Analytics from the rollups, confined to the caller's workspaces.
 
     GET /api/v3/analytics/overview?range=24h|…&from=&to=&workspace=&workflow=   (ends at `to`, default now)
-    GET /api/v3/analytics/timeseries?metric=&bucket=minute|hour|day&range=…&workspace=&workflow=
+    GET /api/v3/analytics/timeseries?metric=&bucket=minute|hour|day|week&tz=&group_by=&range=…&workspace=&workflow=
     GET /api/v3/analytics/nodes?range=…&workspace=&workflow=      per node key, slowest first
+    GET /api/v3/analytics/breakdown?kind=errors|models|…&range=…  a tally's labels, largest first
+
+(`GET /api/v3/analytics/workflows/{id}`, one workflow's overview, nodes and top errors, is served by
+workflows.api.analytics: it answers 404 for a workflow the caller cannot see, which only the
+workflows app knows.)
 
 A bad parameter is a 400 naming it. A workspace or workflow of someone else's gives empty figures, as
 one without runs does (their existence is not disclosed).
@@ -11,6 +16,7 @@ one without runs does (their existence is not disclosed).
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -18,7 +24,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
-from analytics.models import Rollup, StepRollup
 
 ID_INVALID = "An id (a UUID)."
 
@@ -48,12 +53,21 @@ class FiguresSerializer(serializers.Serializer):
     tokens_in = serializers.IntegerField()
     tokens_out = serializers.IntegerField()
     cost = serializers.FloatField()
+    throughput = serializers.FloatField(allow_null=True, help_text="Runs finished per minute.")
+    concurrency = serializers.FloatField(help_text="Mean runs in flight (of the runs finished).")
+    retries = serializers.IntegerField(help_text="Step attempts beyond the first.")
+    crash_recoveries = serializers.IntegerField(help_text="Step attempts whose worker was lost.")
+    by_trigger = serializers.DictField(child=serializers.IntegerField(), help_text="Runs started, by trigger.")
 
 
 class OverviewSerializer(FiguresSerializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     granularity = serializers.ChoiceField(choices=selectors.Granularity.choices, help_text="Of the rollups read.")
+    percentiles = serializers.ChoiceField(
+        choices=["exact", "histogram"],
+        help_text="exact: percentile_cont over the runs (a range of a day or less); histogram: within 2 %.",
+    )
 
 
 class PointSerializer(serializers.Serializer):
@@ -61,12 +75,22 @@ class PointSerializer(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
 
 
+class SeriesSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The group: a workflow id, a status, a trigger, a model… or other.")
+    points = PointSerializer(many=True)
+
+
 class TimeseriesSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=selectors.METRICS)
-    bucket = serializers.ChoiceField(choices=selectors.Granularity.choices)
+    bucket = serializers.ChoiceField(choices=selectors.BUCKETS)
+    tz = serializers.CharField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
+    approximate = serializers.BooleanField(
+        help_text="Days of another zone than UTC beyond the hours kept: made of UTC days."
+    )
     points = PointSerializer(many=True)
+    series = SeriesSerializer(many=True, required=False, help_text="With group_by: the largest groups, then other.")
 
 
 class NodeFiguresSerializer(serializers.Serializer):
@@ -94,31 +118,69 @@ class NodesSerializer(serializers.Serializer):
     nodes = NodeFiguresSerializer(many=True)
 
 
-def _rows(request, model=Rollup):
-    ids = {}
-    for name in ("workspace", "workflow"):
-        if request.query_params.get(name):
-            try:
-                ids[name] = uuid.UUID(request.query_params[name])
-            except ValueError as error:
-                raise ValidationError({name: [ID_INVALID]}) from error
-    return selectors.rollups_for_user(request.user, model=model, **ids)
+class BreakdownRowSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.FloatField()
+
+
+class BreakdownSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(selectors.BREAKDOWNS))
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    rows = BreakdownRowSerializer(many=True)
+
+
+class WorkflowFiguresSerializer(serializers.Serializer):
+    workflow = serializers.UUIDField()
+    overview = OverviewSerializer()
+    nodes = NodeFiguresSerializer(many=True)
+    errors = BreakdownRowSerializer(many=True, help_text="Failures by message cluster, most first.")
+
+
+def _id(request, name: str) -> uuid.UUID | None:
+    if not request.query_params.get(name):
+        return None
+    try:
+        return uuid.UUID(request.query_params[name])
+    except ValueError as error:
+        raise ValidationError({name: [ID_INVALID]}) from error
+
+
+def _scope(request, workflow: uuid.UUID | None = None) -> selectors.Scope:
+    return selectors.scope_for_user(
+        request.user, workspace=_id(request, "workspace"), workflow=workflow or _id(request, "workflow")
+    )
+
+
+def _overview(span: selectors.Range, scope: selectors.Scope) -> dict:
+    return {"start": span.start, "end": span.end, **selectors.overview(scope, span)}
+
+
+def workflow_figures(span: selectors.Range, scope: selectors.Scope) -> dict:
+    """One workflow's overview, nodes (slowest first) and top errors (WorkflowFiguresSerializer)."""
+    return {
+        "workflow": scope.workflow,
+        "overview": _overview(span, scope),
+        "nodes": selectors.nodes(scope, span),
+        "errors": selectors.breakdown(scope, span, kind="errors", limit=10),
+    }
 
 
 class OverviewView(APIView):
-    """Runs by outcome, success rate, duration and queue-wait percentiles, tokens and cost over a range."""
+    """Runs by outcome and trigger, success rate, duration and queue-wait percentiles, throughput,
+    concurrency, retries, tokens and cost over a range."""
 
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: OverviewSerializer})
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        rows = _rows(request)
-        return Response(
-            OverviewSerializer({"start": span.start, "end": span.end, **selectors.overview(rows, span)}).data
-        )
+        return Response(OverviewSerializer(_overview(span, _scope(request))).data)
 
 
 class TimeseriesView(APIView):
-    """One metric per bucket of time over a range (empty buckets included)."""
+    """One metric per bucket of time over a range (empty buckets included), split by a group if asked."""
 
     @extend_schema(
         parameters=[
@@ -126,23 +188,31 @@ class TimeseriesView(APIView):
             OpenApiParameter(
                 "bucket",
                 str,
-                enum=selectors.Granularity.values,
+                enum=list(selectors.BUCKETS),
                 description="Default: the finest kept for the range, at most 2,000 points.",
+            ),
+            OpenApiParameter("tz", str, description="The zone whose midnights start day and week buckets (IANA)."),
+            OpenApiParameter(
+                "group_by", str, enum=list(selectors.GROUPS), description="Split into series (metrics allowed vary)."
             ),
             *RANGE_PARAMETERS,
         ],
         responses={200: TimeseriesSerializer},
     )
     def get(self, request):
-        span = selectors.range_of(request.query_params)
-        metric = request.query_params.get("metric", "runs")
+        params = request.query_params
+        span = selectors.range_of(params)
+        metric = params.get("metric", "runs")
         if metric not in selectors.METRICS:
             raise ValidationError({"metric": [selectors.METRIC_INVALID]})
-        bucket = selectors.bucket_checked(request.query_params.get("bucket"), span)
-        rows = _rows(request)
-        points = selectors.timeseries(rows, span, metric=metric, bucket=bucket)
-        data = {"metric": metric, "bucket": bucket, "start": span.start, "end": span.end, "points": points}
-        return Response(TimeseriesSerializer(data).data)
+        bucket = selectors.bucket_checked(params.get("bucket"), span)
+        zone = selectors.timezone_of(params.get("tz"))
+        series = selectors.timeseries(
+            _scope(request), span, metric=metric, bucket=bucket, tz=zone, group_by=params.get("group_by") or None
+        )
+        data = {"metric": metric, "bucket": bucket, "tz": str(zone), "start": span.start, "end": span.end, **series}
+        with timezone.override(zone):  # the times in the caller's zone
+            return Response(TimeseriesSerializer(data).data)
 
 
 class NodesView(APIView):
@@ -152,6 +222,28 @@ class NodesView(APIView):
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: NodesSerializer})
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        rows = _rows(request, model=StepRollup)
-        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(rows, span)}
+        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(_scope(request), span)}
         return Response(NodesSerializer(data).data)
+
+
+class BreakdownView(APIView):
+    """A tally's labels over a range, largest first: runs by trigger, errors by type or by message
+    cluster, documents, tokens and cost by model, retries by host, webhook rejections by reason,
+    failed notifications by channel, logins by method."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, enum=list(selectors.BREAKDOWNS), description="Default errors."),
+            OpenApiParameter("limit", int, description="At most this many rows (1 to 100, default 20)."),
+            *RANGE_PARAMETERS,
+        ],
+        responses={200: BreakdownSerializer},
+    )
+    def get(self, request):
+        span = selectors.range_of(request.query_params)
+        kind = request.query_params.get("kind") or "errors"
+        limit = request.query_params.get("limit") or "20"
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise ValidationError({"limit": ["A whole number from 1 to 100."]})
+        rows = selectors.breakdown(_scope(request), span, kind=kind, limit=int(limit))
+        return Response(BreakdownSerializer({"kind": kind, "start": span.start, "end": span.end, "rows": rows}).data)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from core.routers import OptionalSlashRouter
-from workflows.api import credentials, documents, event_triggers, runs, schedules, views, webhooks
+from workflows.api import analytics, credentials, documents, event_triggers, runs, schedules, views, webhooks
 
 router = OptionalSlashRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
@@ -12,6 +12,9 @@ router.register("credentials", credentials.CredentialViewSet, basename="credenti
 
 urlpatterns = [
     path("trigger", runs.LegacyTriggerView.as_view(), name="trigger"),
+    path(
+        "analytics/workflows/<uuid:workflow_id>", analytics.WorkflowAnalyticsView.as_view(), name="analytics-workflow"
+    ),
     *event_triggers.urlpatterns,
     *schedules.urlpatterns,
     *webhooks.urlpatterns,
