@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.access import workspace_for_member
 from accounts.ip_allow_lists import API_KEY, ensure_allowed
 from accounts.models import ApiKey, User, Workspace, ip_networks_clean
+from accounts.signals import api_key_used
 from audit.services import AnyRequest, audit_record, diff
 
 KEY_START = "dwc_"
@@ -185,8 +186,12 @@ def api_key_authenticate(*, raw_key: str, address: str | None = None) -> ApiKey:
             key.allowed_ips, rule=API_KEY, address=address, actor=key, workspace=key.workspace_id, target=key
         )
     if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
+        touched = (
+            ApiKey.objects.filter(pk=key.pk)
+            .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION))
+            .update(last_used_at=now)
+        )
         key.last_used_at = now
+        if touched:  # the first use of this minute (of all the concurrent requests, one)
+            api_key_used.send(sender=ApiKey, key=key, at=now)
     return key

@@ -29,6 +29,7 @@ An event: `{type, subject, workspace, workflow (or None), ts, data}`, `data` by 
 """
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -36,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -72,6 +73,8 @@ LABELLED_TALLIES = {
     Event.Type.BUDGET_THRESHOLD: "budget",
 }
 MAX_LABEL = 200
+
+logger = logging.getLogger(__name__)
 
 
 def bucket_start(moment: datetime, granularity: str) -> datetime:
@@ -114,6 +117,20 @@ def events_record(events: Iterable[dict]) -> int:
             list(columns.values()),
         )
         return len(cursor.fetchall())
+
+
+def events_record_after_commit(events: list[dict]) -> None:
+    """`events_record` once the current transaction commits (at once outside one). A database that
+    cannot take them costs these counts (logged), never the action that caused them."""
+
+    def record() -> None:
+        try:
+            events_record(events)
+        except DatabaseError:
+            logger.warning("analytics events not recorded", extra={"types": sorted({e["type"] for e in events})})
+
+    if events:
+        transaction.on_commit(record)
 
 
 # --- 2. the rollups -------------------------------------------------------------------------------

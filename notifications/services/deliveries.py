@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User
+from analytics.services.recording import events_record_after_commit
 from audit.services import AnyRequest, audit_record
 from core.problems import Conflict
 from notifications.channels.base import DeliveryError, Message, Sent
@@ -262,6 +263,7 @@ def _record(delivery: Delivery, *, sent: Sent | None, error: DeliveryError | Non
             Channel.objects.filter(pk=delivery.channel_id).update(last_status=delivery.status, last_delivery_at=now)
         if delivery.status == Status.RETRYING:
             _enqueue_on_commit(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
+    _counted([delivery])
     logger.info(
         "notification delivery attempt",
         extra={"delivery": str(delivery.pk), "status": delivery.status, "attempt": delivery.attempts},
@@ -294,7 +296,27 @@ def _record_batch(results: list[tuple[Delivery, Sent | None, DeliveryError | Non
         for delivery in ours:
             if delivery.status == Status.RETRYING:
                 _enqueue_on_commit(delivery.pk, countdown=(delivery.next_attempt_at - now).total_seconds())
+    _counted(ours)
     logger.info("notification deliveries sent in a batch", extra={"deliveries": len(ours)})
+
+
+def _counted(deliveries: list[Delivery]) -> None:
+    """Analytics count the deliveries that reached their end: sent, or given up on."""
+    ended = {Status.SENT: "notification.delivered", Status.DEAD: "notification.failed"}
+    events_record_after_commit(
+        [
+            {
+                "type": ended[delivery.status],
+                "subject": f"{delivery.pk}",
+                "workspace": delivery.workspace_id,
+                "workflow": None,
+                "ts": delivery.sent_at or timezone.now(),
+                "data": {"channel": delivery.direct_kind or (delivery.channel.kind if delivery.channel else "")},
+            }
+            for delivery in deliveries
+            if delivery.status in ended
+        ]
+    )
 
 
 def _attempted(delivery: Delivery, secrets: dict) -> tuple[Delivery, Sent | None, DeliveryError | None]:

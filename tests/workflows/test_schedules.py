@@ -777,3 +777,16 @@ def test_an_input_the_workflow_would_refuse_is_a_400_at_save(owner, owner_api):
     assert patched.status_code == 400
     assert patched.json()["errors"] == {"input.report": ["3 is not of type 'string'"]}
     assert Schedule.objects.get(workflow=strict).input == {"report": "daily"}
+
+
+def test_missed_slots_are_counted_by_analytics_once_the_fire_commits(
+    workflow, owner, django_capture_on_commit_callbacks
+):
+    from analytics.models import Event
+
+    schedule = hourly(workflow, owner)  # beat was down from 00:00 to 05:10: four slots missed
+    with django_capture_on_commit_callbacks(execute=True):
+        fire(schedule, T0 + hours(5) + timedelta(minutes=10))
+
+    [missed] = Event.objects.filter(type="schedule.missed")
+    assert (missed.workflow_id, missed.data["slots"]) == (workflow.pk, 4)

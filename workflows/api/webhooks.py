@@ -26,6 +26,7 @@ from workflows import run_ends, selectors
 from workflows.api.serializers import RunSerializer
 from workflows.models import Run, WebhookTrigger
 from workflows.services import webhooks as services
+from workflows.services.analytics_feed import webhook_rejected_count
 from workflows.services.notices import webhook_rejected_submit
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ def _refused(
     """The problem answering a refused delivery, and its `webhook.rejected` event. The refusal's own
     transaction (a signed delivery's) has rolled back by now, so the event is not lost with it."""
     webhook_rejected_submit(hook=hook, reason=reason, detail=detail, address=client_ip(request))
+    webhook_rejected_count(hook=hook, reason=reason)
     return _problem(status_code, detail, code, **extra)
 
 

@@ -1,16 +1,23 @@
-"""What analytics count of the engine's runs: the run events handed on after their transaction
-committed (workflows.tasks.run_events_hand_on) become analytics events, plain data
-(analytics.services.recording): a run started; a run finished, with its steps and the documents it
-generated, read once when it finishes rather than sent one message per step from the hot path."""
+"""What analytics count of this app: the run events handed on after their transaction committed
+(workflows.tasks.run_events_hand_on) become analytics events, plain data
+(analytics.services.recording): a run started (and, for a run a webhook or a schedule started, the
+delivery accepted or the slot fired); a run finished, with its steps and the documents it generated,
+read once when it finishes rather than sent one message per step from the hot path. Refused webhook
+deliveries, missed schedule slots and approval decisions are counted by the services that know them,
+after their transaction commits."""
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from analytics.services.recording import events_record, rollups_catch_up
-from workflows.models import Document, Run, StepRun
+from django.utils import timezone
+
+from analytics.services.recording import events_record, events_record_after_commit, rollups_catch_up
+from workflows.models import Document, Run, Schedule, StepRun, WebhookTrigger
 
 FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
+STARTED_BY = {Run.Trigger.WEBHOOK: "webhook.received", Run.Trigger.SCHEDULE: "schedule.fired"}
 
 
 def run_events_count(envelopes: list[dict], runs: dict[str, Run]) -> None:
@@ -29,6 +36,8 @@ def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
         if envelope["type"] == "run.started" and envelope["run"] in runs:
             run = runs[envelope["run"]]
             yield _event("run.started", run, subject=str(run.pk), ts=envelope["ts"], trigger=run.trigger)
+            if run.trigger in STARTED_BY:  # an accepted delivery or a fired slot is a run started
+                yield _event(STARTED_BY[run.trigger], run, subject=str(run.pk), ts=_iso(run.created_at))
     if not finished:
         return
     finished_ids = [envelope["run"] for envelope in finished]
@@ -105,3 +114,54 @@ def _host_of(step: StepRun) -> str | None:
     """The host an HTTP-calling step called (retries behind one host point at it)."""
     url = (step.input or {}).get("url") if isinstance(step.input, dict) else None
     return urlsplit(url).hostname if isinstance(url, str) else None
+
+
+def webhook_rejected_count(*, hook: WebhookTrigger, reason: str) -> None:
+    """A refused delivery, by reason (every one: the notification of it is throttled, the count not).
+    `hook.workflow` is loaded."""
+    events_record_after_commit(
+        [
+            {
+                "type": "webhook.rejected",
+                "subject": str(uuid.uuid4()),
+                "workspace": hook.workflow.workspace_id,
+                "workflow": hook.workflow_id,
+                "ts": timezone.now(),
+                "data": {"reason": reason},
+            }
+        ]
+    )
+
+
+def schedule_missed_count(*, schedule: Schedule, slots: list[datetime]) -> None:
+    """The slots one fire recorded missed, as one event. `schedule.workflow` is loaded."""
+    if slots:
+        workflow = schedule.workflow
+        subject = f"{schedule.pk}:{slots[0].isoformat()}:{slots[-1].isoformat()}"
+        events_record_after_commit(
+            [
+                {
+                    "type": "schedule.missed",
+                    "subject": subject,
+                    "workspace": workflow.workspace_id,
+                    "workflow": workflow.pk,
+                    "ts": timezone.now(),
+                    "data": {"slots": len(slots)},
+                }
+            ]
+        )
+
+
+def approval_decided_count(*, run: Run, node_key: str, approved: bool) -> None:
+    events_record_after_commit(
+        [
+            {
+                "type": "approval.decided",
+                "subject": f"{run.pk}:{node_key}",
+                "workspace": run.workspace_id,
+                "workflow": run.workflow_id,
+                "ts": timezone.now(),
+                "data": {"decision": "approved" if approved else "rejected"},
+            }
+        ]
+    )

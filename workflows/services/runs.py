@@ -20,6 +20,7 @@ from workflows.engine.expressions.checking import check_template
 from workflows.engine.expressions.errors import ExpressionSyntaxError
 from workflows.engine.transition import transition
 from workflows.models import Run, StepRun, Workflow
+from workflows.services.analytics_feed import approval_decided_count
 
 NOT_RUNNABLE = "The workflow is {status}; only draft and active workflows can be run by hand."
 NOT_ACTIVE = "The workflow is {status}; only active workflows start from {trigger} triggers."
@@ -250,5 +251,6 @@ def step_approve(
             step=node_key,
             comment=comment,
         )
+        approval_decided_count(run=run, node_key=node_key, approved=approved)
     step.refresh_from_db()
     return step

@@ -46,6 +46,7 @@ from audit.services import AnyRequest
 from config.celery import app as celery_app
 from core.problems import Conflict
 from workflows.models import Run, Schedule, ScheduleSlot
+from workflows.services.analytics_feed import schedule_missed_count
 from workflows.services.notices import schedule_missed_submit
 from workflows.services.runs import run_trigger
 
@@ -224,6 +225,7 @@ def schedule_fire(*, schedule_id, now: datetime | None = None) -> list[ScheduleS
             schedule.save(update_fields=["last_slot"])
             missed = [row.slot for row in recorded if row is not None and row.outcome == ScheduleSlot.Outcome.MISSED]
             schedule_missed_submit(schedule=schedule, slots=missed)
+            schedule_missed_count(schedule=schedule, slots=missed)
         if _waiting(schedule).exists():
             transaction.on_commit(lambda: _recheck_later(schedule.pk))
     return [row for row in handled if row is not None]

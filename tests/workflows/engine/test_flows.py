@@ -9,6 +9,7 @@ import pytest
 from werkzeug import Response
 
 from accounts.models import Membership, Workspace
+from analytics.models import Event
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
 from tests.workflows.engine.conftest import wait_for_run
@@ -158,6 +159,8 @@ def test_approval_waits_then_continues_when_approved(engine_worker, user, user_a
         f"/api/v3/runs/{run_id}/steps/ask/approve", {"approved": True, "comment": "ok"}, format="json"
     )
     assert answer.status_code == 200, answer.content
+    decided = Event.objects.get(type="approval.decided")  # counted by analytics once the decision committed
+    assert (decided.subject, decided.data) == (f"{run_id}:ask", {"decision": "approved"})
     run = wait_for_run(run_id)
     assert run.status == "succeeded", run.error
     steps = steps_of(run_id)

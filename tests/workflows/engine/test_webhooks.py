@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from analytics.models import Event
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
 from tests.processes import wait_until
@@ -115,23 +116,26 @@ def test_a_caller_whose_run_ends_unannounced_is_answered_at_the_next_recheck(eng
     assert time.monotonic() - started < 15
 
 
-def test_signed_hooks_need_a_fresh_valid_signature(client, user_api):
+def test_signed_hooks_need_a_fresh_valid_signature(client, user_api, django_capture_on_commit_callbacks):
     created = hook(user_api, create(user_api, ECHO)["id"], secret="s3cret")
     body = json.dumps({"n": 1}).encode()
     url = path_of(created)
     ok = client.post(url, body, content_type="application/json", **signed("s3cret", body))
     assert ok.status_code == 202
-    for headers in (
-        {},
-        signed("wrong", body),
-        signed("s3cret", body, stamp=int(time.time()) - 600),
-        {**signed("s3cret", body), "HTTP_X_TIMESTAMP": "soon"},
-        signed("s3cret", body + b" "),
-    ):
-        answer = client.post(url, body, content_type="application/json", **headers)
-        assert answer.status_code == 401, headers
-        assert answer["Content-Type"] == "application/problem+json"
+    with django_capture_on_commit_callbacks(execute=True):
+        for headers in (
+            {},
+            signed("wrong", body),
+            signed("s3cret", body, stamp=int(time.time()) - 600),
+            {**signed("s3cret", body), "HTTP_X_TIMESTAMP": "soon"},
+            signed("s3cret", body + b" "),
+        ):
+            answer = client.post(url, body, content_type="application/json", **headers)
+            assert answer.status_code == 401, headers
+            assert answer["Content-Type"] == "application/problem+json"
     assert Run.objects.count() == 1
+    # Analytics count every refusal (the notification of them is throttled, the count not).
+    assert Event.objects.filter(type="webhook.rejected", workflow_id=Run.objects.get().workflow_id).count() == 5
 
 
 def test_a_replayed_signed_delivery_gets_the_first_run_and_starts_nothing(client, user_api):
