@@ -50,3 +50,25 @@ def test_runs_are_counted_and_the_overview_shows_them(engine_worker, user_api):
     overview = user_api.get("/api/v3/analytics/overview", {"range": "1h", "workflow": workflow["id"]}).json()
     assert (overview["runs"], overview["succeeded"], overview["failed"]) == (3, 2, 1)
     assert overview["duration_p50"] is not None
+
+
+def test_generated_documents_are_counted_by_model(engine_worker, user_api):
+    nodes = [
+        {"key": "outline", "type": "document", "prompt": "Outline about {{ input.topic }}"},
+        {"key": "draft", "type": "document", "prompt": "Draft from {{ nodes.outline.content }}"},
+    ]
+    workflow = create(user_api, {"name": "Chained", "nodes": nodes})
+    run_id = user_api.post(f"/api/v3/workflows/{workflow['id']}/runs", {"input": {"topic": "tides"}}, format="json")
+    assert wait_for_run(run_id.json()["id"], timeout=30).status == "succeeded"
+
+    wait_until(
+        lambda: (
+            Event.objects.filter(type="run.finished").exists() and not Event.objects.filter(rolled_up=False).exists()
+        ),
+        timeout=20,
+        message=lambda: f"the run to be counted; the worker said:\n{engine_worker.output()[-3000:]}",
+    )
+    documents = Event.objects.filter(type="document.generated", workflow_id=workflow["id"])
+    assert sorted(event.data["node_key"] for event in documents) == ["draft", "outline"]
+    models = user_api.get("/api/v3/analytics/breakdown", {"kind": "models", "range": "1h"}).json()["rows"]
+    assert [(row["label"].split("/")[0], row["count"]) for row in models] == [("template", 2)]
