@@ -162,6 +162,8 @@ TZ_INVALID = "An IANA time zone name, such as Europe/Paris."
 GROUP_INVALID = f"One of: {', '.join(GROUPS)}."
 GROUP_METRIC_INVALID = "Splitting by {group} takes the metrics: {metrics}."
 BREAKDOWN_INVALID = f"One of: {', '.join(BREAKDOWNS)}."
+NODE_GROUPS = {"key": "node_key", "type": "node_type"}
+NODE_GROUP_INVALID = f"One of: {', '.join(NODE_GROUPS)}."
 
 
 def _kept_since(granularity: str, now: datetime) -> datetime | None:
@@ -570,21 +572,25 @@ def breakdown(scope: Scope, span: Range, *, kind: str, limit: int = 20, now: dat
     return [{**row, "cost": round(row["cost"] or 0, 6)} for row in ranked]
 
 
-def nodes(scope: Scope, span: Range, now: datetime | None = None) -> list[dict]:
-    """Per node (key) of the rows over the range: steps by outcome, failure rate, retries and crash
-    recoveries, duration mean and percentiles, tokens and cost; slowest (p95) first."""
+def nodes(scope: Scope, span: Range, now: datetime | None = None, *, by: str = "key") -> list[dict]:
+    """Per node (by key, or with by="type" per node type) of the rows over the range: steps by outcome,
+    failure rate, retries and crash recoveries, duration mean and percentiles, tokens and cost; slowest
+    (p95) first."""
+    if by not in NODE_GROUPS:
+        raise ValidationError({"by": [NODE_GROUP_INVALID]})
     rows = scope.rows(StepRollup).filter(_cover(span, Granularity.DAY, now or timezone.now()))
-    totals = _aggregate(rows, STEP_SUMS, ("duration_histogram",), ["node_key"])
+    totals = _aggregate(rows, STEP_SUMS, ("duration_histogram",), [NODE_GROUPS[by]])
     types = dict(rows.values_list("node_key").annotate(node_type=Max("node_type")).order_by())
     figures = []
-    for (node_key,), total in totals.items():
+    for (name,), total in totals.items():
+        node_key, node_type = (name, types.get(name, "")) if by == "key" else ("", name)
         counts = {name: int(total.get(name) or 0) for name in ("succeeded", "failed", "retries", "crashes")}
         steps = counts["succeeded"] + counts["failed"]
         duration = total.get("duration_histogram") or {}
         figures.append(
             {
                 "node_key": node_key,
-                "node_type": types.get(node_key, ""),
+                "node_type": node_type,
                 "steps": steps,
                 **counts,
                 "tokens_in": int(total.get("tokens_in") or 0),
@@ -598,4 +604,4 @@ def nodes(scope: Scope, span: Range, now: datetime | None = None) -> list[dict]:
                 "cost": round(float(total.get("cost") or 0), 6),
             }
         )
-    return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"]))
+    return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"], node["node_type"]))

@@ -94,7 +94,7 @@ class TimeseriesSerializer(serializers.Serializer):
 
 
 class NodeFiguresSerializer(serializers.Serializer):
-    node_key = serializers.CharField()
+    node_key = serializers.CharField(help_text="Empty per node type.")
     node_type = serializers.CharField()
     steps = serializers.IntegerField(help_text="Finished steps: succeeded + failed.")
     succeeded = serializers.IntegerField()
@@ -216,13 +216,23 @@ class TimeseriesView(APIView):
 
 
 class NodesView(APIView):
-    """Per node (by key) over a range: outcomes, failure rate, retries, crash recoveries, duration
-    percentiles, tokens and cost; slowest (p95) first. Narrow it to one workflow with `workflow`."""
+    """Per node (by key, or per node type with by=type) over a range: outcomes, failure rate, retries,
+    crash recoveries, duration percentiles, tokens and cost; slowest (p95) first. Narrow it to one
+    workflow with `workflow`."""
 
-    @extend_schema(parameters=RANGE_PARAMETERS, responses={200: NodesSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "by", str, enum=list(selectors.NODE_GROUPS), description="Per node key (default) or per node type."
+            ),
+            *RANGE_PARAMETERS,
+        ],
+        responses={200: NodesSerializer},
+    )
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(_scope(request), span)}
+        by = request.query_params.get("by") or "key"
+        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(_scope(request), span, by=by)}
         return Response(NodesSerializer(data).data)
 
 

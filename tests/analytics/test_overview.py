@@ -188,6 +188,12 @@ def test_nodes_are_listed_slowest_first_with_their_failures_and_retries(team):
     assert fetch["duration_max"] == 300
     other = client_for(team["stranger"]).get("/api/v3/analytics/nodes", {"workflow": str(workflow)})
     assert other.json()["nodes"] == []
+    by_type = client_for(team["member"]).get("/api/v3/analytics/nodes", {"by": "type", "range": "1h"}).json()["nodes"]
+    assert [(node["node_type"], node["steps"], node["retries"]) for node in by_type] == [
+        ("document", 3, 0),
+        ("http_request", 3, 3),
+    ]
+    assert client_for(team["member"]).get("/api/v3/analytics/nodes", {"by": "colour"}).status_code == 400
 
 
 @pytest.mark.django_db(transaction=True)
