@@ -47,7 +47,7 @@ MAX_POINTS = 2000
 MAX_SERIES = 10
 # Exact percentiles from the raw events for ranges this short with at most this many runs.
 EXACT_PERCENTILE_SPAN = timedelta(days=1)
-EXACT_PERCENTILE_MAX_RUNS = 200_000
+EXACT_PERCENTILE_MAX_RUNS = 50_000
 
 RUN_SUMS = ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out", "cost", "duration_ms_sum")
 STEP_SUMS = ("succeeded", "failed", "retries", "crashes", "tokens_in", "tokens_out", "cost", "duration_ms_sum")

@@ -140,7 +140,12 @@ BEYOND_THE_SCHEMA = {
     "GET /api/v3/analytics/timeseries": {
         "from": "before `to` (JSON Schema compares no two values)",
         "bucket": "kept for the range and at most 2,000 points of it (depends on the range and the clock)",
+        "tz": "a name in the server's time zone database (600 names: not listed in the schema)",
+        "metric": "one the group_by splits (depends on group_by)",
     },
+    "GET /api/v3/analytics/breakdown": {"from": "before `to` (JSON Schema compares no two values)"},
+    "GET /api/v3/analytics/nodes": {"from": "before `to` (JSON Schema compares no two values)"},
+    "GET /api/v3/analytics/workflows/{workflow_id}": {"from": "before `to` (JSON Schema compares no two values)"},
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

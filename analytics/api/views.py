@@ -244,7 +244,11 @@ class BreakdownView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, enum=list(selectors.BREAKDOWNS), description="Default errors."),
-            OpenApiParameter("limit", int, description="At most this many rows (1 to 100, default 20)."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 100},
+                description="At most this many rows (default 20).",
+            ),
             *RANGE_PARAMETERS,
         ],
         responses={200: BreakdownSerializer},
