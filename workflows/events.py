@@ -21,8 +21,9 @@ from workflows.models import Run, RunEvent, ScheduleSlot
 
 HAND_ON_TASK = "workflows.tasks.run_events_hand_on"
 NOTIFICATIONS_QUEUE = "notifications"
-# The notification rules take the finished and waiting runs; analytics count the started and finished.
-NOTIFIABLE_TYPES = frozenset({"run.started", "run.succeeded", "run.failed", "run.cancelled", "run.waiting"})
+# The notification rules take the finished and waiting runs; analytics count them (and their start,
+# read from the run then: a run's start costs no message of its own).
+NOTIFIABLE_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.waiting"})
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """What analytics count of this app: the run events handed on after their transaction committed
 (workflows.tasks.run_events_hand_on) become analytics events, plain data
 (analytics.services.recording): a run started (and, for a run a webhook or a schedule started, the
-delivery accepted or the slot fired); a run finished, with its steps and the documents it generated,
-read once when it finishes rather than sent one message per step from the hot path. Refused webhook
-deliveries, missed schedule slots and approval decisions are counted by the services that know them,
-after their transaction commits."""
+delivery accepted or the slot fired), counted when it first waits or finishes; a run finished, with
+its steps and the documents it generated, read once when it finishes rather than sent one message
+per step from the hot path. Refused webhook deliveries, missed schedule slots and approval decisions
+are counted by the services that know them, after their transaction commits."""
 
 import uuid
 from collections.abc import Iterator
@@ -17,6 +17,9 @@ from analytics.services.recording import events_record, events_record_after_comm
 from workflows.models import Document, Run, Schedule, StepRun, WebhookTrigger
 
 FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
+# A run's start is counted when it first waits or finishes (its start time read from the run then):
+# the start itself sends no message from the engine's hot path. Counted once: the event is unique.
+STARTED_SEEN = (*FINISHED_TYPES, "run.waiting")
 STARTED_BY = {Run.Trigger.WEBHOOK: "webhook.received", Run.Trigger.SCHEDULE: "schedule.fired"}
 
 
@@ -32,10 +35,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
     finished = [envelope for envelope in envelopes if envelope["type"] in FINISHED_TYPES and envelope["run"] in runs]
-    for envelope in envelopes:
-        if envelope["type"] == "run.started" and envelope["run"] in runs:
-            run = runs[envelope["run"]]
-            yield _event("run.started", run, subject=str(run.pk), ts=envelope["ts"], trigger=run.trigger)
+    for run_id in {envelope["run"] for envelope in envelopes if envelope["type"] in STARTED_SEEN}:
+        run = runs.get(run_id)
+        if run is not None and run.started_at is not None:
+            yield _event("run.started", run, subject=str(run.pk), ts=_iso(run.started_at), trigger=run.trigger)
             if run.trigger in STARTED_BY:  # an accepted delivery or a fired slot is a run started
                 yield _event(STARTED_BY[run.trigger], run, subject=str(run.pk), ts=_iso(run.created_at))
     if not finished:
