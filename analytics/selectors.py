@@ -4,19 +4,22 @@ A range is read at the finest granularity kept for it: minutes for a range withi
 within 90 days, days beyond; its ends are rounded out to whole buckets of that granularity.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.access import Role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import merged, percentile
-from analytics.models import Rollup, StepRollup
+from analytics.models import Insight, Rollup, StepRollup
+from analytics.services.insights import NO_SUCH_INSIGHT
 from analytics.services.recording import bucket_start
 
 Granularity = Rollup.Granularity
@@ -215,3 +218,40 @@ def nodes(rows: QuerySet[StepRollup], span: Range) -> list[dict]:
             }
         )
     return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"]))
+
+
+INSIGHT_STATUSES = (*Insight.Status.values, "all")
+STATUS_INVALID = f"One of: {', '.join(INSIGHT_STATUSES)}."
+SEVERITY_INVALID = f"One of: {', '.join(Insight.Severity.values)}."
+
+
+def insights_for_user(user: User, *, workspace=None, workflow=None, status: str = "open", severity=None) -> QuerySet:
+    """The insights of the caller's workspaces (viewers and above), newest first: `status` open (the
+    default), dismissed, resolved or all. ValidationError naming a bad status or severity."""
+    if status not in INSIGHT_STATUSES:
+        raise ValidationError({"status": [STATUS_INVALID]})
+    if severity is not None and severity not in Insight.Severity.values:
+        raise ValidationError({"severity": [SEVERITY_INVALID]})
+    insights = Insight.objects.filter(workspace__in=workspaces_with_role(user, Role.VIEWER))
+    if workspace is not None:
+        insights = insights.filter(workspace_id=workspace)
+    if workflow is not None:
+        insights = insights.filter(workflow_id=workflow)
+    if status != "all":
+        insights = insights.filter(status=status)
+    if severity is not None:
+        insights = insights.filter(severity=severity)
+    return insights.order_by("-opened_at", "pk")
+
+
+def insight_get(insight_id) -> Insight:
+    """The insight of that id, with its workspace; Http404 for an unknown one. Whether the caller may see
+    or change it is the service's question (a stranger's insight is a 404 too)."""
+    try:
+        insight_id = uuid.UUID(str(insight_id))
+    except ValueError as error:
+        raise Http404(NO_SUCH_INSIGHT) from error
+    insight = Insight.objects.select_related("workspace").filter(pk=insight_id).first()
+    if insight is None:
+        raise Http404(NO_SUCH_INSIGHT)
+    return insight
