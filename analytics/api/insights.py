@@ -64,6 +64,8 @@ class InsightListView(generics.ListAPIView):
     """The insights of the caller's workspaces, newest first: open ones unless `status` says otherwise."""
 
     serializer_class = InsightSerializer
+    # The selector filters (and orders, newest first): no search or ordering parameters.
+    filter_backends = []
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
