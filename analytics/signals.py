@@ -1,5 +1,5 @@
-"""What analytics tell the rest of the product without knowing it (analytics import no other app of
-the product but accounts and audit): the notifications app connects to these in its AppConfig.ready()."""
+"""What analytics tell the rest of the product without knowing it (analytics may not import workflows
+or notifications: .importlinter): the notifications app connects to these in its AppConfig.ready()."""
 
 from django.dispatch import Signal
 
