@@ -22,13 +22,15 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.access import Role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import percentile
-from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally
+from analytics.models import NO_WORKFLOW, Event, Insight, Rollup, StepRollup, Tally
+from analytics.services.insights import NO_SUCH_INSIGHT
 from analytics.services.recording import BUCKET_SPANS, bucket_start
 
 Granularity = Rollup.Granularity
@@ -605,3 +607,40 @@ def nodes(scope: Scope, span: Range, now: datetime | None = None, *, by: str = "
             }
         )
     return sorted(figures, key=lambda node: (-(node["duration_p95"] or 0), node["node_key"], node["node_type"]))
+
+
+INSIGHT_STATUSES = (*Insight.Status.values, "all")
+STATUS_INVALID = f"One of: {', '.join(INSIGHT_STATUSES)}."
+SEVERITY_INVALID = f"One of: {', '.join(Insight.Severity.values)}."
+
+
+def insights_for_user(user: User, *, workspace=None, workflow=None, status: str = "open", severity=None) -> QuerySet:
+    """The insights of the caller's workspaces (viewers and above), newest first: `status` open (the
+    default), dismissed, resolved or all. ValidationError naming a bad status or severity."""
+    if status not in INSIGHT_STATUSES:
+        raise ValidationError({"status": [STATUS_INVALID]})
+    if severity is not None and severity not in Insight.Severity.values:
+        raise ValidationError({"severity": [SEVERITY_INVALID]})
+    insights = Insight.objects.filter(workspace__in=workspaces_with_role(user, Role.VIEWER))
+    if workspace is not None:
+        insights = insights.filter(workspace_id=workspace)
+    if workflow is not None:
+        insights = insights.filter(workflow_id=workflow)
+    if status != "all":
+        insights = insights.filter(status=status)
+    if severity is not None:
+        insights = insights.filter(severity=severity)
+    return insights.order_by("-opened_at", "pk")
+
+
+def insight_get(insight_id) -> Insight:
+    """The insight of that id, with its workspace; Http404 for an unknown one. Whether the caller may see
+    or change it is the service's question (a stranger's insight is a 404 too)."""
+    try:
+        insight_id = uuid.UUID(str(insight_id))
+    except ValueError as error:
+        raise Http404(NO_SUCH_INSIGHT) from error
+    insight = Insight.objects.select_related("workspace").filter(pk=insight_id).first()
+    if insight is None:
+        raise Http404(NO_SUCH_INSIGHT)
+    return insight

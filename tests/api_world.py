@@ -11,6 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
+from analytics.models import Insight
 from notifications.models import Channel, PushSubscription, Rule, Template
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
@@ -84,8 +85,19 @@ def build_world() -> dict:
     push_subscription = PushSubscription.objects.create(
         user=owner, endpoint="https://push.example.com/send/world", p256dh="BAAA", auth="AAAA"
     )
+    insight = Insight.objects.create(
+        workspace=workspace,
+        workflow_id=workflow.pk,
+        kind=Insight.Kind.SLOWEST_NODE,
+        subject=str(workflow.pk),
+        severity=Insight.Severity.INFO,
+        title="The slowest node is doc.",
+        period_start=run.created_at,
+        period_end=run.created_at,
+    )
     values = {
         "/api/v3/analytics/workflows/": workflow.pk,
+        "/api/v3/analytics/insights/": insight.pk,
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,
@@ -123,6 +135,7 @@ def build_world() -> dict:
         "template": template,
         "notification": owner.notifications.get(),
         "push_subscription": push_subscription,
+        "insight": insight,
     }
 
 

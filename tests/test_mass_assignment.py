@@ -114,6 +114,9 @@ def browser_subscription() -> dict:
 
 
 RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
+    ("post", "/api/v3/analytics/insights/{id}/dismiss"): lambda s: Recipe(
+        f"/api/v3/analytics/insights/{s.insight.pk}/dismiss", {}, owner(s)
+    ),
     ("post", "/api/v3/auth/api-keys"): lambda s: Recipe(
         "/api/v3/auth/api-keys", {"name": "k", "scopes": ["read"]}, owner(s)
     ),

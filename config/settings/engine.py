@@ -102,6 +102,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60,
         "options": {"queue": DWC_CONTROL_QUEUE, "expires": 30 * 60},
     },
+    # Insights found again from the rollups (analytics.services.insights); a late one is skipped, the
+    # next comes soon enough.
+    "analytics-insights": {
+        "task": "analytics.tasks.insights_refresh",
+        "schedule": 5 * 60,
+        "options": {"queue": DWC_CONTROL_QUEUE, "expires": 4 * 60},
+    },
     # Audit events older than AUDIT_RETENTION_DAYS (config/settings/security.py), purged daily.
     "audit-purge": {
         "task": "audit.tasks.audit_purge_expired",

@@ -3,7 +3,8 @@ that caused them commits, as one message to the `notifications` queue (matching 
 in a request or in the engine's transaction).
 
 An event is plain JSON, built by whoever knows its subject (workflows.tasks for run events, the
-schedule, webhook and credential services for theirs):
+schedule, webhook and credential services for theirs; notifications.services.insights for the
+high-severity insights analytics open):
 
     {
       "type": "run.failed",                      # one of EVENT_TYPES
@@ -36,6 +37,7 @@ EVENT_TYPES = (
     "webhook.rejected",
     "credential.expiring",
     "budget.threshold",
+    "insight.opened",
 )
 
 

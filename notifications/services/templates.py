@@ -54,6 +54,7 @@ DEFAULT_SUBJECTS = {
     "credential.expiring": "Credential {{ data.name ~ ' ' if data.get('name') else '' }}"
     "{{ 'has expired' if data.get('expired') else 'expires soon' }}",
     "budget.threshold": "Budget {{ data.get('name', '') }} reached {{ data.get('percent', '?') }} %",
+    "insight.opened": "{{ data.get('title', 'A new insight') }}",
 }
 DEFAULT_BODY = (
     "{{ event.type }} in {{ workspace.name }}"
@@ -230,6 +231,15 @@ def sample_event(event_type: str, workspace: Workspace) -> dict:
         "webhook.rejected": {"reason": "The signature does not match.", "remote_address": "203.0.113.7"},
         "credential.expiring": {"name": "openai-prod", "expires_at": "2026-01-08T00:00:00+00:00", "expired": False},
         "budget.threshold": {"name": "Monthly tokens", "percent": 80},
+        "insight.opened": {
+            "id": "00000000-0000-4000-8000-000000000003",
+            "kind": "failure_spike",
+            "severity": "high",
+            "title": "Workflow 00000000 failed 12 of 20 runs (60 %) in the last hour.",
+            "numbers": {"failed": 12, "runs": 20, "failure_rate": 0.6, "z": 8.2},
+            "period_start": "2026-01-01T08:01:00+00:00",
+            "period_end": "2026-01-01T09:01:00+00:00",
+        },
     }.get(event_type, {})
     return {
         "type": event_type,
