@@ -1,9 +1,10 @@
 from django.urls import re_path
 
-from analytics.api import views
+from analytics.api import export, views
 
 urlpatterns = [
     re_path(r"^analytics/overview/?$", views.OverviewView.as_view(), name="analytics-overview"),
     re_path(r"^analytics/timeseries/?$", views.TimeseriesView.as_view(), name="analytics-timeseries"),
     re_path(r"^analytics/nodes/?$", views.NodesView.as_view(), name="analytics-nodes"),
+    re_path(r"^analytics/export/?$", export.ExportView.as_view(), name="analytics-export"),
 ]

@@ -94,7 +94,8 @@ class NodesSerializer(serializers.Serializer):
     nodes = NodeFiguresSerializer(many=True)
 
 
-def _rows(request, model=Rollup):
+def rollup_rows(request, model=Rollup):
+    """The rollup rows of the caller's workspaces, narrowed by the `workspace` and `workflow` parameters."""
     ids = {}
     for name in ("workspace", "workflow"):
         if request.query_params.get(name):
@@ -111,7 +112,7 @@ class OverviewView(APIView):
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: OverviewSerializer})
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        rows = _rows(request)
+        rows = rollup_rows(request)
         return Response(
             OverviewSerializer({"start": span.start, "end": span.end, **selectors.overview(rows, span)}).data
         )
@@ -139,7 +140,7 @@ class TimeseriesView(APIView):
         if metric not in selectors.METRICS:
             raise ValidationError({"metric": [selectors.METRIC_INVALID]})
         bucket = selectors.bucket_checked(request.query_params.get("bucket"), span)
-        rows = _rows(request)
+        rows = rollup_rows(request)
         points = selectors.timeseries(rows, span, metric=metric, bucket=bucket)
         data = {"metric": metric, "bucket": bucket, "start": span.start, "end": span.end, "points": points}
         return Response(TimeseriesSerializer(data).data)
@@ -152,6 +153,6 @@ class NodesView(APIView):
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: NodesSerializer})
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        rows = _rows(request, model=StepRollup)
+        rows = rollup_rows(request, model=StepRollup)
         data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(rows, span)}
         return Response(NodesSerializer(data).data)
