@@ -6,17 +6,19 @@ within 90 days, days beyond; its ends are rounded out to whole buckets of that g
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.access import Role, workspaces_with_role
+from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import merged, percentile
-from analytics.models import Rollup, StepRollup
+from analytics.models import Report, Rollup, StepRollup
 from analytics.services.recording import bucket_start
 
 Granularity = Rollup.Granularity
@@ -80,6 +82,26 @@ def rollups_for_user(user: User, *, workspace=None, workflow=None, model=Rollup)
     if workflow is not None:
         rows = rows.filter(workflow_id=workflow)
     return rows
+
+
+NO_SUCH_REPORT = "No such report."
+
+
+def reports_for_user(user: User) -> QuerySet[Report]:
+    """Saved reports of the workspaces where `user` is a member (viewers list and run them)."""
+    return Report.objects.filter(workspace__in=workspaces_with_role(user, Role.VIEWER)).select_related("created_by")
+
+
+def report_get(user: User, report_id: Any) -> Report:
+    """The report if `user` is a member of its workspace; Http404 alike for strangers and unknown ids."""
+    try:
+        report = Report.objects.select_related("workspace", "created_by").filter(pk=report_id).first()
+    except (ValueError, ValidationError):
+        report = None
+    if report is None:
+        raise Http404(NO_SUCH_REPORT)
+    ensure_role(user, report.workspace, Role.VIEWER, not_found=NO_SUCH_REPORT)
+    return report
 
 
 def _in_range(rows: QuerySet, span: Range, granularity: str) -> QuerySet:

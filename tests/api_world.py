@@ -11,6 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
+from analytics.models import Report
 from notifications.models import Channel, PushSubscription, Rule, Template
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
@@ -84,7 +85,9 @@ def build_world() -> dict:
     push_subscription = PushSubscription.objects.create(
         user=owner, endpoint="https://push.example.com/send/world", p256dh="BAAA", auth="AAAA"
     )
+    report = Report.objects.create(workspace=workspace, name="weekly", metrics=["runs", "failed"], created_by=owner)
     values = {
+        "/api/v3/analytics/reports/": report.pk,
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,
@@ -122,6 +125,7 @@ def build_world() -> dict:
         "template": template,
         "notification": owner.notifications.get(),
         "push_subscription": push_subscription,
+        "report": report,
     }
 
 

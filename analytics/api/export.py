@@ -110,7 +110,8 @@ class ExportView(APIView):
         ],
         responses={
             (200, "application/json"): OpenApiResponse(
-                description="An array: per bucket `t` and each metric's value (or per node its figures)."
+                {"type": "array", "items": {"type": "object"}},
+                description="An array: per bucket `t` and each metric's value (or per node its figures).",
             ),
             (200, "text/csv"): str,
         },
