@@ -26,6 +26,7 @@ EXPORTS = ("metrics", "nodes")
 FORMAT_INVALID = f"One of: {', '.join(EXPORT_FORMATS)}."
 WHAT_INVALID = f"One of: {', '.join(EXPORTS)}."
 METRICS_INVALID = "One or more distinct metrics, comma-separated, of: {metrics}."
+RANGE_TOO_LONG = f"At most {selectors.MAX_POINTS} buckets: a range of at most {selectors.MAX_POINTS} days."
 NODE_COLUMNS = tuple(NodeFiguresSerializer().fields)
 # Node columns holding text a member chose (a node's key), which a spreadsheet could run as a formula.
 NODE_TEXT_COLUMNS = ("node_key", "node_type")
@@ -46,6 +47,15 @@ def metrics_of(value: str | None) -> list[str]:
     if len(set(names)) != len(names) or not set(names) <= set(selectors.METRICS):
         raise ValidationError({"metric": [METRICS_INVALID.format(metrics=", ".join(selectors.METRICS))]})
     return names
+
+
+def bucket_of(bucket: str | None, span: selectors.Range, *, start_field: str) -> str:
+    """The bucket (given, or the finest kept that fits), refusing a range too long for day buckets: the
+    default bucket stops at days, and every bucket of the range is read into memory and sent."""
+    bucket = selectors.bucket_checked(bucket, span)
+    if (span.end - span.start) / selectors.BUCKET_SPANS[bucket] > selectors.MAX_POINTS:
+        raise ValidationError({start_field: [RANGE_TOO_LONG]})
+    return bucket
 
 
 def series_rows(series: dict[str, list[dict]]) -> list[dict]:
@@ -132,5 +142,5 @@ class ExportView(APIView):
             )
             return attachment(request, chunks, file_format=file_format, filename=filename("nodes", span, file_format))
         metrics = metrics_of(params.get("metric"))
-        bucket = selectors.bucket_checked(params.get("bucket"), span)
+        bucket = bucket_of(params.get("bucket"), span, start_field="from")
         return metrics_download(request, rows=rollup_rows(request), span=span, metrics=metrics, bucket=bucket)

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from accounts.access import workspace_named_or_default
 from analytics import selectors
-from analytics.api.export import EXPORT_FORMATS, file_format_of, metrics_download
+from analytics.api.export import EXPORT_FORMATS, bucket_of, file_format_of, metrics_download
 from analytics.api.views import FiguresSerializer, PointSerializer
 from analytics.models import Report
 from analytics.services import reports
@@ -94,7 +94,12 @@ class ReportWriteSerializer(serializers.Serializer):
     )
     workspace = serializers.UUIDField(required=False, help_text="POST only: a workspace of the caller's.")
 
-    request_schema_rules = {"properties": {"name": {"pattern": NOT_ONLY_SPACES}, "metrics": {"uniqueItems": True}}}
+    request_schema_rules = {
+        "properties": {"name": {"pattern": NOT_ONLY_SPACES}, "metrics": {"uniqueItems": True}},
+        # A new report's range: relative, or fixed with both ends.
+        "dependentRequired": {"start": ["end"], "end": ["start"]},
+        "not": {"anyOf": [{"required": ["range", "start"]}, {"required": ["range", "end"]}]},
+    }
 
     def validate(self, attrs):
         # A relative range's bucket can be checked now: whether it is kept does not depend on the clock.
@@ -111,6 +116,16 @@ class ReportWriteSerializer(serializers.Serializer):
 class ReportSeriesSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=selectors.METRICS)
     points = PointSerializer(many=True)
+
+
+class ReportUpdateSerializer(ReportWriteSerializer):
+    """A PATCH's body: which ends a fixed range needs depends on the report's own (naming `range`
+    still excludes `start` and `end`)."""
+
+    request_schema_rules = {
+        "properties": ReportWriteSerializer.request_schema_rules["properties"],
+        "not": ReportWriteSerializer.request_schema_rules["not"],
+    }
 
 
 class ReportRunSerializer(serializers.Serializer):
@@ -141,7 +156,7 @@ def _question(request: Request, report: Report):
         span = selectors.range_of({"range": report.range})
     else:
         span = selectors.range_of({"from": report.start.isoformat(), "to": report.end.isoformat()})
-    bucket = selectors.bucket_checked(report.bucket or None, span)
+    bucket = bucket_of(report.bucket or None, span, start_field="start")
     workflow = report.filters.get("workflow")
     rows = selectors.rollups_for_user(
         request.user, workspace=report.workspace_id, workflow=uuid.UUID(workflow) if workflow else None
@@ -180,10 +195,10 @@ class ReportViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, pk=None):
         return Response(ReportSerializer(self._get()).data)
 
-    @extend_schema(request=ReportWriteSerializer(partial=True))
+    @extend_schema(request=ReportUpdateSerializer(partial=True))
     def partial_update(self, request: Request, pk=None):
         report = self._get()
-        ReportWriteSerializer(report, data=request.data, partial=True).is_valid(raise_exception=True)
+        ReportUpdateSerializer(report, data=request.data, partial=True).is_valid(raise_exception=True)
         report = reports.report_update(report=report, actor=request.user, data=request.data, request=request)
         return Response(ReportSerializer(report).data)
 

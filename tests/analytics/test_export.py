@@ -142,6 +142,7 @@ def test_nodes_can_be_exported(team):
         ({"range": "2w"}, "range"),
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ({"range": "30d", "bucket": "minute"}, "bucket"),
+        ({"from": "2000-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),  # 9,497 days
         ({"what": "everything"}, "what"),
         ({"workspace": "nope"}, "workspace"),
     ],
