@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.access import workspace_named_or_default
+from accounts.access import Role, ensure_role, workspace_named_or_default
 from analytics import selectors
 from analytics.api.export import EXPORT_FORMATS, bucket_of, file_format_of, metrics_download
 from analytics.api.views import FiguresSerializer, PointSerializer
@@ -188,6 +188,8 @@ class ReportViewSet(viewsets.GenericViewSet):
     def create(self, request: Request):
         data = request.data
         workspace = workspace_named_or_default(request.user, data.get("workspace") if isinstance(data, dict) else None)
+        # The service checks the role too; asked first here, a viewer's bad body is a 403, not a 400.
+        ensure_role(request.user, workspace, Role.EDITOR)
         ReportWriteSerializer(data=data).is_valid(raise_exception=True)
         report = reports.report_create(actor=request.user, workspace=workspace, data=data, request=request)
         return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED)
@@ -198,6 +200,7 @@ class ReportViewSet(viewsets.GenericViewSet):
     @extend_schema(request=ReportUpdateSerializer(partial=True))
     def partial_update(self, request: Request, pk=None):
         report = self._get()
+        ensure_role(request.user, report.workspace, Role.EDITOR)
         ReportUpdateSerializer(report, data=request.data, partial=True).is_valid(raise_exception=True)
         report = reports.report_update(report=report, actor=request.user, data=request.data, request=request)
         return Response(ReportSerializer(report).data)

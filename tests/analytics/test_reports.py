@@ -72,6 +72,8 @@ def test_a_viewer_may_not_create_change_or_delete_a_report(team):
     deleted = viewer.delete(f"{REPORTS}/{report['id']}")
 
     assert (created.status_code, changed.status_code, deleted.status_code) == (403, 403, 403)
+    bad = viewer.patch(f"{REPORTS}/{report['id']}", {"metrics": ["vibes"]}, format="json")
+    assert bad.status_code == 403  # the role before the body
     assert Report.objects.get().name == "Failures"
 
 
