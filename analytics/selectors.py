@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -26,10 +27,10 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.access import Role, workspaces_with_role
+from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import percentile
-from analytics.models import NO_WORKFLOW, Event, Insight, Rollup, StepRollup, Tally
+from analytics.models import NO_WORKFLOW, Event, Insight, Report, Rollup, StepRollup, Tally
 from analytics.services.insights import NO_SUCH_INSIGHT
 from analytics.services.recording import BUCKET_SPANS, bucket_start
 
@@ -152,6 +153,26 @@ def rollups_for_user(user: User, *, workspace=None, workflow=None, model=Rollup)
     return scope_for_user(user, workspace=workspace, workflow=workflow).rows(model)
 
 
+NO_SUCH_REPORT = "No such report."
+
+
+def reports_for_user(user: User) -> QuerySet[Report]:
+    """Saved reports of the workspaces where `user` is a member (viewers list and run them)."""
+    return Report.objects.filter(workspace__in=workspaces_with_role(user, Role.VIEWER)).select_related("created_by")
+
+
+def report_get(user: User, report_id: Any) -> Report:
+    """The report if `user` is a member of its workspace; Http404 alike for strangers and unknown ids."""
+    try:
+        report = Report.objects.select_related("workspace", "created_by").filter(pk=report_id).first()
+    except (ValueError, ValidationError):
+        report = None
+    if report is None:
+        raise Http404(NO_SUCH_REPORT)
+    ensure_role(user, report.workspace, Role.VIEWER, not_found=NO_SUCH_REPORT)
+    return report
+
+
 # --- ranges and buckets ---------------------------------------------------------------------------
 
 RANGE_INVALID = f"One of: {', '.join(RANGES)}."
@@ -222,7 +243,7 @@ def timezone_of(name: str | None) -> tzinfo:
         raise ValidationError({"tz": [TZ_INVALID]}) from error
 
 
-def _span_of(bucket: str) -> timedelta:
+def bucket_span(bucket: str) -> timedelta:
     return timedelta(weeks=1) if bucket == "week" else BUCKET_SPANS[bucket]
 
 
@@ -232,12 +253,12 @@ def bucket_checked(bucket: str | None, span: Range, now: datetime | None = None)
     kept = granularity_for(span, now)
     if bucket is None:
         for bucket in BUCKETS[BUCKETS.index(kept) :]:
-            if (span.end - span.start) / _span_of(bucket) <= MAX_POINTS:
+            if (span.end - span.start) / bucket_span(bucket) <= MAX_POINTS:
                 return bucket
         return "week"
     if bucket not in BUCKETS:
         raise ValidationError({"bucket": [BUCKET_INVALID]})
-    points = (span.end - span.start) / _span_of(bucket)
+    points = (span.end - span.start) / bucket_span(bucket)
     if BUCKETS.index(bucket) < BUCKETS.index(kept) or points > MAX_POINTS:
         days = (span.end - span.start).total_seconds() / 86400
         raise ValidationError({"bucket": [BUCKET_TOO_FINE.format(limit=MAX_POINTS, kept=kept, days=days)]})
@@ -417,7 +438,7 @@ def timeseries(
     group = ["t", *([_GROUP_FIELDS[group_by]] if group_by else [])]
     totals = _metric_totals(rows, metric, group)
     moments = _moments(span, bucket, trunc_tz)
-    minutes = _span_of(bucket).total_seconds() / 60
+    minutes = bucket_span(bucket).total_seconds() / 60
     points = _points(moments, {key[0]: value for key, value in _summed(totals, 1).items()}, metric, minutes)
     answer = {"points": points, "approximate": approximate}
     if group_by:

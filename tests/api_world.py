@@ -11,7 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Membership, Workspace
 from accounts.services import membership_add
-from analytics.models import Insight
+from analytics.models import Insight, Report
 from notifications.models import Channel, PushSubscription, Rule, Template
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
@@ -95,9 +95,11 @@ def build_world() -> dict:
         period_start=run.created_at,
         period_end=run.created_at,
     )
+    report = Report.objects.create(workspace=workspace, name="weekly", metrics=["runs", "failed"], created_by=owner)
     values = {
         "/api/v3/analytics/workflows/": workflow.pk,
         "/api/v3/analytics/insights/": insight.pk,
+        "/api/v3/analytics/reports/": report.pk,
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,
@@ -136,6 +138,7 @@ def build_world() -> dict:
         "notification": owner.notifications.get(),
         "push_subscription": push_subscription,
         "insight": insight,
+        "report": report,
     }
 
 

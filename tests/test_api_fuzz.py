@@ -59,6 +59,10 @@ GRAPH = (
     "a workflow's graph: dependencies naming nodes of the same body, no cycle, credentials and sub-workflows "
     "that exist in the workspace, templates that parse, a type inferred from a prompt or content"
 )
+REPORT_BUCKET = (
+    "kept for the range and at most 2,000 points of it (depends on the range, the rollups' retention settings and, "
+    "for a fixed range, the clock)"
+)
 BEYOND_THE_SCHEMA = {
     "POST /api/v3/auth/password": {
         "old_password": "must be the caller's current password",
@@ -146,6 +150,26 @@ BEYOND_THE_SCHEMA = {
     "GET /api/v3/analytics/breakdown": {"from": "before `to` (JSON Schema compares no two values)"},
     "GET /api/v3/analytics/nodes": {"from": "before `to` (JSON Schema compares no two values)"},
     "GET /api/v3/analytics/workflows/{workflow_id}": {"from": "before `to` (JSON Schema compares no two values)"},
+    "POST /api/v3/analytics/reports": {
+        "workspace": REFERENCE,
+        "name": "must not be taken in the workspace",
+        "start": "before `end` (JSON Schema compares no two values)",
+        "bucket": REPORT_BUCKET,
+    },
+    "PATCH /api/v3/analytics/reports/{id}": {
+        "name": "must not be taken in the workspace",
+        "start|end": "a fixed range needs both ends, `start` before `end`: with the report's own, which a PATCH "
+        "does not carry (and JSON Schema compares no two values)",
+        "bucket": REPORT_BUCKET,
+    },
+    "GET /api/v3/analytics/reports/{id}/run": {
+        "bucket": "the report's bucket, kept for its fixed range when it runs (depends on the clock)",
+        "start": "the report's fixed range, at most 2,000 weeks",
+    },
+    "GET /api/v3/analytics/export": {
+        "from": "before `to` and at most 2,000 weeks before it (JSON Schema compares no two values)",
+        "bucket": "kept for the range and at most 2,000 points of it (depends on the range and the clock)",
+    },
     "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
     "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
 }

@@ -174,6 +174,12 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/notifications/deliveries/{id}/resend"): lambda s: Recipe(
         f"/api/v3/notifications/deliveries/{dead(s.delivery).pk}/resend", {}, owner(s)
     ),
+    ("post", "/api/v3/analytics/reports"): lambda s: Recipe(
+        "/api/v3/analytics/reports", {"name": "new", "metrics": ["runs"]}, owner(s)
+    ),
+    ("patch", "/api/v3/analytics/reports/{id}"): lambda s: Recipe(
+        f"/api/v3/analytics/reports/{s.report.pk}", {"name": "renamed"}, owner(s)
+    ),
     ("post", "/api/v3/notifications/rules"): lambda s: Recipe(
         "/api/v3/notifications/rules", {"name": "new", "events": ["run.failed"], "roles": ["owner"]}, owner(s)
     ),

@@ -15,7 +15,12 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 # Answers that are not JSON documents (CSV and NDJSON exports, file downloads).
-NOT_JSON = {"/api/v3/audit/events/export", "/api/v3/documents/{id}/download", "/api/v3/workflows/{id}/export"}
+NOT_JSON = {
+    "/api/v3/analytics/export",
+    "/api/v3/audit/events/export",
+    "/api/v3/documents/{id}/download",
+    "/api/v3/workflows/{id}/export",
+}
 NOT_WORKSPACE_OBJECTS = {"/api/v3/system/worker-pings/{ping_id}", "/api/v3/auth/api-keys/{id}"}
 OPERATIONS = [
     path for path, method in operations(("get",)) if path not in NOT_JSON and path not in NOT_WORKSPACE_OBJECTS

@@ -1,6 +1,10 @@
 from django.urls import re_path
 
-from analytics.api import insights, views
+from analytics.api import export, insights, reports, views
+from core.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("analytics/reports", reports.ReportViewSet, basename="analytics-report")
 
 urlpatterns = [
     re_path(r"^analytics/overview/?$", views.OverviewView.as_view(), name="analytics-overview"),
@@ -13,4 +17,6 @@ urlpatterns = [
         insights.InsightDismissView.as_view(),
         name="analytics-insight-dismiss",
     ),
+    re_path(r"^analytics/export/?$", export.ExportView.as_view(), name="analytics-export"),
+    *router.urls,
 ]

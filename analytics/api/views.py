@@ -149,7 +149,8 @@ def _id(request, name: str) -> uuid.UUID | None:
         raise ValidationError({name: [ID_INVALID]}) from error
 
 
-def _scope(request, workflow: uuid.UUID | None = None) -> selectors.Scope:
+def scope_of(request, workflow: uuid.UUID | None = None) -> selectors.Scope:
+    """The caller's workspaces, narrowed by the `workspace` and `workflow` parameters."""
     return selectors.scope_for_user(
         request.user, workspace=_id(request, "workspace"), workflow=workflow or _id(request, "workflow")
     )
@@ -176,7 +177,7 @@ class OverviewView(APIView):
     @extend_schema(parameters=RANGE_PARAMETERS, responses={200: OverviewSerializer})
     def get(self, request):
         span = selectors.range_of(request.query_params)
-        return Response(OverviewSerializer(_overview(span, _scope(request))).data)
+        return Response(OverviewSerializer(_overview(span, scope_of(request))).data)
 
 
 class TimeseriesView(APIView):
@@ -208,7 +209,7 @@ class TimeseriesView(APIView):
         bucket = selectors.bucket_checked(params.get("bucket"), span)
         zone = selectors.timezone_of(params.get("tz"))
         series = selectors.timeseries(
-            _scope(request), span, metric=metric, bucket=bucket, tz=zone, group_by=params.get("group_by") or None
+            scope_of(request), span, metric=metric, bucket=bucket, tz=zone, group_by=params.get("group_by") or None
         )
         data = {"metric": metric, "bucket": bucket, "tz": str(zone), "start": span.start, "end": span.end, **series}
         with timezone.override(zone):  # the times in the caller's zone
@@ -232,7 +233,7 @@ class NodesView(APIView):
     def get(self, request):
         span = selectors.range_of(request.query_params)
         by = request.query_params.get("by") or "key"
-        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(_scope(request), span, by=by)}
+        data = {"start": span.start, "end": span.end, "nodes": selectors.nodes(scope_of(request), span, by=by)}
         return Response(NodesSerializer(data).data)
 
 
@@ -259,5 +260,5 @@ class BreakdownView(APIView):
         limit = request.query_params.get("limit") or "20"
         if not limit.isdigit() or not 1 <= int(limit) <= 100:
             raise ValidationError({"limit": ["A whole number from 1 to 100."]})
-        rows = selectors.breakdown(_scope(request), span, kind=kind, limit=int(limit))
+        rows = selectors.breakdown(scope_of(request), span, kind=kind, limit=int(limit))
         return Response(BreakdownSerializer({"kind": kind, "start": span.start, "end": span.end, "rows": rows}).data)

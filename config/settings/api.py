@@ -78,5 +78,6 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "notifications.models.Delivery.Status",
         "NotificationEventTypeEnum": "notifications.services.events.EVENT_TYPES",
         "AnalyticsGranularityEnum": "analytics.models.Rollup.Granularity",
+        "AnalyticsMetricEnum": "analytics.selectors.METRICS",
     },
 }
