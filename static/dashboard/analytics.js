@@ -387,14 +387,25 @@ function reload() {
 }
 
 let refreshTimer = null;
+let followUps = 0;
 
-// After runs finish: once, SETTLE_MS later, and no sooner than REFRESH_EVERY_MS after the last load.
+// After runs finish: SETTLE_MS later, no sooner than REFRESH_EVERY_MS after the last load, and once more
+// REFRESH_EVERY_MS after that: a run the feed counted only after the first reading is shown then.
 function refreshSoon() {
+  followUps = 1;
+  scheduleRefresh();
+}
+
+function scheduleRefresh() {
   if (refreshTimer) return;
   const wait = Math.max(SETTLE_MS, lastLoad + REFRESH_EVERY_MS - Date.now());
   refreshTimer = setTimeout(() => {
     refreshTimer = null;
     reload();
+    if (followUps > 0) {
+      followUps -= 1;
+      scheduleRefresh();
+    }
   }, wait);
 }
 

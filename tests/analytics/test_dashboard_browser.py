@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 
 WORKFLOW = {
     "name": "Charted chain",
+    "status": "active",
     "nodes": [
         {"key": "fetch", "type": "transform", "config": {"values": {"a": "b"}}},
         {"key": "write", "type": "text", "content": "done"},
@@ -40,6 +41,12 @@ CHARTS_SERIES = {
     "cost-by-model": 2,
     "tokens-by-model": 2,
 }
+START_RUN = """async (workflow) => {
+    const csrf = document.cookie.match(/csrftoken=([^;]+)/)[1];
+    const headers = {"Content-Type": "application/json", "X-CSRFToken": csrf};
+    const answer = await fetch(`/api/v3/workflows/${workflow}/runs`, {method: "POST", headers, body: '{"input": {}}'});
+    if (!answer.ok) throw new Error(`run not started: ${answer.status}`);
+}"""
 LOADED = "() => document.getElementById('analytics').dataset.loaded === 'true'"
 
 
@@ -133,7 +140,7 @@ def assert_figures_and_charts(page):
     ]
 
 
-def test_the_analytics_page_shows_the_seeded_figures_at_1366_and_390_px(server, seeded, browser):  # noqa: F811
+def test_the_analytics_page_shows_the_seeded_figures_at_1366_and_390_px_and_follows_new_runs(server, seeded, browser):  # noqa: F811
     user, workflow = seeded
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
@@ -170,6 +177,14 @@ def test_the_analytics_page_shows_the_seeded_figures_at_1366_and_390_px(server, 
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 390
     assert phone.locator("#chart-duration canvas").bounding_box()["width"] < 390
     phone.screenshot(path=SCREENSHOTS / "analytics-390.png", full_page=True)
+
+    # A run started now finishes within a second or two: the page reads the figures again by itself.
+    page.evaluate("window.dwcMarker = 'the same page'")
+    page.evaluate(START_RUN, str(workflow.pk))
+    page.wait_for_function("() => document.querySelector('[data-figure=runs]').textContent === '13'", timeout=30000)
+    assert figure(page, "success_rate") == "76.9 %"
+    page.wait_for_function("() => document.querySelector('#nodes tbody td:nth-child(3)').textContent === '13'")
+    assert page.evaluate("window.dwcMarker") == "the same page"
 
     context.close()
     assert script_errors == []
