@@ -31,6 +31,7 @@ urlpatterns = [
     path("api-auth/login/", login.PasswordStepView.as_view(template_name="rest_framework/login.html")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/analytics/", include("analytics.dashboard.urls")),
     path("dashboard/notifications/", include("notifications.dashboard.urls")),
     path("dashboard/", include("workflows.dashboard.urls")),
     path("notifications/unsubscribe/<str:token>", unsubscribe, name="notifications-unsubscribe"),

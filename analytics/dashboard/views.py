@@ -1,0 +1,69 @@
+"""The dashboard's Analytics pages: a workspace's figures and one workflow's. Each renders a shell;
+static/dashboard/analytics.js reads the figures from the public API (analytics.api, and
+workflows.api's GET analytics/workflows/{id}) with the session and redraws them as runs finish.
+
+The workflow page does not look the workflow up: analytics know workflows by id only
+(.importlinter), and the API that the page calls answers 404 for one the viewer cannot see.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
+from accounts.models import Workspace
+from analytics.selectors import RANGES
+
+DEFAULT_RANGE = "24h"
+# The charts both pages draw (static/dashboard/analytics.js knows each by its id): id, heading.
+CHARTS = [
+    ("success-rate", "Success rate"),
+    ("runs-by-status", "Runs by status"),
+    ("duration", "Duration p50, p95 and p99"),
+    ("queue-wait", "Queue wait p50 and p95"),
+    ("cost-by-model", "Cost by model"),
+    ("tokens-by-model", "Tokens in by model"),
+]
+
+
+def _member_workspace(request: HttpRequest) -> Workspace | None:
+    """`?workspace=<id>` if the user belongs to it (else 404); without it None."""
+    chosen = request.GET.get("workspace")
+    if not chosen:
+        return None
+    workspace = workspace_for_member(request.user, chosen)
+    if workspace is None:
+        raise Http404("No such workspace.")
+    return workspace
+
+
+def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict:
+    role = ensure_role(request.user, workspace, Role.VIEWER) if workspace else None
+    chosen = request.GET.get("range")
+    return {
+        "workspace": workspace,
+        "role": role or "",
+        "ranges": list(RANGES),
+        "range": chosen if chosen in RANGES else DEFAULT_RANGE,
+        "charts": CHARTS,
+        **extra,
+    }
+
+
+@login_required
+@ensure_csrf_cookie
+def workspace_analytics(request: HttpRequest) -> HttpResponse:
+    """The chosen workspace's figures: `?workspace=`, else the personal or first workspace."""
+    workspace = (
+        _member_workspace(request) or personal_workspace(request.user) or workspaces_for_user(request.user).first()
+    )
+    return render(request, "dashboard/analytics.html", _context(request, workspace))
+
+
+@login_required
+@ensure_csrf_cookie
+def workflow_analytics(request: HttpRequest, workflow_id) -> HttpResponse:
+    """One workflow's figures. `?workspace=` (the workflow page's link passes it) fills the header."""
+    context = _context(request, _member_workspace(request), workflow_id=workflow_id)
+    return render(request, "dashboard/analytics_workflow.html", context)
