@@ -31,7 +31,6 @@ An event: `{type, subject, workspace, workflow (or None), ts, data}`, `data` by 
 import json
 import logging
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -41,8 +40,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics.histograms import histogram_of, merged
 from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally
+from analytics.services.rollup_sql import runs_and_steps_add
 
 Granularity = Rollup.Granularity
 BUCKET_SPANS = {
@@ -50,11 +49,8 @@ BUCKET_SPANS = {
     Granularity.HOUR: timedelta(hours=1),
     Granularity.DAY: timedelta(days=1),
 }
-RUN_KEY = ("granularity", "workspace_id", "bucket", "workflow_id")
-STEP_KEY = (*RUN_KEY, "node_key")
-TALLY_KEY = (*RUN_KEY, "kind", "label")
-# Fields of an increment that name rather than count.
-LABELS = ("node_type",)
+TALLY_KEY = ("granularity", "workspace_id", "bucket", "workflow_id", "kind", "label")
+TALLY_FIGURES = ("count", "value", "tokens_in", "tokens_out", "cost")
 # The rollup writer's advisory lock (two int4 keys: "analytics", "rollups"). Tests that wipe the
 # database take it too, so that the wipe never meets a writer half-way.
 ROLLUP_WRITER_LOCK = (0x616E616C, 0x726F6C6C)
@@ -153,72 +149,28 @@ def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
 
 
 def _rollups_add(events: list[Event], *, floor: datetime | None = None) -> None:
-    """Add the events to the rows of their minute, hour and day: runs to Rollup, steps to StepRollup,
-    the rest to Tally. A run's time in flight goes to no bucket before `floor` (a rebuild's start: the
-    buckets before it kept their share)."""
-    runs: dict[tuple, dict] = {}
-    steps: dict[tuple, dict] = {}
+    """Add the events to the rows of their minute, hour and day: runs to Rollup and steps to
+    StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the rest to Tally. A run's time
+    in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept their
+    share)."""
+    runs_and_steps_add([event.pk for event in events])
     tallies: dict[tuple, dict] = {}
     for event in events:
         workflow = str(event.workflow_id or NO_WORKFLOW)
-        # What the event adds is the same in each of its buckets: worked out once.
-        run = _run_increment(event.data) if event.type == Event.Type.RUN_FINISHED else None
-        step = _step_increment(event.data) if event.type == Event.Type.STEP_FINISHED else None
         counted = [(kind, str(label or "")[:MAX_LABEL], part) for kind, label, part in _tallies_of(event)]
-        for granularity in Granularity.values:
-            key = (granularity, str(event.workspace_id), bucket_start(event.ts, granularity), workflow)
-            if run is not None:
-                _add(runs, key, run)
-            elif step is not None:
-                _add(steps, (*key, event.data.get("key", "")), step)
-            for kind, label, part in counted:
-                _add(tallies, (*key, kind, label), part)
-        if run is not None:
+        if counted:
+            for granularity in Granularity.values:
+                key = (granularity, str(event.workspace_id), bucket_start(event.ts, granularity), workflow)
+                for kind, label, part in counted:
+                    _add(tallies, (*key, kind, label), part)
+        if event.type == Event.Type.RUN_FINISHED:
             for key, part in _busy(event, floor):
                 _add(tallies, key, part)
-    _upsert(Rollup, RUN_KEY, runs)
-    _upsert(StepRollup, STEP_KEY, steps)
-    _upsert(Tally, TALLY_KEY, tallies)
+    _tallies_upsert(tallies)
 
 
 def _add(increments: dict[tuple, dict], key: tuple, part: dict) -> None:
     increments[key] = _combined(increments.get(key, {}), part)
-
-
-def _run_increment(run: dict) -> dict:
-    started, created = _moment(run.get("started_at")), _moment(run.get("created_at"))
-    waits = [(started - created).total_seconds() * 1000] if started and created else []
-    duration = float(run.get("duration_ms") or 0)
-    return {
-        "succeeded": int(run["status"] == "succeeded"),
-        "failed": int(run["status"] == "failed"),
-        "cancelled": int(run["status"] == "cancelled"),
-        "timed_out": int(bool(run.get("timed_out"))),
-        "tokens_in": int(run.get("tokens_in") or 0),
-        "tokens_out": int(run.get("tokens_out") or 0),
-        "cost": float(run.get("cost") or 0),
-        "duration_ms_sum": duration,
-        "duration_ms_max": duration,
-        "duration_histogram": histogram_of([duration]),
-        "queue_wait_histogram": histogram_of(waits),
-    }
-
-
-def _step_increment(step: dict) -> dict:
-    duration = float(step.get("duration_ms") or 0)
-    return {
-        "node_type": step.get("type", ""),
-        "succeeded": int(step["status"] == "succeeded"),
-        "failed": int(step["status"] == "failed"),
-        "retries": max(int(step.get("attempt") or 1) - 1, 0),
-        "crashes": int(step.get("crashes") or 0),
-        "tokens_in": int(step.get("tokens_in") or 0),
-        "tokens_out": int(step.get("tokens_out") or 0),
-        "cost": float(step.get("cost") or 0),
-        "duration_ms_sum": duration,
-        "duration_ms_max": duration,
-        "duration_histogram": histogram_of([duration]),
-    }
 
 
 def _tallies_of(event: Event) -> Iterator[tuple[str, str, dict]]:
@@ -273,111 +225,28 @@ def message_cluster(error_type: str | None, message: str | None) -> str:
 
 
 def _combined(total: dict, part: dict) -> dict:
-    """Two increments (or a row's figures and an increment) as one: histograms merged, maxima kept,
-    labels (a node's type) taken from the newer, the rest added."""
-    combined = {}
-    for name, value in part.items():
-        if name.endswith("_histogram"):
-            combined[name] = merged(total.get(name, {}), value)
-        elif name.endswith("_max"):
-            combined[name] = max(total.get(name, 0), value)
-        elif name in LABELS:
-            combined[name] = value
-        else:
-            combined[name] = total.get(name, 0) + value
-    return combined
+    """Two tally increments (or a row's figures and an increment) as one: every figure adds."""
+    return {name: total.get(name, 0) + value for name, value in part.items()}
 
 
-def _upsert(model, key_fields: tuple[str, ...], increments: dict[tuple, dict]) -> None:
-    """Add the increments to the rows of `model` their keys name (the one writer holds its lock:
-    nobody else changes these rows). The missing rows are made with their increment added to the
-    default figures; the others are read, and written back with theirs added."""
+def _tallies_upsert(increments: dict[tuple, dict]) -> None:
+    """Add the increments to the tallies their keys name, in one statement: the rows as one JSON array,
+    the missing ones made, the others added to (every figure of a tally adds)."""
     if not increments:
         return
-    keys = sorted(increments)
-    made = _rows_insert(model, key_fields, keys, increments)
-    keys = [key for key in keys if key not in made]
-    if not keys:
-        return
-    names = sorted({name for key in keys for name in increments[key]})
-    existing = _rows_of(model, key_fields, names, keys)
-    changed = []
-    for key in keys:
-        row, part = existing[key], increments[key]
-        row.update(_combined({name: row[name] for name in part}, part))
-        changed.append(row)
-    _rows_update(model, names, changed)
-
-
-def _rows_insert(model, key_fields: tuple[str, ...], keys: list[tuple], increments: dict[tuple, dict]) -> set[tuple]:
-    """The rows of these keys that are missing, made with their increment added to the default
-    figures, in one statement (the rows as one JSON array). Returns the keys of the rows made."""
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    defaults = {field.name: field.get_default() for field in fields}
-    rows = []
-    for key in keys:
-        part = increments[key]
-        figures = _combined({name: defaults[name] for name in part}, part)
-        rows.append({**defaults, **figures, **dict(zip(key_fields, key, strict=True))})
-    columns = ", ".join(quote(field.column) for field in fields)
-    returned = ", ".join(quote(model._meta.get_field(name).column) for name in key_fields)
+    rows = [
+        {**dict(zip(TALLY_KEY, key, strict=True)), **{name: 0 for name in TALLY_FIGURES}, **part}
+        for key, part in sorted(increments.items())
+    ]
+    columns = ", ".join((*TALLY_KEY, *TALLY_FIGURES))
+    added = ", ".join(f"{name} = analytics_tally.{name} + excluded.{name}" for name in TALLY_FIGURES)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
-            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) ON CONFLICT DO NOTHING RETURNING {returned}",
+            f"INSERT INTO analytics_tally ({columns}) SELECT {columns} "  # noqa: S608 - our column names
+            f"FROM jsonb_populate_recordset(NULL::analytics_tally, %s::jsonb) "
+            f"ON CONFLICT ({', '.join(TALLY_KEY)}) DO UPDATE SET {added}",
             [json.dumps(rows, cls=DjangoJSONEncoder)],
         )
-        return {tuple(_plain(value) for value in row) for row in cursor.fetchall()}
-
-
-def _rows_of(model, key_fields: tuple[str, ...], names: list[str], keys: list[tuple]) -> dict[tuple, dict]:
-    """The rows with these keys, as {key: {"pk": …, name: value}}, found by joining the keys given as
-    one JSON array (`__in` lists per key field would match every combination of their values)."""
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    fields = [model._meta.get_field(name) for name in names]
-    columns = [quote(model._meta.get_field(name).column) for name in key_fields]
-    select = ", ".join(f"row.{column}" for column in ["id", *columns, *(quote(field.column) for field in fields)])
-    match = " AND ".join(f"row.{column} = key.{column}" for column in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {select} FROM {table} AS row "  # noqa: S608
-            f"JOIN jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS key ON {match}",
-            [json.dumps([dict(zip(key_fields, key, strict=True)) for key in keys], cls=DjangoJSONEncoder)],
-        )
-        found = cursor.fetchall()
-    rows = {}
-    width = len(key_fields)
-    for pk, *values in found:
-        row = {"pk": pk}
-        for field, value in zip(fields, values[width:], strict=True):
-            row[field.name] = field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-        rows[tuple(_plain(value) for value in values[:width])] = row
-    return rows
-
-
-def _rows_update(model, names: list[str], rows: list[dict]) -> None:
-    """`bulk_update` of the fields `names` of rows (dicts with their "pk"), in one statement: the rows
-    as one JSON array (Django's bulk_update builds a CASE per field and row: with it, adding an event
-    cost ~5 ms of CPU)."""
-    quote = connection.ops.quote_name
-    table, fields = quote(model._meta.db_table), [model._meta.get_field(name) for name in names]
-    assignments = ", ".join(f"{quote(field.column)} = new.{quote(field.column)}" for field in fields)
-    values = [{"id": row["pk"], **{field.column: row[field.name] for field in fields}} for row in rows]
-    with connection.cursor() as cursor:
-        # The keys once more, as an array: the planner takes a set-returning function for 100 rows and
-        # would join it to a scan of the whole table; with the array it looks the rows up by key.
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) AS new "  # noqa: S608
-            f"WHERE {table}.id = ANY(%s::bigint[]) AND {table}.id = new.id",
-            [json.dumps(values), [row["pk"] for row in rows]],
-        )
-
-
-def _plain(value):
-    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 def rollups_rebuild(*, since: datetime) -> int:
