@@ -133,7 +133,7 @@ class ReportRunSerializer(serializers.Serializer):
     name = serializers.CharField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    bucket = serializers.ChoiceField(choices=selectors.Granularity.choices)
+    bucket = serializers.ChoiceField(choices=selectors.BUCKETS)
     summary = FiguresSerializer(help_text="The overview's figures over the whole range.")
     series = ReportSeriesSerializer(many=True, help_text="Each metric per bucket, in the report's order.")
 

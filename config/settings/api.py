@@ -79,5 +79,6 @@ SPECTACULAR_SETTINGS = {
         "NotificationEventTypeEnum": "notifications.services.events.EVENT_TYPES",
         "AnalyticsGranularityEnum": "analytics.models.Rollup.Granularity",
         "AnalyticsMetricEnum": "analytics.selectors.METRICS",
+        "AnalyticsBucketEnum": "analytics.selectors.BUCKETS",
     },
 }
