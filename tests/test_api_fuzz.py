@@ -55,6 +55,7 @@ REFERENCE = "names another object, which must exist in the caller's workspace"
 CREDENTIAL = "names a credential of the workspace, of a kind the channel takes"
 TEMPLATES = "templates that parse (the sandboxed template language), JSON formats as objects or arrays"
 LOCKOUT = "must include the caller's own address, or saving it would lock them out"
+MFA_FIRST = "true only once the caller has multi-factor authentication on, or saving it would lock them out"
 GRAPH = (
     "a workflow's graph: dependencies naming nodes of the same body, no cycle, credentials and sub-workflows "
     "that exist in the workspace, templates that parse, a type inferred from a prompt or content"
@@ -170,8 +171,14 @@ BEYOND_THE_SCHEMA = {
         "from": "before `to` and at most 2,000 weeks before it (JSON Schema compares no two values)",
         "bucket": "kept for the range and at most 2,000 points of it (depends on the range and the clock)",
     },
-    "POST /api/v3/workspaces": {"allowed_ips": (LOCKOUT, "does not include your current address")},
-    "PATCH /api/v3/workspaces/{id}": {"allowed_ips": (LOCKOUT, "does not include your current address")},
+    "POST /api/v3/workspaces": {
+        "allowed_ips": (LOCKOUT, "does not include your current address"),
+        "mfa_required": (MFA_FIRST, "Turn on multi-factor authentication for your own account"),
+    },
+    "PATCH /api/v3/workspaces/{id}": {
+        "allowed_ips": (LOCKOUT, "does not include your current address"),
+        "mfa_required": (MFA_FIRST, "Turn on multi-factor authentication for your own account"),
+    },
 }
 
 
