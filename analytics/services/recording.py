@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -148,21 +149,24 @@ def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
             ids = list(pending.values_list("id", flat=True)[:batch_size])
             if not ids:
                 return added
-            events = list(Event.objects.filter(pk__in=ids).order_by("id"))
             after = ids[-1]
-            _rollups_add(events)
-            Event.objects.filter(pk__in=[event.pk for event in events]).update(rolled_up=True)
-        added += len(events)
+            _rollups_add(ids)
+            Event.objects.filter(pk__in=ids).update(rolled_up=True)
+        added += len(ids)
 
 
-def _rollups_add(events: list[Event], *, floor: datetime | None = None) -> None:
-    """Add the events to the rows of their minute, hour and day: runs to Rollup and steps to
-    StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the rest to Tally. A run's time
-    in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept their
-    share)."""
-    runs_and_steps_add([event.pk for event in events])
+def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
+    """Add the events of these ids to the rows of their minute, hour and day: runs to Rollup and steps
+    to StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the rest to Tally. Only the
+    events that add to a tally are read into Python: of the steps, those retried behind a host. A run's
+    time in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept
+    their share)."""
+    runs_and_steps_add(ids)
+    tallied = Event.objects.filter(pk__in=ids).filter(
+        ~Q(type=Event.Type.STEP_FINISHED) | Q(data__has_key="host", data__attempt__gt=1)
+    )
     tallies: dict[tuple, dict] = {}
-    for event in events:
+    for event in tallied.order_by("id"):
         workflow = str(event.workflow_id or NO_WORKFLOW)
         counted = [(kind, str(label or "")[:MAX_LABEL], part) for kind, label, part in _tallies_of(event)]
         if counted:
@@ -269,7 +273,7 @@ def rollups_rebuild(*, since: datetime) -> int:
         for model in (Rollup, StepRollup, Tally):
             model.objects.filter(bucket__gte=since).delete()
         events = Event.objects.filter(ts__gte=since).order_by("id")
-        for chunk in _chunks(events.iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
+        for chunk in _chunks(events.values_list("id", flat=True).iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
             _rollups_add(chunk, floor=since)
             added += len(chunk)
         events.filter(rolled_up=False).update(rolled_up=True)
