@@ -14,20 +14,18 @@ from analytics.models import NO_WORKFLOW
 
 # The event's buckets: each granularity with its date_trunc unit, in UTC.
 GRAINS = "(VALUES ('minute'), ('hour'), ('day')) AS grain (granularity)"
-BUCKET = "date_trunc(grain.granularity, event.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 NUMBER = "coalesce(nullif(event.data->>'{name}', '')::double precision, 0)"
+# Each event's figures are read out of its JSON once (a materialized CTE), then counted in each of
+# its three buckets.
+IN_BUCKETS = f"""
+part AS (
+    SELECT grain.granularity, date_trunc(grain.granularity, fact.moment) AT TIME ZONE 'UTC' AS bucket, fact.*
+    FROM fact CROSS JOIN {GRAINS}
+)"""  # noqa: S608 - made of this module's constants
 
 RUNS = f"""
-INSERT INTO analytics_rollup (
-    granularity, bucket, workspace_id, workflow_id, succeeded, failed, cancelled, timed_out,
-    duration_ms_sum, duration_ms_max, duration_histogram, queue_wait_histogram, tokens_in, tokens_out, cost
-)
-SELECT granularity, bucket, workspace_id, workflow_id,
-       sum(succeeded), sum(failed), sum(cancelled), sum(timed_out),
-       sum(duration), max(duration), analytics_histogram(array_agg(duration)), analytics_histogram(array_agg(wait)),
-       sum(tokens_in), sum(tokens_out), sum(cost)
-FROM (
-    SELECT grain.granularity, {BUCKET} AS bucket, event.workspace_id,
+WITH fact AS MATERIALIZED (
+    SELECT event.ts AT TIME ZONE 'UTC' AS moment, event.workspace_id,
            coalesce(event.workflow_id, %(no_workflow)s::uuid) AS workflow_id,
            coalesce(event.data->>'status' = 'succeeded', false)::int AS succeeded,
            coalesce(event.data->>'status' = 'failed', false)::int AS failed,
@@ -41,9 +39,18 @@ FROM (
            {NUMBER.format(name="tokens_in")}::bigint AS tokens_in,
            {NUMBER.format(name="tokens_out")}::bigint AS tokens_out,
            {NUMBER.format(name="cost")} AS cost
-    FROM analytics_event AS event CROSS JOIN {GRAINS}
+    FROM analytics_event AS event
     WHERE event.id = ANY(%(ids)s) AND event.type = 'run.finished'
-) AS part
+), {IN_BUCKETS}
+INSERT INTO analytics_rollup (
+    granularity, bucket, workspace_id, workflow_id, succeeded, failed, cancelled, timed_out,
+    duration_ms_sum, duration_ms_max, duration_histogram, queue_wait_histogram, tokens_in, tokens_out, cost
+)
+SELECT granularity, bucket, workspace_id, workflow_id,
+       sum(succeeded), sum(failed), sum(cancelled), sum(timed_out),
+       sum(duration), max(duration), analytics_histogram(array_agg(duration)), analytics_histogram(array_agg(wait)),
+       sum(tokens_in), sum(tokens_out), sum(cost)
+FROM part
 GROUP BY granularity, bucket, workspace_id, workflow_id
 ON CONFLICT (granularity, workspace_id, bucket, workflow_id) DO UPDATE SET
     succeeded = analytics_rollup.succeeded + excluded.succeeded,
@@ -62,16 +69,8 @@ ON CONFLICT (granularity, workspace_id, bucket, workflow_id) DO UPDATE SET
 """  # noqa: S608 - made of this module's constants; the values are parameters
 
 STEPS = f"""
-INSERT INTO analytics_steprollup (
-    granularity, bucket, workspace_id, workflow_id, node_key, node_type, succeeded, failed, retries, crashes,
-    duration_ms_sum, duration_ms_max, duration_histogram, tokens_in, tokens_out, cost
-)
-SELECT granularity, bucket, workspace_id, workflow_id, node_key, (array_agg(node_type ORDER BY id DESC))[1],
-       sum(succeeded), sum(failed), sum(retries), sum(crashes),
-       sum(duration), max(duration), analytics_histogram(array_agg(duration)),
-       sum(tokens_in), sum(tokens_out), sum(cost)
-FROM (
-    SELECT event.id, grain.granularity, {BUCKET} AS bucket, event.workspace_id,
+WITH fact AS MATERIALIZED (
+    SELECT event.id, event.ts AT TIME ZONE 'UTC' AS moment, event.workspace_id,
            coalesce(event.workflow_id, %(no_workflow)s::uuid) AS workflow_id,
            coalesce(event.data->>'key', '') AS node_key,
            coalesce(event.data->>'type', '') AS node_type,
@@ -83,9 +82,18 @@ FROM (
            {NUMBER.format(name="tokens_in")}::bigint AS tokens_in,
            {NUMBER.format(name="tokens_out")}::bigint AS tokens_out,
            {NUMBER.format(name="cost")} AS cost
-    FROM analytics_event AS event CROSS JOIN {GRAINS}
+    FROM analytics_event AS event
     WHERE event.id = ANY(%(ids)s) AND event.type = 'step.finished'
-) AS part
+), {IN_BUCKETS}
+INSERT INTO analytics_steprollup (
+    granularity, bucket, workspace_id, workflow_id, node_key, node_type, succeeded, failed, retries, crashes,
+    duration_ms_sum, duration_ms_max, duration_histogram, tokens_in, tokens_out, cost
+)
+SELECT granularity, bucket, workspace_id, workflow_id, node_key, (array_agg(node_type ORDER BY id DESC))[1],
+       sum(succeeded), sum(failed), sum(retries), sum(crashes),
+       sum(duration), max(duration), analytics_histogram(array_agg(duration)),
+       sum(tokens_in), sum(tokens_out), sum(cost)
+FROM part
 GROUP BY granularity, bucket, workspace_id, workflow_id, node_key
 ON CONFLICT (granularity, workspace_id, bucket, workflow_id, node_key) DO UPDATE SET
     node_type = excluded.node_type,
