@@ -298,17 +298,12 @@ function showNodes(nodes) {
 
 const SEVERITY_ORDER = { high: 0, warning: 1, info: 2 };
 
-// GET analytics/insights answers {"results": [{id, kind, severity, status, title, link, opened_at}]};
-// a server without it (404) has none to show.
+// GET analytics/insights answers {"results": [{id, kind, severity, status, title, link, opened_at}]}
+// (the open ones by default).
 async function loadInsights() {
   const list = document.getElementById("insights");
   if (!list) return;
-  let insights = [];
-  try {
-    insights = (await api(`analytics/insights?workspace=${state.workspace}`)).results || [];
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
-  }
+  const insights = (await api(`analytics/insights?workspace=${state.workspace}`)).results || [];
   const open = insights
     .filter((insight) => (insight.status ?? "open") === "open")
     .sort((a, b) => (SEVERITY_ORDER[a.severity] ?? 3) - (SEVERITY_ORDER[b.severity] ?? 3));

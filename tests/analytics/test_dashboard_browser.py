@@ -4,10 +4,13 @@ analytics services and committed before the page loads. Asserts on the DOM, not 
 screenshots go to var/screenshots/."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.access import personal_workspace
+from analytics.models import Insight
 from analytics.services.recording import events_record, rollups_catch_up
 from tests.analytics.facts import events_of, run_fact
 from tests.factories import PASSWORD, UserFactory
@@ -97,6 +100,17 @@ def seeded(transactional_db):
             events.append(document_event(fact, *MODELS[index]))
     assert events_record(events) == len(events)
     rollups_catch_up()
+    now = timezone.now()
+    Insight.objects.create(
+        workspace=workspace,
+        workflow_id=workflow.pk,
+        kind=Insight.Kind.FAILURE_SPIKE,
+        subject=str(workflow.pk),
+        severity=Insight.Severity.HIGH,
+        title="Failures of Seeded rose to 25 % in the last hour.",
+        period_start=now - timedelta(hours=1),
+        period_end=now,
+    )
     return user, workflow
 
 
@@ -151,7 +165,7 @@ def test_the_analytics_page_shows_the_seeded_figures_at_1366_and_390_px_and_foll
     page.wait_for_function(LOADED)
     assert page.locator("#load-error").is_hidden()
     assert_figures_and_charts(page)
-    assert page.locator("#insights").inner_text() == "No insights"  # GET analytics/insights is not served yet
+    assert "HIGH Failures of Seeded rose to 25 % in the last hour." in page.locator("#insights").inner_text()
     assert page.locator("#chart-success-rate canvas").bounding_box()["width"] > 400
     page.screenshot(path=SCREENSHOTS / "analytics-1366.png", full_page=True)
 
