@@ -99,6 +99,14 @@ TALLY_METRICS = {
     "budget_thresholds": ("budget.threshold", "count"),
 }
 METRICS = (*RUN_METRICS, *STEP_METRICS, *TALLY_METRICS)
+# The run metrics read from a histogram: (which, the percentile).
+PERCENTILE_METRICS = {
+    "duration_p50": ("duration_histogram", 50),
+    "duration_p95": ("duration_histogram", 95),
+    "duration_p99": ("duration_histogram", 99),
+    "queue_wait_p50": ("queue_wait_histogram", 50),
+    "queue_wait_p95": ("queue_wait_histogram", 95),
+}
 # What a timeseries may be split by, and the metrics each split has.
 GROUPS = {
     "workflow": METRICS,
@@ -494,7 +502,7 @@ def _metric_totals(rows: QuerySet, metric: str, group: list) -> dict[tuple, dict
                 totals[tuple(row[name] for name in group)] = {"labels": set(row["labels"])}
             return totals
         return _aggregate(rows, TALLY_SUMS, (), group)
-    histograms = ("duration_histogram", "queue_wait_histogram") if "_p" in metric else ()
+    histograms = (PERCENTILE_METRICS[metric][0],) if metric in PERCENTILE_METRICS else ()
     return _aggregate(rows, RUN_SUMS, histograms, group)
 
 
@@ -579,6 +587,9 @@ def _value_of(metric: str, total: dict, minutes: float):
         if what == "value":  # milliseconds in flight over the bucket's: mean runs in flight
             return (total.get("value") or 0) / (minutes * 60_000)
         return round(float(total.get(what) or 0), 6) if what == "cost" else int(total.get(what) or 0)
+    if metric in PERCENTILE_METRICS:  # one percentile per point, not all five of _run_figures
+        histogram, q = PERCENTILE_METRICS[metric]
+        return percentile(total.get(histogram) or {}, q)
     return _run_figures(total, minutes)[metric]
 
 
