@@ -14,13 +14,39 @@ from urllib.parse import urlsplit
 from django.utils import timezone
 
 from analytics.services.recording import events_record, events_record_after_commit, rollups_catch_up
-from workflows.models import Document, Run, Schedule, StepRun, WebhookTrigger
+from workflows.models import Document, Run, Schedule, StepRun, WebhookTrigger, Workflow
 
 FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
 # A run's start is counted when it first waits or finishes (its start time read from the run then):
 # the start itself sends no message from the engine's hot path. Counted once: the event is unique.
 STARTED_SEEN = (*FINISHED_TYPES, "run.waiting")
 STARTED_BY = {Run.Trigger.WEBHOOK: "webhook.received", Run.Trigger.SCHEDULE: "schedule.fired"}
+# What is read of a finished run's steps (their input: the host an HTTP step called) and documents;
+# not their outputs and texts, which nothing here counts, nor their runs, which are at hand already.
+STEP_FIELDS = (
+    "run",
+    "node_key",
+    "node_type",
+    "status",
+    "attempt",
+    "crashes",
+    "duration_ms",
+    "usage",
+    "error",
+    "input",
+    "finished_at",
+)
+DOCUMENT_FIELDS = (
+    "run",
+    "node_key",
+    "provider",
+    "model",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "metadata",
+    "created_at",
+)
 
 
 def run_events_count(envelopes: list[dict], runs: dict[str, Run]) -> None:
@@ -47,17 +73,18 @@ def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
     usage: dict[str, dict] = {}
     steps = StepRun.objects.filter(
         run_id__in=finished_ids, status__in=[StepRun.Status.SUCCEEDED, StepRun.Status.FAILED]
-    )
-    for step in steps.select_related("run"):
+    ).only(*STEP_FIELDS)
+    for step in steps:
+        run = runs[str(step.run_id)]
         spent = {name: step.usage.get(name) or 0 for name in ("tokens_in", "tokens_out", "cost")}
         total = usage.setdefault(str(step.run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
         for name, value in spent.items():
             total[name] += value
         yield _event(
             "step.finished",
-            step.run,
+            run,
             subject=f"{step.run_id}:{step.node_key}",
-            ts=_iso(step.finished_at) or step.run.finished_at.isoformat(),
+            ts=_iso(step.finished_at or run.finished_at),
             key=step.node_key,
             type=step.node_type,
             status=step.status,
@@ -68,10 +95,10 @@ def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
             host=_host_of(step),
             **spent,
         )
-    for document in Document.objects.filter(run_id__in=finished_ids).select_related("run"):
+    for document in Document.objects.filter(run_id__in=finished_ids).only(*DOCUMENT_FIELDS):
         yield _event(
             "document.generated",
-            document.run,
+            runs[str(document.run_id)],
             subject=str(document.pk),
             ts=document.created_at.isoformat(),
             node_key=document.node_key,
@@ -122,49 +149,24 @@ def _host_of(step: StepRun) -> str | None:
 def webhook_rejected_count(*, hook: WebhookTrigger, reason: str) -> None:
     """A refused delivery, by reason (every one: the notification of it is throttled, the count not).
     `hook.workflow` is loaded."""
-    events_record_after_commit(
-        [
-            {
-                "type": "webhook.rejected",
-                "subject": str(uuid.uuid4()),
-                "workspace": hook.workflow.workspace_id,
-                "workflow": hook.workflow_id,
-                "ts": timezone.now(),
-                "data": {"reason": reason},
-            }
-        ]
-    )
+    _count_now("webhook.rejected", hook.workflow, subject=str(uuid.uuid4()), reason=reason)
 
 
 def schedule_missed_count(*, schedule: Schedule, slots: list[datetime]) -> None:
     """The slots one fire recorded missed, as one event. `schedule.workflow` is loaded."""
     if slots:
-        workflow = schedule.workflow
         subject = f"{schedule.pk}:{slots[0].isoformat()}:{slots[-1].isoformat()}"
-        events_record_after_commit(
-            [
-                {
-                    "type": "schedule.missed",
-                    "subject": subject,
-                    "workspace": workflow.workspace_id,
-                    "workflow": workflow.pk,
-                    "ts": timezone.now(),
-                    "data": {"slots": len(slots)},
-                }
-            ]
-        )
+        _count_now("schedule.missed", schedule.workflow, subject=subject, slots=len(slots))
 
 
 def approval_decided_count(*, run: Run, node_key: str, approved: bool) -> None:
-    events_record_after_commit(
-        [
-            {
-                "type": "approval.decided",
-                "subject": f"{run.pk}:{node_key}",
-                "workspace": run.workspace_id,
-                "workflow": run.workflow_id,
-                "ts": timezone.now(),
-                "data": {"decision": "approved" if approved else "rejected"},
-            }
-        ]
-    )
+    decision = "approved" if approved else "rejected"
+    _count_now("approval.decided", run, subject=f"{run.pk}:{node_key}", decision=decision)
+
+
+def _count_now(type_: str, of: Run | Workflow, *, subject: str, **data) -> None:
+    """An event of now about a run or a workflow (its workspace and workflow), recorded once the
+    current transaction commits."""
+    workflow_id = of.workflow_id if isinstance(of, Run) else of.pk
+    event = {"type": type_, "subject": subject, "workspace": of.workspace_id, "workflow": workflow_id}
+    events_record_after_commit([{**event, "ts": timezone.now(), "data": data}])
