@@ -13,7 +13,7 @@ import uuid
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
-from analytics.histograms import percentile
+from analytics.histograms import merged, percentile
 from analytics.models import NO_WORKFLOW, Event, Insight, Report, Rollup, StepRollup, Tally
 from analytics.services.insights import NO_SUCH_INSIGHT
 from analytics.services.recording import BUCKET_SPANS, bucket_start
@@ -154,11 +154,6 @@ class Scope:
 
 def scope_for_user(user: User, *, workspace: uuid.UUID | None = None, workflow: uuid.UUID | None = None) -> Scope:
     return Scope(workspaces_with_role(user, Role.VIEWER).values("pk"), workspace, workflow)
-
-
-def rollups_for_user(user: User, *, workspace=None, workflow=None, model=Rollup) -> QuerySet:
-    """The rollup rows (of runs, or of steps or tallies with `model`) of the caller's workspaces."""
-    return scope_for_user(user, workspace=workspace, workflow=workflow).rows(model)
 
 
 NO_SUCH_REPORT = "No such report."
@@ -374,18 +369,12 @@ def overview(scope: Scope, span: Range, now: datetime | None = None) -> dict:
     if exact:
         figures.update(exact, percentiles="exact")
     steps = scope.rows(StepRollup).filter(cover).aggregate(retries=Sum("retries"), crashes=Sum("crashes"))
-    tallies = dict(
-        scope.rows(Tally)
-        .filter(cover, kind__in=("run.busy",))
-        .values_list("kind")
-        .annotate(total=Sum("value"))
-        .order_by()
-    )
+    busy = scope.rows(Tally).filter(cover, kind="run.busy").aggregate(milliseconds=Sum("value"))
     triggers = scope.rows(Tally).filter(cover, kind="run.trigger").values_list("label").annotate(total=Sum("count"))
     figures.update(
         retries=steps["retries"] or 0,
         crash_recoveries=steps["crashes"] or 0,
-        concurrency=(tallies.get("run.busy") or 0) / (minutes * 60_000),
+        concurrency=(busy["milliseconds"] or 0) / (minutes * 60_000),
         by_trigger=dict(triggers.order_by()),
     )
     return figures
@@ -405,12 +394,6 @@ def _exact_percentiles(scope: Scope, span: Range) -> dict | None:
     if not count or count > EXACT_PERCENTILE_MAX_RUNS:
         return None
     return dict(zip(("duration_p50", "duration_p95", "duration_p99"), values, strict=True))
-
-
-@dataclass
-class Series:
-    key: str
-    points: dict[datetime, dict] = field(default_factory=dict)
 
 
 def timeseries(
@@ -515,20 +498,18 @@ def _summed(totals: dict[tuple, dict], width: int) -> dict[tuple, dict]:
 
 
 def _merge(values: list[dict]) -> dict:
-    merged: dict = {}
+    total: dict = {}
     for value in values:
         for name, part in value.items():
             if isinstance(part, dict):
-                histogram = merged.setdefault(name, {})
-                for key, count in part.items():
-                    histogram[key] = histogram.get(key, 0) + count
+                total[name] = merged(total.get(name, {}), part)
             elif isinstance(part, set):
-                merged[name] = merged.get(name, set()) | part
+                total[name] = total.get(name, set()) | part
             elif name.endswith("_max"):
-                merged[name] = max(merged.get(name) or 0, part or 0)
+                total[name] = max(total.get(name) or 0, part or 0)
             else:
-                merged[name] = (merged.get(name) or 0) + (part or 0)
-    return merged
+                total[name] = (total.get(name) or 0) + (part or 0)
+    return total
 
 
 def _weight(value: dict) -> float:

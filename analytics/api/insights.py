@@ -7,9 +7,6 @@ Newest first, paginated as every list (`results`). An insight of a workspace the
 of does not exist (404); a viewer may read insights but not dismiss them (403).
 """
 
-import uuid
-
-from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
@@ -17,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
-from analytics.api.views import ID_INVALID
+from analytics.api.views import id_param
 from analytics.models import Insight
 from analytics.services.insights import insight_dismiss
 
@@ -50,16 +47,6 @@ class InsightSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _uuid_param(request, name: str) -> uuid.UUID | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError as error:
-        raise ValidationError({name: [ID_INVALID]}) from error
-
-
 class InsightListView(generics.ListAPIView):
     """The insights of the caller's workspaces, newest first: open ones unless `status` says otherwise."""
 
@@ -73,8 +60,8 @@ class InsightListView(generics.ListAPIView):
         params = self.request.query_params
         return selectors.insights_for_user(
             self.request.user,
-            workspace=_uuid_param(self.request, "workspace"),
-            workflow=_uuid_param(self.request, "workflow"),
+            workspace=id_param(self.request, "workspace"),
+            workflow=id_param(self.request, "workflow"),
             status=params.get("status") or "open",
             severity=params.get("severity") or None,
         )

@@ -140,7 +140,8 @@ class WorkflowFiguresSerializer(serializers.Serializer):
     errors = BreakdownRowSerializer(many=True, help_text="Failures by message cluster, most first.")
 
 
-def _id(request, name: str) -> uuid.UUID | None:
+def id_param(request, name: str) -> uuid.UUID | None:
+    """The UUID query parameter `name` (None when absent); ValidationError naming it."""
     if not request.query_params.get(name):
         return None
     try:
@@ -152,7 +153,7 @@ def _id(request, name: str) -> uuid.UUID | None:
 def scope_of(request, workflow: uuid.UUID | None = None) -> selectors.Scope:
     """The caller's workspaces, narrowed by the `workspace` and `workflow` parameters."""
     return selectors.scope_for_user(
-        request.user, workspace=_id(request, "workspace"), workflow=workflow or _id(request, "workflow")
+        request.user, workspace=id_param(request, "workspace"), workflow=workflow or id_param(request, "workflow")
     )
 
 
