@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from analytics.histograms import merged, percentile
 from analytics.models import NO_WORKFLOW, Insight, Rollup, StepRollup, Tally
-from analytics.services.recording import bucket_start
+from analytics.services.recording import bucket_start, lock_for_transaction
 from analytics.signals import insight_opened
 from audit.services import AnyRequest, audit_record
 
@@ -106,8 +106,7 @@ def insights_refresh(now: datetime | None = None) -> dict:
     Returns how many were opened, updated and resolved."""
     now = now or timezone.now()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", INSIGHTS_LOCK)
+        lock_for_transaction(INSIGHTS_LOCK)
         findings = {finding.key: finding for finding in findings_at(now)}
         # Insight.workspace is a foreign key: the rollups of a deleted workspace tell nobody anything.
         workspaces = {

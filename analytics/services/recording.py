@@ -83,6 +83,13 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     return moment if granularity == Granularity.HOUR else moment.replace(hour=0)
 
 
+def lock_for_transaction(key: tuple[int, int]) -> None:
+    """Wait for, then hold until the current transaction ends, the advisory lock `key` (one writer of
+    the rollups, one refresh of the insights)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+
+
 def _moment(value) -> datetime | None:
     return parse_datetime(value) if isinstance(value, str) else value
 
@@ -139,8 +146,7 @@ def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
     added, after = 0, 0
     while True:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", ROLLUP_WRITER_LOCK)
+            lock_for_transaction(ROLLUP_WRITER_LOCK)
             # The ids first, from the partial index of the events not added (an index-only scan, whatever
             # the statistics say of how many there are), after the last batch's: the entries of the
             # batches added before stay in the index until a vacuum, and are not read again. (An event
@@ -268,8 +274,7 @@ def rollups_rebuild(*, since: datetime) -> int:
     since = bucket_start(since, Granularity.DAY)
     added = 0
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", ROLLUP_WRITER_LOCK)
+        lock_for_transaction(ROLLUP_WRITER_LOCK)
         for model in (Rollup, StepRollup, Tally):
             model.objects.filter(bucket__gte=since).delete()
         events = Event.objects.filter(ts__gte=since).order_by("id")
