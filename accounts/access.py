@@ -267,6 +267,17 @@ def workspace_for_member(user: User, workspace_id) -> Workspace | None:
     return workspace
 
 
+def dashboard_workspace(user: User, workspace_id: str | None) -> Workspace | None:
+    """The workspace a dashboard page shows: the one named, if `user` belongs to it (Http404 alike for
+    an unknown id and a stranger's), else the personal workspace or the first."""
+    if workspace_id:
+        workspace = workspace_for_member(user, workspace_id)
+        if workspace is None:
+            raise Http404("No such workspace.")
+        return workspace
+    return personal_workspace(user) or workspaces_for_user(user).first()
+
+
 def workspace_first_owner(workspace: Workspace) -> User | None:
     """The owner who joined first: who a command acts as when nobody is named."""
     owner = (

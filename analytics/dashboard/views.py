@@ -7,11 +7,11 @@ The workflow page does not look the workflow up: analytics know workflows by id 
 """
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
+from accounts.access import Role, dashboard_workspace, ensure_role
 from accounts.models import Workspace
 from analytics.selectors import RANGES
 
@@ -25,17 +25,6 @@ CHARTS = [
     ("cost-by-model", "Cost by model"),
     ("tokens-by-model", "Tokens in by model"),
 ]
-
-
-def _member_workspace(request: HttpRequest) -> Workspace | None:
-    """`?workspace=<id>` if the user belongs to it (else 404); without it None."""
-    chosen = request.GET.get("workspace")
-    if not chosen:
-        return None
-    workspace = workspace_for_member(request.user, chosen)
-    if workspace is None:
-        raise Http404("No such workspace.")
-    return workspace
 
 
 def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict:
@@ -55,9 +44,7 @@ def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict
 @ensure_csrf_cookie
 def workspace_analytics(request: HttpRequest) -> HttpResponse:
     """The chosen workspace's figures: `?workspace=`, else the personal or first workspace."""
-    workspace = (
-        _member_workspace(request) or personal_workspace(request.user) or workspaces_for_user(request.user).first()
-    )
+    workspace = dashboard_workspace(request.user, request.GET.get("workspace"))
     return render(request, "dashboard/analytics.html", _context(request, workspace))
 
 
@@ -65,5 +52,7 @@ def workspace_analytics(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def workflow_analytics(request: HttpRequest, workflow_id) -> HttpResponse:
     """One workflow's figures. `?workspace=` (the workflow page's link passes it) fills the header."""
-    context = _context(request, _member_workspace(request), workflow_id=workflow_id)
+    chosen = request.GET.get("workspace")
+    workspace = dashboard_workspace(request.user, chosen) if chosen else None
+    context = _context(request, workspace, workflow_id=workflow_id)
     return render(request, "dashboard/analytics_workflow.html", context)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from accounts.access import Role, ensure_role, personal_workspace, workspace_for_member, workspaces_for_user
+from accounts.access import Role, dashboard_workspace, ensure_role
 from accounts.mfa import recovery_codes_left
 from accounts.models import ROLE_RANK, Workspace
 from accounts.selectors import mfa_enabled
@@ -28,14 +28,7 @@ def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict
 
 
 def _chosen_workspace(request: HttpRequest) -> Workspace | None:
-    """`?workspace=<id>` if the user belongs to it (else 404); without it the personal or first workspace."""
-    chosen = request.GET.get("workspace")
-    if chosen:
-        workspace = workspace_for_member(request.user, chosen)
-        if workspace is None:
-            raise Http404("No such workspace.")
-        return workspace
-    return personal_workspace(request.user) or workspaces_for_user(request.user).first()
+    return dashboard_workspace(request.user, request.GET.get("workspace"))
 
 
 @login_required
