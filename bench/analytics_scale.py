@@ -20,7 +20,7 @@ the same answers computed from the raw events in the same run.
 4. Prints: query, rollup ms, raw ms, raw/rollup, the targets (overview ≤ 200 ms, timeseries ≤ 100 ms,
    at least 20 times faster than raw), the largest percentile error against the exact value (bound 1.98 %,
    analytics.histograms) and whether every count is equal.
-5. An insights pass (`analytics.services.insights.insights_refresh`), when that module exists.
+5. An insights pass (`analytics.services.insights.insights_refresh`).
 
 Database `bench_analytics` (BENCH_DATABASE_URL overrides it), made afresh and dropped at the end
 unless `--keep`.
@@ -354,6 +354,7 @@ def main() -> None:
     from analytics import selectors
     from analytics.histograms import RELATIVE_ERROR_BOUND
     from analytics.models import Rollup
+    from analytics.services.insights import insights_refresh
 
     call_command("migrate", interactive=False, verbosity=0)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -429,16 +430,9 @@ def main() -> None:
                 f"({'within' if error <= RELATIVE_ERROR_BOUND else 'OVER'}) | {'yes' if equal else 'NO'} |"
             )
 
-        try:
-            from analytics.services.insights import insights_refresh
-        except ImportError:
-            print("\ninsights: analytics.services.insights.insights_refresh is not in this tree; not timed")
-        else:
-            started, cpu = time.perf_counter(), time.process_time()
-            insights_refresh()
-            print(
-                f"\ninsights_refresh: {time.perf_counter() - started:.2f} s wall, {time.process_time() - cpu:.2f} s CPU"
-            )
+        started, cpu = time.perf_counter(), time.process_time()
+        insights_refresh()
+        print(f"\ninsights_refresh: {time.perf_counter() - started:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
     finally:
         connection.close()
         if not args.keep:
