@@ -42,10 +42,6 @@ def merged(*histograms: Mapping[str, int]) -> Histogram:
     return total
 
 
-def _value_of(key: str) -> float:
-    return 0.0 if key == ZERO else GROWTH ** (int(key) + 0.5)
-
-
 def percentile(histogram: Mapping[str, int], q: float) -> float | None:
     """The q-th percentile (0 < q <= 100) of the values counted, within RELATIVE_ERROR_BOUND; None for an
     empty histogram. The nearest-rank definition: the value at rank ceil(q/100 * n)."""
@@ -53,9 +49,11 @@ def percentile(histogram: Mapping[str, int], q: float) -> float | None:
     if not count:
         return None
     rank = max(1, math.ceil(q / 100 * count))
-    seen = 0
-    for key in sorted(histogram, key=lambda key: -math.inf if key == ZERO else int(key)):
-        seen += histogram[key]
+    seen = histogram.get(ZERO, 0)
+    if seen >= rank:
+        return 0.0
+    for index, counted in sorted((int(key), counted) for key, counted in histogram.items() if key != ZERO):
+        seen += counted
         if seen >= rank:
-            return _value_of(key)
+            return GROWTH ** (index + 0.5)
     raise AssertionError("unreachable: the ranks add up to the count")

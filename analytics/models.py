@@ -63,7 +63,7 @@ class Granularity(models.TextChoices):
 
 
 class Bucketed(models.Model):
-    """What every rollup row holds: its bucket of time (a minute, an hour or a UTC day) of one workflow,
+    """What every rollup row holds: its bucket of time (a minute, an hour or a UTC day) of a workspace,
     the outcomes counted, durations (sum, maximum, a log-scale histogram: analytics.histograms), tokens
     and cost."""
 
@@ -73,7 +73,6 @@ class Bucketed(models.Model):
     granularity = models.CharField(max_length=6, choices=Granularity.choices)
     bucket = models.DateTimeField()
     workspace_id = models.UUIDField()
-    workflow_id = models.UUIDField()
     succeeded = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     duration_ms_sum = models.FloatField(default=0)
@@ -88,25 +87,51 @@ class Bucketed(models.Model):
         ordering = ["bucket"]
 
 
-class Rollup(Bucketed):
-    """The runs of one workflow that finished in one bucket of time (a minute, an hour or a day): counts
-    by outcome, durations and queue waits as log-scale histograms (analytics.histograms), tokens and
-    cost. Kept per minute for a day, per hour for 90 days, per day beyond, so that a 30-day question
-    reads hundreds of rows."""
+class RunFigures(Bucketed):
+    """The runs that finished in one bucket of time: counts by outcome, durations and queue waits as
+    log-scale histograms (analytics.histograms), tokens and cost."""
 
     cancelled = models.PositiveIntegerField(default=0)
     timed_out = models.PositiveIntegerField(default=0, help_text="Also counted in failed.")
     queue_wait_histogram = models.JSONField(default=dict)
 
     class Meta(Bucketed.Meta):
+        abstract = True
+
+
+class Rollup(RunFigures):
+    """The runs of one workflow that finished in one bucket of time (a minute, an hour or a day). Kept
+    per minute for a day, per hour for 90 days, per day beyond, so that a 30-day question reads
+    hundreds of rows."""
+
+    workflow_id = models.UUIDField()
+
+    class Meta(RunFigures.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["granularity", "workspace_id", "bucket", "workflow_id"], name="analytics_rollup_once"
             )
         ]
+        # One workflow's rows of a range (its charts, its page) without stepping over its workspace's others.
+        indexes = [models.Index(fields=["workflow_id", "granularity", "bucket"], name="analytics_rollup_workflow")]
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}"
+
+
+class WorkspaceRollup(RunFigures):
+    """The runs of a whole workspace that finished in one bucket of time: the sum of its workflows'
+    Rollup rows, written with them by the same statement. A question about a workspace (or all of a
+    person's) reads one row per bucket here instead of one per workflow: merging histograms is what
+    a query over rollups spends its time on. Kept as Rollup is."""
+
+    class Meta(RunFigures.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["granularity", "workspace_id", "bucket"], name="analytics_workspace_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workspace_id}"
 
 
 class StepRollup(Bucketed):
@@ -114,6 +139,7 @@ class StepRollup(Bucketed):
     time: counts by outcome, retries and crash recoveries, durations (a log-scale histogram), tokens
     and cost. Kept as Rollup is."""
 
+    workflow_id = models.UUIDField()
     node_key = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
     retries = models.PositiveIntegerField(default=0, help_text="Attempts beyond the first.")
@@ -126,6 +152,7 @@ class StepRollup(Bucketed):
                 name="analytics_step_rollup_once",
             )
         ]
+        indexes = [models.Index(fields=["workflow_id", "granularity", "bucket"], name="analytics_step_workflow")]
 
     def __str__(self) -> str:
         return f"{self.granularity} {self.bucket:%Y-%m-%d %H:%M} {self.workflow_id}/{self.node_key}"

@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User
 from analytics.histograms import merged, percentile
-from analytics.models import NO_WORKFLOW, Event, Insight, Report, Rollup, StepRollup, Tally
+from analytics.models import NO_WORKFLOW, Event, Insight, Report, Rollup, StepRollup, Tally, WorkspaceRollup
 from analytics.services.insights import NO_SUCH_INSIGHT
 from analytics.services.recording import BUCKET_SPANS, bucket_start
 
@@ -150,6 +150,11 @@ class Scope:
         if self.workflow is not None:
             rows = rows.filter(workflow_id=self.workflow)
         return rows
+
+    def run_rows(self, *, per_workflow: bool = False) -> QuerySet:
+        """The rollups of the runs: a workflow's Rollup rows when narrowed to one (or asked `per_workflow`),
+        else the workspaces' WorkspaceRollup rows, one per bucket instead of one per workflow."""
+        return self.rows(Rollup if per_workflow or self.workflow is not None else WorkspaceRollup)
 
 
 def scope_for_user(user: User, *, workspace: uuid.UUID | None = None, workflow: uuid.UUID | None = None) -> Scope:
@@ -306,27 +311,33 @@ def _piece(granularity: str, start: datetime, end: datetime) -> Q:
 
 def _aggregate(rows: QuerySet, sums: Iterable[str], histograms: Iterable[str], group: list[str]) -> dict:
     """Per group (a tuple of the `group` values): the sums, the maximum duration and the merged
-    histograms of the rows."""
+    histograms of the rows. Histograms are merged in PostgreSQL and come back as one JSON object per
+    group and histogram (decoded by the driver, not built here key by key)."""
     totals: dict[tuple, dict] = {}
     annotations = {name: Sum(name) for name in sums}
     if "duration_ms_sum" in annotations:
         annotations["duration_ms_max"] = Max("duration_ms_max")
-    if group:
+    if annotations and group:
         for row in rows.values(*group).annotate(**annotations).order_by():
             totals[tuple(row.pop(name) for name in group)] = row
-    else:
+    elif annotations:
         totals[()] = rows.aggregate(**annotations)
     for name in histograms:
         inner, params = rows.values(*group, histogram=F(name)).order_by().query.sql_with_params()
-        columns = ", ".join(f'r."{column}"' for column in group)
         # The inner query is the ORM's, its values passed as parameters; the columns are our own names.
-        keys = f"{columns}, h.key" if group else "h.key"
-        merge = f"FROM ({inner}) r CROSS JOIN LATERAL jsonb_each_text(r.histogram) h GROUP BY {keys}"
-        sql = f"SELECT {keys}, sum(h.value::bigint) {merge}"
+        keys = ", ".join([*(f'"{column}"' for column in group), "key"])
+        each = f"({inner}) r, jsonb_each_text(r.histogram)"
+        counts = f"SELECT {keys}, sum(value::bigint) AS n FROM {each} GROUP BY {keys}"  # noqa: S608 - see above
+        columns = ", ".join(f'"{column}"' for column in group)
+        sql = f"SELECT {columns + ', ' if group else ''}json_object_agg(key, n) FROM ({counts}) c"  # noqa: S608
+        if group:
+            sql += f" GROUP BY {columns}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for *key, bucket, count in cursor.fetchall():
-                totals.setdefault(tuple(key), {}).setdefault(name, {})[bucket] = int(count)
+            for *key, histogram in cursor.fetchall():
+                # json (not jsonb: made as text, not as a sorted binary object, which costs more than the
+                # merge) comes back decoded by psycopg.
+                totals.setdefault(tuple(key), {})[name] = histogram or {}
     return totals
 
 
@@ -361,9 +372,9 @@ def overview(scope: Scope, span: Range, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     cover = _cover(span, Granularity.DAY, now)
     minutes = (span.end - span.start).total_seconds() / 60
-    runs = _aggregate(
-        scope.rows(Rollup).filter(cover), RUN_SUMS, ("duration_histogram", "queue_wait_histogram"), []
-    ).get((), {})
+    runs = _aggregate(scope.run_rows().filter(cover), RUN_SUMS, ("duration_histogram", "queue_wait_histogram"), []).get(
+        (), {}
+    )
     figures = {"granularity": granularity_for(span, now), "percentiles": "histogram", **_run_figures(runs, minutes)}
     exact = _exact_percentiles(scope, span) if span.end - span.start <= EXACT_PERCENTILE_SPAN else None
     if exact:
@@ -424,13 +435,14 @@ def timeseries(
         else:
             approximate = True
     trunc_tz = tz if bucket in (Granularity.DAY, "week") else UTC
-    rows = _metric_rows(scope, metric).filter(_cover(span, source, now))
+    rows = _metric_rows(scope, metric, group_by).filter(_cover(span, source, now))
     rows = rows.annotate(t=Trunc("bucket", bucket, tzinfo=trunc_tz))
     group = ["t", *([_GROUP_FIELDS[group_by]] if group_by else [])]
     totals = _metric_totals(rows, metric, group)
     moments = _moments(span, bucket, trunc_tz)
     minutes = bucket_span(bucket).total_seconds() / 60
-    points = _points(moments, {key[0]: value for key, value in _summed(totals, 1).items()}, metric, minutes)
+    per_bucket = _summed(totals, 1) if group_by else totals
+    points = _points(moments, {key[0]: value for key, value in per_bucket.items()}, metric, minutes)
     answer = {"points": points, "approximate": approximate}
     if group_by:
         by_group: dict[str, dict] = defaultdict(dict)
@@ -459,12 +471,12 @@ _GROUP_FIELDS = {
 }
 
 
-def _metric_rows(scope: Scope, metric: str) -> QuerySet:
+def _metric_rows(scope: Scope, metric: str, group_by: str | None) -> QuerySet:
     if metric in STEP_METRICS:
         return scope.rows(StepRollup)
     if metric in TALLY_METRICS:
         return scope.rows(Tally).filter(kind=TALLY_METRICS[metric][0])
-    return scope.rows(Rollup)
+    return scope.run_rows(per_workflow=group_by == "workflow")
 
 
 def _metric_totals(rows: QuerySet, metric: str, group: list) -> dict[tuple, dict]:
@@ -485,8 +497,9 @@ def _metric_totals(rows: QuerySet, metric: str, group: list) -> dict[tuple, dict
                 totals[tuple(row[name] for name in group)] = {"labels": set(row["labels"])}
             return totals
         return _aggregate(rows, TALLY_SUMS, (), group)
-    histograms = (PERCENTILE_METRICS[metric][0],) if metric in PERCENTILE_METRICS else ()
-    return _aggregate(rows, RUN_SUMS, histograms, group)
+    if metric in PERCENTILE_METRICS:  # its histogram alone: its point needs no sums, its weight is its count
+        return _aggregate(rows, (), (PERCENTILE_METRICS[metric][0],), group)
+    return _aggregate(rows, RUN_SUMS, (), group)
 
 
 def _summed(totals: dict[tuple, dict], width: int) -> dict[tuple, dict]:
@@ -513,7 +526,11 @@ def _merge(values: list[dict]) -> dict:
 
 
 def _weight(value: dict) -> float:
-    return sum(part for name, part in value.items() if isinstance(part, int | float) and not name.endswith("_max"))
+    """How large a group's value is, to rank the series: its sums, or the count of a histogram alone."""
+    sums = [part for name, part in value.items() if isinstance(part, int | float) and not name.endswith("_max")]
+    if sums:
+        return sum(sums)
+    return sum(sum(part.values()) for part in value.values() if isinstance(part, dict))
 
 
 def _label(group_by: str, key) -> str:

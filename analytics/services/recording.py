@@ -41,7 +41,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally
+from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally, WorkspaceRollup
 from analytics.services.rollup_sql import runs_and_steps_add
 
 Granularity = Rollup.Granularity
@@ -162,9 +162,10 @@ def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
 
 
 def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
-    """Add the events of these ids to the rows of their minute, hour and day: runs to Rollup and steps
-    to StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the rest to Tally. Only the
-    events that add to a tally are read into Python: of the steps, those retried behind a host. A run's
+    """Add the events of these ids to the rows of their minute, hour and day: runs to Rollup and
+    WorkspaceRollup, steps to StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the
+    rest to Tally. Only the events that add to a tally are read into Python: of the steps, those
+    retried behind a host. A run's
     time in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept
     their share)."""
     runs_and_steps_add(ids)
@@ -275,7 +276,7 @@ def rollups_rebuild(*, since: datetime) -> int:
     added = 0
     with transaction.atomic():
         lock_for_transaction(ROLLUP_WRITER_LOCK)
-        for model in (Rollup, StepRollup, Tally):
+        for model in (Rollup, WorkspaceRollup, StepRollup, Tally):
             model.objects.filter(bucket__gte=since).delete()
         events = Event.objects.filter(ts__gte=since).order_by("id")
         for chunk in _chunks(events.values_list("id", flat=True).iterator(chunk_size=BATCH_SIZE), BATCH_SIZE):
@@ -309,7 +310,7 @@ def analytics_prune(now: datetime | None = None) -> dict[str, int]:
     for granularity, days in kept.items():
         cutoff = now - timedelta(days=days)
         pruned[granularity] = Rollup.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()[0]
-        for model in (StepRollup, Tally):
+        for model in (WorkspaceRollup, StepRollup, Tally):
             model.objects.filter(granularity=granularity, bucket__lt=cutoff).delete()
     events = Event.objects.filter(ts__lt=now - timedelta(days=settings.DWC_ANALYTICS_EVENT_RETENTION_DAYS))
     pruned["events"] = events.delete()[0]

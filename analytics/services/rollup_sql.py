@@ -23,6 +23,27 @@ part AS (
     FROM fact CROSS JOIN {GRAINS}
 )"""  # noqa: S608 - made of this module's constants
 
+
+def _added(table: str, columns: tuple[str, ...]) -> str:
+    """The SET clause of an upsert that adds the excluded row's figures to the row there: sums, the
+    maximum duration, merged histograms."""
+    updates = []
+    for column in columns:
+        if column.endswith("_histogram"):
+            updates.append(f"{column} = analytics_histogram_merge({table}.{column}, excluded.{column})")
+        elif column == "duration_ms_max":
+            updates.append(f"{column} = greatest({table}.{column}, excluded.{column})")
+        else:
+            updates.append(f"{column} = {table}.{column} + excluded.{column}")
+    return ",\n    ".join(updates)
+
+
+RUN_FIGURES = (
+    "succeeded", "failed", "cancelled", "timed_out", "duration_ms_sum", "duration_ms_max",
+    "duration_histogram", "queue_wait_histogram", "tokens_in", "tokens_out", "cost",
+)  # fmt: skip
+# A batch's runs are summed per workflow and per workspace in one pass (grouping sets), then written
+# to Rollup and WorkspaceRollup by one statement.
 RUNS = f"""
 WITH fact AS MATERIALIZED (
     SELECT event.ts AT TIME ZONE 'UTC' AS moment, event.workspace_id,
@@ -41,33 +62,34 @@ WITH fact AS MATERIALIZED (
            {NUMBER.format(name="cost")} AS cost
     FROM analytics_event AS event
     WHERE event.id = ANY(%(ids)s) AND event.type = 'run.finished'
-), {IN_BUCKETS}
-INSERT INTO analytics_rollup (
-    granularity, bucket, workspace_id, workflow_id, succeeded, failed, cancelled, timed_out,
-    duration_ms_sum, duration_ms_max, duration_histogram, queue_wait_histogram, tokens_in, tokens_out, cost
+), {IN_BUCKETS},
+total AS MATERIALIZED (
+    SELECT granularity, bucket, workspace_id, workflow_id, grouping(workflow_id) = 1 AS whole_workspace,
+           sum(succeeded) AS succeeded, sum(failed) AS failed, sum(cancelled) AS cancelled,
+           sum(timed_out) AS timed_out, sum(duration) AS duration_ms_sum, max(duration) AS duration_ms_max,
+           analytics_histogram(array_agg(duration)) AS duration_histogram,
+           analytics_histogram(array_agg(wait)) AS queue_wait_histogram,
+           sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, sum(cost) AS cost
+    FROM part
+    GROUP BY granularity, bucket, workspace_id, GROUPING SETS ((workflow_id), ())
+), per_workflow AS (
+    INSERT INTO analytics_rollup (granularity, bucket, workspace_id, workflow_id, {", ".join(RUN_FIGURES)})
+    SELECT granularity, bucket, workspace_id, workflow_id, {", ".join(RUN_FIGURES)}
+    FROM total WHERE NOT whole_workspace
+    ON CONFLICT (granularity, workspace_id, bucket, workflow_id) DO UPDATE SET
+    {_added("analytics_rollup", RUN_FIGURES)}
 )
-SELECT granularity, bucket, workspace_id, workflow_id,
-       sum(succeeded), sum(failed), sum(cancelled), sum(timed_out),
-       sum(duration), max(duration), analytics_histogram(array_agg(duration)), analytics_histogram(array_agg(wait)),
-       sum(tokens_in), sum(tokens_out), sum(cost)
-FROM part
-GROUP BY granularity, bucket, workspace_id, workflow_id
-ON CONFLICT (granularity, workspace_id, bucket, workflow_id) DO UPDATE SET
-    succeeded = analytics_rollup.succeeded + excluded.succeeded,
-    failed = analytics_rollup.failed + excluded.failed,
-    cancelled = analytics_rollup.cancelled + excluded.cancelled,
-    timed_out = analytics_rollup.timed_out + excluded.timed_out,
-    duration_ms_sum = analytics_rollup.duration_ms_sum + excluded.duration_ms_sum,
-    duration_ms_max = greatest(analytics_rollup.duration_ms_max, excluded.duration_ms_max),
-    duration_histogram = analytics_histogram_merge(analytics_rollup.duration_histogram, excluded.duration_histogram),
-    queue_wait_histogram = analytics_histogram_merge(
-        analytics_rollup.queue_wait_histogram, excluded.queue_wait_histogram
-    ),
-    tokens_in = analytics_rollup.tokens_in + excluded.tokens_in,
-    tokens_out = analytics_rollup.tokens_out + excluded.tokens_out,
-    cost = analytics_rollup.cost + excluded.cost
+INSERT INTO analytics_workspacerollup (granularity, bucket, workspace_id, {", ".join(RUN_FIGURES)})
+SELECT granularity, bucket, workspace_id, {", ".join(RUN_FIGURES)}
+FROM total WHERE whole_workspace
+ON CONFLICT (granularity, workspace_id, bucket) DO UPDATE SET
+    {_added("analytics_workspacerollup", RUN_FIGURES)}
 """  # noqa: S608 - made of this module's constants; the values are parameters
 
+STEP_FIGURES = (
+    "succeeded", "failed", "retries", "crashes", "duration_ms_sum", "duration_ms_max", "duration_histogram",
+    "tokens_in", "tokens_out", "cost",
+)  # fmt: skip
 STEPS = f"""
 WITH fact AS MATERIALIZED (
     SELECT event.id, event.ts AT TIME ZONE 'UTC' AS moment, event.workspace_id,
@@ -97,23 +119,13 @@ FROM part
 GROUP BY granularity, bucket, workspace_id, workflow_id, node_key
 ON CONFLICT (granularity, workspace_id, bucket, workflow_id, node_key) DO UPDATE SET
     node_type = excluded.node_type,
-    succeeded = analytics_steprollup.succeeded + excluded.succeeded,
-    failed = analytics_steprollup.failed + excluded.failed,
-    retries = analytics_steprollup.retries + excluded.retries,
-    crashes = analytics_steprollup.crashes + excluded.crashes,
-    duration_ms_sum = analytics_steprollup.duration_ms_sum + excluded.duration_ms_sum,
-    duration_ms_max = greatest(analytics_steprollup.duration_ms_max, excluded.duration_ms_max),
-    duration_histogram = analytics_histogram_merge(
-        analytics_steprollup.duration_histogram, excluded.duration_histogram
-    ),
-    tokens_in = analytics_steprollup.tokens_in + excluded.tokens_in,
-    tokens_out = analytics_steprollup.tokens_out + excluded.tokens_out,
-    cost = analytics_steprollup.cost + excluded.cost
+    {_added("analytics_steprollup", STEP_FIGURES)}
 """  # noqa: S608 - made of this module's constants; the values are parameters
 
 
 def runs_and_steps_add(event_ids: list[int]) -> None:
-    """Add the run.finished and step.finished events among `event_ids` to Rollup and StepRollup."""
+    """Add the run.finished and step.finished events among `event_ids` to Rollup, WorkspaceRollup and
+    StepRollup."""
     if not event_ids:
         return
     parameters = {"ids": event_ids, "no_workflow": str(NO_WORKFLOW)}

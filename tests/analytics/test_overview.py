@@ -13,9 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Membership
-from analytics.models import Event, Rollup
-from analytics.services.recording import analytics_prune, bucket_start
-from tests.analytics.facts import record, run_fact
+from analytics.histograms import merged
+from analytics.models import Event, Rollup, WorkspaceRollup
+from analytics.services.recording import analytics_prune, bucket_start, events_record, rollups_catch_up
+from tests.analytics.facts import events_of, record, run_fact
 from tests.conftest import client_for
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -48,6 +49,51 @@ def test_finished_runs_are_counted_once_into_their_minute_hour_and_day(team):
         assert sum(row.failed for row in rows) == 1
         assert sum(row.timed_out for row in rows) == 1
         assert sum(row.tokens_in for row in rows) == 10
+
+
+FIGURES = ("succeeded", "failed", "cancelled", "timed_out", "tokens_in", "tokens_out", "duration_ms_max")
+
+
+def test_a_workspaces_rollup_is_the_sum_of_its_workflows_rollups(team):
+    other = WorkspaceFactory()
+    workflows = {team["workspace"]: [uuid.uuid4(), uuid.uuid4()], other: [uuid.uuid4()]}
+    facts = [
+        run_fact(
+            workspace,
+            workflow,
+            status=("succeeded", "failed", "cancelled")[n % 3],
+            timed_out=n % 6 == 1,
+            minutes_ago=n % 4 * 20,
+            duration_ms=50 + n * 37,
+            wait_ms=n * 3,
+            tokens_in=n,
+            tokens_out=2 * n,
+        )
+        for workspace, ids in workflows.items()
+        for workflow in ids
+        for n in range(30)
+    ]
+    events_record([event for fact in facts for event in events_of(fact)])
+    rollups_catch_up(batch_size=7)  # batches that land in rows made by earlier ones: merged, not replaced
+
+    expected: dict[tuple, dict] = {}
+    for row in Rollup.objects.all():
+        total = expected.setdefault((row.granularity, row.bucket, row.workspace_id), {})
+        for name in FIGURES:
+            value, before = getattr(row, name), total.get(name, 0)
+            total[name] = max(before, value) if name.endswith("_max") else before + value
+        for name in ("duration_histogram", "queue_wait_histogram"):
+            total[name] = merged(total.get(name, {}), getattr(row, name))
+    kept = {
+        (row.granularity, row.bucket, row.workspace_id): {
+            name: getattr(row, name) for name in (*FIGURES, "duration_histogram", "queue_wait_histogram")
+        }
+        for row in WorkspaceRollup.objects.all()
+    }
+    assert kept == expected
+    assert (
+        sum(row["succeeded"] + row["failed"] + row["cancelled"] for key, row in kept.items() if key[0] == "day") == 90
+    )
 
 
 def test_the_overview_gives_counts_rates_and_percentiles_of_the_callers_workspaces(team):
@@ -120,13 +166,17 @@ def test_the_rebuild_command_makes_the_rollups_again_from_the_events(team):
     workflow = uuid.uuid4()
     record([run_fact(team["workspace"], workflow, minutes_ago=m) for m in (5, 10, 60 * 30)])
     before = sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded"))
+    workspace_before = sorted(WorkspaceRollup.objects.values_list("granularity", "bucket", "succeeded"))
     Rollup.objects.all().delete()
+    WorkspaceRollup.objects.all().delete()
 
     out = io.StringIO()
     call_command("analytics_rebuild", "--since", (timezone.now() - timedelta(days=3)).date().isoformat(), stdout=out)
 
     assert "Rolled up 3 event(s)" in out.getvalue()
     assert sorted(Rollup.objects.values_list("granularity", "bucket", "succeeded")) == before
+    assert sorted(WorkspaceRollup.objects.values_list("granularity", "bucket", "succeeded")) == workspace_before
+    assert workspace_before == before  # one workflow: its workspace's figures are its own
 
 
 @pytest.mark.parametrize("since", ["last week", "2026-13-40"])
