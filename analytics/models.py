@@ -89,11 +89,14 @@ class Bucketed(models.Model):
 
 class RunFigures(Bucketed):
     """The runs that finished in one bucket of time: counts by outcome, durations and queue waits as
-    log-scale histograms (analytics.histograms), tokens and cost."""
+    log-scale histograms (analytics.histograms), tokens and cost, and their steps' retries and crash
+    recoveries (StepRollup counts them per node, in the buckets the steps finished in)."""
 
     cancelled = models.PositiveIntegerField(default=0)
     timed_out = models.PositiveIntegerField(default=0, help_text="Also counted in failed.")
     queue_wait_histogram = models.JSONField(default=dict)
+    retries = models.PositiveIntegerField(default=0, help_text="Of the runs' steps: attempts beyond the first.")
+    crashes = models.PositiveIntegerField(default=0, help_text="Of the runs' steps: attempts whose worker was lost.")
 
     class Meta(Bucketed.Meta):
         abstract = True

@@ -372,19 +372,18 @@ def overview(scope: Scope, span: Range, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     cover = _cover(span, Granularity.DAY, now)
     minutes = (span.end - span.start).total_seconds() / 60
-    runs = _aggregate(scope.run_rows().filter(cover), RUN_SUMS, ("duration_histogram", "queue_wait_histogram"), []).get(
-        (), {}
-    )
+    sums = (*RUN_SUMS, "retries", "crashes")
+    runs = _aggregate(scope.run_rows().filter(cover), sums, ("duration_histogram", "queue_wait_histogram"), [])
+    runs = runs.get((), {})
     figures = {"granularity": granularity_for(span, now), "percentiles": "histogram", **_run_figures(runs, minutes)}
     exact = _exact_percentiles(scope, span) if span.end - span.start <= EXACT_PERCENTILE_SPAN else None
     if exact:
         figures.update(exact, percentiles="exact")
-    steps = scope.rows(StepRollup).filter(cover).aggregate(retries=Sum("retries"), crashes=Sum("crashes"))
     busy = scope.rows(Tally).filter(cover, kind="run.busy").aggregate(milliseconds=Sum("value"))
     triggers = scope.rows(Tally).filter(cover, kind="run.trigger").values_list("label").annotate(total=Sum("count"))
     figures.update(
-        retries=steps["retries"] or 0,
-        crash_recoveries=steps["crashes"] or 0,
+        retries=int(runs.get("retries") or 0),
+        crash_recoveries=int(runs.get("crashes") or 0),
         concurrency=(busy["milliseconds"] or 0) / (minutes * 60_000),
         by_trigger=dict(triggers.order_by()),
     )

@@ -118,6 +118,7 @@ def events_chunk(task: tuple) -> str:
         weights = [weight * rng.lognormvariate(0, 0.3) for _, _, weight in plan["nodes"]]
         scale, moment = duration / sum(weights), started
         usage = {"tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+        retries = crashes = 0
         error_type = None
         for position, ((key, type_, _), weight) in enumerate(zip(plan["nodes"], weights, strict=True)):
             step_ms = weight * scale
@@ -135,6 +136,7 @@ def events_chunk(task: tuple) -> str:
                 "error_type": None,
                 "host": "api.example.com" if type_ == "http_request" else None,
             }
+            retries, crashes = retries + step["attempt"] - 1, crashes + step["crashes"]
             if type_ == "document":
                 step["tokens_in"] = rng.randint(200, 4000)
                 step["tokens_out"] = rng.randint(50, 1500)
@@ -158,6 +160,8 @@ def events_chunk(task: tuple) -> str:
             if error_type
             else None,
             **usage,
+            "retries": retries,
+            "crashes": crashes,
         }
         run["cost"] = round(run["cost"], 6)
         data = _copy_text(json.dumps(run))

@@ -1,10 +1,22 @@
 """WorkspaceRollup: the runs of a whole workspace per bucket, so that a question about workspaces reads
 one row per bucket instead of one per workflow. Filled from the Rollup rows there are (their sums,
 maxima and merged histograms: the aggregate analytics_histogram_sum), so an upgrade needs no rebuild.
+The run rollups count their steps' retries and crash recoveries too (filled from the step rollups).
 And an index of each workflow's rows, for its charts and its page."""
 
 from django.db import migrations, models
 
+RETRIES = "Of the runs' steps: attempts beyond the first."
+CRASHES = "Of the runs' steps: attempts whose worker was lost."
+# Runs recorded before runs carried their steps' retries: those of their workflow's steps of the bucket.
+RETRIES_FILL = """
+UPDATE analytics_rollup AS r SET retries = s.retries, crashes = s.crashes
+FROM (
+    SELECT granularity, bucket, workspace_id, workflow_id, sum(retries) AS retries, sum(crashes) AS crashes
+    FROM analytics_steprollup GROUP BY granularity, bucket, workspace_id, workflow_id
+) AS s
+WHERE (r.granularity, r.bucket, r.workspace_id, r.workflow_id) = (s.granularity, s.bucket, s.workspace_id, s.workflow_id)
+"""
 HISTOGRAM_SUM = """
 CREATE AGGREGATE analytics_histogram_sum(jsonb) (
     SFUNC = analytics_histogram_merge, STYPE = jsonb, INITCOND = '{}'
@@ -13,11 +25,12 @@ CREATE AGGREGATE analytics_histogram_sum(jsonb) (
 FILL = """
 INSERT INTO analytics_workspacerollup (
     granularity, bucket, workspace_id, succeeded, failed, cancelled, timed_out, duration_ms_sum, duration_ms_max,
-    duration_histogram, queue_wait_histogram, tokens_in, tokens_out, cost
+    duration_histogram, queue_wait_histogram, tokens_in, tokens_out, cost, retries, crashes
 )
 SELECT granularity, bucket, workspace_id, sum(succeeded), sum(failed), sum(cancelled), sum(timed_out),
        sum(duration_ms_sum), max(duration_ms_max), analytics_histogram_sum(duration_histogram),
-       analytics_histogram_sum(queue_wait_histogram), sum(tokens_in), sum(tokens_out), sum(cost)
+       analytics_histogram_sum(queue_wait_histogram), sum(tokens_in), sum(tokens_out), sum(cost),
+       sum(retries), sum(crashes)
 FROM analytics_rollup
 GROUP BY granularity, bucket, workspace_id
 """
@@ -28,6 +41,13 @@ class Migration(migrations.Migration):
     dependencies = [("analytics", "0004_histogram_functions")]
 
     operations = [
+        migrations.AddField(
+            model_name="rollup", name="retries", field=models.PositiveIntegerField(default=0, help_text=RETRIES)
+        ),
+        migrations.AddField(
+            model_name="rollup", name="crashes", field=models.PositiveIntegerField(default=0, help_text=CRASHES)
+        ),
+        migrations.RunSQL(RETRIES_FILL, migrations.RunSQL.noop),
         migrations.CreateModel(
             name='WorkspaceRollup',
             fields=[
@@ -46,6 +66,8 @@ class Migration(migrations.Migration):
                 ('cancelled', models.PositiveIntegerField(default=0)),
                 ('timed_out', models.PositiveIntegerField(default=0, help_text='Also counted in failed.')),
                 ('queue_wait_histogram', models.JSONField(default=dict)),
+                ("retries", models.PositiveIntegerField(default=0, help_text=RETRIES)),
+                ("crashes", models.PositiveIntegerField(default=0, help_text=CRASHES)),
             ],
             options={
                 'ordering': ['bucket'],

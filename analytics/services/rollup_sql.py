@@ -40,7 +40,7 @@ def _added(table: str, columns: tuple[str, ...]) -> str:
 
 RUN_FIGURES = (
     "succeeded", "failed", "cancelled", "timed_out", "duration_ms_sum", "duration_ms_max",
-    "duration_histogram", "queue_wait_histogram", "tokens_in", "tokens_out", "cost",
+    "duration_histogram", "queue_wait_histogram", "tokens_in", "tokens_out", "cost", "retries", "crashes",
 )  # fmt: skip
 # A batch's runs are summed per workflow and per workspace in one pass (grouping sets), then written
 # to Rollup and WorkspaceRollup by one statement.
@@ -59,7 +59,9 @@ WITH fact AS MATERIALIZED (
            ) * 1000 AS wait,
            {NUMBER.format(name="tokens_in")}::bigint AS tokens_in,
            {NUMBER.format(name="tokens_out")}::bigint AS tokens_out,
-           {NUMBER.format(name="cost")} AS cost
+           {NUMBER.format(name="cost")} AS cost,
+           {NUMBER.format(name="retries")}::bigint AS retries,
+           {NUMBER.format(name="crashes")}::bigint AS crashes
     FROM analytics_event AS event
     WHERE event.id = ANY(%(ids)s) AND event.type = 'run.finished'
 ), {IN_BUCKETS},
@@ -69,7 +71,8 @@ total AS MATERIALIZED (
            sum(timed_out) AS timed_out, sum(duration) AS duration_ms_sum, max(duration) AS duration_ms_max,
            analytics_histogram(array_agg(duration)) AS duration_histogram,
            analytics_histogram(array_agg(wait)) AS queue_wait_histogram,
-           sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, sum(cost) AS cost
+           sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, sum(cost) AS cost,
+           sum(retries) AS retries, sum(crashes) AS crashes
     FROM part
     GROUP BY granularity, bucket, workspace_id, GROUPING SETS ((workflow_id), ())
 ), per_workflow AS (

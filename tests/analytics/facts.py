@@ -29,8 +29,12 @@ def events_of(fact: dict) -> list[dict]:
     """The run.finished event of a run fact, and a step.finished event per step of its `steps`."""
     where = {"workspace": fact["workspace"], "workflow": fact["workflow"], "ts": fact["finished_at"]}
     data = {name: value for name, value in fact.items() if name not in ("id", "workspace", "workflow", "steps")}
+    # As the run-events feed does: a run carries its steps' retries and crash recoveries.
+    steps = fact.get("steps") or []
+    data.setdefault("retries", sum(max((step.get("attempt") or 1) - 1, 0) for step in steps))
+    data.setdefault("crashes", sum(step.get("crashes") or 0 for step in steps))
     events = [{"type": "run.finished", "subject": fact["id"], **where, "data": data}]
-    for step in fact.get("steps") or []:
+    for step in steps:
         events.append({"type": "step.finished", "subject": f"{fact['id']}:{step['key']}", **where, "data": step})
     return events
 

@@ -253,7 +253,7 @@ def test_one_workflows_figures_hold_its_overview_nodes_and_errors(team):
 
     assert answer.status_code == 200, answer.content
     body = answer.json()
-    assert (body["overview"]["runs"], body["overview"]["failed"]) == (2, 1)
+    assert (body["overview"]["runs"], body["overview"]["failed"], body["overview"]["retries"]) == (2, 1, 1)
     assert [(node["node_key"], node["retries"]) for node in body["nodes"]] == [("fetch", 1)]
     assert [(error["label"], error["count"]) for error in body["errors"]] == [("http: HTTP #", 1)]
     stranger = client_for(UserFactory()).get(f"/api/v3/analytics/workflows/{workflow}", {"range": "1h"})

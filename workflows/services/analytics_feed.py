@@ -77,8 +77,12 @@ def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
     for step in steps:
         run = runs[str(step.run_id)]
         spent = {name: step.usage.get(name) or 0 for name in ("tokens_in", "tokens_out", "cost")}
-        total = usage.setdefault(str(step.run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0})
-        for name, value in spent.items():
+        # A run's totals: its steps' usage, retries and crash recoveries (counted with the run too, so that
+        # a question about whole workspaces reads the run rollups alone).
+        total = usage.setdefault(
+            str(step.run_id), {"tokens_in": 0, "tokens_out": 0, "cost": 0.0, "retries": 0, "crashes": 0}
+        )
+        for name, value in (*spent.items(), ("retries", max(step.attempt - 1, 0)), ("crashes", step.crashes)):
             total[name] += value
         yield _event(
             "step.finished",

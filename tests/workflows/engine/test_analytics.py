@@ -33,6 +33,8 @@ def test_runs_are_counted_and_the_overview_shows_them(engine_worker, user_api):
         message=lambda: f"the runs to be counted; the worker said:\n{engine_worker.output()[-3000:]}",
     )
     assert Event.objects.filter(type="run.started", workflow_id=workflow["id"]).count() == 3
+    finished = Event.objects.filter(type="run.finished", workflow_id=workflow["id"])
+    assert [(event.data["retries"], event.data["crashes"]) for event in finished] == [(0, 0)] * 3
     assert Event.objects.filter(type="step.finished", workflow_id=workflow["id"]).count() == 3
     day = Rollup.objects.get(granularity="day", workflow_id=workflow["id"])
     assert (day.succeeded, day.failed) == (2, 1)
