@@ -12,7 +12,7 @@ rows while they are kept, from UTC day rows beyond (then approximate, and said s
 import uuid
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -21,8 +21,7 @@ from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import F, Max, Q, QuerySet, Sum
-from django.db.models.functions import Trunc
+from django.db.models import BigIntegerField, F, Func, Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -323,22 +322,38 @@ def _aggregate(rows: QuerySet, sums: Iterable[str], histograms: Iterable[str], g
     elif annotations:
         totals[()] = rows.aggregate(**annotations)
     for name in histograms:
-        inner, params = rows.values(*group, histogram=F(name)).order_by().query.sql_with_params()
-        # The inner query is the ORM's, its values passed as parameters; the columns are our own names.
-        keys = ", ".join([*(f'"{column}"' for column in group), "key"])
-        each = f"({inner}) r, jsonb_each_text(r.histogram)"
-        counts = f"SELECT {keys}, sum(value::bigint) AS n FROM {each} GROUP BY {keys}"  # noqa: S608 - see above
-        columns = ", ".join(f'"{column}"' for column in group)
-        sql = f"SELECT {columns + ', ' if group else ''}json_object_agg(key, n) FROM ({counts}) c"  # noqa: S608
-        if group:
-            sql += f" GROUP BY {columns}"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for *key, histogram in cursor.fetchall():
-                # json (not jsonb: made as text, not as a sorted binary object, which costs more than the
-                # merge) comes back decoded by psycopg.
-                totals.setdefault(tuple(key), {})[name] = histogram or {}
+        for key, histogram in _histograms_merged(rows, name, group):
+            totals.setdefault(key, {})[name] = histogram
     return totals
+
+
+def _histograms_merged(rows: QuerySet, name: str, group: list[str]) -> Iterator[tuple[tuple, dict]]:
+    """Per group: the histogram `name` of the rows merged, in PostgreSQL. A group of one row (a chart of one
+    workflow by the rows' own bucket) is its histogram as it is: expanding and merging it would be most
+    of such a query's time. Merged ones are built as json (text), not jsonb (a sorted binary object,
+    which costs more than the merge); both come back decoded by psycopg."""
+    inner, params = rows.values(*group, histogram=F(name)).order_by().query.sql_with_params()
+    # The inner query is the ORM's, its values passed as parameters; the columns are our own names.
+    columns = ", ".join(f'"{column}"' for column in group)
+    merged = "sum(h.value::bigint) AS n FROM r JOIN sizes USING ({columns}), jsonb_each_text(r.histogram) h"
+    if group:
+        sql = f"""
+            WITH r AS MATERIALIZED ({inner}), sizes AS (SELECT {columns}, count(*) AS size FROM r GROUP BY {columns})
+            SELECT {columns}, r.histogram::json FROM r JOIN sizes USING ({columns}) WHERE size = 1
+            UNION ALL
+            SELECT {columns}, json_object_agg(key, n) FROM (
+                SELECT {columns}, h.key, {merged.format(columns=columns)} WHERE size > 1 GROUP BY {columns}, h.key
+            ) c GROUP BY {columns}
+        """  # noqa: S608 - see above
+    else:
+        counts = (
+            f"SELECT h.key, sum(h.value::bigint) AS n FROM ({inner}) r, jsonb_each_text(r.histogram) h GROUP BY h.key"  # noqa: S608
+        )
+        sql = f"SELECT json_object_agg(key, n) FROM ({counts}) c"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for *key, histogram in cursor.fetchall():
+            yield tuple(key), histogram or {}
 
 
 def _run_figures(total: dict, minutes: float | None = None) -> dict:
@@ -435,7 +450,7 @@ def timeseries(
             approximate = True
     trunc_tz = tz if bucket in (Granularity.DAY, "week") else UTC
     rows = _metric_rows(scope, metric, group_by).filter(_cover(span, source, now))
-    rows = rows.annotate(t=Trunc("bucket", bucket, tzinfo=trunc_tz))
+    rows = rows.annotate(t=BucketStart(bucket, "bucket", trunc_tz))
     group = ["t", *([_GROUP_FIELDS[group_by]] if group_by else [])]
     totals = _metric_totals(rows, metric, group)
     moments = _moments(span, bucket, trunc_tz)
@@ -468,6 +483,26 @@ _GROUP_FIELDS = {
     "error": "label",
     "channel": "label",
 }
+
+
+class BucketStart(Func):
+    """The start of the minute, hour, day or (Monday) week of a moment in a time zone (the zone's
+    wall-clock time truncated, read back in the zone), as seconds since the epoch: decoding a timestamp
+    with its zone costs the driver more, row by row, than the query itself."""
+
+    template = (
+        "extract(epoch FROM date_trunc(%(unit)s, %(expressions)s AT TIME ZONE %(zone)s) AT TIME ZONE %(zone)s)::bigint"
+    )
+    output_field = BigIntegerField()
+
+    def __init__(self, unit: str, moment: str, zone: tzinfo) -> None:
+        super().__init__(F(moment))
+        self.unit, self.zone = unit, "UTC" if zone is UTC else str(zone)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = super().as_sql(compiler, connection, unit="%s", zone="%s", **extra_context)
+        # The placeholders in the order they stand: unit, the moment's own, zone, zone.
+        return sql, (self.unit, *params, self.zone, self.zone)
 
 
 def _metric_rows(scope: Scope, metric: str, group_by: str | None) -> QuerySet:
@@ -564,9 +599,9 @@ def _moments(span: Range, bucket: str, tz: tzinfo) -> list[datetime]:
 
 
 def _points(moments: list[datetime], values: dict, metric: str, minutes: float) -> list[dict]:
-    by_instant = {moment.astimezone(UTC): value for moment, value in values.items()}
+    """The points of `moments` from `values` by their start in seconds since the epoch (BucketStart)."""
     return [
-        {"t": moment, "value": _value_of(metric, by_instant.get(moment.astimezone(UTC), {}), minutes)}
+        {"t": moment, "value": _value_of(metric, values.get(int(moment.timestamp()), {}), minutes)}
         for moment in moments
     ]
 

@@ -206,6 +206,24 @@ def test_day_and_week_buckets_start_at_the_callers_midnight(team):
     assert day_of_the_run(bucket="week", tz="Europe/Paris") == ["2026-11-30T00:00:00+01:00"]
 
 
+def test_a_day_across_a_daylight_saving_change_holds_its_25_hours(team):
+    # Paris left summer time on 25 October 2026: its day ran from 22:00 UTC the day before to 23:00 UTC.
+    workflow = uuid.uuid4()
+    facts = []
+    for moment in ("2026-10-24T22:30:00+00:00", "2026-10-25T22:30:00+00:00", "2026-10-25T23:30:00+00:00"):
+        fact = run_fact(team["workspace"], workflow)
+        fact["finished_at"] = moment
+        facts.append(fact)
+    record(facts)
+    params = {"metric": "runs", "bucket": "day", "tz": "Europe/Paris", "workflow": str(workflow)}
+
+    answer = team["client"].get(TIMESERIES, {**params, "from": "2026-10-20T00:00:00Z", "to": "2026-10-30T00:00:00Z"})
+
+    assert answer.status_code == 200, answer.content
+    counted = {point["t"]: point["value"] for point in answer.json()["points"] if point["value"]}
+    assert counted == {"2026-10-25T00:00:00+02:00": 2, "2026-10-26T00:00:00+01:00": 1}
+
+
 def test_a_short_range_has_exact_percentiles_a_long_one_histogram_ones(team):
     workflow = uuid.uuid4()
     record([run_fact(team["workspace"], workflow, duration_ms=ms) for ms in (100, 200, 300, 400, 1000)])
