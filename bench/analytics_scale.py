@@ -277,12 +277,13 @@ RAW_RUNS = """
      WHERE type = 'run.finished' AND ts >= %s AND ts < %s {where}
 """
 RAW_SERIES = """
-    SELECT date_trunc('hour', ts) AS hour, count(*),
-           percentile_disc(0.95) WITHIN GROUP (ORDER BY (data->>'duration_ms')::float8)
+    SELECT date_trunc('hour', ts) AS hour{columns}
       FROM analytics_event
      WHERE type = 'run.finished' AND workflow_id = %s AND ts >= %s AND ts < %s
      GROUP BY hour
 """
+RAW_COUNT = ", count(*)"
+RAW_P95 = ", percentile_disc(0.95) WITHIN GROUP (ORDER BY (data->>'duration_ms')::float8)"
 
 
 def raw_overview(connection, span, workspace: str | None) -> dict:
@@ -308,10 +309,15 @@ def raw_overview(connection, span, workspace: str | None) -> dict:
     }
 
 
-def raw_series(connection, span, workflow: str) -> dict:
+def raw_series(connection, span, workflow: str, *, p95: bool | None = None) -> dict:
+    """Per hour: (runs, p95 duration) from the raw events; with `p95` False or True only one of them is
+    computed (the other is None)."""
+    columns = {None: RAW_COUNT + RAW_P95, False: RAW_COUNT, True: RAW_P95}[p95]
     with connection.cursor() as cursor:
-        cursor.execute(RAW_SERIES, [workflow, span.start, span.end])
-        return {hour: (count, p95) for hour, count, p95 in cursor.fetchall()}
+        cursor.execute(RAW_SERIES.format(columns=columns), [workflow, span.start, span.end])
+        if p95 is None:
+            return {hour: (count, percentile) for hour, count, percentile in cursor.fetchall()}
+        return {hour: (None, value) if p95 else (value, None) for hour, value in cursor.fetchall()}
 
 
 PERCENTILES = ("duration_p50", "duration_p95", "duration_p99", "queue_wait_p50", "queue_wait_p95")
@@ -331,12 +337,18 @@ def overview_compared(ours: dict, raw: dict) -> tuple[float, bool]:
     return error, equal
 
 
-def series_compared(runs: list[dict], p95: list[dict], raw: dict) -> tuple[float, bool]:
+def series_compared(
+    runs: list[dict], p95: list[dict], raw: dict, *, counts: bool = True, percentiles: bool = True
+) -> tuple[float, bool]:
+    """(the largest relative error of the p95 points, whether every count is equal) against `raw`'s
+    points, comparing the counts, the percentiles or both."""
     error, equal = 0.0, True
     for count, percentile in zip(runs, p95, strict=True):
         exact_count, exact_p95 = raw.get(count["t"], (0, None))
-        equal = equal and count["value"] == exact_count
-        error = max(error, _error(percentile["value"], exact_p95))
+        if counts:
+            equal = equal and count["value"] == exact_count
+        if percentiles:
+            error = max(error, _error(percentile["value"], exact_p95))
     return error, equal
 
 
@@ -346,101 +358,123 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20_000, help="runs whose rollups are timed on their own")
     parser.add_argument("--repeat", type=int, default=5, help="timings per question; the median is printed")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the questions on a kept database (its events and rollups as they are)",
+    )
     args = parser.parse_args()
 
-    recreate_database(DATABASE_URL)
+    if not args.reuse:
+        recreate_database(DATABASE_URL)
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.db import connection
 
-    from analytics import selectors
-    from analytics.histograms import RELATIVE_ERROR_BOUND
-    from analytics.models import Rollup
-    from analytics.services.insights import insights_refresh
+    from analytics.models import Event
 
     call_command("migrate", interactive=False, verbosity=0)
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     plans = workflows_plan(SEED)
     try:
-        loaded = events_load(connection, runs=args.runs, end=end)
-        events = args.runs * (STEPS_PER_RUN + 1)
-        print(
-            f"{args.runs:,} runs, {args.runs * STEPS_PER_RUN:,} steps, "
-            f"{len(plans)} workflows in {WORKSPACES} workspaces"
-        )
-        print(f"events written (COPY, indexes made after, VACUUM ANALYZE): {loaded:.1f} s, {events / loaded:,.0f}/s")
-
-        print("\nrollups_catch_up:")
-        for label, runs, timing in rollups_build(connection, runs=args.runs, sample=args.sample):
-            print(
-                f"  {label}: {runs:,} runs ({timing['events']:,} events) in {timing['wall']:.1f} s wall; "
-                f"per run {timing['wall'] / runs * 1000:.3f} ms wall, {timing['cpu'] / runs * 1000:.3f} ms CPU "
-                f"(this process; the PostgreSQL backend {timing['backend'] / runs * 1000:.3f} ms more); "
-                f"per event {timing['cpu'] / timing['events'] * 1000:.3f} ms CPU"
-            )
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE analytics_rollup")
-        for granularity in Rollup.Granularity.values:
-            print(f"  {granularity} rollup rows: {Rollup.objects.filter(granularity=granularity).count():,}")
-
-        month = selectors.Range(end - timedelta(days=30), end)
-        week = selectors.Range(end - timedelta(days=7), end)
-        busiest = plans[0]
-        every_workspace = sorted({plan["workspace"] for plan in plans})
-        rows: list[tuple] = []
-        for label, scope, workspace in (
-            ("overview 30 d, one workspace", selectors.Scope([busiest["workspace"]]), busiest["workspace"]),
-            ("overview 30 d, all workspaces", selectors.Scope(every_workspace), None),
-        ):
-            ours_ms, ours = timed(lambda scope=scope: selectors.overview(scope, month, now=end), args.repeat)
-            raw_ms, raw = timed(lambda workspace=workspace: raw_overview(connection, month, workspace), args.repeat)
-            rows.append((label, ours_ms, raw_ms, 200, *overview_compared(ours, raw), ours["runs"]))
-        workflow_scope = selectors.Scope(every_workspace, workflow=busiest["workflow"])
-
-        def series() -> tuple[list, list]:
-            return tuple(
-                selectors.timeseries(workflow_scope, week, metric=metric, bucket="hour", now=end)["points"]
-                for metric in ("runs", "duration_p95")
-            )
-
-        ours_ms, (runs_points, p95_points) = timed(series, args.repeat)
-        raw_ms, raw = timed(lambda: raw_series(connection, week, busiest["workflow"]), args.repeat)
-        total = sum(point["value"] for point in runs_points)
-        rows.append(
-            (
-                "timeseries 7 d by hour, busiest workflow (runs + p95)",
-                ours_ms,
-                raw_ms,
-                100,
-                *series_compared(runs_points, p95_points, raw),
-                total,
-            )
-        )
-
-        print(
-            f"\nmedian of {args.repeat} after a warm-up; percentile error against percentile_disc "
-            f"(nearest rank), bound {RELATIVE_ERROR_BOUND:.2%}"
-        )
-        print("| query | runs | rollup ms | raw ms | raw/rollup | target met | max percentile error | counts equal |")
-        print("|---|---|---|---|---|---|---|---|")
-        for label, ours_ms, raw_ms, limit, error, equal, runs in rows:
-            ratio = raw_ms / ours_ms
-            met = ours_ms <= limit and ratio >= 20
-            print(
-                f"| {label} | {runs:,} | {ours_ms:.1f} | {raw_ms:.1f} | {ratio:.1f} | "
-                f"{'yes' if met else 'no'} (<= {limit} ms, >= 20 times) | {error:.2%} "
-                f"({'within' if error <= RELATIVE_ERROR_BOUND else 'OVER'}) | {'yes' if equal else 'NO'} |"
-            )
-
-        started, cpu = time.perf_counter(), time.process_time()
-        insights_refresh()
-        print(f"\ninsights_refresh: {time.perf_counter() - started:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
+        if args.reuse:
+            latest = Event.objects.order_by("-ts").values_list("ts", flat=True).first()
+            if latest is None:
+                sys.exit(f"--reuse: no events in {DATABASE_URL}; run once with --keep first")
+            end = latest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            print(f"reusing {DATABASE_URL}: {Event.objects.filter(type='run.finished').count():,} runs, up to {end}")
+        else:
+            end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            build(connection, args, plans, end)
+        questions_timed(connection, args, plans, end)
     finally:
         connection.close()
-        if not args.keep:
+        if not args.keep and not args.reuse:
             drop_database()
+
+
+def build(connection, args, plans: list[dict], end: datetime) -> None:
+    """1 and 2: the events written, then rolled up (timed)."""
+    from analytics.models import Rollup
+
+    loaded = events_load(connection, runs=args.runs, end=end)
+    events = args.runs * (STEPS_PER_RUN + 1)
+    print(f"{args.runs:,} runs, {args.runs * STEPS_PER_RUN:,} steps, {len(plans)} workflows in {WORKSPACES} workspaces")
+    print(f"events written (COPY, indexes made after, VACUUM ANALYZE): {loaded:.1f} s, {events / loaded:,.0f}/s")
+
+    print("\nrollups_catch_up:")
+    for label, runs, timing in rollups_build(connection, runs=args.runs, sample=args.sample):
+        print(
+            f"  {label}: {runs:,} runs ({timing['events']:,} events) in {timing['wall']:.1f} s wall; "
+            f"per run {timing['wall'] / runs * 1000:.3f} ms wall, {timing['cpu'] / runs * 1000:.3f} ms CPU "
+            f"(this process; the PostgreSQL backend {timing['backend'] / runs * 1000:.3f} ms more); "
+            f"per event {timing['cpu'] / timing['events'] * 1000:.3f} ms CPU"
+        )
+    with connection.cursor() as cursor:
+        for table in ("analytics_rollup", "analytics_workspacerollup", "analytics_steprollup", "analytics_tally"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    for granularity in Rollup.Granularity.values:
+        print(f"  {granularity} rollup rows: {Rollup.objects.filter(granularity=granularity).count():,}")
+
+
+def questions_timed(connection, args, plans: list[dict], end: datetime) -> None:
+    """3, 4 and 5: the questions from the rollups against the raw events, then the insights pass."""
+    from analytics import selectors
+    from analytics.histograms import RELATIVE_ERROR_BOUND
+    from analytics.services.insights import insights_refresh
+
+    month = selectors.Range(end - timedelta(days=30), end)
+    week = selectors.Range(end - timedelta(days=7), end)
+    busiest = plans[0]
+    every_workspace = sorted({plan["workspace"] for plan in plans})
+    rows: list[tuple] = []
+    for label, scope, workspace in (
+        ("overview 30 d, one workspace", selectors.Scope([busiest["workspace"]]), busiest["workspace"]),
+        ("overview 30 d, all workspaces", selectors.Scope(every_workspace), None),
+    ):
+        ours_ms, ours = timed(lambda scope=scope: selectors.overview(scope, month, now=end), args.repeat)
+        raw_ms, raw = timed(lambda workspace=workspace: raw_overview(connection, month, workspace), args.repeat)
+        rows.append((label, ours_ms, raw_ms, 200, *overview_compared(ours, raw), ours["runs"]))
+    workflow_scope = selectors.Scope(every_workspace, workflow=busiest["workflow"])
+
+    def series(metric: str) -> list[dict]:
+        return selectors.timeseries(workflow_scope, week, metric=metric, bucket="hour", now=end)["points"]
+
+    runs_ms, runs_points = timed(lambda: series("runs"), args.repeat)
+    p95_ms, p95_points = timed(lambda: series("duration_p95"), args.repeat)
+    raw_runs_ms, raw_runs = timed(lambda: raw_series(connection, week, busiest["workflow"], p95=False), args.repeat)
+    raw_p95_ms, raw_p95 = timed(lambda: raw_series(connection, week, busiest["workflow"], p95=True), args.repeat)
+    raw_both_ms, raw_both = timed(lambda: raw_series(connection, week, busiest["workflow"]), args.repeat)
+    total = sum(point["value"] for point in runs_points)
+    _, runs_equal = series_compared(runs_points, p95_points, raw_runs, percentiles=False)
+    p95_error, _ = series_compared(runs_points, p95_points, raw_p95, counts=False)
+    both_error, both_equal = series_compared(runs_points, p95_points, raw_both)
+    label = "timeseries 7 d by hour, busiest workflow"
+    rows.append((f"{label}: runs", runs_ms, raw_runs_ms, 100, 0.0, runs_equal, total))
+    rows.append((f"{label}: duration_p95", p95_ms, raw_p95_ms, 100, p95_error, True, total))
+    rows.append(
+        (f"{label}: both (two calls; one raw query)", runs_ms + p95_ms, raw_both_ms, 100, both_error, both_equal, total)
+    )
+
+    print(
+        f"\nmedian of {args.repeat} after a warm-up; percentile error against percentile_disc "
+        f"(nearest rank), bound {RELATIVE_ERROR_BOUND:.2%}"
+    )
+    print("| query | runs | rollup ms | raw ms | raw/rollup | target met | max percentile error | counts equal |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, ours_ms, raw_ms, limit, error, equal, runs in rows:
+        ratio = raw_ms / ours_ms
+        met = ours_ms <= limit and ratio >= 20
+        print(
+            f"| {label} | {runs:,} | {ours_ms:.1f} | {raw_ms:.1f} | {ratio:.1f} | "
+            f"{'yes' if met else 'no'} (<= {limit} ms, >= 20 times) | {error:.2%} "
+            f"({'within' if error <= RELATIVE_ERROR_BOUND else 'OVER'}) | {'yes' if equal else 'NO'} |"
+        )
+
+    started, cpu = time.perf_counter(), time.process_time()
+    insights_refresh()
+    print(f"\ninsights_refresh: {time.perf_counter() - started:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
 
 
 def drop_database() -> None:

@@ -2,9 +2,14 @@
 one row per bucket instead of one per workflow. Filled from the Rollup rows there are (their sums,
 maxima and merged histograms: the aggregate analytics_histogram_sum), so an upgrade needs no rebuild.
 The run rollups count their steps' retries and crash recoveries too (filled from the step rollups).
+The histogram functions of 0004 become PL/pgSQL (same buckets, same results, faster).
 And an index of each workflow's rows, for its charts and its page."""
 
+import importlib
+
 from django.db import migrations, models
+
+histograms_0004 = importlib.import_module("analytics.migrations.0004_histogram_functions")
 
 RETRIES = "Of the runs' steps: attempts beyond the first."
 CRASHES = "Of the runs' steps: attempts whose worker was lost."
@@ -16,6 +21,42 @@ FROM (
     FROM analytics_steprollup GROUP BY granularity, bucket, workspace_id, workflow_id
 ) AS s
 WHERE (r.granularity, r.bucket, r.workspace_id, r.workflow_id) = (s.granularity, s.bucket, s.workspace_id, s.workflow_id)
+"""
+# The functions of 0004 again, in PL/pgSQL: called once per rollup row a batch changes, a SQL function
+# running a query per call cost more than everything else the statement does (2.5 times their time).
+HISTOGRAM = """
+CREATE OR REPLACE FUNCTION analytics_histogram(milliseconds double precision[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    histogram jsonb := '{}';
+    value double precision;
+    bucket text;
+BEGIN
+    FOREACH value IN ARRAY milliseconds LOOP
+        CONTINUE WHEN value IS NULL;
+        bucket := CASE WHEN value < 0.001 THEN 'z' ELSE floor(ln(value) / ln(1.04))::bigint::text END;
+        histogram := histogram || jsonb_build_object(bucket, coalesce((histogram->>bucket)::bigint, 0) + 1);
+    END LOOP;
+    RETURN histogram;
+END
+$$;
+"""
+MERGE = """
+CREATE OR REPLACE FUNCTION analytics_histogram_merge(a jsonb, b jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    histogram jsonb := coalesce(a, '{}');
+    bucket text;
+    counted text;
+BEGIN
+    FOR bucket, counted IN SELECT key, value FROM jsonb_each_text(coalesce(b, '{}')) LOOP
+        histogram := histogram || jsonb_build_object(
+            bucket, coalesce((histogram->>bucket)::bigint, 0) + counted::bigint
+        );
+    END LOOP;
+    RETURN histogram;
+END
+$$;
 """
 HISTOGRAM_SUM = """
 CREATE AGGREGATE analytics_histogram_sum(jsonb) (
@@ -83,6 +124,8 @@ class Migration(migrations.Migration):
             model_name="steprollup",
             index=models.Index(fields=["workflow_id", "granularity", "bucket"], name="analytics_step_workflow"),
         ),
+        migrations.RunSQL(HISTOGRAM, histograms_0004.HISTOGRAM),
+        migrations.RunSQL(MERGE, histograms_0004.MERGE),
         migrations.RunSQL(HISTOGRAM_SUM, "DROP AGGREGATE IF EXISTS analytics_histogram_sum(jsonb)"),
         migrations.RunSQL(FILL, migrations.RunSQL.noop),
     ]

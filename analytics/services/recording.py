@@ -38,11 +38,12 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally, WorkspaceRollup
-from analytics.services.rollup_sql import runs_and_steps_add
+from analytics.services.rollup_sql import id_array, runs_and_steps_add
 
 Granularity = Rollup.Granularity
 BUCKET_SPANS = {
@@ -157,7 +158,7 @@ def rollups_catch_up(*, batch_size: int = BATCH_SIZE) -> int:
                 return added
             after = ids[-1]
             _rollups_add(ids)
-            Event.objects.filter(pk__in=ids).update(rolled_up=True)
+            Event.objects.filter(pk__in=_listed(ids)).update(rolled_up=True)
         added += len(ids)
 
 
@@ -169,7 +170,7 @@ def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
     time in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept
     their share)."""
     runs_and_steps_add(ids)
-    tallied = Event.objects.filter(pk__in=ids).filter(
+    tallied = Event.objects.filter(pk__in=_listed(ids)).filter(
         ~Q(type=Event.Type.STEP_FINISHED) | Q(data__has_key="host", data__attempt__gt=1)
     )
     tallies: dict[tuple, dict] = {}
@@ -185,6 +186,12 @@ def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
             for key, part in _busy(event, floor):
                 _add(tallies, key, part)
     _tallies_upsert(tallies)
+
+
+def _listed(ids: list[int]) -> RawSQL:
+    """A batch's ids as one array parameter: `pk__in` a list of 2,000 would be 2,000 placeholders, each
+    prepared by the ORM and split out of the statement by the driver (most of the writer's own CPU)."""
+    return RawSQL("SELECT unnest(%s::bigint[])", (id_array(ids),))
 
 
 def _add(increments: dict[tuple, dict], key: tuple, part: dict) -> None:

@@ -63,7 +63,7 @@ WITH fact AS MATERIALIZED (
            {NUMBER.format(name="retries")}::bigint AS retries,
            {NUMBER.format(name="crashes")}::bigint AS crashes
     FROM analytics_event AS event
-    WHERE event.id = ANY(%(ids)s) AND event.type = 'run.finished'
+    WHERE event.id = ANY(%(ids)s::bigint[]) AND event.type = 'run.finished'
 ), {IN_BUCKETS},
 total AS MATERIALIZED (
     SELECT granularity, bucket, workspace_id, workflow_id, grouping(workflow_id) = 1 AS whole_workspace,
@@ -108,7 +108,7 @@ WITH fact AS MATERIALIZED (
            {NUMBER.format(name="tokens_out")}::bigint AS tokens_out,
            {NUMBER.format(name="cost")} AS cost
     FROM analytics_event AS event
-    WHERE event.id = ANY(%(ids)s) AND event.type = 'step.finished'
+    WHERE event.id = ANY(%(ids)s::bigint[]) AND event.type = 'step.finished'
 ), {IN_BUCKETS}
 INSERT INTO analytics_steprollup (
     granularity, bucket, workspace_id, workflow_id, node_key, node_type, succeeded, failed, retries, crashes,
@@ -126,12 +126,18 @@ ON CONFLICT (granularity, workspace_id, bucket, workflow_id, node_key) DO UPDATE
 """  # noqa: S608 - made of this module's constants; the values are parameters
 
 
+def id_array(ids: list[int]) -> str:
+    """Ids as the text of a PostgreSQL array (cast with ::bigint[]): one string to send, where the
+    driver would adapt a list of thousands of ints element by element."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def runs_and_steps_add(event_ids: list[int]) -> None:
     """Add the run.finished and step.finished events among `event_ids` to Rollup, WorkspaceRollup and
     StepRollup."""
     if not event_ids:
         return
-    parameters = {"ids": event_ids, "no_workflow": str(NO_WORKFLOW)}
+    parameters = {"ids": id_array(event_ids), "no_workflow": str(NO_WORKFLOW)}
     with connection.cursor() as cursor:
         cursor.execute(RUNS, parameters)
         cursor.execute(STEPS, parameters)

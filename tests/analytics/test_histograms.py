@@ -1,9 +1,11 @@
 """The log-scale histograms: every percentile within the stated relative error of the exact one."""
 
+import json
 import math
 import random
 
 import pytest
+from django.db import connection
 
 from analytics.histograms import RELATIVE_ERROR_BOUND, histogram_of, merged, percentile
 
@@ -36,3 +38,21 @@ def test_zero_and_empty():
     assert percentile({}, 50) is None
     assert percentile(histogram_of([0, 0, 0, 10]), 50) == 0
     assert percentile(histogram_of([0, 10]), 100) == pytest.approx(10, rel=0.02)
+
+
+@pytest.mark.django_db
+def test_the_databases_histograms_are_the_same_as_pythons():
+    rng = random.Random(11)
+    values = [rng.lognormvariate(6, 3) for _ in range(2000)] + [0.0, 0.0005, 1.0]
+    left, right = values[:700], values[700:]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT analytics_histogram(%s::float8[]), analytics_histogram_merge("
+            "analytics_histogram(%s::float8[]), analytics_histogram(%s::float8[])), analytics_histogram('{}')",
+            [values, left, right],
+        )
+        made, merged_there, empty = (json.loads(value) for value in cursor.fetchone())
+
+    assert made == histogram_of(values)
+    assert merged_there == merged(histogram_of(left), histogram_of(right)) == made
+    assert empty == {}
