@@ -46,6 +46,7 @@ from analytics.models import NO_WORKFLOW, Event, Rollup, StepRollup, Tally, Work
 from analytics.services.rollup_sql import id_array, runs_and_steps_add
 
 Granularity = Rollup.Granularity
+GRANULARITIES = tuple(Granularity.values)  # (the enum's `values` builds its list at every reading)
 BUCKET_SPANS = {
     Granularity.MINUTE: timedelta(minutes=1),
     Granularity.HOUR: timedelta(hours=1),
@@ -166,9 +167,8 @@ def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
     """Add the events of these ids to the rows of their minute, hour and day: runs to Rollup and
     WorkspaceRollup, steps to StepRollup set-based in PostgreSQL (analytics.services.rollup_sql), the
     rest to Tally. Only the events that add to a tally are read into Python: of the steps, those
-    retried behind a host. A run's
-    time in flight goes to no bucket before `floor` (a rebuild's start: the buckets before it kept
-    their share)."""
+    retried behind a host. A run's time in flight goes to no bucket before `floor` (a rebuild's start:
+    the buckets before it kept their share)."""
     runs_and_steps_add(ids)
     tallied = Event.objects.filter(pk__in=_listed(ids)).filter(
         ~Q(type=Event.Type.STEP_FINISHED) | Q(data__has_key="host", data__attempt__gt=1)
@@ -178,8 +178,9 @@ def _rollups_add(ids: list[int], *, floor: datetime | None = None) -> None:
         workflow = str(event.workflow_id or NO_WORKFLOW)
         counted = [(kind, str(label or "")[:MAX_LABEL], part) for kind, label, part in _tallies_of(event)]
         if counted:
-            for granularity in Granularity.values:
-                key = (granularity, str(event.workspace_id), bucket_start(event.ts, granularity), workflow)
+            workspace = str(event.workspace_id)
+            for granularity in GRANULARITIES:
+                key = (granularity, workspace, bucket_start(event.ts, granularity), workflow)
                 for kind, label, part in counted:
                     _add(tallies, (*key, kind, label), part)
         if event.type == Event.Type.RUN_FINISHED:
@@ -228,13 +229,13 @@ def _busy(event: Event, floor: datetime | None) -> Iterator[tuple[tuple, dict]]:
         started = max(started, floor)
     if not started or started >= finished:
         return
-    for granularity in Granularity.values:
+    workspace, workflow = str(event.workspace_id), str(event.workflow_id or NO_WORKFLOW)
+    for granularity in GRANULARITIES:
         moment = bucket_start(started, granularity)
         while moment < finished:
             end = moment + BUCKET_SPANS[granularity]
             overlap = (min(end, finished) - max(moment, started)).total_seconds() * 1000
-            key = (granularity, str(event.workspace_id), moment, str(event.workflow_id or NO_WORKFLOW))
-            yield (*key, "run.busy", ""), {"count": 0, "value": overlap}
+            yield (granularity, workspace, moment, workflow, "run.busy", ""), {"count": 0, "value": overlap}
             moment = end
 
 
