@@ -27,6 +27,9 @@ DWC_ANTHROPIC_MAX_TOKENS = int(os.environ.get("DWC_ANTHROPIC_MAX_TOKENS", "4096"
 # Tokens of earlier documents a document node sends as context by default (its `context_tokens`
 # overrides it); the oldest are dropped first. Counted at about four characters per token.
 DWC_CONTEXT_TOKEN_BUDGET = int(os.environ.get("DWC_CONTEXT_TOKEN_BUDGET", "16000"))
+# What budgets reserve for a document node's output when it sets no `max_tokens` (the most a model
+# may write is then the provider's own limit, which nothing here knows).
+DWC_BUDGET_DEFAULT_MAX_TOKENS = int(os.environ.get("DWC_BUDGET_DEFAULT_MAX_TOKENS", "4096"))
 # US dollars per million tokens, per provider and model (a model also matches the longest entry its
 # name starts with). DWC_MODEL_PRICES (JSON of the same shape) adds to or overrides these entries.
 DWC_MODEL_PRICES = {

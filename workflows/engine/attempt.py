@@ -8,9 +8,10 @@ import logging
 import time
 from datetime import datetime
 
+from django.db import DatabaseError
 from django.utils import timezone
 
-from workflows.engine import snapshot, store
+from workflows.engine import budgets, snapshot, store
 from workflows.engine.deadlines import STEP_TIMED_OUT
 from workflows.engine.errors import StepError, TransientError
 from workflows.engine.liveness import DeltaStream
@@ -96,8 +97,12 @@ def run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeResu
         stream=DeltaStream(run.pk, step) if node_type.uses_context and not node_type.inline else None,
     )
     prepared: dict | None = None
+    reservation = budgets.Reservation([])
     try:
         prepared = node_type.prepare(node, context)
+        estimate = node_type.spending_estimate(prepared, context)
+        if estimate is not None:
+            reservation = budgets.reserve(run, step, budgets.Spending(*estimate))
         result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
         if context.stream is not None:
             context.stream.flush()
@@ -106,9 +111,25 @@ def run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeResu
     except Exception as error:
         logger.exception("step raised", extra={"run": str(run.pk), "step": step.node_key})
         result = unexpected(error)
+    if reservation.ids:
+        _settled(run, node_type, reservation, result)
     if deadline is not None and time.monotonic() > deadline and not isinstance(result, StepError):
         result = TransientError(STEP_TIMED_OUT.format(seconds=node.get("timeout")))
     return prepared, result
+
+
+def _settled(run: Run, node_type, reservation: budgets.Reservation, result) -> None:
+    """The budgets count what the call spent (nothing when it failed) instead of its reservation; a
+    threshold crossed is counted for analytics once the budgets' transaction has committed."""
+    spent = node_type.spent(result.usage) if isinstance(result, NodeResult) else None
+    try:
+        crossings = budgets.settle(reservation, budgets.Spending(*spent) if spent else None)
+    except DatabaseError:
+        # The reservation stays until recovery releases it: the step's outcome is not lost for it.
+        logger.exception("budget usage not settled", extra={"run": str(run.pk)})
+        return
+    for crossing in crossings:
+        budgets.threshold_counted(run, crossing)
 
 
 def unexpected(error: Exception) -> TransientError:

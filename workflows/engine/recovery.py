@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows.engine import dispatch, execute, snapshot, state, store
+from workflows.engine import budgets, dispatch, execute, snapshot, state, store
 from workflows.engine.deadlines import fail_timed_out_run, time_out_step
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError, TransientError
@@ -31,6 +31,8 @@ def recover(now: datetime | None = None) -> dict[str, int]:
     """Repair what lost messages and dead workers left behind; returns how many of each it found."""
     now = now or timezone.now()
     counts = {"lost_workers": 0, "lost_messages": 0, "timed_out_steps": 0, "due": 0, "timed_out_runs": 0, "runs": 0}
+    # Reservations of calls whose attempt no longer runs would hold their budgets for ever.
+    counts["budget_reservations"] = budgets.stale_released()
 
     stale = StepRun.objects.filter(status=Status.RUNNING, heartbeat_at__lt=now - timing("DWC_STEP_LEASE_SECONDS"))
     for step_id, attempt in stale.values_list("pk", "attempt"):

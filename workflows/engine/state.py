@@ -232,7 +232,10 @@ def cancel_children(tx: Transition, step: StepRun) -> None:
 
 
 def error_of(error: StepError, attempt: int) -> dict:
-    return {"type": type(error).__name__, "message": error.message, "attempt": attempt, **error.details}
+    """The step's error as recorded: its type (the class's name, or the name it gives itself), message,
+    attempt and details."""
+    kind = getattr(error, "type_name", None) or type(error).__name__
+    return {"type": kind, "message": error.message, "attempt": attempt, **error.details}
 
 
 def fail_or_retry(tx: Transition, run: Run, step: StepRun, node: dict, error: StepError) -> list[Dispatch]:

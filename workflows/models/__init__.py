@@ -1,6 +1,7 @@
 """The workflows app's tables, by topic; every model is importable from here, as Django and the
 migrations expect (`workflows.models.Run`)."""
 
+from workflows.models.budgets import Budget, BudgetReservation, BudgetUsage
 from workflows.models.credentials import Credential
 from workflows.models.definitions import (
     NODE_KEY_PATTERN,
@@ -17,6 +18,9 @@ from workflows.models.triggers import EventTrigger, Schedule, ScheduleSlot, Webh
 __all__ = [
     "NODE_KEY_PATTERN",
     "WORKFLOW_SLUG_PATTERN",
+    "Budget",
+    "BudgetReservation",
+    "BudgetUsage",
     "Credential",
     "Document",
     "Edge",

@@ -6,6 +6,7 @@ Validation here needs no database, so the API, the admin, import and tests all s
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from workflows.engine import json_schema
@@ -144,6 +145,17 @@ class NodeType:
         if cls.uses_content:
             prepared["content"] = render_template(node.get("content", ""), context.expressions)
         return prepared
+
+    @classmethod
+    def spending_estimate(cls, prepared: dict, context: StepContext) -> tuple[int, Decimal] | None:
+        """The most its call may spend, (tokens, cost), for the budgets to reserve before execute();
+        None for a node that spends nothing they limit."""
+        return None
+
+    @classmethod
+    def spent(cls, usage: dict) -> tuple[int, Decimal] | None:
+        """What the call spent, (tokens, cost), read from its NodeResult's usage."""
+        return None
 
     @classmethod
     def execute(cls, prepared: dict, context: StepContext) -> "NodeResult | Suspend":

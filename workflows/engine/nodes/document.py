@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 
 from django.conf import settings
 
@@ -10,8 +11,10 @@ from workflows.engine.nodes.schema import credential_name
 from workflows.engine.providers.base import Connection, GenerationRequest, Message
 
 MODEL_PROVIDERS = ("openai", "anthropic")
-# No tokenizer ships offline for every model: budgets count about four characters per token.
+# No tokenizer ships offline for every model (tiktoken downloads its encodings at first use): the
+# context and the budgets count about four characters per token, and a few more per message.
 CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
 
 PROVIDER_MISMATCH = "The node says provider {provider!r}, but credential {name!r} is for {kind!r}."
 PROVIDER_NEEDS_CREDENTIAL = "The {provider!r} provider needs a `credential` naming the workspace's API key."
@@ -125,22 +128,29 @@ class DocumentNode(NodeType):
         return prepared
 
     @classmethod
+    def spending_estimate(cls, prepared: dict, context: StepContext) -> tuple[int, Decimal] | None:
+        """The prompt's tokens (the character heuristic: no tokenizer ships offline for every model)
+        plus the most the model may write (`max_tokens`, else DWC_BUDGET_DEFAULT_MAX_TOKENS), and their
+        price. The template provider spends nothing."""
+        provider, _ = _provider_and_connection(prepared["config"], context.workspace_id)
+        if provider == "template":
+            return None
+        request, _ = _request(prepared, context, provider)
+        tokens_in = sum(estimate_tokens(message.content) + MESSAGE_OVERHEAD_TOKENS for message in request.messages)
+        tokens_out = request.max_tokens or settings.DWC_BUDGET_DEFAULT_MAX_TOKENS
+        return tokens_in + tokens_out, pricing.cost(provider, request.model, tokens_in, tokens_out)
+
+    @classmethod
+    def spent(cls, usage: dict) -> tuple[int, Decimal] | None:
+        tokens = int(usage.get("tokens_in") or 0) + int(usage.get("tokens_out") or 0)
+        return tokens, Decimal(str(usage.get("cost") or 0))
+
+    @classmethod
     def execute(cls, prepared: dict, context: StepContext) -> NodeResult:
         config = prepared["config"]
         provider, connection = _provider_and_connection(config, context.workspace_id)
-        documents, truncation = _context_documents(config, context.documents)
-        messages = []
-        if config.get("system"):
-            messages.append(Message("system", config["system"]))
-        messages += [Message("user", f"# {doc['title']}\n\n{doc['content']}") for doc in documents]
-        messages.append(Message("user", prepared["prompt"]))
-        request = GenerationRequest(
-            model=config.get("model") or providers.PROVIDERS[provider].default_model,
-            messages=tuple(messages),
-            temperature=config.get("temperature"),
-            max_tokens=config.get("max_tokens"),
-            json_output=config.get("format") == "json",
-        )
+        request, truncation = _request(prepared, context, provider)
+        documents = truncation.pop("sent")
         generation = providers.generate(
             provider,
             request,
@@ -186,6 +196,26 @@ class DocumentNode(NodeType):
             "source_ids": [doc["document_id"] for doc in documents if doc.get("document_id")],
         }
         return NodeResult(output=output, usage=usage, document=document)
+
+
+def _request(prepared: dict, context: StepContext, provider: str) -> tuple[GenerationRequest, dict]:
+    """What the model is sent: the system text, the context documents within their budget, the prompt;
+    and the record of the documents sent and dropped (`sent`: the documents themselves)."""
+    config = prepared["config"]
+    documents, truncation = _context_documents(config, context.documents)
+    messages = []
+    if config.get("system"):
+        messages.append(Message("system", config["system"]))
+    messages += [Message("user", f"# {doc['title']}\n\n{doc['content']}") for doc in documents]
+    messages.append(Message("user", prepared["prompt"]))
+    request = GenerationRequest(
+        model=config.get("model") or providers.PROVIDERS[provider].default_model,
+        messages=tuple(messages),
+        temperature=config.get("temperature"),
+        max_tokens=config.get("max_tokens"),
+        json_output=config.get("format") == "json",
+    )
+    return request, {**truncation, "sent": documents}
 
 
 def _provider_and_connection(config: dict, workspace_id: str) -> tuple[str, Connection]:

@@ -1,0 +1,212 @@
+"""Budgets around a document step's call to a language model: before the call its estimated spending
+is reserved in every budget that applies (or the step fails with `budget_exceeded`, nothing called);
+after it the actual usage replaces the reservation.
+
+Each applicable budget's period row (BudgetUsage) is locked, in a fixed order, while a call reserves:
+of fifty steps racing for a budget with room for ten calls, ten reserve and forty are refused. A
+reservation whose step is no longer running at its attempt (its worker died mid-call) is released by
+the engine's recovery. This is the one module that writes the budget tables.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.utils import timezone
+
+from analytics.services.recording import events_record_after_commit
+from workflows.engine.errors import PermanentError
+from workflows.models import Budget, BudgetReservation, BudgetUsage, Run, StepRun
+
+logger = logging.getLogger(__name__)
+
+BUDGET_EXCEEDED = (
+    "Budget {name!r} ({limit} {metric} per {period}) would be exceeded: {spent} spent, {reserved} reserved by "
+    "calls in flight, and this call may take {amount}."
+)
+
+
+@dataclass(frozen=True)
+class Spending:
+    """What a call may spend, or did: tokens in and out, and their cost."""
+
+    tokens: int
+    cost: Decimal
+
+    def of(self, metric: str) -> Decimal:
+        return Decimal(self.tokens) if metric == Budget.Metric.TOKENS else self.cost
+
+
+class BudgetExceeded(PermanentError):
+    """The call would cross a budget's limit: the step fails before calling the model."""
+
+    type_name = "budget_exceeded"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A budget's period that crossed its threshold with this call."""
+
+    budget: Budget
+    usage: BudgetUsage
+
+
+def _period(budget: Budget, run: Run, now: datetime) -> tuple[str, datetime | None, datetime | None]:
+    """The period of `budget` a call of `run` at `now` counts in: its key, start and end (UTC)."""
+    if budget.period == Budget.Period.RUN:
+        return str(run.pk), None, None
+    now = now.astimezone(UTC)
+    if budget.period == Budget.Period.DAY:
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + timedelta(days=1)
+        return start.date().isoformat(), start, end
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start.strftime("%Y-%m"), start, end
+
+
+def applicable(run: Run) -> list[Budget]:
+    """The active budgets of the run's workspace that cover its workflow, in lock order."""
+    budgets = Budget.objects.filter(workspace_id=run.workspace_id, active=True)
+    return list(budgets.filter(Q(workflow__isnull=True) | Q(workflow_id=run.workflow_id)).order_by("pk"))
+
+
+def usage_of(budget: Budget, run: Run | None = None, now: datetime | None = None) -> tuple[BudgetUsage, Decimal]:
+    """The budget's period row (made if missing) for a call of `run` (any run for a day or month budget)
+    now, and what calls in flight hold of it."""
+    if run is None and budget.period == Budget.Period.RUN:
+        raise ValueError("a run budget's usage is per run")
+    key, start, end = _period(budget, run, now or timezone.now())
+    usage, _ = BudgetUsage.objects.get_or_create(
+        budget=budget, period_key=key, defaults={"period_start": start, "period_end": end}
+    )
+    held = usage.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    return usage, held
+
+
+def reserve(run: Run, step: StepRun, estimate: Spending) -> Reservation:
+    """Reserve `estimate` in every budget that applies to the step's run, or raise BudgetExceeded
+    naming the first budget it would cross (nothing reserved then)."""
+    budgets = applicable(run)
+    if not budgets:
+        return Reservation([])
+    now = timezone.now()
+    refused: tuple[Budget, BudgetUsage, Decimal] | None = None
+    with transaction.atomic():
+        usages = []
+        for budget in budgets:
+            key, start, end = _period(budget, run, now)
+            usage, _ = BudgetUsage.objects.get_or_create(
+                budget=budget, period_key=key, defaults={"period_start": start, "period_end": end}
+            )
+            usages.append((budget, usage.pk))
+        locked = BudgetUsage.objects.select_for_update().in_bulk([pk for _, pk in usages])
+        ids = []
+        for budget, usage_id in usages:
+            usage = locked[usage_id]
+            amount = estimate.of(budget.metric)
+            held = usage.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+            if usage.spent + held + amount > budget.limit:
+                refused = (budget, usage, held)
+                transaction.set_rollback(True)
+                break
+            reservation = BudgetReservation.objects.create(usage=usage, step=step, attempt=step.attempt, amount=amount)
+            ids.append(reservation.pk)
+    if refused is None:
+        return Reservation(ids)
+    budget, usage, held = refused
+    BudgetUsage.objects.filter(pk=usage.pk).update(refused=F("refused") + 1)
+    amount = estimate.of(budget.metric)
+    raise BudgetExceeded(
+        BUDGET_EXCEEDED.format(
+            name=budget.name,
+            limit=_shown(budget.limit, budget.metric),
+            metric=budget.metric,
+            period=budget.period,
+            spent=_shown(usage.spent, budget.metric),
+            reserved=_shown(held, budget.metric),
+            amount=_shown(amount, budget.metric),
+        ),
+        details={
+            "budget": {"id": str(budget.pk), "name": budget.name, "metric": budget.metric, "period": budget.period},
+            "limit": str(budget.limit),
+            "spent": str(usage.spent),
+            "reserved": str(held),
+            "estimate": str(amount),
+        },
+    )
+
+
+def _shown(value: Decimal, metric: str) -> str:
+    return f"{value:.0f}" if metric == Budget.Metric.TOKENS else f"{value.normalize():f}"
+
+
+def settle(reservation: Reservation, actual: Spending | None) -> list[Crossing]:
+    """Replace the reservation by what the call spent (`actual`; None when it failed before spending):
+    the budgets' periods count it, and those that crossed their threshold with it say so (once per
+    period)."""
+    if not reservation.ids:
+        return []
+    crossings = []
+    with transaction.atomic():
+        held = list(BudgetReservation.objects.filter(pk__in=reservation.ids).values_list("usage_id", flat=True))
+        usages = BudgetUsage.objects.select_for_update().select_related("budget").filter(pk__in=held).order_by("pk")
+        for usage in usages:
+            BudgetReservation.objects.filter(pk__in=reservation.ids, usage=usage).delete()
+            if actual is None:
+                continue
+            budget = usage.budget
+            usage.spent += actual.of(budget.metric)
+            usage.calls += 1
+            fields = ["spent", "calls", "updated_at"]
+            if usage.threshold_reached_at is None and usage.spent >= budget.limit * budget.threshold:
+                usage.threshold_reached_at = timezone.now()
+                fields.append("threshold_reached_at")
+                crossings.append(Crossing(budget, usage))
+            usage.save(update_fields=fields)
+    return crossings
+
+
+def stale_released() -> int:
+    """Release the reservations of attempts that are no longer running (their worker died, or the step
+    was cancelled or timed out mid-call): their calls will never settle. Returns how many."""
+    running = StepRun.objects.filter(pk=OuterRef("step_id"), attempt=OuterRef("attempt"), status=StepRun.Status.RUNNING)
+    released, _ = BudgetReservation.objects.exclude(Exists(running)).delete()
+    return released
+
+
+def threshold_counted(run: Run, crossing: Crossing) -> None:
+    """Count a budget period's crossing of its threshold as the analytics event `budget.threshold`
+    (once per budget and period: the event is unique by its subject)."""
+    budget, usage = crossing.budget, crossing.usage
+    events_record_after_commit(
+        [
+            {
+                "type": "budget.threshold",
+                "subject": f"{budget.pk}:{usage.period_key}",
+                "workspace": str(budget.workspace_id),
+                "workflow": str(budget.workflow_id or run.workflow_id),
+                "ts": usage.threshold_reached_at,
+                "data": {
+                    "budget": str(budget.pk),
+                    "name": budget.name,
+                    "metric": budget.metric,
+                    "period": budget.period,
+                    "period_key": usage.period_key,
+                    "limit": str(budget.limit),
+                    "threshold": str(budget.threshold),
+                    "spent": str(usage.spent),
+                    "run": str(run.pk),
+                },
+            }
+        ]
+    )
+    logger.info("budget threshold reached", extra={"budget": str(budget.pk), "period": usage.period_key})
