@@ -51,6 +51,9 @@ DWC_RECOVER_EVERY_SECONDS = float(os.environ.get("DWC_RECOVER_EVERY_SECONDS", "1
 # A step safe to run again is re-queued after its worker is lost, whatever its retry policy, up to
 # this many times: a step that keeps killing its worker (a poison step) then fails.
 DWC_STEP_CRASH_LIMIT = int(os.environ.get("DWC_STEP_CRASH_LIMIT", "3"))
+# A failed step that is retried waits its backoff, or the Retry-After its HTTP server or language-model
+# provider sent with a 429 or 503 when that is longer, but at most this long (a longer one is cut to it).
+DWC_RETRY_AFTER_MAX_SECONDS = float(os.environ.get("DWC_RETRY_AFTER_MAX_SECONDS", "300"))
 # A worker that loses the database while recording a step's result keeps its lease and tries again
 # for this long before giving the step up to recovery (the call is not made again meanwhile).
 DWC_RECORD_RETRY_SECONDS = float(os.environ.get("DWC_RECORD_RETRY_SECONDS", "120"))

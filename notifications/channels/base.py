@@ -1,10 +1,8 @@
 """What every channel kind declares (its config schema, the credential kinds it takes, whether it honours
 an idempotency key) and the one way it fails: DeliveryError, permanent or transient."""
 
-import email.utils
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -13,6 +11,7 @@ from django.db.models import Q, QuerySet
 from jsonschema import Draft202012Validator
 
 from accounts.models import Membership
+from core.retry_after import retry_after_seconds
 from notifications.models import Preference
 from workflows.engine.egress.client import EgressResponse, request
 from workflows.engine.errors import StepError
@@ -66,22 +65,6 @@ class Message:
 class Sent:
     response_code: int | None = None
     provider_id: str = ""
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """A Retry-After header (RFC 9110 §10.2.3): delay-seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def classified(response: EgressResponse) -> Sent:

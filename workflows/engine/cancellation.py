@@ -3,8 +3,9 @@
 A step that is cancelled (its run cancelled or timed out) or whose claim was lost (recover() gave it
 to another worker) keeps its worker busy until its HTTP or language-model call returns, which may be
 minutes. Its heartbeat notices (the beat's conditional update matches no row) and cancels the step's
-`CancelScope`: every socket the step's egress calls opened is shut down, which wakes a thread
-blocked reading from it, and no new call starts. The step's late result is then dropped as usual.
+`CancelScope`: every socket the step's egress calls (and its email node's SMTP connection) opened is
+shut down, which wakes a thread blocked reading from it, and no new call starts. The step's late
+result is then dropped as usual.
 
 Sockets are learned from httpcore's documented `trace` request extension, which reports each
 connection's network stream as it is opened; a TLS connection is reported twice (TCP, then TLS).
@@ -40,8 +41,14 @@ class CancelScope:
         if event not in _OPENED or info.get("return_value") is None:
             return
         sock = info["return_value"].get_extra_info("socket")
-        if sock is None:
-            return
+        if sock is not None:
+            self.add_socket(sock)
+
+    def add_socket(self, sock: socket.socket) -> None:
+        """Have `cancel()` shut `sock` down: a connection opened outside egress (the email node's SMTP).
+
+        Shut at once if the step was already stopped, so a connection that raced the cancel is cut too.
+        """
         with self._lock:
             self._sockets = [known for known in self._sockets if known.fileno() != -1]
             self._sockets.append(sock)

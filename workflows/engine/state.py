@@ -4,16 +4,18 @@ Every function takes the transition that holds the run (see `transition`) and re
 to send once it committed (`Dispatch`); the caller sends them. Nothing here runs a node.
 """
 
+import math
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from workflows import events
 from workflows.engine import dispatch, snapshot, store
 from workflows.engine.dispatch import Dispatch
-from workflows.engine.errors import StepError
+from workflows.engine.errors import StepError, TransientError
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.transition import Transition
 from workflows.models import Run, StepRun
@@ -243,17 +245,33 @@ def fail_or_retry(tx: Transition, run: Run, step: StepRun, node: dict, error: St
     retry = node["retry"]
     tried = step.attempt - step.crashes  # attempts a lost worker ended are not the step's failures
     if error.retryable and tried < retry["max_attempts"]:
-        backoff = retry["backoff_seconds"] * retry["backoff_factor"] ** (tried - 1)
-        step.error = error_of(error, step.attempt)
+        delay, asked = retry_delay(retry, tried, error)
+        step.error = {**error_of(error, step.attempt), **asked}
         tx.save_step(run, step, "error", "input")
-        data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": backoff}
+        data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": delay, **asked}
         tx.emit(run, "step.retrying", step=step.node_key, data=data)
-        return [queue(tx, run, step, node, countdown=backoff)]
+        return [queue(tx, run, step, node, countdown=delay)]
     finish_step(tx, run, step, Status.FAILED, error=error_of(error, step.attempt))
     if snapshot.settings(run).get("on_failure", "fail_fast") == "fail_fast":
         message = f"Step {step.node_key} failed: {error.message}"
         finish_run(tx, run, Run.Status.FAILED, error={"message": message, "step": step.node_key})
     return []
+
+
+def retry_delay(retry: dict, tried: int, error: StepError) -> tuple[float, dict]:
+    """Seconds until the next attempt, and what the other side asked for ({} if it said nothing usable).
+
+    The step's backoff, or the server's Retry-After when that is longer, but never more than
+    DWC_RETRY_AFTER_MAX_SECONDS: a server asking for a day neither holds the step a day nor makes it
+    give up; it is tried again at the cap (`capped: true`). A Retry-After of 0 (a date already past)
+    leaves the backoff as it is.
+    """
+    backoff = retry["backoff_seconds"] * retry["backoff_factor"] ** (tried - 1)
+    asked = error.retry_after if isinstance(error, TransientError) else None
+    if asked is None or not math.isfinite(asked) or asked <= 0:
+        return backoff, {}
+    cap = settings.DWC_RETRY_AFTER_MAX_SECONDS
+    return max(backoff, min(asked, cap)), {"retry_after": asked, "capped": asked > cap}
 
 
 def requeue_after_crash(tx: Transition, run: Run, step: StepRun, node: dict, error: StepError) -> list[Dispatch]:

@@ -190,6 +190,42 @@ def test_retries_back_off_until_the_server_recovers(engine_worker, user_api, htt
     assert types.count("step.retrying") == 2
 
 
+def test_a_429_retry_after_holds_the_next_attempt_back(engine_worker, user_api, httpserver):
+    """The worker's second attempt comes no sooner than the server asked, not after the 0.1 s backoff."""
+    answers = iter(
+        [
+            Response("slow down", status=429, headers={"Retry-After": "2"}),
+            Response('{"ok": 1}', status=200, content_type="application/json"),
+        ]
+    )
+    times = []
+
+    def handler(request):
+        times.append(time.monotonic())
+        return next(answers)
+
+    httpserver.expect_request("/limited").respond_with_handler(handler)
+    body = {
+        "name": "Limited",
+        "nodes": [
+            {
+                "key": "call",
+                "type": "http_request",
+                "config": {"url": httpserver.url_for("/limited")},
+                "retry": {"max_attempts": 2, "backoff_seconds": 0.1, "backoff_factor": 1},
+            }
+        ],
+    }
+    workflow = create(user_api, body)
+    run = wait_for_run(start(user_api, workflow["id"])["id"])
+    assert run.status == "succeeded", run.error
+    assert steps_of(run.pk)["call"].attempt == 2
+    assert times[1] - times[0] >= 1.95
+    events = user_api.get(f"/api/v3/runs/{run.pk}/events").json()
+    [retrying] = [event["data"] for event in events if event["type"] == "step.retrying"]
+    assert (retrying["retry_in_seconds"], retrying["retry_after"], retrying["capped"]) == (2, 2, False)
+
+
 def test_a_step_timeout_fails_the_step(engine_worker, user_api, httpserver):
     httpserver.expect_request("/slow").respond_with_handler(lambda request: time.sleep(3) or Response("late"))
     body = {

@@ -2,10 +2,11 @@ from email.utils import formataddr, getaddresses
 from smtplib import SMTPException
 
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.core.validators import validate_email
 
 from accounts.email_recipients import RECIPIENT_NOT_ALLOWED, email_recipients_not_allowed
+from workflows.engine import cancellation
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import NodeResult, NodeType
 
@@ -80,8 +81,42 @@ class EmailNode(NodeType):
         )
         if config.get("html"):
             message.content_subtype = "html"
-        try:
-            sent = message.send()
-        except (SMTPException, OSError) as error:
-            raise TransientError(f"The mail server refused or failed: {error}") from error
-        return NodeResult(output={"sent": sent, "to": config["to"]})
+        return NodeResult(output={"sent": _send_stoppably(message), "to": config["to"]})
+
+
+def _send_stoppably(message: EmailMessage) -> int:
+    """Send through the configured backend; a cancel of the step cuts an SMTP send off mid-way.
+
+    The SMTP connection is opened first so that its socket can join the step's cancel scope: when the
+    run is cancelled (or the step taken over) the heartbeat shuts it down and the send fails at once,
+    as "stopped", instead of running to its end. Opening it (connect, greeting, STARTTLS, login) is
+    bounded by EMAIL_TIMEOUT only. Backends without a socket (console, file, memory) just send.
+    """
+    stoppable = cancellation.current()
+    if stoppable is not None:
+        stoppable.check()
+    backend = get_connection()
+    try:
+        backend.open()
+        smtp = getattr(backend, "connection", None)  # smtplib.SMTP of Django's SMTP backend, once open
+        sock = getattr(smtp, "sock", None)
+        if stoppable is not None and sock is not None:
+            stoppable.add_socket(sock)
+        return backend.send_messages([message])
+    except (SMTPException, OSError) as error:
+        if stoppable is not None and stoppable.cancelled:
+            raise cancellation.StepStopped(cancellation.STEP_STOPPED) from error
+        raise TransientError(f"The mail server refused or failed: {error}") from error
+    finally:
+        _close_quietly(backend)
+
+
+def _close_quietly(backend) -> None:
+    # After a failed or cut-off send, QUIT on a dead connection may fail too: the send's own error is
+    # what counts. smtplib's close() then just closes the socket.
+    smtp = getattr(backend, "connection", None)
+    try:
+        backend.close()
+    except (SMTPException, OSError):
+        if smtp is not None:
+            smtp.close()

@@ -2,18 +2,23 @@
 
 Every call carries `Idempotency-Key: <run id>:<node key>` so receivers can drop a repeated delivery,
 and its timeout never outlives the step's own deadline. An answer outside the expected statuses
-becomes a TransientError (429 and 5xx: another attempt may succeed) or a PermanentError.
+becomes a TransientError (429 and 5xx: another attempt may succeed) or a PermanentError. A 429 or
+503 carries the server's Retry-After, which the step's retry honours (state.fail_or_retry).
 """
 
 import json
 import time
 from typing import Any
 
+from core.retry_after import retry_after_seconds
 from workflows.engine.egress.client import EgressResponse, request
 from workflows.engine.errors import PermanentError, TransientError
 from workflows.engine.nodes.base import StepContext
 
 MAX_ERROR_BODY_CHARS = 500
+# The statuses whose Retry-After says when to come back (RFC 9110 §10.2.3); on a redirect it means
+# something else, and other errors do not send it.
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 def send(
@@ -41,7 +46,10 @@ def send(
         message = f"{method} {url} answered {response.status}."
         details = {"status": response.status, "body": excerpt}
         if response.status == 429 or response.status >= 500:
-            raise TransientError(message, details=details)
+            retry_after = None
+            if response.status in RETRY_AFTER_STATUSES:
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            raise TransientError(message, details=details, retry_after=retry_after)
         raise PermanentError(message, details=details)
     return response
 

@@ -48,7 +48,8 @@ def generate(
     Transient failures (429, 5xx, timeouts, connection errors) are retried up to
     DWC_PROVIDER_MAX_RETRIES times with jittered exponential backoff, or after the server's
     Retry-After; a Retry-After longer than DWC_PROVIDER_MAX_RETRY_AFTER_SECONDS ends the call at once,
-    leaving the wait to the step's retry policy. Raises TransientError (CircuitOpenError without any
+    leaving the wait to the step's retry policy (which waits it out, up to DWC_RETRY_AFTER_MAX_SECONDS).
+    Raises TransientError (CircuitOpenError without any
     call while the provider's circuit is open) or PermanentError (rejected key or request, refused
     destination, unknown provider). The API key never appears in an error, a log line or the
     Generation.

@@ -5,14 +5,13 @@ the provider passes its SDK module. Messages name the provider and the status an
 server's own error message, with the API key cut out: OpenAI, for one, echoes part of a wrong key.
 """
 
-import email.utils
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import ModuleType
 
 import httpx2
 
+from core.retry_after import retry_after_seconds as parse_retry_after
 from workflows.engine.errors import PermanentError, StepError, TransientError
 
 API_KEY_MISSING = "the {provider} provider needs a credential with an API key"
@@ -65,21 +64,9 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         except ValueError:
             pass
         else:
-            return max(seconds, 0.0) if not math.isnan(seconds) else None
-    value = (headers.get("retry-after") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(seconds, 0.0) if not math.isnan(seconds) else None
+            if math.isfinite(seconds) and seconds >= 0:
+                return seconds
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _from_status(error, *, provider: str, api_key: str) -> StepError:
