@@ -15,7 +15,7 @@ from analytics.models import Insight, Report
 from notifications.models import Channel, PushSubscription, Rule, Template
 from notifications.services.deliveries import delivery_create, delivery_send
 from tests.factories import UserFactory
-from workflows.models import Document
+from workflows.models import Budget, Document
 from workflows.services.credentials import credential_save
 from workflows.services.event_triggers import event_trigger_create
 from workflows.services.runs import run_trigger
@@ -96,10 +96,14 @@ def build_world() -> dict:
         period_end=run.created_at,
     )
     report = Report.objects.create(workspace=workspace, name="weekly", metrics=["runs", "failed"], created_by=owner)
+    budget = Budget.objects.create(
+        workspace=workspace, name="daily tokens", metric="tokens", period="day", limit=100_000, created_by=owner
+    )
     values = {
         "/api/v3/analytics/workflows/": workflow.pk,
         "/api/v3/analytics/insights/": insight.pk,
         "/api/v3/analytics/reports/": report.pk,
+        "/api/v3/budgets/": budget.pk,
         "/api/v3/credentials/": credential.pk,
         "/api/v3/documents/": document.pk,
         "/api/v3/event-triggers/": trigger.pk,
@@ -139,6 +143,7 @@ def build_world() -> dict:
         "push_subscription": push_subscription,
         "insight": insight,
         "report": report,
+        "budget": budget,
     }
 
 

@@ -174,6 +174,12 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/notifications/deliveries/{id}/resend"): lambda s: Recipe(
         f"/api/v3/notifications/deliveries/{dead(s.delivery).pk}/resend", {}, owner(s)
     ),
+    ("post", "/api/v3/budgets"): lambda s: Recipe(
+        "/api/v3/budgets", {"name": "new", "metric": "cost", "period": "month", "limit": "10"}, owner(s)
+    ),
+    ("patch", "/api/v3/budgets/{id}"): lambda s: Recipe(
+        f"/api/v3/budgets/{s.budget.pk}", {"name": "renamed"}, owner(s)
+    ),
     ("post", "/api/v3/analytics/reports"): lambda s: Recipe(
         "/api/v3/analytics/reports", {"name": "new", "metrics": ["runs"]}, owner(s)
     ),

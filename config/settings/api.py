@@ -80,5 +80,7 @@ SPECTACULAR_SETTINGS = {
         "AnalyticsGranularityEnum": "analytics.models.Rollup.Granularity",
         "AnalyticsMetricEnum": "analytics.selectors.METRICS",
         "AnalyticsBucketEnum": "analytics.selectors.BUCKETS",
+        "BudgetMetricEnum": "workflows.models.Budget.Metric",
+        "BudgetPeriodEnum": "workflows.models.Budget.Period",
     },
 }

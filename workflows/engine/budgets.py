@@ -80,14 +80,14 @@ def applicable(run: Run) -> list[Budget]:
 
 
 def usage_of(budget: Budget, run: Run | None = None, now: datetime | None = None) -> tuple[BudgetUsage, Decimal]:
-    """The budget's period row (made if missing) for a call of `run` (any run for a day or month budget)
-    now, and what calls in flight hold of it."""
+    """The budget's period row for a call of `run` (any run for a day or month budget) now, and what
+    calls in flight hold of it; a period nothing counted in yet is an unsaved row of zeros."""
     if run is None and budget.period == Budget.Period.RUN:
         raise ValueError("a run budget's usage is per run")
     key, start, end = _period(budget, run, now or timezone.now())
-    usage, _ = BudgetUsage.objects.get_or_create(
-        budget=budget, period_key=key, defaults={"period_start": start, "period_end": end}
-    )
+    usage = BudgetUsage.objects.filter(budget=budget, period_key=key).first()
+    if usage is None:
+        return BudgetUsage(budget=budget, period_key=key, period_start=start, period_end=end), Decimal(0)
     held = usage.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
     return usage, held
 
