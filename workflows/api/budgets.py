@@ -71,7 +71,14 @@ class BudgetWriteSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False)
     workspace = serializers.UUIDField(required=False, help_text="POST only: a workspace of the caller's.")
 
-    request_schema_rules = {"properties": {"name": {"pattern": NOT_ONLY_SPACES}}}
+    # Decimal strings with at least one digit (the generated pattern also matches an empty string).
+    request_schema_rules = {
+        "properties": {
+            "name": {"pattern": NOT_ONLY_SPACES},
+            "limit": {"pattern": r"^\d{1,14}(?:\.\d{1,6})?$"},
+            "threshold": {"pattern": r"^(?:0(?:\.\d{1,3})?|1(?:\.0{1,3})?)$"},
+        }
+    }
 
 
 class BudgetUsageSerializer(serializers.Serializer):
