@@ -195,11 +195,18 @@ def test_word_spans_give_both_texts_back():
     assert "".join(span["text"] for span in spans if span["op"] != "delete") == new
     # Neighbours never share an op: spans are merged.
     assert all(a["op"] != b["op"] for a, b in itertools.pairwise(spans))
-    assert spans[-6:-2] == [
-        {"op": "equal", "text": " spaces.\nUnicode: café, "},
+    assert spans[-5:] == [
+        {"op": "equal", "text": "spaces.\nUnicode: café, "},
         {"op": "delete", "text": "naïve"},
         {"op": "insert", "text": "naive"},
-        {"op": "equal", "text": " — "},
+        {"op": "equal", "text": " — ok"},
+        {"op": "insert", "text": "\n"},
+    ]
+    # A word whose following whitespace changed is the same word: only the whitespace is marked.
+    assert spans[7:10] == [
+        {"op": "equal", "text": ", then tabs\tand "},
+        {"op": "delete", "text": " "},
+        {"op": "equal", "text": "double "},
     ]
 
 
@@ -221,3 +228,26 @@ def test_unified_diff_labels_and_context():
     text = unified_diff("a\nb\nc\nd\ne\nf\ng\n", "a\nb\nc\nD\ne\nf\ng\n", "v3", "v4", context=1)
 
     assert text == "--- v3\n+++ v4\n@@ -3,3 +3,3 @@\n c\n-d\n+D\n e\n"
+
+
+def test_the_dashboard_page_compares_with_the_version_before_by_default(user, client):
+    first, second = versions(user, FIRST, SECOND)
+    second.previous = None  # written by a later run: its version before is the other run's
+    second.save()
+    client.force_login(user)
+
+    page = client.get(f"/dashboard/documents/{second.pk}/diff/")
+    chosen = client.get(f"/dashboard/documents/{second.pk}/diff/", {"against": "previous"})
+
+    assert page.status_code == 200
+    assert f'data-against="{first.pk}"' in page.content.decode()
+    assert 'data-against="previous"' in chosen.content.decode()
+    assert "dashboard/document-diff.js" in page.content.decode()
+
+
+@override_settings(DEBUG=False)
+def test_the_dashboard_page_is_a_404_for_a_stranger(user, client):
+    _first, second = versions(user, FIRST, SECOND)
+    client.force_login(UserFactory())
+
+    assert client.get(f"/dashboard/documents/{second.pk}/diff/").status_code == 404

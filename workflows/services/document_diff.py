@@ -130,7 +130,13 @@ def _changed_block(spans: list[Span], old_lines: list[str], new_lines: list[str]
 
 
 def _words(spans: list[Span], old_tokens: list[str], new_tokens: list[str]) -> None:
-    for tag, old_start, old_end, new_start, new_end in _opcodes(old_tokens, new_tokens):
+    # Tokens are matched by their word alone: "Bob" stays "Bob" when a line break after it is added.
+    old_keys, new_keys = [token.rstrip() or token for token in old_tokens], [t.rstrip() or t for t in new_tokens]
+    for tag, old_start, old_end, new_start, new_end in _opcodes(old_keys, new_keys):
+        if tag == "equal":
+            for old_token, new_token in zip(old_tokens[old_start:old_end], new_tokens[new_start:new_end], strict=True):
+                _same_word(spans, old_token, new_token)
+            continue
         old_text, new_text = "".join(old_tokens[old_start:old_end]), "".join(new_tokens[new_start:new_end])
         if tag == "replace":
             # "quick " → "slow ": the space after the word did not change (it only rides along).
@@ -141,7 +147,19 @@ def _words(spans: list[Span], old_tokens: list[str], new_tokens: list[str]) -> N
         elif tag == "insert":
             _append(spans, "insert", new_text)
         else:
-            _append(spans, "equal" if tag == "equal" else "delete", old_text)
+            _append(spans, "delete", old_text)
+
+
+def _same_word(spans: list[Span], old: str, new: str) -> None:
+    """One word in both texts, the whitespace after it perhaps changed."""
+    word = old.rstrip() or old
+    old_space, new_space = old[len(word) :], new[len(word) :]
+    common = 0
+    while common < min(len(old_space), len(new_space)) and old_space[common] == new_space[common]:
+        common += 1
+    _append(spans, "equal", word + old_space[:common])
+    _append(spans, "delete", old_space[common:])
+    _append(spans, "insert", new_space[common:])
 
 
 def _common_trailing_whitespace(old: str, new: str) -> str:
