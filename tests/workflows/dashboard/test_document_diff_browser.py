@@ -1,5 +1,5 @@
 """The document diff page in a real browser (Debian's Chromium, Playwright) against the real product:
-two runs write two versions of a text node's document, the second run's page links to their diff,
+two runs write two versions of a document node's document, the second run's page links to their diff,
 and the diff shows deletions and insertions side by side at 1366 and 390 px."""
 
 import re
@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 WORKFLOW = {
     "name": "Letters",
     "status": "active",
-    "nodes": [{"key": "write", "type": "text", "title": "Letter", "content": "{{ input.text }}"}],
+    # No credential: the offline template provider writes the rendered prompt as the document.
+    "nodes": [{"key": "write", "type": "document", "prompt": "{{ input.text }}", "config": {"title": "Letter"}}],
 }
 FIRST = "Dear Ada,\nthe quick brown fox jumps over the lazy dog.\nYours, Bob"
 SECOND = "Dear Grace,\nthe quick brown fox jumps over the lazy dog.\nYours, Bob\nPS: more soon."
@@ -69,10 +70,9 @@ def test_the_diff_page_shows_deletions_and_insertions_side_by_side(server, lette
     second_run = page.evaluate(RUN_TO_THE_END, [str(workflow.pk), SECOND])
 
     page.goto(f"{server}/dashboard/runs/{second_run}/")
-    link = page.get_by_role("link", name="Compare with an earlier version")
-    link.wait_for(state="attached", timeout=15000)
-    page.locator("#step-write").get_by_text("Document").click()
-    link.click()
+    page.locator("#step-write a.diff-link").wait_for(state="attached", timeout=15000)
+    page.locator('#step-write [data-panel="document"] summary').click()
+    page.get_by_role("link", name="Compare with an earlier version").click()
     page.wait_for_url(re.compile(r"/dashboard/documents/[0-9a-f-]{36}/diff/$"))
     page.wait_for_function(LOADED)
 
