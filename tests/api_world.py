@@ -71,6 +71,18 @@ def build_world() -> dict:
     document = Document.objects.create(
         workspace=workspace, workflow=workflow, run=run, node_key="doc", version=1, title="Doc", provider="template"
     )
+    # Its next version: the paths of a document answer for it, so that its diff has a previous one.
+    revision = Document.objects.create(
+        workspace=workspace,
+        workflow=workflow,
+        run=run,
+        node_key="doc",
+        version=2,
+        previous=document,
+        title="Doc",
+        content="Revised",
+        provider="template",
+    )
     credential = credential_save(workspace_id=workspace.pk, name="cred", kind="http_bearer", value={"token": "t"})
     trigger = event_trigger_create(
         workflow=workflow, actor=owner, data={"source_workflow": str(source.pk), "on": "succeeded"}
@@ -105,7 +117,7 @@ def build_world() -> dict:
         "/api/v3/analytics/reports/": report.pk,
         "/api/v3/budgets/": budget.pk,
         "/api/v3/credentials/": credential.pk,
-        "/api/v3/documents/": document.pk,
+        "/api/v3/documents/": revision.pk,
         "/api/v3/event-triggers/": trigger.pk,
         "/api/v3/nodes/": workflow.nodes.get(key="doc").pk,
         # Before the inbox's prefix, which would match these paths too.
@@ -131,6 +143,7 @@ def build_world() -> dict:
         "source": source,
         "run": run,
         "document": document,
+        "revision": revision,
         "credential": credential,
         "trigger": trigger,
         "schedule": schedule,

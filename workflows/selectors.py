@@ -156,6 +156,17 @@ def document_get(user: User, document_id) -> Document:
     return document
 
 
+def document_version_before(document: Document) -> Document | None:
+    """The version a document is compared with by default: the one it replaced in its run, else the
+    latest earlier version of its node (written by an earlier run)."""
+    if document.previous_id is not None:
+        return Document.objects.get(pk=document.previous_id)
+    earlier = Document.objects.filter(
+        workflow_id=document.workflow_id, node_key=document.node_key, version__lt=document.version
+    )
+    return earlier.order_by("-version").first()
+
+
 def run_event_envelopes(run_id, after: int, *, limit: int = 500, since=None, before: int | None = None) -> list[dict]:
     """The run's logged events after seq `after` (and before `before`, created since `since`) as envelopes."""
     run = Run.objects.filter(pk=run_id).only("id", "workspace_id", "workflow_id").first()

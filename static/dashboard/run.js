@@ -171,6 +171,15 @@ function showPanel(panel, value) {
   if (!panel.hidden) panel.querySelector("pre").textContent = typeof value === "string" ? value : json(value);
 }
 
+// A document with an earlier version (regenerated here, or written by an earlier run) links to
+// the two side by side (/dashboard/documents/<id>/diff/).
+function showDiffLink(panel, written) {
+  panel.querySelector(".diff-link")?.remove();
+  if (!written || !(written.version > 1)) return;
+  const href = `/dashboard/documents/${written.document_id}/diff/`;
+  panel.append(h("a", { class: "diff-link", href }, "Compare with an earlier version"));
+}
+
 function renderRun() {
   const run = state.run;
   setBadge(document.getElementById("run-status"), run.status);
@@ -243,6 +252,7 @@ function renderStep(key) {
   if (step.streaming && !stream.dataset.opened) stream.open = stream.dataset.opened = true;
   const documentInfo = step.document ? `${step.document.title} (version ${step.document.version})` : null;
   showPanel(view.querySelector("[data-panel=document]"), documentInfo);
+  showDiffLink(view.querySelector("[data-panel=document]"), step.document);
   showPanel(view.querySelector("[data-panel=input]"), step.input);
   showPanel(view.querySelector("[data-panel=output]"), step.output);
   showPanel(view.querySelector("[data-panel=error]"), note ? null : step.error);

@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
@@ -17,6 +17,7 @@ from core.filters import DateTimeFilter, FilterBackend
 from workflows import selectors
 from workflows.api import serializers
 from workflows.models import Document
+from workflows.services import document_diff
 
 DOWNLOAD_TYPES = {
     Document.Format.MARKDOWN: ("text/markdown", "md"),
@@ -88,3 +89,24 @@ class DocumentViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         versions = Document.objects.filter(workflow_id=document.workflow_id, node_key=document.node_key)
         page = self.paginate_queryset(versions.select_related("workflow").order_by("-version"))
         return self.get_paginated_response(serializers.DocumentSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "against",
+                {"type": "string", "pattern": document_diff.AGAINST_PATTERN, "default": document_diff.AGAINST_PREVIOUS},
+                description=document_diff.AGAINST_HELP,
+                allow_blank=False,
+            )
+        ],
+        description="What changed from another version of the same node's document (its previous one by "
+        "default) to this one: a unified diff of the lines and a word-level diff as spans. Each text may be "
+        f"at most {document_diff.MAX_DIFF_CHARS:,} characters (docs/generation.md, Document diff).",
+        responses=serializers.DocumentDiffSerializer,
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def diff(self, request, pk=None):
+        document = selectors.document_get(request.user, pk)  # a stranger's 404 before any 400 on `against`
+        against = request.query_params.get("against", document_diff.AGAINST_PREVIOUS)
+        base = document_diff.diff_base(request.user, document, against)
+        return Response(serializers.DocumentDiffSerializer(document_diff.document_diff(base, document)).data)

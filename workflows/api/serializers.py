@@ -240,6 +240,40 @@ class DocumentDetailSerializer(DocumentSerializer):
         fields = [*DocumentSerializer.Meta.fields, "content", "metadata", "sources", "derived"]
 
 
+class DocumentVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "run", "node_key", "version", "title", "created_at"]
+
+
+class DiffSpanSerializer(serializers.Serializer):
+    op = serializers.ChoiceField(
+        choices=["equal", "insert", "delete"],
+        help_text="equal: in both versions; delete: only in `against`; insert: only in `document`.",
+    )
+    text = serializers.CharField(help_text="The span's text, whitespace and line breaks included.")
+
+
+class DiffStatsSerializer(serializers.Serializer):
+    insertions = serializers.IntegerField(min_value=0, help_text="Words inserted (punctuation marks count).")
+    deletions = serializers.IntegerField(min_value=0, help_text="Words deleted.")
+    unchanged = serializers.IntegerField(min_value=0, help_text="Words in both versions.")
+
+
+class DocumentDiffSerializer(serializers.Serializer):
+    """The changes from `against` (the older side, usually) to `document` (documentation and output only)."""
+
+    document = DocumentVersionSerializer(help_text="The document of the path: the new side.")
+    against = DocumentVersionSerializer(help_text="The version it is compared with: the old side.")
+    unified = serializers.CharField(
+        help_text="A unified diff of the lines (`diff -u`, files labelled v<version>); empty when equal."
+    )
+    words = DiffSpanSerializer(
+        many=True, help_text="Both texts as spans: equal + delete spans give `against`, equal + insert `document`."
+    )
+    stats = DiffStatsSerializer()
+
+
 class RunEventSerializer(serializers.Serializer):
     """The DESIGN §9 envelope of a run event (documentation only: events are built by workflows.events)."""
 

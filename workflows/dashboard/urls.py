@@ -9,6 +9,7 @@ urlpatterns = [
     path("runs/", views.run_list, name="runs"),
     path("workflows/<uuid:workflow_id>/", views.workflow_detail, name="workflow"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
+    path("documents/<uuid:document_id>/diff/", views.document_diff, name="document-diff"),
     path("account/", views.account, name="account"),
     path("notifications-sw.js", views.notifications_worker, name="notifications-worker"),
 ]

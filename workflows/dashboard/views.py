@@ -59,6 +59,20 @@ def run_detail(request: HttpRequest, run_id) -> HttpResponse:
 
 @login_required
 @ensure_csrf_cookie
+def document_diff(request: HttpRequest, document_id) -> HttpResponse:
+    """Two versions of a node's document side by side. `against` goes to the API as given; without
+    it, the page compares with the version before (docs/generation.md, Document diff)."""
+    document = selectors.document_get(request.user, document_id)
+    against = request.GET.get("against")
+    if against is None:
+        before = selectors.document_version_before(document)
+        against = str(before.pk) if before else "previous"  # none: the API says there is nothing before
+    context = _context(request, document.workspace, document=document, against=against)
+    return render(request, "dashboard/document_diff.html", context)
+
+
+@login_required
+@ensure_csrf_cookie
 def account(request: HttpRequest) -> HttpResponse:
     """The signed-in person's own security: MFA and login sessions. The page changes them through the
     API's auth/mfa… and auth/sessions…; it renders the MFA state it starts from."""

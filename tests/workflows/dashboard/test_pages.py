@@ -11,6 +11,7 @@ from accounts.access import personal_workspace
 from accounts.models import Membership
 from tests.accounts.mfa_helpers import enrol
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from workflows.models import Document
 from workflows.services.runs import run_trigger
 from workflows.services.workflows import workflow_create
 
@@ -33,6 +34,16 @@ def workflow(owner):
 @pytest.fixture
 def run(owner, workflow):
     run, _ = run_trigger(workflow=workflow, input={}, trigger="manual", actor=owner)
+    # What its step wrote, for the document diff page.
+    Document.objects.create(
+        workspace=workflow.workspace,
+        workflow=workflow,
+        run=run,
+        node_key="first",
+        version=1,
+        title="One",
+        provider="template",
+    )
     return run
 
 
@@ -49,6 +60,7 @@ def pages(workflow, run) -> list[str]:
         f"/dashboard/runs/{workspace}",
         f"/dashboard/workflows/{workflow.pk}/",
         f"/dashboard/runs/{run.pk}/",
+        f"/dashboard/documents/{run.documents.get().pk}/diff/",
     ]
 
 
@@ -151,6 +163,7 @@ def test_pages_reference_only_static_files_that_exist_and_no_inline_scripts(clie
     for path in referenced:
         assert finders.find(path), f"/static/{path} does not exist"
     assert "dashboard/live.js" in referenced
+    assert "dashboard/document-diff.js" in referenced
 
 
 def test_the_account_page_needs_a_login(client):
