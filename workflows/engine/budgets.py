@@ -99,15 +99,17 @@ def reserve(run: Run, step: StepRun, estimate: Spending) -> Reservation:
     if not budgets:
         return Reservation([])
     now = timezone.now()
+    # The periods' rows are made (committed) before the locking transaction: a refusal rolls that back,
+    # and still counts on the row.
+    usages = []
+    for budget in budgets:
+        key, start, end = _period(budget, run, now)
+        usage, _ = BudgetUsage.objects.get_or_create(
+            budget=budget, period_key=key, defaults={"period_start": start, "period_end": end}
+        )
+        usages.append((budget, usage.pk))
     refused: tuple[Budget, BudgetUsage, Decimal] | None = None
     with transaction.atomic():
-        usages = []
-        for budget in budgets:
-            key, start, end = _period(budget, run, now)
-            usage, _ = BudgetUsage.objects.get_or_create(
-                budget=budget, period_key=key, defaults={"period_start": start, "period_end": end}
-            )
-            usages.append((budget, usage.pk))
         locked = BudgetUsage.objects.select_for_update().in_bulk([pk for _, pk in usages])
         ids = []
         for budget, usage_id in usages:

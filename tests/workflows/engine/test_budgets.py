@@ -100,6 +100,7 @@ def test_a_refused_step_never_calls_the_model_and_the_run_follows_its_on_failure
     assert llm.requests == []
     assert steps["doc"].status == "failed" and steps["doc"].error["type"] == "budget_exceeded"
     assert steps["doc"].attempt == 1  # not retried: trying again cannot help
+    assert BudgetUsage.objects.get().refused == 1  # counted, though the refusal rolled its reservation back
     assert steps["after"].status == "succeeded"
 
 
