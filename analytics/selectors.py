@@ -335,20 +335,21 @@ def _histograms_merged(rows: QuerySet, name: str, group: list[str]) -> Iterator[
     inner, params = rows.values(*group, histogram=F(name)).order_by().query.sql_with_params()
     # The inner query is the ORM's, its values passed as parameters; the columns are our own names.
     columns = ", ".join(f'"{column}"' for column in group)
-    merged = "sum(h.value::bigint) AS n FROM r JOIN sizes USING ({columns}), jsonb_each_text(r.histogram) h"
     if group:
         sql = f"""
-            WITH r AS MATERIALIZED ({inner}), sizes AS (SELECT {columns}, count(*) AS size FROM r GROUP BY {columns})
+            WITH r AS MATERIALIZED ({inner}),
+                 sizes AS (SELECT {columns}, count(*) AS size FROM r GROUP BY {columns})
             SELECT {columns}, r.histogram::json FROM r JOIN sizes USING ({columns}) WHERE size = 1
             UNION ALL
             SELECT {columns}, json_object_agg(key, n) FROM (
-                SELECT {columns}, h.key, {merged.format(columns=columns)} WHERE size > 1 GROUP BY {columns}, h.key
+                SELECT {columns}, h.key, sum(h.value::bigint) AS n
+                FROM r JOIN sizes USING ({columns}), jsonb_each_text(r.histogram) h
+                WHERE size > 1 GROUP BY {columns}, h.key
             ) c GROUP BY {columns}
         """  # noqa: S608 - see above
     else:
-        counts = (
-            f"SELECT h.key, sum(h.value::bigint) AS n FROM ({inner}) r, jsonb_each_text(r.histogram) h GROUP BY h.key"  # noqa: S608
-        )
+        each = f"({inner}) r, jsonb_each_text(r.histogram) h"
+        counts = f"SELECT h.key, sum(h.value::bigint) AS n FROM {each} GROUP BY h.key"  # noqa: S608 - see above
         sql = f"SELECT json_object_agg(key, n) FROM ({counts}) c"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

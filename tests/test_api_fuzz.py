@@ -167,6 +167,15 @@ BEYOND_THE_SCHEMA = {
         "bucket": "the report's bucket, kept for its fixed range when it runs (depends on the clock)",
         "start": "the report's fixed range, at most 2,000 weeks",
     },
+    "POST /api/v3/budgets": {
+        "workspace": REFERENCE,
+        "workflow": REFERENCE,
+        "name": "must not be taken in the workspace",
+    },
+    "PATCH /api/v3/budgets/{id}": {"workflow": REFERENCE, "name": "must not be taken in the workspace"},
+    "GET /api/v3/budgets/{id}/usage": {
+        "run": "required by a run budget (whose usage is per run), and a run of its workspace (and workflow)",
+    },
     "GET /api/v3/analytics/export": {
         "from": "before `to` and at most 2,000 weeks before it (JSON Schema compares no two values)",
         "bucket": "kept for the range and at most 2,000 points of it (depends on the range and the clock)",
