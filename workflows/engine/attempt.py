@@ -100,9 +100,11 @@ def run_node(run: Run, step: StepRun, data: dict) -> tuple[dict | None, NodeResu
     reservation = budgets.Reservation([])
     try:
         prepared = node_type.prepare(node, context)
-        estimate = node_type.spending_estimate(prepared, context)
+        # The estimate builds the request (and reads the credential) again: only when a budget applies.
+        in_force = budgets.applicable(run) if node_type.spends else []
+        estimate = node_type.spending_estimate(prepared, context) if in_force else None
         if estimate is not None:
-            reservation = budgets.reserve(run, step, budgets.Spending(*estimate))
+            reservation = budgets.reserve(run, step, in_force, budgets.Spending(*estimate))
         result: NodeResult | Suspend | StepError = node_type.execute(prepared, context)
         if context.stream is not None:
             context.stream.flush()

@@ -92,10 +92,9 @@ def usage_of(budget: Budget, run: Run | None = None, now: datetime | None = None
     return usage, held
 
 
-def reserve(run: Run, step: StepRun, estimate: Spending) -> Reservation:
-    """Reserve `estimate` in every budget that applies to the step's run, or raise BudgetExceeded
-    naming the first budget it would cross (nothing reserved then)."""
-    budgets = applicable(run)
+def reserve(run: Run, step: StepRun, budgets: list[Budget], estimate: Spending) -> Reservation:
+    """Reserve `estimate` in each of `budgets` (those applicable to the step's run, in lock order), or
+    raise BudgetExceeded naming the first budget it would cross (nothing reserved then)."""
     if not budgets:
         return Reservation([])
     now = timezone.now()

@@ -156,8 +156,9 @@ def test_threads_racing_for_the_last_of_a_budget_reserve_only_what_fits(user_api
         try:
             run = Run.objects.get(pk=run_id)
             step = StepRun.objects.get(run=run, node_key="doc")
+            in_force = budgets.applicable(run)
             barrier.wait()
-            budgets.reserve(run, step, estimate)
+            budgets.reserve(run, step, in_force, estimate)
             outcomes.append("reserved")
         except budgets.BudgetExceeded:
             outcomes.append("refused")

@@ -123,6 +123,8 @@ class NodeType:
     inline: ClassVar[bool] = False
     # Whether it is given its ancestors' documents (StepContext.documents) and may stream text.
     uses_context: ClassVar[bool] = False
+    # Whether it may spend what budgets limit (tokens, cost): only such steps look budgets up.
+    spends: ClassVar[bool] = False
 
     @classmethod
     def safe_to_rerun(cls, config: dict) -> bool:

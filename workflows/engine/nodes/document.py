@@ -41,6 +41,7 @@ class DocumentNode(NodeType):
     description = "Generates a document by sending the rendered prompt to a language model provider."
     uses_prompt = True
     uses_context = True
+    spends = True
     queue = "generation"
     requires_prompt = True
     template_fields = ("system", "title")
