@@ -171,6 +171,10 @@ def _worker_count() -> int | None:
     return _worker_count_cache["count"]
 
 
+# Sections the apps add to /status (core imports no app): name -> what to show, read per request.
+STATUS_SECTIONS: dict[str, Callable[[], dict]] = {}
+
+
 def status(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {
@@ -180,5 +184,6 @@ def status(request: HttpRequest) -> JsonResponse:
             "database": f"postgresql ({settings.DWC_DATABASE_SERVER})",
             "broker": _redacted(settings.CELERY_BROKER_URL),
             "workers": _worker_count(),
+            **{name: section() for name, section in STATUS_SECTIONS.items()},
         }
     )

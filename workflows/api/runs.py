@@ -23,6 +23,7 @@ from workflows.api import serializers
 from workflows.api.displays import run_display
 from workflows.events import envelope
 from workflows.models import Run, Workflow
+from workflows.services import run_control
 from workflows.services import runs as services
 from workflows.sse import run_event_snapshot, run_event_stream
 
@@ -187,6 +188,33 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         run = services.run_retry(run=self._get(), actor=request.user, request=request)
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "now",
+                bool,
+                description="Stop the running steps that are safe to run again (they run again on resume); "
+                "the others finish. Without it, every running step finishes.",
+            )
+        ],
+        responses={202: serializers.RunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        query = serializers.PauseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        run = run_control.run_pause(
+            run=self._get(), actor=request.user, stop=query.validated_data["now"], request=request
+        )
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: serializers.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        run = run_control.run_resume(run=self._get(), actor=request.user, request=request)
         return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=serializers.ApprovalSerializer, responses=serializers.StepRunSerializer)

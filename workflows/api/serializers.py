@@ -138,6 +138,10 @@ class StepRunSerializer(StepSummarySerializer):
         ]
 
 
+class PauseQuerySerializer(serializers.Serializer):
+    now = serializers.BooleanField(required=False, default=False)
+
+
 class RunSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="email", read_only=True, allow_null=True)
@@ -159,6 +163,7 @@ class RunSerializer(serializers.ModelSerializer):
             "source_run",
             "event_depth",
             "refused_triggers",
+            "pause_scope",
             "created_by",
             "created_at",
             "started_at",

@@ -1,7 +1,18 @@
 from django.urls import path
 
 from core.routers import OptionalSlashRouter
-from workflows.api import analytics, budgets, credentials, documents, event_triggers, runs, schedules, views, webhooks
+from workflows.api import (
+    analytics,
+    budgets,
+    credentials,
+    documents,
+    event_triggers,
+    run_control,
+    runs,
+    schedules,
+    views,
+    webhooks,
+)
 
 router = OptionalSlashRouter()
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
@@ -16,6 +27,19 @@ urlpatterns = [
     path(
         "analytics/workflows/<uuid:workflow_id>", analytics.WorkflowAnalyticsView.as_view(), name="analytics-workflow"
     ),
+    path(
+        "workflows/<uuid:pk>/runs-pause",
+        run_control.RunsPauseView.as_view(scope="workflow"),
+        name="workflow-runs-pause",
+    ),
+    path(
+        "workspaces/<uuid:pk>/runs-pause",
+        run_control.RunsPauseView.as_view(scope="workspace"),
+        name="workspace-runs-pause",
+    ),
+    path("engine", run_control.EngineView.as_view(), name="engine"),
+    path("engine/drain", run_control.EngineDrainView.as_view(), name="engine-drain"),
+    path("engine/resume", run_control.EngineResumeView.as_view(), name="engine-resume"),
     *event_triggers.urlpatterns,
     *schedules.urlpatterns,
     *webhooks.urlpatterns,

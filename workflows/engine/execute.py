@@ -68,7 +68,8 @@ def _claim(tx: Transition, step_id, run_id, attempt: int) -> tuple[Run, StepRun]
     if step is None:
         return None
     ready = step.status in (Status.QUEUED, Status.RETRYING) and step.attempt == attempt
-    if not ready or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
+    # A paused run's steps, and every step while the engine drains, stay queued (see `pausing`).
+    if not ready or run.draining or run.status not in (Run.Status.RUNNING, Run.Status.WAITING):
         return None
     return run, step
 
@@ -270,7 +271,7 @@ def _run_inline_chain(tx: Transition, run: Run, dispatches: list[Dispatch], work
     re-sends. Returns the messages left to send.
     """
     deadline = time.monotonic() + INLINE_BUDGET_SECONDS
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not run.draining:
         inline, rest = dispatch.split_inline(dispatches)
         if inline is None:
             break

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from workflows.engine import dispatch, json_schema, snapshot
+from workflows.engine import dispatch, json_schema, snapshot, store
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.transition import Transition
@@ -55,7 +55,10 @@ def runs_start(tx: Transition, runs: list[Run]) -> None:
         return
     snapshot_data = runs[0].version.snapshot
     roots = snapshot.roots(snapshot_data)
-    startable = bool(roots) and not snapshot_data["settings"].get("max_concurrency")
+    # A workflow whose runs are paused (or its workspace's) holds new ones: advance_run queues them.
+    startable = (
+        bool(roots) and not snapshot_data["settings"].get("max_concurrency") and not store.runs_paused_for(runs[0])
+    )
     timeout = snapshot_data["settings"].get("timeout")
     now = timezone.now()
     steps: list[StepRun] = []

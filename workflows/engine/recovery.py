@@ -18,7 +18,7 @@ from workflows.engine.liveness import timing
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.record import CHILDREN_SEEN
 from workflows.engine.transition import transition
-from workflows.models import Run, StepRun
+from workflows.models import Run, RunsPause, StepRun
 
 INTERRUPTED = "Interrupted: the worker died during the call, which may or may not have been delivered."
 WORKER_LOST = "The worker running this step stopped responding."
@@ -46,10 +46,14 @@ def recover(now: datetime | None = None) -> dict[str, int]:
         dispatch.send(time_out_step(step_id, attempt))
         counts["timed_out_steps"] += 1
 
-    dispatches = _lost_messages(now, counts) + _due_steps(now, counts)
+    # While the engine drains, re-sent steps would be refused: the drain's end sends them all.
+    draining = store.engine_draining()
+    dispatches = ([] if draining else _lost_messages(now, counts)) + _due_steps(now, counts)
     dispatch.send(dispatches)
 
-    late = Run.objects.filter(status__in=[Run.Status.RUNNING, Run.Status.WAITING], deadline_at__lt=now)
+    late = Run.objects.filter(
+        status__in=[Run.Status.RUNNING, Run.Status.WAITING, Run.Status.PAUSED], deadline_at__lt=now
+    )
     for run_id in late.values_list("pk", flat=True):
         with transition() as tx:
             run = tx.lock(run_id)
@@ -60,6 +64,9 @@ def recover(now: datetime | None = None) -> dict[str, int]:
     stuck = Run.objects.filter(
         Q(status=Run.Status.PENDING, created_at__lt=now - timing("DWC_LOST_MESSAGE_SECONDS"))
         | Q(status=Run.Status.QUEUED)
+    ).exclude(  # held by a pause of their workflow or workspace: its resume advances them
+        Q(workflow__in=RunsPause.objects.filter(workflow__isnull=False).values("workflow"))
+        | Q(workspace__in=RunsPause.objects.filter(workflow__isnull=True).values("workspace"))
     )
     for run_id in stuck.values_list("pk", flat=True):
         dispatch.send(execute.advance(run_id))
@@ -72,7 +79,7 @@ def _lost_messages(now: datetime, counts: dict[str, int]) -> list[Dispatch]:
     lost = StepRun.objects.filter(
         Q(status=Status.QUEUED, queued_at__lt=now - timing("DWC_LOST_MESSAGE_SECONDS"))
         | Q(status=Status.RETRYING, not_before__lt=now - timing("DWC_HEARTBEAT_SECONDS"))
-    )
+    ).exclude(run__status=Run.Status.PAUSED)  # refused until the run resumes, which sends them
     dispatches = [
         Dispatch(str(pk), attempt, NODE_TYPES[node_type].queue, run_id=str(run_id))
         for pk, attempt, node_type, run_id in lost.values_list("pk", "attempt", "node_type", "run_id")

@@ -69,6 +69,11 @@ def advance(tx: Transition, run: Run) -> list[Dispatch]:
     """Start the run if it may start, queue every step whose parents allow it, finish it when done."""
     if run.is_finished:
         return []
+    if run.status == Run.Status.PAUSED:
+        # A paused run starts nothing (see `pausing`); it finishes if its last running steps did.
+        if all(step.is_finished for step in tx.steps(run).values()):
+            _settle(tx, run)
+        return []
     if run.status in (Run.Status.PENDING, Run.Status.QUEUED) and not _start_run(tx, run):
         return []
     dispatches = _queue_ready(tx, run)
@@ -77,9 +82,10 @@ def advance(tx: Transition, run: Run) -> list[Dispatch]:
 
 
 def _start_run(tx: Transition, run: Run) -> bool:
-    """Take a concurrency slot and mark the run running; False (and queued) when there is none."""
+    """Take a concurrency slot and mark the run running; False (and queued) when there is none, or
+    while its workflow's or workspace's runs are paused (it was accepted, and starts on their resume)."""
     limit = snapshot.settings(run).get("max_concurrency")
-    if limit and store.busy_runs(run) >= limit:
+    if store.runs_paused_for(run) or (limit and store.busy_runs(run) >= limit):
         if run.status != Run.Status.QUEUED:
             run.status = Run.Status.QUEUED
             tx.save(run, "status")

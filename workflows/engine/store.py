@@ -18,10 +18,10 @@ from functools import cache, lru_cache
 from typing import TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections, models
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from psycopg.types.json import Jsonb
 
-from workflows.models import Document, EventTrigger, Run, RunEvent, StepRun, Workflow
+from workflows.models import Document, EngineDrain, EventTrigger, Run, RunEvent, RunsPause, StepRun, Workflow
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,9 +47,11 @@ def _lock_sql(*, skip_locked: bool, many: bool = False) -> str:
     source, enabled = (quote(EventTrigger._meta.get_field(name).column) for name in ("source_workflow", "enabled"))
     workflow, pk = quote(Run._meta.get_field("workflow").column), quote(Run._meta.pk.column)
     # `followed`: whether event triggers follow the run's workflow, so that finishing it needs no query.
+    # `draining`: whether the engine drains (no step may start), read with the lock for the same reason.
     return (
         f"SELECT {run_table}.*, EXISTS (SELECT 1 FROM {trigger_table} "  # noqa: S608 - quoted names only
-        f"WHERE {trigger_table}.{source} = {run_table}.{workflow} AND {trigger_table}.{enabled}) AS followed "
+        f"WHERE {trigger_table}.{source} = {run_table}.{workflow} AND {trigger_table}.{enabled}) AS followed, "
+        f"EXISTS (SELECT 1 FROM {quote(EngineDrain._meta.db_table)}) AS draining "
         f"FROM {run_table} WHERE {run_table}.{pk} = {'ANY(%s::uuid[])' if many else '%s'} "
         f"FOR NO KEY UPDATE{' SKIP LOCKED' if skip_locked else ''}"
     )
@@ -291,6 +293,27 @@ def busy_runs(run: Run) -> int:
     """
     Workflow.objects.select_for_update(no_key=True).filter(pk=run.workflow_id).exists()
     return Run.objects.filter(workflow_id=run.workflow_id, status__in=ACTIVE_RUN).exclude(pk=run.pk).count()
+
+
+def runs_paused_for(run: Run) -> bool:
+    """Whether the runs of the run's workflow or of its whole workspace are paused (new ones held)."""
+    pauses = RunsPause.objects.filter(workspace_id=run.workspace_id)
+    return pauses.filter(Q(workflow__isnull=True) | Q(workflow_id=run.workflow_id)).exists()
+
+
+def engine_draining() -> bool:
+    """Whether the engine drains; outside a run's lock (which reads it as `run.draining`)."""
+    return EngineDrain.objects.exists()
+
+
+def open_step_counts() -> dict[str, int]:
+    """How many steps run now, and how many wait queued or retrying in open runs (what a drain holds)."""
+    counts = StepRun.objects.filter(status__in=(StepRun.Status.RUNNING, StepRun.Status.QUEUED, StepRun.Status.RETRYING))
+    counts = counts.filter(run__status__in=ACTIVE_RUN).aggregate(
+        running=Count("pk", filter=Q(status=StepRun.Status.RUNNING)),
+        held=Count("pk", filter=~Q(status=StepRun.Status.RUNNING)),
+    )
+    return {"running": counts["running"], "held": counts["held"]}
 
 
 def next_queued_run(workflow_id):

@@ -2,6 +2,7 @@
 migrations expect (`workflows.models.Run`)."""
 
 from workflows.models.budgets import Budget, BudgetReservation, BudgetUsage
+from workflows.models.control import EngineDrain, RunsPause
 from workflows.models.credentials import Credential
 from workflows.models.definitions import (
     NODE_KEY_PATTERN,
@@ -24,10 +25,12 @@ __all__ = [
     "Credential",
     "Document",
     "Edge",
+    "EngineDrain",
     "EventTrigger",
     "Node",
     "Run",
     "RunEvent",
+    "RunsPause",
     "Schedule",
     "ScheduleSlot",
     "StepRun",

@@ -17,9 +17,15 @@ class Run(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         WAITING = "waiting"
+        PAUSED = "paused"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
+
+    class PauseScope(models.TextChoices):
+        RUN = "run"
+        WORKFLOW = "workflow"
+        WORKSPACE = "workspace"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual"
@@ -64,6 +70,8 @@ class Run(models.Model):
     )
     # Event triggers this run's end did not start, and why (e.g. the depth limit).
     refused_triggers = models.JSONField(default=list, blank=True)
+    # What paused it, while it is paused: resuming a workflow's runs resumes those its pause paused.
+    pause_scope = models.CharField(max_length=10, choices=PauseScope.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -83,7 +91,7 @@ class Run(models.Model):
             models.Index(fields=["workflow", "status"], name="run_workflow_status_idx"),
             models.Index(
                 fields=["status"],
-                condition=models.Q(status__in=["pending", "queued", "running", "waiting"]),
+                condition=models.Q(status__in=["pending", "queued", "running", "waiting", "paused"]),
                 name="run_active_idx",
             ),
             models.Index(
