@@ -38,7 +38,8 @@ from tests.conftest import client_for
 from tests.factories import PASSWORD, UserFactory
 from tests.notifications.browser import Browser
 from workflows.engine import execute
-from workflows.models import Run, StepRun, Workflow
+from workflows.models import EngineDrain, Run, StepRun, Workflow
+from workflows.services.run_control import run_pause
 from workflows.services.runs import run_cancel, run_trigger
 from workflows.services.workflows import workflow_create, workflow_delete, workflow_update
 
@@ -84,6 +85,13 @@ class Recipe:
 
 def owner(scene: Scene) -> APIClient:
     return client_for(scene.owner)
+
+
+def staff(scene: Scene, *, draining: bool = False) -> APIClient:
+    """A staff member's client (the engine's operators); with `draining`, the engine drains."""
+    if draining:
+        EngineDrain.objects.create()
+    return client_for(UserFactory(is_staff=True))
 
 
 def workflow_url(scene: Scene, rest: str = "") -> str:
@@ -216,6 +224,16 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
         owner(s),
     ),
     ("post", "/api/v3/runs/{id}/cancel"): lambda s: Recipe(f"/api/v3/runs/{s.run.pk}/cancel", {}, owner(s)),
+    ("post", "/api/v3/runs/{id}/pause"): lambda s: Recipe(f"/api/v3/runs/{s.waiting_run.pk}/pause", {}, owner(s)),
+    ("post", "/api/v3/runs/{id}/resume"): lambda s: Recipe(
+        f"/api/v3/runs/{run_pause(run=s.waiting_run, actor=s.owner).pk}/resume", {}, owner(s)
+    ),
+    ("post", "/api/v3/workflows/{id}/runs-pause"): lambda s: Recipe(workflow_url(s, "/runs-pause"), {}, owner(s)),
+    ("post", "/api/v3/workspaces/{id}/runs-pause"): lambda s: Recipe(
+        f"/api/v3/workspaces/{s.workspace.pk}/runs-pause", {}, owner(s)
+    ),
+    ("post", "/api/v3/engine/drain"): lambda s: Recipe("/api/v3/engine/drain", {"reason": "deploy"}, staff(s)),
+    ("post", "/api/v3/engine/resume"): lambda s: Recipe("/api/v3/engine/resume", {}, staff(s, draining=True)),
     ("post", "/api/v3/runs/{id}/retry"): lambda s: Recipe(f"/api/v3/runs/{s.cancelled_run.pk}/retry", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/steps/{node_key}/approve"): lambda s: Recipe(
         f"/api/v3/runs/{s.waiting_run.pk}/steps/ok/approve", {"approved": True, "comment": "fine"}, owner(s)
