@@ -219,6 +219,14 @@ def stale_released() -> int:
     return released
 
 
+def attempt_released(step_id: Any, attempt: int) -> int:
+    """Release what one attempt of a step reserved (its worker died mid-call: the call will never
+    settle). Recovery calls it in the transaction that re-queues the step, so the next attempt never
+    finds the dead one's reservation holding its room. Returns how many."""
+    released, _ = BudgetReservation.objects.filter(step_id=step_id, attempt=attempt).delete()
+    return released
+
+
 def _raised(
     type_: str, budget: Budget, usage: BudgetUsage, run: Run, *, held: Decimal, estimate: Decimal | None = None
 ) -> dict:
