@@ -5,6 +5,10 @@ requests waiting for a run to end (workflows.run_ends), and the websocket broadc
 (workflows.realtime), and the notification rules and analytics: finished and waiting runs go, as one
 message on the `notifications` queue, to workflows.tasks.run_events_hand_on. (Event triggers are sent by the engine
 when it finishes a run: the run's lock query already tells it whether any follow the workflow.)
+
+Budget events (`budget.threshold`, `budget.exceeded`) are not run events: the engine's budgets hand
+them to `publish_budget_events`, which sends them to workflows.tasks.budget_events_hand_on on the same
+queue, where the notification rules take them.
 """
 
 import json
@@ -12,6 +16,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from kombu.exceptions import KombuError
 
 from config.celery import app as celery_app
@@ -20,6 +25,7 @@ from workflows import realtime, run_ends
 from workflows.models import Run, RunEvent, ScheduleSlot
 
 HAND_ON_TASK = "workflows.tasks.run_events_hand_on"
+BUDGET_HAND_ON_TASK = "workflows.tasks.budget_events_hand_on"
 NOTIFICATIONS_QUEUE = "notifications"
 # The notification rules take the finished and waiting runs; analytics count them (and their start,
 # read from the run then: a run's start costs no message of its own).
@@ -74,6 +80,21 @@ def _notify(events: list[dict]) -> None:
         celery_app.send_task(HAND_ON_TASK, (notifiable,), queue=NOTIFICATIONS_QUEUE)
     except (OSError, KombuError):
         logger.warning("run events not handed to notifications and analytics: the broker refused", exc_info=True)
+
+
+def publish_budget_events(events: list[dict]) -> None:
+    """Hand budget events (plain JSON: type, budget, period_key, run, figures) to the notification
+    rules, as one message once the current transaction commits (at once outside one). As for run
+    events, a broker that refuses costs the notification (logged), not the step."""
+
+    def send() -> None:
+        try:
+            celery_app.send_task(BUDGET_HAND_ON_TASK, (events,), queue=NOTIFICATIONS_QUEUE)
+        except (OSError, KombuError):
+            logger.warning("budget events not handed to notifications: the broker refused", exc_info=True)
+
+    if events:
+        transaction.on_commit(send)
 
 
 def _count(event: dict) -> None:

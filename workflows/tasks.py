@@ -7,6 +7,7 @@ from celery import shared_task
 
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
+from workflows.services.notices import budget_events_hand_on as hand_on_budget_events
 from workflows.services.notices import credentials_expiry_submit as submit_credentials_expiry
 from workflows.services.notices import run_events_hand_on as hand_on_run_events
 from workflows.services.schedule_slots import schedule_fire
@@ -74,6 +75,13 @@ def run_events_hand_on(envelopes: list[dict]) -> None:
     """Sent by workflows.events.publish on the `notifications` queue: run events for the notification
     rules and for analytics."""
     hand_on_run_events(envelopes)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def budget_events_hand_on(events: list[dict]) -> None:
+    """Sent by workflows.events.publish_budget_events on the `notifications` queue: a budget's period
+    crossed its threshold, or refused its first step, for the notification rules."""
+    hand_on_budget_events(events)
 
 
 @shared_task(ignore_result=True)

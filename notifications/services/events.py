@@ -37,6 +37,7 @@ EVENT_TYPES = (
     "webhook.rejected",
     "credential.expiring",
     "budget.threshold",
+    "budget.exceeded",
     "insight.opened",
 )
 

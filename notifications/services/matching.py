@@ -40,6 +40,7 @@ LEVELS = {
     "credential.expiring": "warning",
     "schedule.missed": "warning",
     "budget.threshold": "warning",
+    "budget.exceeded": "error",
     "insight.opened": "warning",
 }
 # A run that timed out failed: a rule on `run.failed` takes it as well.

@@ -54,6 +54,7 @@ DEFAULT_SUBJECTS = {
     "credential.expiring": "Credential {{ data.name ~ ' ' if data.get('name') else '' }}"
     "{{ 'has expired' if data.get('expired') else 'expires soon' }}",
     "budget.threshold": "Budget {{ data.get('name', '') }} reached {{ data.get('percent', '?') }} %",
+    "budget.exceeded": "Budget {{ data.get('name', '') }} is spent: steps are refused",
     "insight.opened": "{{ data.get('title', 'A new insight') }}",
 }
 DEFAULT_BODY = (
@@ -62,6 +63,8 @@ DEFAULT_BODY = (
     "{% if step %}, step {{ step.key }}{% endif %}"
     "{% if error %}\n{{ error.message }}{% endif %}"
     "{% if data.get('reason') %}\n{{ data.reason }}{% endif %}"
+    "{% if data.get('limit') %}\n{{ data.spent }} of {{ data.limit }} {{ data.metric }} spent"
+    " ({{ data.period }} {{ data.period_key }}){% endif %}"
 )
 
 
@@ -230,7 +233,26 @@ def sample_event(event_type: str, workspace: Workspace) -> dict:
         "schedule.missed": {"count": 3, "cron": "*/5 * * * *", "first": "2026-01-01T08:45:00+00:00"},
         "webhook.rejected": {"reason": "The signature does not match.", "remote_address": "203.0.113.7"},
         "credential.expiring": {"name": "openai-prod", "expires_at": "2026-01-08T00:00:00+00:00", "expired": False},
-        "budget.threshold": {"name": "Monthly tokens", "percent": 80},
+        "budget.threshold": {
+            "name": "Monthly tokens",
+            "metric": "tokens",
+            "period": "month",
+            "period_key": "2026-01",
+            "limit": "1000000.000000",
+            "spent": "800512.000000",
+            "percent": 80,
+        },
+        "budget.exceeded": {
+            "name": "Monthly tokens",
+            "metric": "tokens",
+            "period": "month",
+            "period_key": "2026-01",
+            "limit": "1000000.000000",
+            "spent": "999100.000000",
+            "reserved": "0.000000",
+            "estimate": "4100.000000",
+            "percent": 99,
+        },
         "insight.opened": {
             "id": "00000000-0000-4000-8000-000000000003",
             "kind": "failure_spike",

@@ -15,6 +15,7 @@ const EVENT_LABELS = {
   "webhook.rejected": "An inbound webhook was rejected",
   "credential.expiring": "A credential is about to expire",
   "budget.threshold": "A budget threshold was reached",
+  "budget.exceeded": "A budget refused a step",
 };
 const KIND_LABELS = {
   in_app: "In-app inbox",

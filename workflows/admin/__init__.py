@@ -1,5 +1,5 @@
-"""The operators' view of workflows, runs, credentials, documents and triggers. Forms validate through
-the node registry and the graph rules; actions and versions go through the services, as API edits do.
-Importing the modules registers their admins."""
+"""The operators' view of workflows, runs, credentials, documents, triggers and budgets. Forms validate
+through the node registry and the graph rules; actions and versions go through the services, as API
+edits do. Importing the modules registers their admins."""
 
-from workflows.admin import credentials, documents, events, runs, schedules, webhooks, workflows  # noqa: F401
+from workflows.admin import budgets, credentials, documents, events, runs, schedules, webhooks, workflows  # noqa: F401

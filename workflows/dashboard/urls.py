@@ -7,6 +7,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.workflow_list, name="workflows"),
     path("runs/", views.run_list, name="runs"),
+    path("budgets/", views.budget_list, name="budgets"),
     path("workflows/<uuid:workflow_id>/", views.workflow_detail, name="workflow"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
     path("documents/<uuid:document_id>/diff/", views.document_diff, name="document-diff"),

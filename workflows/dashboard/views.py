@@ -19,6 +19,7 @@ from accounts.mfa import recovery_codes_left
 from accounts.models import ROLE_RANK, Workspace
 from accounts.selectors import mfa_enabled
 from workflows import selectors
+from workflows.services.budgets import budgets_spending
 
 
 def _context(request: HttpRequest, workspace: Workspace | None, **extra) -> dict:
@@ -47,7 +48,24 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
     workflow = selectors.workflow_get(request.user, workflow_id)
-    return render(request, "dashboard/workflow.html", _context(request, workflow.workspace, workflow=workflow))
+    context = _context(
+        request,
+        workflow.workspace,
+        workflow=workflow,
+        budgets=budgets_spending(workspace=workflow.workspace, workflow=workflow),
+    )
+    return render(request, "dashboard/workflow.html", context)
+
+
+@login_required
+@ensure_csrf_cookie
+def budget_list(request: HttpRequest) -> HttpResponse:
+    """The workspace's budgets against what their current periods spent. Rendered on the server: the
+    figures are read once, and the page needs no script of its own."""
+    workspace = _chosen_workspace(request)
+    context = _context(request, workspace)
+    context["budgets"] = budgets_spending(workspace=workspace) if workspace else []
+    return render(request, "dashboard/budgets.html", context)
 
 
 @login_required

@@ -6,18 +6,24 @@ Each applicable budget's period row (BudgetUsage) is locked, in a fixed order, w
 of fifty steps racing for a budget with room for ten calls, ten reserve and forty are refused. A
 reservation whose step is no longer running at its attempt (its worker died mid-call) is released by
 the engine's recovery. This is the one module that writes the budget tables.
+
+Crossing a threshold and the first refusal of a period are handed to the notification rules
+(`budget.threshold`, `budget.exceeded`, through workflows.events), each once per budget and period:
+forty steps refused by a spent budget make one notification, not forty.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from analytics.services.recording import events_record_after_commit
+from workflows import events
 from workflows.engine.errors import PermanentError
 from workflows.models import Budget, BudgetReservation, BudgetUsage, Run, StepRun
 
@@ -59,7 +65,7 @@ class Crossing:
     usage: BudgetUsage
 
 
-def _period(budget: Budget, run: Run, now: datetime) -> tuple[str, datetime | None, datetime | None]:
+def _period(budget: Budget, run: Run | None, now: datetime) -> tuple[str, datetime | None, datetime | None]:
     """The period of `budget` a call of `run` at `now` counts in: its key, start and end (UTC)."""
     if budget.period == Budget.Period.RUN:
         return str(run.pk), None, None
@@ -90,6 +96,30 @@ def usage_of(budget: Budget, run: Run | None = None, now: datetime | None = None
         return BudgetUsage(budget=budget, period_key=key, period_start=start, period_end=end), Decimal(0)
     held = usage.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
     return usage, held
+
+
+def current_usages(budgets: list[Budget], now: datetime | None = None) -> dict[Any, tuple[BudgetUsage, Decimal]]:
+    """`usage_of` for many day and month budgets at once (two queries), by budget id; run budgets are
+    left out (their periods are runs)."""
+    now = now or timezone.now()
+    periods = {budget.pk: _period(budget, None, now) for budget in budgets if budget.period != Budget.Period.RUN}
+    wanted = Q(pk__in=[])
+    for budget_id, (key, _, _) in periods.items():
+        wanted |= Q(budget_id=budget_id, period_key=key)
+    rows = {usage.budget_id: usage for usage in BudgetUsage.objects.filter(wanted)} if periods else {}
+    held = dict(
+        BudgetReservation.objects.filter(usage__in=[usage.pk for usage in rows.values()])
+        .values_list("usage_id")
+        .annotate(total=Sum("amount"))
+    )
+    found = {}
+    for budget in budgets:
+        if budget.pk not in periods:
+            continue
+        key, start, end = periods[budget.pk]
+        usage = rows.get(budget.pk) or BudgetUsage(budget=budget, period_key=key, period_start=start, period_end=end)
+        found[budget.pk] = (usage, held.get(usage.pk, Decimal(0)) if usage.pk else Decimal(0))
+    return found
 
 
 def reserve(run: Run, step: StepRun, budgets: list[Budget], estimate: Spending) -> Reservation:
@@ -124,8 +154,13 @@ def reserve(run: Run, step: StepRun, budgets: list[Budget], estimate: Spending) 
     if refused is None:
         return Reservation(ids)
     budget, usage, held = refused
-    BudgetUsage.objects.filter(pk=usage.pk).update(refused=F("refused") + 1)
     amount = estimate.of(budget.metric)
+    # The period's first refusal is the one that notifies: of refusals racing, the row's lock lets one
+    # UPDATE see `refused=0`; the others count on.
+    if BudgetUsage.objects.filter(pk=usage.pk, refused=0).update(refused=1):
+        events.publish_budget_events([_raised("budget.exceeded", budget, usage, run, held=held, estimate=amount)])
+    else:
+        BudgetUsage.objects.filter(pk=usage.pk).update(refused=F("refused") + 1)
     raise BudgetExceeded(
         BUDGET_EXCEEDED.format(
             name=budget.name,
@@ -184,9 +219,38 @@ def stale_released() -> int:
     return released
 
 
+def attempt_released(step_id: Any, attempt: int) -> int:
+    """Release what one attempt of a step reserved (its worker died mid-call: the call will never
+    settle). Recovery calls it in the transaction that re-queues the step, so the next attempt never
+    finds the dead one's reservation holding its room. Returns how many."""
+    released, _ = BudgetReservation.objects.filter(step_id=step_id, attempt=attempt).delete()
+    return released
+
+
+def _raised(
+    type_: str, budget: Budget, usage: BudgetUsage, run: Run, *, held: Decimal, estimate: Decimal | None = None
+) -> dict:
+    """A budget event for the notification rules, as plain JSON (workflows.services.notices adds the
+    budget's name, workspace and workflow)."""
+    raised = {
+        "type": type_,
+        "budget": str(budget.pk),
+        "period_key": usage.period_key,
+        "run": str(run.pk),
+        # Six places, as the columns hold them (an estimate of tokens is a whole number).
+        "spent": f"{usage.spent:.6f}",
+        "reserved": f"{held:.6f}",
+        "ts": timezone.now().isoformat(),
+    }
+    if estimate is not None:
+        raised["estimate"] = f"{estimate:.6f}"
+    return raised
+
+
 def threshold_counted(run: Run, crossing: Crossing) -> None:
     """Count a budget period's crossing of its threshold as the analytics event `budget.threshold`
-    (once per budget and period: the event is unique by its subject)."""
+    (once per budget and period: the event is unique by its subject), and hand it to the notification
+    rules (settle reports a crossing once per period: `threshold_reached_at`)."""
     budget, usage = crossing.budget, crossing.usage
     events_record_after_commit(
         [
@@ -210,4 +274,6 @@ def threshold_counted(run: Run, crossing: Crossing) -> None:
             }
         ]
     )
+    held = usage.reservations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    events.publish_budget_events([_raised("budget.threshold", budget, usage, run, held=held)])
     logger.info("budget threshold reached", extra={"budget": str(budget.pk), "period": usage.period_key})

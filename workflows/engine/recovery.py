@@ -112,6 +112,9 @@ def _recover_lost_worker(step_id, attempt: int) -> int:
         if step is None or step.status != Status.RUNNING or step.attempt != attempt:
             return 0
         node = snapshot.node(run, step.node_key)
+        # The dead attempt's call never settles; its reservation goes in this transaction, before the
+        # next attempt is sent (at the next beat's stale_released it would be refused meanwhile).
+        budgets.attempt_released(step_id, attempt)
         crash_limit = django_settings.DWC_STEP_CRASH_LIMIT
         if not NODE_TYPES[node["type"]].safe_to_rerun(node["config"]):
             dispatches = state.fail_or_retry(tx, run, step, node, PermanentError(INTERRUPTED))

@@ -7,19 +7,21 @@ engine enforces them (workflows.engine.budgets); days and months are UTC.
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, diff
 from workflows.engine import budgets as enforcement
-from workflows.models import Budget, Run, Workflow
+from workflows.models import Budget, BudgetUsage, Run, Workflow
 
 Errors = dict[str, list[str]]
 
@@ -225,3 +227,85 @@ def budget_usage(budget: Budget, *, run_id: Any = None) -> dict:
         "refused": usage.refused,
         "threshold_reached_at": usage.threshold_reached_at,
     }
+
+
+@dataclass(frozen=True)
+class Spending:
+    """A budget's current period as the dashboard draws it. Shares are percent of the limit, capped so
+    that spent and reserved fill at most the whole bar. A run budget has no current period: `runs`
+    counts the runs it counted, `runs_refused` those it refused a step of, and the figures are None."""
+
+    budget: Budget
+    spent: Decimal | None = None
+    reserved: Decimal | None = None
+    remaining: Decimal | None = None
+    refused: int = 0
+    period_key: str = ""
+    period_end: datetime | None = None
+    threshold_reached: bool = False
+    spent_share: float = 0.0
+    reserved_share: float = 0.0
+    runs: int = 0
+    runs_refused: int = 0
+
+    @property
+    def threshold_share(self) -> float:
+        return float(self.budget.threshold * 100)
+
+    def shown(self, name: str) -> str:
+        """A figure as people read it: whole tokens, or the cost without trailing zeros."""
+        value = self.budget.limit if name == "limit" else getattr(self, name)
+        if value is None:
+            return ""
+        return f"{value:.0f}" if self.budget.metric == Budget.Metric.TOKENS else f"{value.normalize():f}"
+
+    @property
+    def figures(self) -> dict[str, str]:
+        return {name: self.shown(name) for name in ("limit", "spent", "reserved", "remaining")}
+
+
+def _share(part: Decimal, limit: Decimal) -> float:
+    if not limit:
+        return 100.0 if part else 0.0
+    return float(min(part / limit * 100, Decimal(100)))
+
+
+def budgets_spending(*, workspace: Workspace, workflow: Workflow | None = None) -> list[Spending]:
+    """The workspace's budgets (only those covering `workflow` when given: its own and the
+    workspace-wide ones), each with its current period's spending. The caller has checked that the
+    viewer is a member. A handful of queries however many budgets."""
+    budgets = Budget.objects.filter(workspace=workspace).select_related("workflow")
+    if workflow is not None:
+        budgets = budgets.filter(Q(workflow__isnull=True) | Q(workflow=workflow))
+    budgets = list(budgets.order_by("name"))
+    usages = enforcement.current_usages(budgets)
+    per_run = [budget.pk for budget in budgets if budget.period == Budget.Period.RUN]
+    run_counts = {
+        row["budget_id"]: row
+        for row in BudgetUsage.objects.filter(budget_id__in=per_run)
+        .values("budget_id")
+        .annotate(runs=Count("pk"), refused=Count("pk", filter=Q(refused__gt=0)))
+    }
+    shown = []
+    for budget in budgets:
+        if budget.pk not in usages:
+            counts = run_counts.get(budget.pk, {})
+            shown.append(Spending(budget, runs=counts.get("runs", 0), runs_refused=counts.get("refused", 0)))
+            continue
+        usage, reserved = usages[budget.pk]
+        spent_share = _share(usage.spent, budget.limit)
+        shown.append(
+            Spending(
+                budget,
+                spent=usage.spent,
+                reserved=reserved,
+                remaining=max(budget.limit - usage.spent - reserved, Decimal(0)),
+                refused=usage.refused,
+                period_key=usage.period_key,
+                period_end=usage.period_end,
+                threshold_reached=usage.threshold_reached_at is not None,
+                spent_share=spent_share,
+                reserved_share=min(_share(reserved, budget.limit), 100 - spent_share),
+            )
+        )
+    return shown

@@ -1,8 +1,10 @@
 """The notification events the workflows app raises, in the shape notifications.services.events
 documents: run events (`run.failed`, `run.succeeded`, `run.cancelled`, `run.timed_out`, `run.waiting`),
 made from the engine's envelopes in a task on the `notifications` queue and matched there at once;
-and `schedule.missed`, `webhook.rejected` and `credential.expiring`, handed to `events_submit` (one
-broker message once the caller's transaction commits, at once outside one).
+`budget.threshold` and `budget.exceeded`, handed on by the engine's budgets (workflows.events.
+publish_budget_events) and made here in a task on the same queue; and `schedule.missed`,
+`webhook.rejected` and `credential.expiring`, handed to `events_submit` (one broker message once the
+caller's transaction commits, at once outside one).
 
 Links are paths on this site (`/dashboard/…`); a delivery to an outside channel makes them addresses
 on DWC_PUBLIC_URL.
@@ -10,6 +12,7 @@ on DWC_PUBLIC_URL.
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.urls import reverse
@@ -19,7 +22,7 @@ from accounts.models import Workspace
 from core.throttling import throttle_cache
 from notifications.services.events import events_submit
 from notifications.services.matching import events_match
-from workflows.models import Credential, Run, Schedule, WebhookTrigger, Workflow
+from workflows.models import Budget, Credential, Run, Schedule, WebhookTrigger, Workflow
 from workflows.services.analytics_feed import run_events_count
 
 # A flood of refused deliveries raises one `webhook.rejected` per webhook and reason in this many
@@ -114,6 +117,69 @@ def run_events_hand_on(envelopes: list[dict]) -> None:
     if notable:
         events_match([run_event(envelope, by_id[envelope["run"]]) for envelope in notable])
     run_events_count(envelopes, by_id)
+
+
+# What the engine's budgets hand on, per event type: a period crossed its threshold, or refused a step
+# for the first time (the engine sends each once per budget and period).
+BUDGET_EVENT_TYPES = ("budget.threshold", "budget.exceeded")
+
+
+def budgets_link(workspace_id) -> str:
+    return f"{reverse('dashboard:budgets')}?workspace={workspace_id}"
+
+
+def budget_event(raised: dict, budget: Budget) -> dict:
+    """The notification event of one budget event the engine raised: `raised` carries its type, the
+    budget's period (`period_key`), the run whose step raised it and the figures at that moment
+    (`spent`, `reserved`, and for `budget.exceeded` the refused call's `estimate`). `budget.workflow`
+    and its tags are loaded. The budget is the subject: a rule's throttle counts by it, which keeps a
+    run budget (a period per run) from notifying for every run that reaches it."""
+    limit, spent = budget.limit, Decimal(raised["spent"])
+    reserved = Decimal(raised.get("reserved") or 0)
+    data = {
+        "budget": str(budget.pk),
+        "name": budget.name,
+        "metric": budget.metric,
+        "period": budget.period,
+        "period_key": raised["period_key"],
+        "limit": str(limit),
+        "threshold": str(budget.threshold),
+        "spent": str(spent),
+        "reserved": str(reserved),
+        "remaining": str(max(limit - spent - reserved, Decimal(0))),
+        # Of the limit, in whole percent, as people say it (a zero limit is all spent).
+        "percent": int(spent * 100 / limit) if limit else 100,
+        "run": raised["run"],
+    }
+    if raised["type"] == "budget.exceeded":
+        data["estimate"] = raised["estimate"]
+    return {
+        **_event(
+            raised["type"],
+            id_=f"budget:{budget.pk}:{raised['period_key']}:{raised['type'].removeprefix('budget.')}",
+            workspace=budget.workspace,
+            subject=str(budget.pk),
+            link=budgets_link(budget.workspace_id),
+            data=data,
+            workflow=_workflow(budget.workflow) if budget.workflow else None,
+        ),
+        "ts": raised["ts"],
+    }
+
+
+def budget_events_hand_on(raised: list[dict]) -> None:
+    """The budget events the engine raised, after their transaction committed (the task
+    workflows.events.publish_budget_events sends to the `notifications` queue), matched against the
+    notification rules. A budget deleted since is skipped: there is nothing left to link to."""
+    budgets = Budget.objects.select_related("workspace", "workflow").prefetch_related("workflow__tag_set")
+    by_id = {str(pk): budget for pk, budget in budgets.in_bulk({item["budget"] for item in raised}).items()}
+    events = [
+        budget_event(item, by_id[item["budget"]])
+        for item in raised
+        if item["type"] in BUDGET_EVENT_TYPES and item["budget"] in by_id
+    ]
+    if events:
+        events_match(events)
 
 
 def schedule_missed_submit(*, schedule: Schedule, slots: list[datetime]) -> None:

@@ -58,6 +58,7 @@ def pages(workflow, run) -> list[str]:
     return [
         f"/dashboard/{workspace}",
         f"/dashboard/runs/{workspace}",
+        f"/dashboard/budgets/{workspace}",
         f"/dashboard/workflows/{workflow.pk}/",
         f"/dashboard/runs/{run.pk}/",
         f"/dashboard/documents/{run.documents.get().pk}/diff/",

@@ -2,6 +2,7 @@
 counts the calls, and budgets of tokens and cost per workspace, workflow and run."""
 
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from django.db import connection
 
 from accounts.access import personal_workspace
 from analytics.models import Event
+from notifications.models import Match, Notification, Rule
 from tests.processes import wait_until
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start
@@ -175,3 +177,57 @@ def test_threads_racing_for_the_last_of_a_budget_reserve_only_what_fits(user_api
 
     assert sorted(outcomes) == ["refused"] * 15 + ["reserved"] * 5
     assert BudgetReservation.objects.filter(usage__budget=limited).count() == 5
+
+
+def rule_on(workspace: str, *events: str) -> Rule:
+    """A rule that puts the events into the inboxes of the workspace's owners."""
+    return Rule.objects.create(
+        workspace_id=workspace, name=" ".join(events), events=list(events), roles=["owner"], member_kinds=["in_app"]
+    )
+
+
+def test_crossing_the_threshold_notifies_through_a_rule_once_per_period(engine_worker, user_api, user, workspace, llm):
+    limited = budget(workspace, limit=3 * ESTIMATE, threshold="0.5")
+    rule = rule_on(workspace, "budget.threshold")
+    workflow = one_document(user_api)
+
+    for _ in range(3):  # the second call crosses half; the third is in the same period
+        assert wait_for_run(start(user_api, workflow["id"])["id"], timeout=30).status == "succeeded"
+
+    inbox = Notification.objects.filter(user=user)
+    wait_until(inbox.exists, timeout=15, message="the budget.threshold notification")
+    notification = inbox.get()
+    assert notification.title == f"Budget {limited.name} reached 66 %"
+    assert "210.000000 of 315.000000 tokens spent (day " in notification.body
+    assert notification.level == "warning"
+    assert notification.link == f"/dashboard/budgets/?workspace={workspace}"
+    match = Match.objects.get(rule=rule)
+    assert match.subject == str(limited.pk)
+    data = match.event["data"]
+    assert (data["name"], data["metric"], data["period"]) == (limited.name, "tokens", "day")
+    assert data["limit"] == "315.000000"
+    assert (data["spent"], data["percent"], data["remaining"]) == ("210.000000", 66, "105.000000")
+    assert match.event["workflow"] is None  # a workspace budget: rules limited to a workflow do not take it
+
+
+def test_a_spent_budget_notifies_once_however_many_steps_it_refuses(engine_worker, user_api, user, workspace, llm):
+    limited = budget(workspace, limit=ESTIMATE, period="month")
+    rule = rule_on(workspace, "budget.exceeded")
+    workflow = one_document(user_api)
+    assert wait_for_run(start(user_api, workflow["id"])["id"], timeout=30).status == "succeeded"
+
+    ids = [start(user_api, workflow["id"])["id"] for _ in range(8)]
+    assert {wait_for_run(run_id, timeout=60).status for run_id in ids} == {"failed"}
+
+    assert BudgetUsage.objects.get(budget=limited).refused == 8
+    inbox = Notification.objects.filter(user=user)
+    wait_until(inbox.exists, timeout=15, message="the budget.exceeded notification")
+    notification = inbox.get()
+    assert notification.title == f"Budget {limited.name} is spent: steps are refused"
+    assert notification.level == "error"
+    data = Match.objects.get(rule=rule).event["data"]
+    assert (data["spent"], data["estimate"], data["remaining"]) == ("105.000000", "105.000000", "0.000000")
+    assert data["run"] in ids
+    time.sleep(1)  # a second message, had one been sent with a later refusal, would have arrived by now
+    assert Match.objects.filter(rule=rule).count() == 1
+    assert inbox.count() == 1
