@@ -2,4 +2,14 @@
 through the node registry and the graph rules; actions and versions go through the services, as API
 edits do. Importing the modules registers their admins."""
 
-from workflows.admin import budgets, credentials, documents, events, runs, schedules, webhooks, workflows  # noqa: F401
+from workflows.admin import (  # noqa: F401
+    budgets,
+    credentials,
+    documents,
+    engine,
+    events,
+    runs,
+    schedules,
+    webhooks,
+    workflows,
+)

@@ -1,6 +1,8 @@
-"""Runs are read-only history: operators act on them only through the run services (cancel, retry)."""
+"""Runs are read-only history: operators act on them only through the run services (cancel, retry,
+pause, resume)."""
 
 import json
+from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -12,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from core.problems import Conflict
 from workflows.admin.read_only import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from workflows.models import Run, RunEvent, StepRun
+from workflows.services.run_control import run_pause, run_resume
 from workflows.services.runs import run_cancel, run_retry
 
 RECENT_EVENTS = 20
@@ -66,7 +69,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["^id", "workflow__name"]
     # Counting a large run table on every page costs more than the exact total is worth.
     show_full_result_count = False
-    actions = ["cancel", "retry"]
+    actions = ["cancel", "retry", "pause", "pause_now", "resume"]
     inlines = [StepRunInline]
     fieldsets = [
         (None, {"fields": ["id", "workflow", "version_number", "status", "trigger", "created_by", "parent_run"]}),
@@ -104,6 +107,18 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Retry selected runs (failed or cancelled ones)", permissions=["operate"])
     def retry(self, request, queryset):
         self._each(request, queryset, run_retry, "Re-queued")
+
+    @admin.action(description="Pause selected runs (running steps finish)", permissions=["operate"])
+    def pause(self, request, queryset):
+        self._each(request, queryset, run_pause, "Paused")
+
+    @admin.action(description="Pause selected runs now (steps safe to rerun are stopped)", permissions=["operate"])
+    def pause_now(self, request, queryset):
+        self._each(request, queryset, partial(run_pause, stop=True), "Paused")
+
+    @admin.action(description="Resume selected runs", permissions=["operate"])
+    def resume(self, request, queryset):
+        self._each(request, queryset, run_resume, "Resumed")
 
     @admin.display(description="Run", ordering="id")
     def short_id(self, run: Run) -> str:

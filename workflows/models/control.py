@@ -49,6 +49,8 @@ class EngineDrain(models.Model):
     reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = "engine"
+        verbose_name_plural = "engine"
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="engine_drain_single_row")]
 
     def __str__(self) -> str:
