@@ -1,12 +1,13 @@
 // /dashboard/runs/<id>/: one run, live. The REST API gives the run, its steps and its version's graph;
 // the run's websocket then replays its event log from the start (which rebuilds text generated so far)
 // and follows it: node colours, timings, outputs and errors change as events arrive, and step.delta
-// text appears chunk by chunk. Cancel, Retry and Approve/Reject appear when they apply (editors only).
+// text appears chunk by chunk. Cancel, Retry, Pause/Resume and Approve/Reject appear when they apply
+// (editors only).
 
 import { drawGraph } from "./graph.js";
 import { LiveConnection } from "./live.js";
 import { api, canWrite, duration, h, me, setBadge, setUpSwitcher, showError, timeElement } from "./page.js";
-import { RUN_STATUS_AFTER } from "./runs-table.js";
+import { runStatusAfter } from "./runs-table.js";
 
 const page = document.getElementById("run-page");
 const runId = page.dataset.run;
@@ -41,7 +42,7 @@ function isTruncated(value) {
 
 function applyRunEvent(event) {
   const run = state.run;
-  const status = RUN_STATUS_AFTER[event.type];
+  const status = runStatusAfter(event);
   if (!status) return;
   run.status = status;
   if (event.type === "run.started") run.started_at ??= event.ts;
@@ -196,6 +197,13 @@ function renderRun() {
   const retry = document.getElementById("retry-button");
   if (cancel) cancel.hidden = !state.writable || FINISHED.has(run.status);
   if (retry) retry.hidden = !state.writable || !["failed", "cancelled"].includes(run.status);
+  const pausable = state.writable && !FINISHED.has(run.status) && run.status !== "paused";
+  for (const id of ["pause-button", "pause-now-button"]) {
+    const button = document.getElementById(id);
+    if (button) button.hidden = !pausable;
+  }
+  const resume = document.getElementById("resume-button");
+  if (resume) resume.hidden = !state.writable || run.status !== "paused";
   for (const key of state.order) dirty.add(key); // the approval form depends on the run too
 }
 
@@ -311,6 +319,9 @@ function setUpActions() {
   for (const [id, action] of [
     ["cancel-button", "cancel"],
     ["retry-button", "retry"],
+    ["pause-button", "pause"],
+    ["pause-now-button", "pause?now=true"],
+    ["resume-button", "resume"],
   ]) {
     const button = document.getElementById(id);
     const request = () => api(`runs/${runId}/${action}`, { method: "POST" });

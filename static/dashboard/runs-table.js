@@ -4,15 +4,22 @@
 import { badge, dashboardUrls, duration, h, setBadge, shortId, timeElement } from "./page.js";
 
 // What a run's status is after each run event (a retried or regenerating run starts over as pending).
-export const RUN_STATUS_AFTER = {
+const RUN_STATUS_AFTER = {
   "run.started": "running",
   "run.waiting": "waiting",
+  "run.paused": "paused",
   "run.succeeded": "succeeded",
   "run.failed": "failed",
   "run.cancelled": "cancelled",
   "run.retried": "pending",
   "run.regenerating": "pending",
 };
+
+/** The run's status after `event`, or undefined for an event that does not change it. A resumed run
+ * is running again, or waits for a concurrency slot (queued): its event says which. */
+export function runStatusAfter(event) {
+  return event.type === "run.resumed" ? event.data.status : RUN_STATUS_AFTER[event.type];
+}
 
 export class RunsTable {
   /** workflowName(id): the name for the Workflow column; without it the table has none. */
@@ -43,7 +50,7 @@ export class RunsTable {
       this.showEmpty();
       return;
     }
-    const status = RUN_STATUS_AFTER[event.type];
+    const status = runStatusAfter(event);
     const row = this.rows.get(event.run);
     if (!status || !row) return;
     setBadge(row.status, status);

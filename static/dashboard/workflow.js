@@ -15,8 +15,47 @@ async function loadRuns() {
   runs.replace((await api(`runs?workflow=${workflowId}`)).results);
 }
 
+// The workflow's runs paused (running ones paused, new ones held queued): a note, and for editors the
+// button that pauses or resumes them.
+function showRunsPause(pause, writable) {
+  const note = document.getElementById("runs-paused");
+  note.hidden = !pause.paused;
+  if (pause.paused) {
+    const since = new Date(pause.paused_at).toLocaleString();
+    note.textContent = `Runs paused since ${since}${pause.paused_by ? ` by ${pause.paused_by}` : ""}: new runs wait, queued.`;
+  }
+  const pauseButton = document.getElementById("runs-pause-button");
+  const resumeButton = document.getElementById("runs-resume-button");
+  if (pauseButton) pauseButton.hidden = !writable || pause.paused;
+  if (resumeButton) resumeButton.hidden = !writable || !pause.paused;
+}
+
+async function setUpRunsPause(writable) {
+  const path = `workflows/${workflowId}/runs-pause`;
+  showRunsPause(await api(path), writable);
+  for (const [id, method] of [
+    ["runs-pause-button", "POST"],
+    ["runs-resume-button", "DELETE"],
+  ]) {
+    const button = document.getElementById(id);
+    button?.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        showRunsPause(await api(path, { method }), writable);
+        loadError.hidden = true;
+        await loadRuns();
+      } catch (error) {
+        showError(loadError, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+}
+
 async function load() {
   const workflow = await api(`workflows/${workflowId}`);
+  await setUpRunsPause(await canWrite(workflow.workspace));
   drawGraph(document.getElementById("graph"), workflow, { label: `Graph of ${workflow.name}` });
   const button = document.getElementById("run-button");
   if (button && canStartRuns && (await canWrite(workflow.workspace))) {

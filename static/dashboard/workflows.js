@@ -4,7 +4,7 @@
 import { LiveConnection } from "./live.js";
 import { api, apiList, badge, canWrite, dashboardUrls, h, setUpSwitcher, showError, timeElement } from "./page.js";
 import { canStartRuns, runButton } from "./run-dialog.js";
-import { RUN_STATUS_AFTER } from "./runs-table.js";
+import { runStatusAfter } from "./runs-table.js";
 
 const PARALLEL_REQUESTS = 4;
 const workspace = document.body.dataset.workspace;
@@ -87,7 +87,7 @@ function apply(event) {
     lastRuns.set(event.workflow, { id: event.run, status: "pending", created_at: event.ts });
   } else {
     const last = lastRuns.get(event.workflow);
-    const status = RUN_STATUS_AFTER[event.type];
+    const status = runStatusAfter(event);
     if (!status || last?.id !== event.run) return;
     last.status = status;
   }

@@ -63,7 +63,7 @@ def resume(tx: Transition, run: Run, *, by: str) -> list[Dispatch]:
         # Not started yet, or its slot was taken meanwhile: it waits for one as a new run does.
         run.status = Run.Status.QUEUED if run.started_at else Run.Status.PENDING
     tx.save(run, "status", "pause_scope")
-    tx.emit(run, "run.resumed", data={"scope": scope, "by": by})
+    tx.emit(run, "run.resumed", data={"scope": scope, "by": by, "status": run.status})
     dispatches = state.advance(tx, run)
     if run.status not in OPEN_RUN:
         return dispatches
