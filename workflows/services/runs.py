@@ -242,8 +242,14 @@ def _waiting_approval(tx, run: Run, node_key: str, actor: User) -> StepRun:
 
 
 def _under_review(run: Run, node_key: str) -> list[str]:
-    """The document steps the approval `node_key` reviews, as the run's version names them."""
-    return list(snapshot.node(run, node_key)["config"].get("documents") or [])
+    """The document steps the approval `node_key` reviews, as the run's version names them.
+
+    Saving through the API checks the names (workflows.specs); the admin's graph forms do not, so a
+    name that is not an upstream document node is left out here rather than reopened."""
+    named = snapshot.node(run, node_key)["config"].get("documents") or []
+    upstream = set(snapshot.ancestors_in_order(run, node_key))
+    nodes = snapshot.nodes_by_key(run)
+    return [key for key in named if key in upstream and nodes[key]["type"] == "document"]
 
 
 def _edits_check(tx, run: Run, node_key: str, edits: dict[str, str]) -> dict[str, str]:

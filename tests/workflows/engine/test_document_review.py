@@ -12,7 +12,7 @@ from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
 from tests.workflows.llm_servers import openai_server
-from workflows.models import Document, RunEvent
+from workflows.models import Document, RunEvent, WorkflowVersion
 from workflows.services.credentials import credential_save
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,3 +251,26 @@ def test_an_approval_may_review_only_document_nodes_before_it(user_api, document
     assert reply.status_code == 400
     [error] = reply.json()["errors"]["nodes.review.config.documents"]
     assert message in error
+
+
+def test_names_the_save_checks_missed_are_not_reviewed(engine_worker, llm, user_api):
+    """The admin's graph forms do not check `documents`: a name that is no upstream document node
+    is neither edited nor sent back."""
+    workflow = reviewed_chain(user_api)
+    version = WorkflowVersion.objects.get(workflow_id=workflow["id"])
+    review = next(node for node in version.snapshot["nodes"] if node["key"] == "review")
+    review["config"]["documents"] = ["ghost", "outline", "chapter"]
+    version.save(update_fields=["snapshot"])
+    run_id = start(user_api, workflow["id"], {"topic": "boats"})["id"]
+    wait_for_run(run_id, statuses={"waiting"})
+    url = f"/api/v3/runs/{run_id}/steps/review"
+
+    for key in ("ghost", "chapter"):
+        reply = user_api.post(f"{url}/approve", {"approved": True, "edits": {key: "Mine"}}, format="json")
+        assert reply.status_code == 400 and "edits" in reply.json()["errors"]
+    assert user_api.post(f"{url}/request-changes", {"comment": COMMENT}, format="json").status_code == 202
+    event = RunEvent.objects.get(run_id=run_id, type="run.changes_requested")
+    assert (event.data["steps"], event.data["documents"]) == (["outline", "review"], ["outline"])
+    wait_for_run(run_id, statuses={"waiting"})
+    assert user_api.post(f"{url}/approve", {"approved": True}, format="json").status_code == 200
+    assert wait_for_run(run_id).status == "succeeded"
