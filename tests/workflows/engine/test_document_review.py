@@ -5,9 +5,11 @@ import pytest
 
 from accounts.access import personal_workspace
 from accounts.models import Membership
+from analytics.models import Event
 from audit.models import AuditEvent
 from tests.conftest import client_for
 from tests.factories import MembershipFactory
+from tests.processes import wait_until
 from tests.workflows.engine.conftest import wait_for_run
 from tests.workflows.engine.test_runs import start, steps_of
 from tests.workflows.helpers import create
@@ -122,6 +124,10 @@ def test_approving_with_edits_makes_a_new_version_that_the_next_steps_read(engin
     assert RunEvent.objects.filter(run_id=run_id, type="document.created", step="outline", data__version=2).exists()
     audit = AuditEvent.objects.filter(action="run.approved").latest("id")
     assert audit.changes["edits"][1] == {"outline": {"document_id": str(edited.pk), "version": 2}}
+    # Analytics count generations: the edit is none.
+    wait_until(lambda: Event.objects.filter(type="run.finished", subject=run_id).exists(), timeout=20)
+    generated = Event.objects.filter(type="document.generated", workflow_id=run.workflow_id)
+    assert sorted(event.data["node_key"] for event in generated) == ["chapter", "outline"]
 
 
 def test_approving_as_is_keeps_the_generated_document(engine_worker, llm, user_api):
