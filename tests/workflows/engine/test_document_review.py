@@ -124,6 +124,11 @@ def test_approving_with_edits_makes_a_new_version_that_the_next_steps_read(engin
     assert RunEvent.objects.filter(run_id=run_id, type="document.created", step="outline", data__version=2).exists()
     audit = AuditEvent.objects.filter(action="run.approved").latest("id")
     assert audit.changes["edits"][1] == {"outline": {"document_id": str(edited.pk), "version": 2}}
+    # Stored versions never change: an edit is always a new one.
+    for method in (user_api.patch, user_api.put):
+        assert method(f"/api/v3/documents/{generated.pk}", {"content": "x"}, format="json").status_code == 405
+    generated.refresh_from_db()
+    assert generated.content == "Outline v1"
     # Analytics count generations: the edit is none.
     wait_until(lambda: Event.objects.filter(type="run.finished", subject=run_id).exists(), timeout=20)
     generated = Event.objects.filter(type="document.generated", workflow_id=run.workflow_id)
