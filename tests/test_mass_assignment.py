@@ -62,6 +62,7 @@ class Scene:
     world: dict
     foreign: Workspace
     waiting_run: Run
+    review_run: Run
     cancelled_run: Run
     finished_run: Run
     deleted_workflow_id: uuid.UUID
@@ -237,6 +238,9 @@ RECIPES: dict[tuple[str, str], Callable[[Scene], Recipe]] = {
     ("post", "/api/v3/runs/{id}/retry"): lambda s: Recipe(f"/api/v3/runs/{s.cancelled_run.pk}/retry", {}, owner(s)),
     ("post", "/api/v3/runs/{id}/steps/{node_key}/approve"): lambda s: Recipe(
         f"/api/v3/runs/{s.waiting_run.pk}/steps/ok/approve", {"approved": True, "comment": "fine"}, owner(s)
+    ),
+    ("post", "/api/v3/runs/{id}/steps/{node_key}/request-changes"): lambda s: Recipe(
+        f"/api/v3/runs/{s.review_run.pk}/steps/review/request-changes", {"comment": "Shorter"}, owner(s)
     ),
     ("post", "/api/v3/runs/{id}/steps/{node_key}/regenerate"): lambda s: Recipe(
         f"/api/v3/runs/{s.finished_run.pk}/steps/doc/regenerate", {"prompt": "Again"}, owner(s)
@@ -424,6 +428,24 @@ def scene(world) -> Scene:
     step = finished.steps.get(node_key="doc")
     execute.execute_step(step.pk, step.attempt)
     finished.refresh_from_db()
+    # A run whose approval reviews its document, waiting (changes may be asked for).
+    reviewed = workflow_create(
+        actor=owner_user,
+        workspace=workspace,
+        data={
+            "name": "Reviewed",
+            "status": "active",
+            "nodes": [
+                {"key": "doc", "type": "document", "prompt": "Hi"},
+                {"key": "review", "type": "approval", "config": {"documents": ["doc"]}},
+            ],
+        },
+    )
+    review_run, _ = run_trigger(workflow=reviewed, input={}, trigger="api", actor=owner_user)
+    for key in ("doc", "review"):
+        step = review_run.steps.get(node_key=key)
+        execute.execute_step(step.pk, step.attempt)
+    assert review_run.steps.get(node_key="review").status == StepRun.Status.WAITING
     assert waiting.steps.get(node_key="ok").status == StepRun.Status.WAITING
     assert finished.status == Run.Status.SUCCEEDED
     gone = workflow_create(actor=owner_user, workspace=workspace, data={"name": "Gone", "nodes": []})
@@ -435,6 +457,7 @@ def scene(world) -> Scene:
         foreign=foreign,
         foreign_workflow=workflow_create(actor=world["outsider"], workspace=foreign, data={"name": "B's", "nodes": []}),
         waiting_run=waiting,
+        review_run=review_run,
         cancelled_run=cancelled,
         finished_run=finished,
         deleted_workflow_id=gone.pk,

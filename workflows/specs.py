@@ -118,6 +118,9 @@ WHEN_NOT_AFTER_CONDITION = "'when' only follows a condition node; {node!r} is a 
 WHEN_NOT_A_BRANCH = "{node!r} has the branches {branches}; {when!r} is not one of them."
 CYCLE = "The dependencies form a cycle: {path}."
 TOO_MANY_NODES = "The workflow has {count} nodes; its settings allow at most {limit} (settings.max_nodes)."
+REVIEW_NOT_A_NODE = "Names {node!r}, which is not a node of this workflow."
+REVIEW_NOT_A_DOCUMENT = "Names {node!r}, a {type} node; only document nodes are reviewed."
+REVIEW_NOT_UPSTREAM = "Names {node!r}, which does not come before this approval (it must be one of its ancestors)."
 
 
 def _schema_errors(schema: dict, value: Any, prefix: str) -> Errors:
@@ -294,8 +297,38 @@ def definition_check(specs: list[dict], *, max_nodes: int) -> None:
     cycle = find_cycle(list(by_key), edges)
     if cycle:
         errors.setdefault(f"nodes.{cycle[0]}.depends_on", []).append(CYCLE.format(path=" → ".join(cycle)))
+    else:
+        errors.update(_review_errors(by_key, edges))
     if errors:
         raise ValidationError(errors)
+
+
+def _review_errors(by_key: dict[str, dict], edges: list[tuple[str, str]]) -> Errors:
+    """An approval's `documents` name document nodes upstream of it: what a reviewer can edit before
+    the run goes on, or send back."""
+    parents: dict[str, set[str]] = {}
+    for source, target in edges:
+        parents.setdefault(target, set()).add(source)
+    errors: Errors = {}
+    for spec in by_key.values():
+        named = spec["config"].get("documents") if spec["type"] == "approval" else None
+        if not named:
+            continue
+        ancestors, stack = set(), [spec["key"]]
+        while stack:
+            for parent in parents.get(stack.pop(), ()):
+                if parent not in ancestors:
+                    ancestors.add(parent)
+                    stack.append(parent)
+        where = f"nodes.{spec['key']}.config.documents"
+        for key in named:
+            if key not in by_key:
+                errors.setdefault(where, []).append(REVIEW_NOT_A_NODE.format(node=key))
+            elif by_key[key]["type"] != "document":
+                errors.setdefault(where, []).append(REVIEW_NOT_A_DOCUMENT.format(node=key, type=by_key[key]["type"]))
+            elif key not in ancestors:
+                errors.setdefault(where, []).append(REVIEW_NOT_UPSTREAM.format(node=key))
+    return errors
 
 
 class Reference(NamedTuple):

@@ -2,7 +2,8 @@
 // the run's websocket then replays its event log from the start (which rebuilds text generated so far)
 // and follows it: node colours, timings, outputs and errors change as events arrive, and step.delta
 // text appears chunk by chunk. Cancel, Retry, Pause/Resume and Approve/Reject appear when they apply
-// (editors only).
+// (editors only); an approval that reviews documents shows them, editable, with Request changes beside
+// Approve.
 
 import { drawGraph } from "./graph.js";
 import { LiveConnection } from "./live.js";
@@ -42,6 +43,14 @@ function isTruncated(value) {
 
 function applyRunEvent(event) {
   const run = state.run;
+  if (event.type === "run.changes_requested") {
+    // The documents under review and what lies between them and the approval run again; the run goes on.
+    for (const key of event.data.steps ?? []) {
+      const step = state.steps.get(key);
+      if (step) reopenStep(step);
+    }
+    return;
+  }
   const status = runStatusAfter(event);
   if (!status) return;
   run.status = status;
@@ -63,7 +72,8 @@ function applyRunEvent(event) {
 }
 
 function reopenStep(step) {
-  Object.assign(step, { status: "pending", output: null, error: null, finished_at: null, message: "", text: "" });
+  const cleared = { status: "pending", output: null, error: null, finished_at: null, message: "", text: "", state: {} };
+  Object.assign(step, cleared);
   dirty.add(step.key);
 }
 
@@ -89,7 +99,10 @@ function applyStepEvent(event) {
       step.error = data.error;
       step.message = `Attempt ${data.attempt} failed; trying again in ${duration(data.retry_in_seconds)}.`;
     }
-    if (event.type === "step.waiting") step.message = waitingMessage(data);
+    if (event.type === "step.waiting") {
+      step.message = waitingMessage(data);
+      if (step.type === "approval") refreshLater(); // its state names the documents under review
+    }
     if (FINISHED.has(step.status) || step.status === "skipped") finishStep(step, event);
   }
   dirty.add(step.key);
@@ -258,7 +271,9 @@ function renderStep(key) {
   const stream = view.querySelector("[data-panel=text]");
   showPanel(stream, step.text);
   if (step.streaming && !stream.dataset.opened) stream.open = stream.dataset.opened = true;
-  const documentInfo = step.document ? `${step.document.title} (version ${step.document.version})` : null;
+  const written = step.document;
+  const editedBy = written?.edited_by ? `, edited by ${written.edited_by}` : "";
+  const documentInfo = written ? `${written.title} (version ${written.version}${editedBy})` : null;
   showPanel(view.querySelector("[data-panel=document]"), documentInfo);
   showDiffLink(view.querySelector("[data-panel=document]"), step.document);
   showPanel(view.querySelector("[data-panel=input]"), step.input);
@@ -279,23 +294,56 @@ function renderApproval(step, slot) {
   const template = document.getElementById("approval-template");
   if (!template || !awaitsDecisionFromMe(step)) {
     slot.replaceChildren();
+    delete slot.dataset.review;
     return;
   }
-  if (slot.firstElementChild) return;
+  // Built once per set of documents under review: a refresh must not wipe what the reviewer typed.
+  const review = step.state?.review ?? [];
+  const signature = review.map((entry) => entry.document_id).join(",");
+  if (slot.firstElementChild && slot.dataset.review === signature) return;
+  slot.dataset.review = signature;
   const form = template.content.firstElementChild.cloneNode(true);
   const error = h("p", { class: "errors", role: "alert", hidden: true });
   form.setAttribute("aria-label", `Decide ${step.key}`);
+  const editors = review.map((entry) => reviewEditor(entry, error));
+  form.querySelector(".review").append(...editors.map((editor) => editor.label));
+  form.querySelector(".review").hidden = review.length === 0;
+  form.querySelector("button[value=changes]").hidden = review.length === 0;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const approved = event.submitter?.value === "approve";
-    await act(form.querySelectorAll("button"), error, () =>
-      api(`runs/${runId}/steps/${step.key}/approve`, {
-        method: "POST",
-        body: { approved, comment: form.elements.comment.value },
-      }),
-    );
+    const choice = event.submitter?.value;
+    const comment = form.elements.comment.value;
+    const base = `runs/${runId}/steps/${step.key}`;
+    let request;
+    if (choice === "changes") {
+      request = () => api(`${base}/request-changes`, { method: "POST", body: { comment } });
+    } else {
+      const body = { approved: choice === "approve", comment };
+      const edits = Object.fromEntries(
+        editors.filter((editor) => editor.changed()).map((editor) => [editor.key, editor.textarea.value]),
+      );
+      if (body.approved && Object.keys(edits).length) body.edits = edits;
+      request = () => api(`${base}/approve`, { method: "POST", body });
+    }
+    await act(form.querySelectorAll("button"), error, request);
   });
   slot.replaceChildren(form, error);
+}
+
+// One document under review: its text, loaded from the API, in a textarea the reviewer may change.
+function reviewEditor(entry, error) {
+  const textarea = h("textarea", { name: `edit-${entry.node_key}`, rows: 10, disabled: true });
+  textarea.value = "Loading…";
+  const label = h("label", {}, `${entry.title} (${entry.node_key}, version ${entry.version})`, textarea);
+  let original = null;
+  api(`documents/${entry.document_id}`)
+    .then((written) => {
+      original = written.content;
+      textarea.value = original;
+      textarea.disabled = false;
+    })
+    .catch((failure) => showError(error, failure));
+  return { key: entry.node_key, textarea, label, changed: () => original !== null && textarea.value !== original };
 }
 
 async function act(buttons, errorElement, request) {

@@ -230,6 +230,24 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(serializers.StepRunSerializer(step).data)
 
+    @extend_schema(
+        request=serializers.RequestChangesSerializer,
+        responses={202: serializers.RunSerializer},
+        description="Send the documents a waiting approval reviews back: they are written again with the comment "
+        "added to their prompts, the steps between them and the approval run again, and the approval waits anew.",
+    )
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/request-changes")
+    def request_changes(self, request, pk=None, node_key=None):
+        run = selectors.run_get(request.user, pk, minimum=Role.EDITOR)  # who, before what
+        data = serializers.RequestChangesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not run.steps.filter(node_key=node_key).exists():
+            raise Http404(f"The run has no step {node_key!r}.")
+        run = services.step_request_changes(
+            run=run, node_key=node_key, actor=request.user, **data.validated_data, request=request
+        )
+        return Response(serializers.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(request=serializers.RegenerateSerializer, responses={202: serializers.RunSerializer})
     @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/regenerate")
     def regenerate(self, request, pk=None, node_key=None):

@@ -211,6 +211,18 @@ class LegacyTriggerSerializer(serializers.Serializer):
 class ApprovalSerializer(serializers.Serializer):
     approved = serializers.BooleanField()
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    edits = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=1_000_000, trim_whitespace=False),
+        required=False,
+        help_text="With approved: true, new content for documents under review (the approval's `documents`), "
+        "by node key; each becomes a new version written by you, and the steps after the approval read it.",
+    )
+
+
+class RequestChangesSerializer(serializers.Serializer):
+    comment = serializers.CharField(
+        max_length=2000, help_text="What to change: added to the prompts of the documents under review."
+    )
 
 
 class RegenerateSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from django.utils import timezone
 
 from analytics.services.recording import events_record, events_record_after_commit, rollups_catch_up
+from workflows.engine.operations import HUMAN
 from workflows.models import Document, Run, Schedule, StepRun, WebhookTrigger, Workflow
 
 FINISHED_TYPES = ("run.succeeded", "run.failed", "run.cancelled")
@@ -99,7 +100,9 @@ def _events(envelopes: list[dict], runs: dict[str, Run]) -> Iterator[dict]:
             host=_host_of(step),
             **spent,
         )
-    for document in Document.objects.filter(run_id__in=finished_ids).only(*DOCUMENT_FIELDS):
+    # A reviewer's edit is a version, not a generation: it spent nothing and counts nowhere here.
+    generated = Document.objects.filter(run_id__in=finished_ids).exclude(provider=HUMAN)
+    for document in generated.only(*DOCUMENT_FIELDS):
         yield _event(
             "document.generated",
             runs[str(document.run_id)],

@@ -1,4 +1,5 @@
-"""Starting runs and acting on them: trigger, cancel, retry, approve.
+"""Starting runs and acting on them: trigger, cancel, retry, regenerate, approve (with edits), ask
+for changes.
 
 Each service checks permission once, in Python (accounts.access), then writes in one transition of
 the engine (workflows.engine.transition: the one transaction that changes run state) and records its
@@ -15,7 +16,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record, diff
 from core.problems import Conflict
-from workflows.engine import dispatch, launch, operations
+from workflows.engine import dispatch, launch, operations, snapshot
 from workflows.engine.expressions.checking import check_template
 from workflows.engine.expressions.errors import ExpressionSyntaxError
 from workflows.engine.transition import transition
@@ -32,6 +33,10 @@ NOT_AN_APPROVER = "Only the approvers named on this step may decide: {approvers}
 NOT_REGENERATABLE_RUN = "Only a finished run's documents can be regenerated; this run is {status}."
 NOT_A_DOCUMENT = "Step {key!r} is a {type} step; only document steps are regenerated."
 NOT_SUCCEEDED = "Step {key!r} did not succeed (it is {status}); retry the run instead."
+EDITS_NEED_APPROVAL = "Edits are kept only when approving; send them with approved: true."
+EDIT_NOT_UNDER_REVIEW = "{key!r} is not a document under review here; this approval reviews: {keys}."
+EDIT_NO_DOCUMENT = "{key!r} has no document to edit (the step is {status})."
+NOTHING_UNDER_REVIEW = "Step {key!r} reviews no documents (its config names no `documents`); approve or reject it."
 
 MANUAL_TRIGGERS = (Run.Trigger.MANUAL, Run.Trigger.API, Run.Trigger.RETRY, Run.Trigger.SUBWORKFLOW)
 
@@ -221,27 +226,78 @@ def step_regenerate(
     return run
 
 
+def _waiting_approval(tx, run: Run, node_key: str, actor: User) -> StepRun:
+    """The run's approval step `node_key`, waiting, if `actor` may decide it (the run locked)."""
+    step = tx.steps(run).get(node_key)
+    if step is None:
+        raise Http404(f"The run has no step {node_key!r}.")
+    if step.node_type != "approval":
+        raise Conflict(NOT_AN_APPROVAL.format(key=node_key, type=step.node_type))
+    if step.status != StepRun.Status.WAITING:
+        raise Conflict(NOT_WAITING.format(key=node_key, status=step.status))
+    approvers = [email.lower() for email in (step.input or {}).get("config", {}).get("approvers", [])]
+    if approvers and actor.email.lower() not in approvers:
+        raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
+    return step
+
+
+def _under_review(run: Run, node_key: str) -> list[str]:
+    """The document steps the approval `node_key` reviews, as the run's version names them.
+
+    Saving through the API checks the names (workflows.specs); the admin's graph forms do not, so a
+    name that is not an upstream document node is left out here rather than reopened."""
+    named = snapshot.node(run, node_key)["config"].get("documents") or []
+    upstream = set(snapshot.ancestors_in_order(run, node_key))
+    nodes = snapshot.nodes_by_key(run)
+    return [key for key in named if key in upstream and nodes[key]["type"] == "document"]
+
+
+def _edits_check(tx, run: Run, node_key: str, edits: dict[str, str]) -> dict[str, str]:
+    """The edits that change something; ValidationError (under `edits`) for a step not under review
+    or without a document. An edit equal to the document's content is no edit: it makes no version."""
+    reviewed = _under_review(run, node_key)
+    changed = {}
+    for key, content in edits.items():
+        if key not in reviewed:
+            keys = ", ".join(reviewed) or "none"
+            raise ValidationError({"edits": [EDIT_NOT_UNDER_REVIEW.format(key=key, keys=keys)]})
+        step = tx.steps(run)[key]
+        output = step.output if isinstance(step.output, dict) else {}
+        if step.status != StepRun.Status.SUCCEEDED or not output.get("document_id"):
+            raise ValidationError({"edits": [EDIT_NO_DOCUMENT.format(key=key, status=step.status)]})
+        if content != output.get("content"):
+            changed[key] = content
+    return changed
+
+
 def step_approve(
-    *, run: Run, node_key: str, actor: User, approved: bool, comment: str = "", request: AnyRequest | None = None
+    *,
+    run: Run,
+    node_key: str,
+    actor: User,
+    approved: bool,
+    comment: str = "",
+    edits: dict[str, str] | None = None,
+    request: AnyRequest | None = None,
 ) -> StepRun:
-    """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone."""
+    """Approve or reject a waiting approval step. Named approvers, when the node lists them, decide alone.
+
+    `edits` ({node key: content}) replace documents under review (the approval's `documents`) with
+    the actor's versions before approving; the steps after the approval read those. ValidationError
+    (`edits`) for edits with a rejection, of a step not under review, or of one without a document.
+    """
     ensure_role(actor, run.workspace, Role.EDITOR)
+    if edits and not approved:
+        raise ValidationError({"edits": [EDITS_NEED_APPROVAL]})
     with transition() as tx:
         run = tx.lock(run.pk)
-        step = tx.steps(run).get(node_key)
-        if step is None:
-            raise Http404(f"The run has no step {node_key!r}.")
-        if step.node_type != "approval":
-            raise Conflict(NOT_AN_APPROVAL.format(key=node_key, type=step.node_type))
-        if step.status != StepRun.Status.WAITING:
-            raise Conflict(NOT_WAITING.format(key=node_key, status=step.status))
-        approvers = [email.lower() for email in (step.input or {}).get("config", {}).get("approvers", [])]
-        if approvers and actor.email.lower() not in approvers:
-            raise PermissionDenied(NOT_AN_APPROVER.format(approvers=", ".join(approvers)))
+        step = _waiting_approval(tx, run, node_key, actor)
+        changed = _edits_check(tx, run, node_key, edits or {})
         before = run.status
-        dispatches = operations.decide(tx, run, step, approved=approved, by=actor.email, comment=comment)
+        dispatches = operations.decide(tx, run, step, approved=approved, by=actor.email, comment=comment, edits=changed)
         transaction.on_commit(lambda: dispatch.send(dispatches))
         tx.flush()
+        extra = {"edits": step.state["decision"]["edits"]} if changed else {}
         _run_audited(
             run,
             action="run.approved" if approved else "run.rejected",
@@ -250,7 +306,40 @@ def step_approve(
             request=request,
             step=node_key,
             comment=comment,
+            **extra,
         )
         approval_decided_count(run=run, node_key=node_key, approved=approved)
     step.refresh_from_db()
     return step
+
+
+def step_request_changes(
+    *, run: Run, node_key: str, actor: User, comment: str, request: AnyRequest | None = None
+) -> Run:
+    """Send the documents a waiting approval reviews back to be written again, with `comment` added to
+    their prompts; the steps between them and the approval run again, and the approval waits anew.
+
+    Who may: as for step_approve. Conflict when the approval reviews no documents.
+    """
+    ensure_role(actor, run.workspace, Role.EDITOR)
+    with transition() as tx:
+        run = tx.lock(run.pk)
+        step = _waiting_approval(tx, run, node_key, actor)
+        keys = _under_review(run, node_key)
+        if not keys:
+            raise Conflict(NOTHING_UNDER_REVIEW.format(key=node_key))
+        before = run.status
+        dispatches = operations.request_changes(tx, run, step, keys=keys, by=actor.email, comment=comment)
+        transaction.on_commit(lambda: dispatch.send(dispatches))
+        tx.flush()
+        _run_audited(
+            run,
+            action="run.changes_requested",
+            actor=actor,
+            before=before,
+            request=request,
+            step=node_key,
+            comment=comment,
+            documents=keys,
+        )
+    return run

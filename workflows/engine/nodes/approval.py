@@ -3,7 +3,10 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from workflows.engine.errors import PermanentError
-from workflows.engine.nodes.base import NodeResult, NodeType, Suspend
+from workflows.engine.nodes.base import NodeResult, NodeType, StepContext, Suspend
+
+# Where a waiting approval keeps the documents under review, as they were when it began to wait.
+REVIEW = "review"
 
 
 class ApprovalNode(NodeType):
@@ -11,6 +14,9 @@ class ApprovalNode(NodeType):
 
     `approvers` limits who may decide; without it, anyone allowed to approve runs of the workflow may.
     After `timeout` seconds the `on_timeout` decision is taken. The output is `{approved, by, comment}`.
+    `documents` names upstream document steps under review: while waiting, the step's state lists
+    them (`review`), and the reviewer may edit them before approving, or ask for changes (the
+    operations `decide` and `request_changes` in workflows.engine.operations).
     """
 
     name = "approval"
@@ -34,6 +40,14 @@ class ApprovalNode(NodeType):
                 "minimum": 60,
                 "maximum": 30 * 24 * 3600,
             },
+            "documents": {
+                "description": "Keys of upstream document nodes under review: the reviewer may edit them before "
+                "approving, or ask for changes (they run again with the comment).",
+                "type": "array",
+                "items": {"type": "string", "maxLength": 64},
+                "maxItems": 20,
+                "uniqueItems": True,
+            },
             "on_timeout": {
                 "description": "The decision taken when the timeout passes.",
                 "enum": ["reject", "approve"],
@@ -43,18 +57,16 @@ class ApprovalNode(NodeType):
     }
 
     @classmethod
-    def execute(cls, prepared: dict, context) -> NodeResult | Suspend:
+    def execute(cls, prepared: dict, context: StepContext) -> NodeResult | Suspend:
         """Ask, then wait. Decisions arrive through the approve service; this runs again only on timeout."""
         config = prepared["config"]
         if "requested_at" not in context.state:
             timeout = config.get("timeout")
             until = timezone.now() + timedelta(seconds=timeout) if timeout else None
-            return Suspend(
-                reason="approval",
-                until=until,
-                state={"requested_at": timezone.now().isoformat(), "timeout_at": until.isoformat() if until else None},
-                message=config.get("message", ""),
-            )
+            state = {"requested_at": timezone.now().isoformat(), "timeout_at": until.isoformat() if until else None}
+            if config.get("documents"):
+                state[REVIEW] = under_review(config["documents"], context.expressions["nodes"])
+            return Suspend(reason="approval", until=until, state=state, message=config.get("message", ""))
         timeout_at = context.state.get("timeout_at")
         if timeout_at and datetime.fromisoformat(timeout_at) <= timezone.now():
             if config.get("on_timeout", "reject") == "approve":
@@ -66,6 +78,26 @@ class ApprovalNode(NodeType):
             state=context.state,
             message=config.get("message", ""),
         )
+
+
+def under_review(keys: list[str], nodes: dict) -> list[dict]:
+    """The named steps' documents, as their outputs give them: {node_key, document_id, version, title}.
+
+    A step that did not succeed (skipped under an `all_done` rule) has no document to review and is
+    left out."""
+    review = []
+    for key in keys:
+        output = nodes.get(key, {}).get("output")
+        if isinstance(output, dict) and output.get("document_id"):
+            review.append(
+                {
+                    "node_key": key,
+                    "document_id": output["document_id"],
+                    "version": output.get("version"),
+                    "title": output.get("title") or key,
+                }
+            )
+    return review
 
 
 NO_DECISION = "Nobody decided within {seconds} seconds; the approval was rejected (on_timeout: reject)."

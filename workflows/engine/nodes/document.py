@@ -6,7 +6,7 @@ from django.conf import settings
 from workflows.credentials import credential_kind_and_value
 from workflows.engine import json_schema, pricing, providers
 from workflows.engine.errors import PermanentError, TransientError
-from workflows.engine.nodes.base import PROMPT_OVERRIDE, NodeResult, NodeType, StepContext
+from workflows.engine.nodes.base import PROMPT_OVERRIDE, REVIEW_COMMENT, NodeResult, NodeType, StepContext
 from workflows.engine.nodes.schema import credential_name
 from workflows.engine.providers.base import Connection, GenerationRequest, Message
 
@@ -22,6 +22,8 @@ CONTEXT_NOT_UPSTREAM = "`context` names {key!r}, which is not an upstream step w
 NOT_JSON = "The model's output is not valid JSON: {error}"
 SCHEMA_VIOLATION = "The model's output does not satisfy `json_schema` at {path}: {message}"
 UNUSABLE_SCHEMA = "`json_schema` cannot be applied: {problem}"
+# How a reviewer's request for changes reaches the model: after the prompt, as plain text.
+REVIEW_COMMENT_PROMPT = "{prompt}\n\nA reviewer asked for changes to the previous version:\n{comment}"
 
 
 def estimate_tokens(text: str) -> int:
@@ -126,6 +128,11 @@ class DocumentNode(NodeType):
         prepared = super().prepare(node if override is None else {**node, "prompt": override}, context)
         if override is not None:
             prepared["prompt_override"] = override
+        # Added after rendering: the comment is a person's words, never a template.
+        comment = context.state.get(REVIEW_COMMENT)
+        if comment:
+            prepared["prompt"] = REVIEW_COMMENT_PROMPT.format(prompt=prepared["prompt"], comment=comment)
+            prepared["review_comment"] = comment
         return prepared
 
     @classmethod
@@ -187,6 +194,8 @@ class DocumentNode(NodeType):
         metadata = {"finish_reason": generation.finish_reason, "cached": generation.cached, "context": truncation}
         if "prompt_override" in prepared:
             metadata["prompt"] = prepared["prompt_override"]
+        if "review_comment" in prepared:
+            metadata["review_comment"] = prepared["review_comment"]
         document = {
             **output,
             "tokens_in": generation.tokens_in,
