@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from analytics.models import Granularity, Report
-from audit.services import AnyRequest, audit_record, diff
+from audit.services import AnyRequest, AuditedChanges
 
 Errors = dict[str, list[str]]
 
@@ -162,6 +162,9 @@ def _snapshot(report: Report) -> dict:
     return snapshot
 
 
+AUDITED = AuditedChanges("analytics_report", snapshot=_snapshot, save=_saved)
+
+
 def report_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Report:
     """A new report of `workspace` from its body (see the module); editors, admins and owners.
 
@@ -169,51 +172,17 @@ def report_create(*, actor: User, workspace: Workspace, data: Any, request: AnyR
     fields (a name in use in the workspace included)."""
     ensure_role(actor, workspace, Role.EDITOR)
     fields = _fields(data, report=None)
-    with transaction.atomic():
-        report = _saved(Report(workspace=workspace, created_by=actor, **fields))
-        audit_record(
-            action="analytics_report.created",
-            actor=actor,
-            workspace=workspace,
-            target=report,
-            changes=diff({}, _snapshot(report)),
-            request=request,
-        )
-    return report
+    return AUDITED.created(Report(workspace=workspace, created_by=actor, **fields), actor=actor, request=request)
 
 
 def report_update(*, report: Report, actor: User, data: Any, request: AnyRequest | None = None) -> Report:
     """Change the fields the body names (PATCH); editors, admins and owners. Raises as report_create."""
     ensure_role(actor, report.workspace, Role.EDITOR)
     fields = _fields(data, report=report)
-    with transaction.atomic():
-        report = Report.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=report.pk)
-        before = _snapshot(report)
-        for name, value in fields.items():
-            setattr(report, name, value)
-        if changes := diff(before, _snapshot(report)):
-            _saved(report)
-            audit_record(
-                action="analytics_report.updated",
-                actor=actor,
-                workspace=report.workspace,
-                target=report,
-                changes=changes,
-                request=request,
-            )
-    return report
+    return AUDITED.updated(report, fields, actor=actor, request=request)
 
 
 def report_delete(*, report: Report, actor: User, request: AnyRequest | None = None) -> None:
     """Delete a report; editors, admins and owners."""
     ensure_role(actor, report.workspace, Role.EDITOR)
-    with transaction.atomic():
-        audit_record(
-            action="analytics_report.deleted",
-            actor=actor,
-            workspace=report.workspace,
-            target=report,
-            changes=diff(_snapshot(report), {}),
-            request=request,
-        )
-        report.delete()
+    AUDITED.deleted(report, actor=actor, request=request)

@@ -15,7 +15,7 @@ from django.db.models import ProtectedError
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, audit_record, diff
+from audit.services import AnyRequest, AuditedChanges
 from core.problems import Conflict
 from notifications.models import Template
 from notifications.services.bodies import body_fields
@@ -160,60 +160,29 @@ def _saved(template: Template) -> Template:
     return template
 
 
+AUDITED = AuditedChanges("notification_template", snapshot=_snapshot, save=_saved)
+
+
 def template_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Template:
     """A new template from `{name, subject, body, formats}`; editors, admins and owners. Every template in
     it is parsed: ValidationError names the field (`body`, `formats.slack_blocks.0.text`) and line."""
     ensure_role(actor, workspace, Role.EDITOR)
     fields = _fields(data, template=None)
-    with transaction.atomic():
-        template = _saved(Template(workspace=workspace, created_by=actor, **fields))
-        audit_record(
-            action="notification_template.created",
-            actor=actor,
-            workspace=workspace,
-            target=template,
-            changes=diff({}, _snapshot(template)),
-            request=request,
-        )
-    return template
+    return AUDITED.created(Template(workspace=workspace, created_by=actor, **fields), actor=actor, request=request)
 
 
 def template_update(*, template: Template, actor: User, data: Any, request: AnyRequest | None = None) -> Template:
     """Change a template's fields, checked as on creation; editors, admins and owners."""
     ensure_role(actor, template.workspace, Role.EDITOR)
     fields = _fields(data, template=template)
-    with transaction.atomic():
-        template = Template.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=template.pk)
-        before = _snapshot(template)
-        for name, value in fields.items():
-            setattr(template, name, value)
-        if changes := diff(before, _snapshot(template)):
-            _saved(template)
-            audit_record(
-                action="notification_template.updated",
-                actor=actor,
-                workspace=template.workspace,
-                target=template,
-                changes=changes,
-                request=request,
-            )
-    return template
+    return AUDITED.updated(template, fields, actor=actor, request=request)
 
 
 def template_delete(*, template: Template, actor: User, request: AnyRequest | None = None) -> None:
     """Delete a template no rule uses (Conflict, 409, naming the rules otherwise)."""
     ensure_role(actor, template.workspace, Role.EDITOR)
     try:
-        with transaction.atomic():
-            audit_record(
-                action="notification_template.deleted",
-                actor=actor,
-                workspace=template.workspace,
-                target=template,
-                changes=diff(_snapshot(template), {}),
-                request=request,
-            )
-            template.delete()
+        AUDITED.deleted(template, actor=actor, request=request)
     except ProtectedError as error:
         rules = ", ".join(sorted(rule.name for rule in error.protected_objects))
         raise Conflict(IN_USE.format(rules=rules)) from error

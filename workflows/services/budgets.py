@@ -19,7 +19,7 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, audit_record, diff
+from audit.services import AnyRequest, AuditedChanges
 from workflows.engine import budgets as enforcement
 from workflows.models import Budget, BudgetUsage, Run, Workflow
 
@@ -141,23 +141,16 @@ def _snapshot(budget: Budget) -> dict:
     return snapshot
 
 
+AUDITED = AuditedChanges("budget", snapshot=_snapshot, save=_saved)
+
+
 def budget_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Budget:
     """A new budget of `workspace` from its body (see the module); admins and owners.
 
     Raises Http404 for non-members, PermissionDenied below admin, ValidationError naming the bad fields."""
     ensure_role(actor, workspace, Role.ADMIN)
     fields = _fields(data, workspace=workspace, budget=None)
-    with transaction.atomic():
-        budget = _saved(Budget(workspace=workspace, created_by=actor, **fields))
-        audit_record(
-            action="budget.created",
-            actor=actor,
-            workspace=workspace,
-            target=budget,
-            changes=diff({}, _snapshot(budget)),
-            request=request,
-        )
-    return budget
+    return AUDITED.created(Budget(workspace=workspace, created_by=actor, **fields), actor=actor, request=request)
 
 
 def budget_update(*, budget: Budget, actor: User, data: Any, request: AnyRequest | None = None) -> Budget:
@@ -165,37 +158,13 @@ def budget_update(*, budget: Budget, actor: User, data: Any, request: AnyRequest
     periods spent stays counted: a new limit applies to the next call."""
     ensure_role(actor, budget.workspace, Role.ADMIN)
     fields = _fields(data, workspace=budget.workspace, budget=budget)
-    with transaction.atomic():
-        budget = Budget.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=budget.pk)
-        before = _snapshot(budget)
-        for name, value in fields.items():
-            setattr(budget, name, value)
-        if changes := diff(before, _snapshot(budget)):
-            _saved(budget)
-            audit_record(
-                action="budget.updated",
-                actor=actor,
-                workspace=budget.workspace,
-                target=budget,
-                changes=changes,
-                request=request,
-            )
-    return budget
+    return AUDITED.updated(budget, fields, actor=actor, request=request)
 
 
 def budget_delete(*, budget: Budget, actor: User, request: AnyRequest | None = None) -> None:
     """Delete a budget and what its periods counted; admins and owners."""
     ensure_role(actor, budget.workspace, Role.ADMIN)
-    with transaction.atomic():
-        audit_record(
-            action="budget.deleted",
-            actor=actor,
-            workspace=budget.workspace,
-            target=budget,
-            changes=diff(_snapshot(budget), {}),
-            request=request,
-        )
-        budget.delete()
+    AUDITED.deleted(budget, actor=actor, request=request)
 
 
 def budget_usage(budget: Budget, *, run_id: Any = None) -> dict:
