@@ -159,7 +159,7 @@ def test_runs_cannot_be_added_changed_or_deleted_in_the_admin(engine_worker, ope
     assert operator.post(f"{RUNS}{run.pk}/change/", {"status": "failed"}).status_code == 403
     assert operator.get(f"{RUNS}{run.pk}/delete/").status_code == 403
     actions = [name for name, _ in operator.get(RUNS).context["action_form"].fields["action"].choices]
-    assert actions == ["", "cancel", "retry"]
+    assert actions == ["", "cancel", "retry", "pause", "pause_now", "resume"]
     run.refresh_from_db()
     assert run.status == "succeeded"
 
