@@ -51,9 +51,48 @@ generation_cost_total = Counter(
     ["provider", "model"],
 )
 
+step_duration_seconds = Histogram(
+    "dwc_step_duration_seconds",
+    "Wall time of finished step attempts, from start to finish, by node type.",
+    ["type"],
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+step_queue_wait_seconds = Histogram(
+    "dwc_step_queue_wait_seconds",
+    "Time from a step being queued to a worker starting it, by Celery queue.",
+    ["queue"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+step_retries_total = Counter(
+    "dwc_step_retries_total", "Step attempts that failed and will be retried, by node type.", ["type"]
+)
+recoveries_total = Counter(
+    "dwc_recoveries_total",
+    "What the recovery task repaired, by kind (RECOVERY_KINDS: lost workers, lost messages, due steps, ...).",
+    ["kind"],
+)
+recovery_last_run_timestamp_seconds = Gauge(
+    "dwc_recovery_last_run_timestamp_seconds", "When this process last ran the recovery task (Unix time)."
+)
+queue_depth = Gauge("dwc_queue_depth", "Messages waiting in each Celery queue (read at scrape time).", ["queue"])
+engine_draining = Gauge(
+    "dwc_engine_draining", "1 while the engine drains (no step starts), else 0 (read at scrape time)."
+)
+RECOVERY_KINDS = (
+    "lost_workers",
+    "lost_messages",
+    "timed_out_steps",
+    "due",
+    "timed_out_runs",
+    "runs",
+    "budget_reservations",
+)
+
 for _status in RUN_FINAL_STATUSES:
     workflow_runs_total.labels(status=_status)
 for _type in EVENT_TYPES:
     events_published_total.labels(type=_type)
 for _provider in GENERATION_PROVIDERS:
     generation_cache_hits_total.labels(provider=_provider)
+for _kind in RECOVERY_KINDS:
+    recoveries_total.labels(kind=_kind)
