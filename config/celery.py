@@ -2,8 +2,12 @@ import os
 from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import beat_init, setup_logging, task_postrun, task_prerun, worker_init, worker_process_shutdown
 
+from config import metrics_server
+
+# Before Django (and prometheus_client) load: a worker's pool processes count in shared files.
+metrics_server.prepare()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("config")
@@ -17,6 +21,17 @@ def use_django_logging(**_kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+@beat_init.connect
+def serve_metrics(**_kwargs) -> None:
+    metrics_server.serve()
+
+
+@worker_process_shutdown.connect
+def pool_process_exited(pid: int | None = None, **_kwargs) -> None:
+    metrics_server.process_exited(pid or os.getpid())
 
 
 @task_prerun.connect

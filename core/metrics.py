@@ -35,7 +35,9 @@ run_duration_seconds = Histogram(
     "Wall time of finished runs, from start to finish.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
-websocket_connections_active = Gauge("dwc_websocket_connections_active", "Open websocket connections.")
+websocket_connections_active = Gauge(
+    "dwc_websocket_connections_active", "Open websocket connections.", multiprocess_mode="livesum"
+)
 events_published_total = Counter("dwc_events_published_total", "Run events published, by type.", ["type"])
 generation_cache_hits_total = Counter(
     "dwc_generation_cache_hits_total", "Generations served from the result cache, by provider.", ["provider"]
@@ -72,11 +74,9 @@ recoveries_total = Counter(
     ["kind"],
 )
 recovery_last_run_timestamp_seconds = Gauge(
-    "dwc_recovery_last_run_timestamp_seconds", "When this process last ran the recovery task (Unix time)."
-)
-queue_depth = Gauge("dwc_queue_depth", "Messages waiting in each Celery queue (read at scrape time).", ["queue"])
-engine_draining = Gauge(
-    "dwc_engine_draining", "1 while the engine drains (no step starts), else 0 (read at scrape time)."
+    "dwc_recovery_last_run_timestamp_seconds",
+    "When the recovery task last ran (Unix time); beat sends it every DWC_RECOVER_EVERY_SECONDS.",
+    multiprocess_mode="max",
 )
 RECOVERY_KINDS = (
     "lost_workers",

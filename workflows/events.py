@@ -104,10 +104,19 @@ def _count(event: dict) -> None:
         metrics.workflow_runs_total.labels(status=status).inc()
         metrics.run_duration_seconds.observe(event["data"].get("duration_seconds") or 0)
     elif kind == "step" and status in ("succeeded", "failed"):
-        metrics.step_executions_total.labels(type=event["data"].get("type", ""), status=status).inc()
+        node_type = event["data"].get("type", "")
+        metrics.step_executions_total.labels(type=node_type, status=status).inc()
+        if event["data"].get("duration_ms") is not None:
+            metrics.step_duration_seconds.labels(type=node_type).observe(event["data"]["duration_ms"] / 1000)
         usage = event["data"].get("usage") or {}
         if status == "succeeded" and usage.get("provider"):
             _count_generation(usage)
+    elif kind == "step" and status == "started" and "queue_wait_ms" in event["data"]:
+        metrics.step_queue_wait_seconds.labels(queue=event["data"]["queue"]).observe(
+            event["data"]["queue_wait_ms"] / 1000
+        )
+    elif kind == "step" and status == "retrying":
+        metrics.step_retries_total.labels(type=event["data"].get("type", "")).inc()
     if kind == "run" and status in metrics.RUN_FINAL_STATUSES and event["data"].get("trigger") == Run.Trigger.SCHEDULE:
         _start_queued_slots(event)
 

@@ -5,6 +5,7 @@ The engine sends these by name (workflows.engine.dispatch), so it never imports 
 
 from celery import shared_task
 
+from core import metrics
 from workflows.engine import deadlines, dispatch, execute, record, recovery
 from workflows.services.event_triggers import event_triggers_fire
 from workflows.services.notices import budget_events_hand_on as hand_on_budget_events
@@ -49,7 +50,10 @@ def time_out_step(step_id: str, attempt: int) -> None:
 
 @shared_task(ignore_result=True)
 def recover_runs() -> None:
-    recovery.recover()
+    counts = recovery.recover()
+    for kind, found in counts.items():
+        metrics.recoveries_total.labels(kind=kind).inc(found)
+    metrics.recovery_last_run_timestamp_seconds.set_to_current_time()
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -50,3 +50,9 @@ LOGGING = {
 DWC_ANALYTICS_MINUTE_ROLLUP_DAYS = float(os.environ.get("DWC_ANALYTICS_MINUTE_ROLLUP_DAYS", "1"))
 DWC_ANALYTICS_HOUR_ROLLUP_DAYS = float(os.environ.get("DWC_ANALYTICS_HOUR_ROLLUP_DAYS", "90"))
 DWC_ANALYTICS_EVENT_RETENTION_DAYS = float(os.environ.get("DWC_ANALYTICS_EVENT_RETENTION_DAYS", "90"))
+
+# The Celery workers' and beat's own metrics endpoint (config/metrics_server.py): on this port when set
+# (0.0.0.0 unless DWC_METRICS_ADDRESS says otherwise; no token: keep it on the internal network).
+DWC_METRICS_PORT = os.environ.get("DWC_METRICS_PORT", "")
+# What those endpoints read at each scrape, besides the processes' counters (dotted paths of collectors).
+DWC_METRICS_SCRAPE_COLLECTORS = ("workflows.metrics.ScrapeTimeCollector",)

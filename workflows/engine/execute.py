@@ -98,7 +98,11 @@ def _start(tx: Transition, run: Run, step: StepRun, worker: str, *, inline: bool
     if run.status == Run.Status.WAITING:
         run.status = Run.Status.RUNNING
         tx.save(run, "status")
-    tx.emit(run, "step.started", step=step.node_key, data={"attempt": step.attempt, "worker": step.worker})
+    data = {"attempt": step.attempt, "worker": step.worker, "queue": NODE_TYPES[step.node_type].queue}
+    if fresh and step.queued_at:
+        # How long it waited for a worker (a retry's wait counts from when it came due).
+        data["queue_wait_ms"] = round(max((now - (step.not_before or step.queued_at)).total_seconds(), 0) * 1000, 3)
+    tx.emit(run, "step.started", step=step.node_key, data=data)
 
 
 def execute_step(step_id, attempt: int, *, worker: str = "", run_id=None, chain: bool = True) -> list[Dispatch]:

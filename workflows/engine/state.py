@@ -187,8 +187,10 @@ def finish_step(
         step.duration_ms = round((now - step.started_at).total_seconds() * 1000, 3)
     tx.save_step(run, step, *FINISHED_STEP_FIELDS)
     data: dict[str, Any] = {"attempt": step.attempt, "type": step.node_type}
+    if step.started_at:
+        data["duration_ms"] = step.duration_ms
     if status == Status.SUCCEEDED:
-        data.update(output=events.bounded(output), duration_ms=step.duration_ms, usage=step.usage)
+        data.update(output=events.bounded(output), usage=step.usage)
     elif error:
         data["error"] = error
     tx.emit(run, f"step.{status}", step=step.node_key, data=data)
@@ -254,7 +256,13 @@ def fail_or_retry(tx: Transition, run: Run, step: StepRun, node: dict, error: St
         delay, asked = retry_delay(retry, tried, error)
         step.error = {**error_of(error, step.attempt), **asked}
         tx.save_step(run, step, "error", "input")
-        data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": delay, **asked}
+        data = {
+            "attempt": step.attempt,
+            "type": step.node_type,
+            "error": step.error,
+            "retry_in_seconds": delay,
+            **asked,
+        }
         tx.emit(run, "step.retrying", step=step.node_key, data=data)
         return [queue(tx, run, step, node, countdown=delay)]
     finish_step(tx, run, step, Status.FAILED, error=error_of(error, step.attempt))
@@ -285,6 +293,12 @@ def requeue_after_crash(tx: Transition, run: Run, step: StepRun, node: dict, err
     step.crashes += 1
     step.error = error_of(error, step.attempt)
     tx.save_step(run, step, "crashes", "error")
-    data = {"attempt": step.attempt, "error": step.error, "retry_in_seconds": 0, "crashes": step.crashes}
+    data = {
+        "attempt": step.attempt,
+        "type": step.node_type,
+        "error": step.error,
+        "retry_in_seconds": 0,
+        "crashes": step.crashes,
+    }
     tx.emit(run, "step.retrying", step=step.node_key, data=data)
     return [queue(tx, run, step, node)]
