@@ -265,3 +265,10 @@ def test_promtool_accepts_the_scrape_config(promtool, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout + result.stderr
+
+
+def test_the_alerts_fire_on_the_series_they_watch(promtool):
+    result = subprocess.run(
+        [promtool, "test", "rules", str(PROMETHEUS / "alerts_test.yml")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
