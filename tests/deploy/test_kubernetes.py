@@ -202,6 +202,17 @@ def test_the_migrate_job_runs_migrate_once_on_the_same_image(name):
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
+@pytest.mark.parametrize("name", RENDERS)
+def test_the_migrate_step_of_the_readme_selects_the_settings_and_the_job_only(name):
+    """deploy/k8s/README.md applies `-l 'app.kubernetes.io/component in (config,migrate)'` first."""
+    selected = [
+        (obj["kind"], obj["metadata"]["name"])
+        for obj in render(name)
+        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") in {"config", "migrate"}
+    ]
+    assert selected == [("ConfigMap", next(iter(objects(name, "ConfigMap")))), ("Job", "dwc-migrate")]
+
+
 @pytest.mark.parametrize("name", DEFAULT_RENDERS)
 def test_the_hpa_scales_the_step_worker_deployment_on_cpu(name):
     (hpa,) = objects(name, "HorizontalPodAutoscaler").values()
