@@ -19,8 +19,11 @@ $(VENV)/.installed: $(VENV)/.runtime-installed requirements-dev.txt
 run: $(VENV)/.runtime-installed
 	exec $(PY) manage.py start
 
+# The suite runs in TEST_PROCESSES processes (pytest-xdist), a test file to one process: each has its
+# own test database and Redis database (config/settings/test.py). TEST_PROCESSES=0 runs it in one.
+TEST_PROCESSES ?= 2
 test: $(VENV)/.installed
-	DJANGO_SETTINGS_MODULE=config.settings.test $(VENV)/bin/pytest
+	DJANGO_SETTINGS_MODULE=config.settings.test $(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -2,8 +2,23 @@
 a real Redis on localhost (REDIS_URL overrides it)."""
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _redis_url_of_this_test_process(url: str) -> str:
+    """Each pytest-xdist process (gw0, gw1, ...) its own Redis database, the next ones after the
+    configured one, as it has its own test database: brokers, caches and throttles never mix."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db + int(worker[2:])) % 16}"))
+
+
+os.environ["REDIS_URL"] = _redis_url_of_this_test_process(os.environ["REDIS_URL"])
 
 from config.settings.base import *  # noqa: F403
 
