@@ -20,7 +20,7 @@ def _redis_url_of_this_test_process(url: str) -> str:
 
 os.environ["REDIS_URL"] = _redis_url_of_this_test_process(os.environ["REDIS_URL"])
 
-from config.settings.base import *  # noqa: F403
+from config.settings.base import *  # noqa: E402,F403 - after REDIS_URL is this process's
 
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
