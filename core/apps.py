@@ -14,4 +14,8 @@ class CoreConfig(AppConfig):
 
         strict_json.install()
         # Registers the dwc_ metric families at start so /metrics shows them even while zero.
+        # Tracing, when the OTEL_* variables ask for it: before the first request or task.
+        from config import tracing
         from core import metrics  # noqa: F401
+
+        tracing.configure()

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
@@ -28,6 +29,11 @@ class RequestContextFilter(logging.Filter):
             record.request_id = request_id_var.get()
         if not hasattr(record, "user"):
             record.user = user_id_var.get()
+        # With tracing on (config.tracing), a line names its trace: logs and spans join up.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid and not hasattr(record, "trace_id"):
+            record.trace_id = trace.format_trace_id(span.trace_id)
+            record.span_id = trace.format_span_id(span.span_id)
         return True
 
 

@@ -9,10 +9,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx2
+from opentelemetry import propagate, trace
 
 from workflows.engine import cancellation
 from workflows.engine.egress.destinations import Target, checked_addresses
 from workflows.engine.egress.errors import EgressResponseTooLarge
+
+_tracer = trace.get_tracer("dwc.egress")
 
 TIMED_OUT = "{host} did not answer within {timeout:g} s"
 RESPONSE_TOO_LARGE = "response from {host} is larger than {limit} bytes"
@@ -47,7 +50,37 @@ def send(
     for another name that happens to resolve to the same address. Raises EgressForbidden or
     EgressConnectionError (DNS) from the check and httpx2's own errors from the exchange: `request`
     translates those to egress errors, `GuardedTransport` hands them to the SDK, which knows them.
+
+    With tracing on (config.tracing), each hop is a client span up to the response's headers, and the
+    receiver gets its `traceparent`; without it both cost nothing.
     """
+    attributes = {"http.request.method": method, "server.address": target.host, "server.port": target.port}
+    with _tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+        headers = dict(headers)
+        propagate.inject(headers)
+        transport, response = _send(
+            target,
+            method=method,
+            headers=headers,
+            body=body,
+            timeout=timeout,
+            deadline=deadline,
+            ssl_context=ssl_context,
+        )
+        span.set_attribute("http.response.status_code", response.status_code)
+        return transport, response
+
+
+def _send(
+    target: Target,
+    *,
+    method: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: float,
+    deadline: float,
+    ssl_context: ssl.SSLContext,
+) -> tuple[httpx2.HTTPTransport, httpx2.Response]:
     addresses = checked_addresses(target.host, target.port)
     extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
     stoppable = cancellation.current()
