@@ -31,6 +31,9 @@ def queue_depths() -> dict[str, int]:
 
 
 class ScrapeTimeCollector(Collector):
+    # The gauge families it yields (for checks that name what the product exports).
+    FAMILIES = ("dwc_queue_depth", "dwc_engine_draining")
+
     def describe(self) -> list:
         return []  # registered without a first collect(), which would reach the broker and the database
 

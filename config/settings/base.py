@@ -18,6 +18,10 @@ DEBUG = env_bool("DEBUG", False)
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+# On Kubernetes a pod learns its address (the downward API: deploy/k8s): Prometheus scrapes /metrics
+# there, with the pod's address as the Host.
+if os.environ.get("POD_IP"):
+    ALLOWED_HOSTS.append(os.environ["POD_IP"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [

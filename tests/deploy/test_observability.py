@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from django.conf import settings
+from django.utils.module_loading import import_string
 from django_prometheus.middleware import Metrics
 from prometheus_client import REGISTRY
 
@@ -97,6 +99,9 @@ def exported_metric_names() -> set[str]:
     names = set()
     for family in REGISTRY.collect():
         names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES.get(family.type, ("",)))
+    # Gauges the workers' and beat's endpoints read at scrape time (config/metrics_server.py).
+    for path in settings.DWC_METRICS_SCRAPE_COLLECTORS:
+        names.update(import_string(path).FAMILIES)
     return names
 
 
