@@ -52,3 +52,29 @@ def test_production_hashes_passwords_with_argon2_at_its_full_cost(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "django.contrib.auth.hashers 102400 2" in result.stdout.splitlines()
     assert "parameters m=102400,t=2,p=8" in result.stdout.splitlines()
+
+
+def test_values_signed_with_an_earlier_secret_key_still_verify_while_it_is_a_fallback(tmp_path):
+    # Rotating SECRET_KEY (docs/operations.md): sessions and signed links made with the old key keep
+    # working while it is listed in SECRET_KEY_FALLBACKS, and stop once it is not.
+    script = (
+        "from django.core import signing; from django.conf import settings;"
+        "print(settings.SECRET_KEY_FALLBACKS);"
+        "print(signing.loads(signing.dumps('kept', key='old-key-1'), max_age=60))"
+    )
+
+    def run(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", "shell", "-c", script],
+            cwd=PROJECT_DIR,
+            env=clean_env(DJANGO_SETTINGS_MODULE="config.settings.base", DWC_VAR_DIR=str(tmp_path), **env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    rotated = run(SECRET_KEY="new-key", SECRET_KEY_FALLBACKS=" old-key-1 , old-key-0")
+    assert rotated.returncode == 0, rotated.stderr
+    assert {"['old-key-1', 'old-key-0']", "kept"} <= set(rotated.stdout.splitlines())
+    expired = run(SECRET_KEY="new-key")
+    assert expired.returncode != 0 and "BadSignature" in expired.stderr

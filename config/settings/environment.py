@@ -74,6 +74,9 @@ def persistent_secret(name: str, make) -> str:
 
 
 SECRET_KEY = persistent_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
+# Earlier SECRET_KEYs (comma-separated), still accepted for what they signed (sessions, password reset
+# and unsubscribe links) while rotating: Django signs with SECRET_KEY alone (docs/operations.md).
+SECRET_KEY_FALLBACKS = [key.strip() for key in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if key.strip()]
 CREDENTIALS_KEY = persistent_secret("CREDENTIALS_KEY", lambda: Fernet.generate_key().decode())
 try:  # a bad key would otherwise surface only when the first credential is encrypted
     for _key in CREDENTIALS_KEY.split(","):
