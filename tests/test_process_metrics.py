@@ -105,3 +105,19 @@ def test_gunicorns_metrics_are_the_sum_over_its_workers():
         if name == "django_http_responses_total_by_status_view_method_total" and ("view", "health") in labels
     )
     assert health == sum(workers.values()) >= 60
+
+
+def test_beat_serves_the_queue_depths_and_the_drain(transactional_db, tmp_path):
+    port = free_port()
+    beat = Process(
+        [".venv/bin/celery", "-A", "config", "beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "beat")],
+        worker_env(DWC_METRICS_PORT=str(port)),
+        "beat-metrics",
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/metrics", beat)
+        scraped = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+    finally:
+        beat.stop()
+    assert {("dwc_queue_depth", (("queue", queue),)) for queue in ("engine", "calls")} <= set(scraped)
+    assert scraped[("dwc_engine_draining", ())] == 0
