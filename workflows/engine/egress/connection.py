@@ -34,6 +34,24 @@ def _tls_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLCont
     return httpx2.create_ssl_context()
 
 
+def _traced(send):
+    """With tracing on (config.tracing), each hop is a client span up to the response's headers, and the
+    receiver gets its `traceparent`; without it both cost nothing."""
+
+    @functools.wraps(send)
+    def traced(target: Target, *, method: str, headers: dict[str, str], **rest: Any):
+        attributes = {"http.request.method": method, "server.address": target.host, "server.port": target.port}
+        with _tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+            headers = dict(headers)
+            propagate.inject(headers)
+            transport, response = send(target, method=method, headers=headers, **rest)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return transport, response
+
+    return traced
+
+
+@_traced
 def send(
     target: Target,
     *,
@@ -50,37 +68,7 @@ def send(
     for another name that happens to resolve to the same address. Raises EgressForbidden or
     EgressConnectionError (DNS) from the check and httpx2's own errors from the exchange: `request`
     translates those to egress errors, `GuardedTransport` hands them to the SDK, which knows them.
-
-    With tracing on (config.tracing), each hop is a client span up to the response's headers, and the
-    receiver gets its `traceparent`; without it both cost nothing.
     """
-    attributes = {"http.request.method": method, "server.address": target.host, "server.port": target.port}
-    with _tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
-        headers = dict(headers)
-        propagate.inject(headers)
-        transport, response = _send(
-            target,
-            method=method,
-            headers=headers,
-            body=body,
-            timeout=timeout,
-            deadline=deadline,
-            ssl_context=ssl_context,
-        )
-        span.set_attribute("http.response.status_code", response.status_code)
-        return transport, response
-
-
-def _send(
-    target: Target,
-    *,
-    method: str,
-    headers: dict[str, str],
-    body: dict[str, Any],
-    timeout: float,
-    deadline: float,
-    ssl_context: ssl.SSLContext,
-) -> tuple[httpx2.HTTPTransport, httpx2.Response]:
     addresses = checked_addresses(target.host, target.port)
     extensions: dict[str, Any] = {"sni_hostname": target.host} if target.scheme == "https" else {}
     stoppable = cancellation.current()
