@@ -71,6 +71,9 @@ def test_gunicorns_metrics_are_the_sum_over_its_workers():
         "config.wsgi",
         "--bind",
         f"127.0.0.1:{port}",
+        # Two connections at a time per worker: the others wait for the second worker's accept.
+        "--worker-connections",
+        "2",
         "--access-logfile",
         "-",
         "--access-logformat",
@@ -83,9 +86,8 @@ def test_gunicorns_metrics_are_the_sum_over_its_workers():
         sent = Counter()
 
         def ask(n: int) -> None:
-            with httpx.Client(timeout=10) as client:
-                for _ in range(n):
-                    sent[client.get(f"{base}/health").status_code] += 1
+            for _ in range(n):  # a connection each: a kept-alive one would stay with one worker
+                sent[httpx.get(f"{base}/health", headers={"Connection": "close"}, timeout=10).status_code] += 1
 
         threads = [threading.Thread(target=ask, args=(10,)) for _ in range(6)]
         for thread in threads:

@@ -55,6 +55,7 @@ def test_a_429_retry_after_in_seconds_sets_the_next_attempt(user_api, httpserver
     assert wait_of(step) == pytest.approx(2)  # not the 0.5 s backoff
     assert retrying_event(step) | {"error": None} == {
         "attempt": 1,
+        "type": "http_request",
         "error": None,
         "retry_in_seconds": 2,
         "retry_after": 2,
