@@ -20,6 +20,15 @@ class ApprovalNode(NodeType):
     """
 
     name = "approval"
+    group = "people"
+    example = {
+        "key": "review",
+        "config": {
+            "message": "Check the outline before the chapters are written.",
+            "documents": ["outline"],
+            "timeout": 86400,
+        },
+    }
     description = "Pauses the run until an approver approves or rejects it."
     template_fields = ("message",)
     config_schema = {

@@ -102,6 +102,10 @@ class Suspend:
 class NodeType:
     name: ClassVar[str]
     description: ClassVar[str]
+    # Where the builder's palette shows it: documents, logic, integrations or people.
+    group: ClassVar[str]
+    # A node of this type as a workflow's definition would hold it (GET node-types shows it).
+    example: ClassVar[dict]
     # JSON Schema (draft 2020-12) for `Node.config`.
     config_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False, "properties": {}}
     # Config keys whose strings, at any depth, are templates rendered to text at run time (a URL, headers).

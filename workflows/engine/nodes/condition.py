@@ -10,6 +10,8 @@ class ConditionNode(NodeType):
     """
 
     name = "condition"
+    group = "logic"
+    example = {"key": "long_enough", "config": {"expression": "nodes.outline.content | length > 200"}}
     inline = True
     description = "Evaluates an expression and continues only along the matching true or false edge."
     expression_fields = ("expression",)

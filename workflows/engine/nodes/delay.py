@@ -17,6 +17,8 @@ class DelayNode(NodeType):
     """
 
     name = "delay"
+    group = "logic"
+    example = {"key": "wait", "config": {"seconds": 60}}
     description = "Waits a number of seconds or until a given time before the run continues."
     template_fields = ("until",)
     config_schema = {

@@ -40,6 +40,13 @@ class DocumentNode(NodeType):
     """
 
     name = "document"
+    group = "documents"
+    example = {
+        "key": "outline",
+        "title": "Outline",
+        "prompt": "Write an outline for a post about {{ input.topic }}.",
+        "config": {"provider": "openai", "model": "gpt-4o-mini", "max_tokens": 800},
+    }
     description = "Generates a document by sending the rendered prompt to a language model provider."
     uses_prompt = True
     uses_context = True

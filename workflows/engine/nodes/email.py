@@ -39,6 +39,15 @@ class EmailNode(NodeType):
     """
 
     name = "email"
+    group = "integrations"
+    example = {
+        "key": "send",
+        "config": {
+            "to": ["editor@example.com"],
+            "subject": "Draft: {{ input.topic }}",
+            "body": "{{ nodes.outline.content }}",
+        },
+    }
     description = "Sends an email through the configured email backend."
     idempotent = False
     template_fields = ("to", "cc", "bcc", "subject", "body")

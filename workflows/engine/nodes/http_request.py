@@ -21,6 +21,15 @@ class HttpRequestNode(NodeType):
     """
 
     name = "http_request"
+    group = "integrations"
+    example = {
+        "key": "fetch",
+        "config": {
+            "url": "https://api.example.com/items/{{ input.id }}",
+            "method": "GET",
+            "headers": {"Accept": "application/json"},
+        },
+    }
     description = "Sends an HTTP request and returns the response status, headers and body."
     idempotent = False
     queue = "calls"

@@ -12,6 +12,16 @@ class LoopNode(NodeType):
     """
 
     name = "loop"
+    group = "logic"
+    example = {
+        "key": "each_chapter",
+        "config": {
+            "items": "{{ input.chapters }}",
+            "workflow": "write-chapter",
+            "input": {"chapter": "{{ item }}"},
+            "concurrency": 2,
+        },
+    }
     description = "Runs a workflow once for each item of a list, with bounded concurrency."
     expression_fields = ("items",)
     value_fields = ("input",)

@@ -18,6 +18,11 @@ class NotifyNode(NodeType):
     """
 
     name = "notify"
+    group = "integrations"
+    example = {
+        "key": "tell_team",
+        "config": {"channel": "team-slack", "message": "The draft about {{ input.topic }} is ready."},
+    }
     description = "Sends a message through one of the workspace's notification channels."
     template_fields = ("title", "message", "link")
     config_schema = {

@@ -10,6 +10,11 @@ class SubworkflowNode(NodeType):
     """
 
     name = "subworkflow"
+    group = "logic"
+    example = {
+        "key": "summarize",
+        "config": {"workflow": "summarize", "input": {"text": "{{ nodes.outline.content }}"}},
+    }
     description = "Runs another workflow with an input and returns its output."
     value_fields = ("input",)
     config_schema = {

@@ -8,6 +8,8 @@ class TextNode(NodeType):
     """
 
     name = "text"
+    group = "documents"
+    example = {"key": "letter", "title": "Letter", "content": "Dear {{ input.name }},\n\n{{ nodes.outline.content }}"}
     inline = True
     description = "Produces a document from the node's content, rendered as a template."
     uses_content = True

@@ -11,6 +11,13 @@ class TransformNode(NodeType):
     """
 
     name = "transform"
+    group = "logic"
+    example = {
+        "key": "shape",
+        "config": {
+            "values": {"title": "{{ input.topic | title }}", "words": "{{ nodes.outline.content | wordcount }}"}
+        },
+    }
     inline = True
     description = "Builds a JSON value whose strings are rendered as templates."
     value_fields = ("values",)

@@ -29,6 +29,15 @@ class WebhookNode(NodeType):
     """
 
     name = "webhook"
+    group = "integrations"
+    example = {
+        "key": "notify_crm",
+        "config": {
+            "url": "https://hooks.example.com/dwc",
+            "body": {"title": "{{ nodes.outline.title }}"},
+            "secret": "crm-webhook-secret",
+        },
+    }
     description = "Sends a JSON body to a URL, HMAC-signed (Standard Webhooks) when a secret is set."
     idempotent = False
     queue = "calls"
