@@ -1,5 +1,6 @@
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -36,6 +37,33 @@ def _with_nodes(workflow: Workflow) -> Workflow:
 def _node_response(node: Node, status_code: int = status.HTTP_200_OK) -> Response:
     node = next(n for n in selectors.workflow_nodes(node.workflow) if n.pk == node.pk)
     return Response(serializers.NodeSerializer(node).data, status=status_code)
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description='The version the change was made to, as the ETag of GET gave it ("7"): a workflow at another '
+    "version by now is not overwritten (409, with its `version`).",
+)
+IF_MATCH_INVALID = 'If-Match must be the ETag a GET of the workflow answered, such as "7".'
+
+
+def _expected_version(request) -> int | None:
+    """The version If-Match names (an ETag such as "7", weak or not); None without one, or for `*`."""
+    given = request.headers.get("If-Match", "").strip()
+    if given in ("", "*"):
+        return None
+    tag = given.removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise ValidationError({"If-Match": [IF_MATCH_INVALID]})
+    return int(tag)
+
+
+def _tagged(response: Response) -> Response:
+    """The workflow's version as its ETag: the If-Match of a change made to it."""
+    response["ETag"] = f'"{response.data["version"]}"'
+    return response
 
 
 class WorkflowViewSet(viewsets.GenericViewSet):
@@ -84,21 +112,26 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
-        return Response(workflow_display(request.user, pk))
+        return _tagged(Response(workflow_display(request.user, pk)))
 
-    @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_REPLACE_BODY}, parameters=[IF_MATCH])
     def update(self, request, pk=None):
-        workflow = workflow_update(
-            workflow=self._get(), actor=request.user, data=request.data, partial=False, request=request
-        )
-        return self._detail(workflow)
+        return self._changed(request, partial=False)
 
-    @extend_schema(request={JSON: request_bodies.WORKFLOW_PATCH_BODY})
+    @extend_schema(request={JSON: request_bodies.WORKFLOW_PATCH_BODY}, parameters=[IF_MATCH])
     def partial_update(self, request, pk=None):
+        return self._changed(request, partial=True)
+
+    def _changed(self, request, *, partial: bool) -> Response:
         workflow = workflow_update(
-            workflow=self._get(), actor=request.user, data=request.data, partial=True, request=request
+            workflow=self._get(),
+            actor=request.user,
+            data=request.data,
+            partial=partial,
+            expected_version=_expected_version(request),
+            request=request,
         )
-        return self._detail(workflow)
+        return _tagged(self._detail(workflow))
 
     def destroy(self, request, pk=None):
         workflow_delete(workflow=self._get(), actor=request.user, request=request)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, diff
+from core.problems import Conflict
 from workflows.models import Workflow, WorkflowTag
 from workflows.selectors import workflow_specs
 from workflows.services.definitions import (
@@ -38,6 +39,10 @@ NODES_AND_STEPS = "Send either nodes or steps, not both."
 EDGES_WITHOUT_NODES = "Edges come with the nodes they join (send nodes too)."
 UNKNOWN_FIELDS = "Unknown field."
 VERSION_MISSING = "This workflow has no version {number}."
+VERSION_CONFLICT = (
+    "The workflow changed since you read it: it is at version {current} now, and your change was made to "
+    'version {expected}. Load version {current} and make your change again (or send If-Match: "{current}").'
+)
 
 
 def _parse_body(data: Any, *, creating: bool) -> tuple[dict, list | None]:
@@ -137,11 +142,19 @@ def workflow_create(
 
 
 def workflow_update(
-    *, workflow: Workflow, actor: User, data: Any, partial: bool, request: AnyRequest | None = None
+    *,
+    workflow: Workflow,
+    actor: User,
+    data: Any,
+    partial: bool,
+    expected_version: int | None = None,
+    request: AnyRequest | None = None,
 ) -> Workflow:
     """PUT replaces the workflow's fields (name required); PATCH changes those given.
 
     The graph changes only when the body carries `nodes` (or `steps`); then it is replaced whole.
+    With `expected_version` (the API's If-Match), a workflow that has moved on since the caller read
+    it is not overwritten: Conflict, naming its current version.
     """
     ensure_role(actor, workflow.workspace, Role.EDITOR)
     fields, raw_nodes = _parse_body(data, creating=False)
@@ -151,6 +164,10 @@ def workflow_update(
         fields = {**FIELD_DEFAULTS, "slug": workflow.slug, "tags": [], **fields}
     with transaction.atomic():
         workflow = workflow_lock(workflow)
+        if expected_version is not None and workflow.version != expected_version:
+            conflict = Conflict(VERSION_CONFLICT.format(current=workflow.version, expected=expected_version))
+            conflict.problem_members = {"version": workflow.version}
+            raise conflict
         current_specs = workflow_specs(workflow)
         before = _audit_state(workflow, current_specs)
         settings = fields.get("settings", workflow.settings)
