@@ -43,6 +43,7 @@ IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
+    pattern=r'^(\*|(W/)?"[0-9]+")$',
     description='The version the change was made to, as the ETag of GET gave it ("7"): a workflow at another '
     "version by now is not overwritten (409, with its `version`).",
 )
