@@ -33,6 +33,18 @@ function credentialSelect(credentials) {
   };
 }
 
+// The type's defaults (retry, trigger_rule) shown as placeholders where the schema itself has none.
+function withDefaults(schema, defaults) {
+  if (defaults === undefined || defaults === null) return schema;
+  if (schema.properties && typeof defaults === "object") {
+    const properties = Object.fromEntries(
+      Object.entries(schema.properties).map(([name, property]) => [name, withDefaults(property, defaults[name])]),
+    );
+    return { ...schema, properties };
+  }
+  return "default" in schema || typeof defaults === "object" ? schema : { ...schema, default: defaults };
+}
+
 /**
  * container: where the panel goes (its content is replaced). See the module's callers for the options:
  * {nodeType, node, credentials, scope, readOnly, onChange} → {setErrors(errorsByPath), close()}.
@@ -82,7 +94,7 @@ export function openNodePanel(container, { nodeType, node, credentials = [], sco
   };
 
   const field = (name, options = {}) =>
-    schemaField(schema.properties[name], current[name], name, {
+    schemaField(withDefaults(schema.properties[name], nodeType.defaults?.[name]), current[name], name, {
       label: humanize(name),
       required: (schema.required ?? []).includes(name),
       readOnly,

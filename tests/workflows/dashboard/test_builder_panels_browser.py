@@ -215,6 +215,14 @@ def test_a_delay_switches_between_seconds_and_until(page):
     page.get_by_role("spinbutton", name="Seconds", exact=True).fill("5")
     settle(page)
     assert last_change(page)["config"] == {"seconds": 5}
+
+    timeout = page.get_by_role("spinbutton", name="Timeout", exact=True)
+    timeout.fill("60")
+    settle(page)
+    assert last_change(page)["timeout"] == 60
+    timeout.fill("")
+    settle(page)
+    assert last_change(page)["timeout"] is None  # integer or null: empty is null
     assert page.script_errors == []
 
 
@@ -266,9 +274,12 @@ def test_template_completion_inserts_a_nodes_content(page):
     settle(page)
     assert last_change(page)["prompt"] == "Improve {{ nodes.outline.content }}"
     assert page.locator(".tpl-backdrop .tpl-expression").inner_text() == "{{ nodes.outline.content }}"
+    backdrop, textarea = (page.locator(selector).first.bounding_box() for selector in (".tpl-backdrop", ".tpl-input"))
+    assert backdrop == textarea  # the highlighted copy lies exactly under the text
 
     prompt.press_sequentially(" {{ nodes.check.output.r")
     assert listbox.get_by_role("option").all_inner_texts() == ["nodes.check.output.result"]
+    page.screenshot(path=SCREENSHOTS / "builder-template-completion-1366.png")
     prompt.press("Escape")
     assert listbox.is_hidden()
     assert page.script_errors == []
@@ -290,7 +301,9 @@ def test_read_only_disables_every_control_and_reports_nothing(page):
     entry = next(entry for entry in node_types() if entry["type"] == "http_request")
     node = example_node(entry)
     node["config"]["headers"] = {"Accept": "application/json"}
+    del node["retry"]
     open_node(page, "http_request", node, read_only=True)
+    assert page.get_by_label("Max attempts").get_attribute("placeholder") == "1"  # the type's defaults
     controls = page.locator(".node-panel :is(input, select, textarea, button)")
     assert controls.count() > 10
     assert controls.evaluate_all("(all) => all.filter((el) => !el.disabled).map((el) => el.outerHTML)") == []
