@@ -3,7 +3,8 @@
 // node object; validation messages from the API are pinned on the fields they name.
 
 import { h } from "../page.js";
-import { humanize, schemaField, showFieldErrors } from "./schema-form.js";
+import { showFieldErrors } from "./field-errors.js";
+import { humanize, schemaField } from "./schema-form.js";
 import { scopeNames, templateEditor } from "./template-field.js";
 
 const TYPING_DELAY_MS = 300;

@@ -3,7 +3,8 @@
 
 import { ApiError, dashboardUrls, h, showError } from "../page.js";
 import { inputSkeleton, startRun } from "../run-start.js";
-import { schemaField, showFieldErrors } from "./schema-form.js";
+import { showFieldErrors } from "./field-errors.js";
+import { schemaField } from "./schema-form.js";
 
 function initialInput(schema) {
   if (!schema?.properties) return inputSkeleton(schema);

@@ -4,7 +4,6 @@
 // control that holds the value, for forms, screen readers and undo.
 
 import { h } from "../page.js";
-import { uniqueId } from "./schema-form.js";
 
 const TAG = /(\{\{[\s\S]*?(?:\}\}|$)|\{%[\s\S]*?(?:%\}|$)|\{#[\s\S]*?(?:#\}|$))/;
 const NAME_BEFORE_CARET = /[A-Za-z_][\w.]*$|$/;
