@@ -1,19 +1,11 @@
 // The Run button's dialog (only in pages of editors and above): the input as JSON, started with
 // POST workflows/{id}/runs; the API's validation problems are listed in the dialog, a started run opens.
 
-import { api, dashboardUrls, showError } from "./page.js";
+import { dashboardUrls, showError } from "./page.js";
+import { inputSkeleton, startRun } from "./run-start.js";
 
 const dialog = document.getElementById("run-dialog");
 let workflow = null;
-
-// An input to start from: each property of the input schema with its default or an empty value.
-function inputSkeleton(schema) {
-  const empty = { string: "", number: 0, integer: 0, boolean: false, array: [], object: {} };
-  const properties = schema?.properties ?? {};
-  return Object.fromEntries(
-    Object.entries(properties).map(([name, property]) => [name, property.default ?? empty[property.type] ?? null]),
-  );
-}
 
 async function start(event) {
   event.preventDefault();
@@ -31,7 +23,7 @@ async function start(event) {
   const button = event.submitter ?? dialog.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const run = await api(`workflows/${workflow.id}/runs`, { method: "POST", body: { input } });
+    const run = await startRun(workflow.id, input);
     location.assign(dashboardUrls.run(run.id));
   } catch (error) {
     showError(errors, error);
