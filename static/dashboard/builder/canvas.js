@@ -158,9 +158,10 @@ export class Canvas {
     );
   }
 
+  // From the element: during a drag Drawflow's data runs one mouse move ahead of what it drew.
   position(key) {
-    const data = this.editor.getNodeFromId(this.ids.get(key));
-    return { x: Math.round(data.pos_x), y: Math.round(data.pos_y) };
+    const element = this.element(key);
+    return { x: Math.round(element.offsetLeft), y: Math.round(element.offsetTop) };
   }
 
   moveTo(key, { x, y }) {

@@ -234,3 +234,34 @@ def test_export_downloads_the_workflow_document_and_the_page_fits_a_phone(server
     assert side["y"] >= canvas["y"] + canvas["height"]
     page.screenshot(path=SCREENSHOTS / "builder-390.png", full_page=True)
     context.close()
+
+
+def test_shift_click_selects_several_nodes_that_move_together_and_an_old_version_opens_read_only(
+    server, editor, workflow, browser
+):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = log_in(context, server, editor)
+    open_builder(page, server, workflow.pk, 2)
+    node(page, "intro").click()
+    node(page, "outro").click(modifiers=["Shift"])
+    assert page.locator("#canvas .drawflow-node.multi-selected").count() == 2
+    before = {key: node(page, key).bounding_box() for key in ["intro", "outro"]}
+    box = before["intro"]
+    page.mouse.move(box["x"] + 20, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120, box["y"] + 60, steps=6)
+    page.mouse.up()
+    after = {key: node(page, key).bounding_box() for key in ["intro", "outro"]}
+    moved = [(after[key]["x"] - before[key]["x"], after[key]["y"] - before[key]["y"]) for key in ["intro", "outro"]]
+    assert moved[0][0] > 50 and moved[0][1] > 25
+    assert moved[1] == pytest.approx(moved[0], abs=2)
+    saved(page)
+
+    page.select_option("#versions", "1")
+    page.wait_for_selector("#builder-banner >> text=Version 1, read-only")
+    assert page.locator("#canvas").get_attribute("class").count("read-only") == 1
+    assert node(page, "intro").bounding_box()["x"] == pytest.approx(before["intro"]["x"], abs=2)
+    page.get_by_role("button", name="Restore this version").click()
+    page.wait_for_selector("#builder-banner >> text=Version 1 restored.")
+    assert page.locator("#version-label").inner_text() == "Version 3"
+    context.close()
