@@ -26,10 +26,11 @@ function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-// `path` is relative to /api/v3/, or an absolute URL the API handed out (a page's `next`).
-export async function api(path, { method = "GET", body } = {}) {
+// `path` is relative to /api/v3/, or an absolute URL the API handed out (a page's `next`). `headers`
+// adds request headers (the builder's If-Match).
+export async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
   const url = /^https?:/.test(path) ? path : `/api/v3/${path}`;
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
   const response = await fetch(url, {

@@ -59,6 +59,22 @@ def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
 
 @login_required
 @ensure_csrf_cookie
+def workflow_edit(request: HttpRequest, workflow_id) -> HttpResponse:
+    """The visual builder (docs/builder.md): read-only for viewers; it reads and saves through the API."""
+    workflow = selectors.workflow_get(request.user, workflow_id)
+    context = _context(request, workflow.workspace, workflow=workflow)
+    return render(request, "dashboard/builder.html", context)
+
+
+@login_required
+@ensure_csrf_cookie
+def workflow_new(request: HttpRequest) -> HttpResponse:
+    """The builder's first step: a name; the page creates the workflow through the API, then opens it."""
+    return render(request, "dashboard/builder.html", _context(request, _chosen_workspace(request), workflow=None))
+
+
+@login_required
+@ensure_csrf_cookie
 def budget_list(request: HttpRequest) -> HttpResponse:
     """The workspace's budgets against what their current periods spent. Rendered on the server: the
     figures are read once, and the page needs no script of its own."""

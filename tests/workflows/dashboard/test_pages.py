@@ -18,7 +18,16 @@ from workflows.services.workflows import workflow_create
 pytestmark = pytest.mark.django_db
 
 CHAIN = {"name": "Page chain", "nodes": [{"key": "first", "type": "text", "content": "one"}]}
-WRITE_CONTROLS = ('id="run-dialog"', 'id="run-button"', 'id="cancel-button"', 'id="retry-button"', "approval-template")
+WRITE_CONTROLS = (
+    'id="run-dialog"',
+    'id="run-button"',
+    'id="save-button"',
+    'id="palette"',
+    'id="new-workflow"',
+    'id="cancel-button"',
+    'id="retry-button"',
+    "approval-template",
+)
 
 
 @pytest.fixture
@@ -60,6 +69,8 @@ def pages(workflow, run) -> list[str]:
         f"/dashboard/runs/{workspace}",
         f"/dashboard/budgets/{workspace}",
         f"/dashboard/workflows/{workflow.pk}/",
+        f"/dashboard/workflows/{workflow.pk}/edit/",
+        f"/dashboard/workflows/new/{workspace}",
         f"/dashboard/runs/{run.pk}/",
         f"/dashboard/documents/{run.documents.get().pk}/diff/",
     ]
@@ -135,6 +146,8 @@ def test_a_viewer_gets_no_write_controls_and_an_editor_does(client, workflow, ru
     client.force_login(member(workflow.workspace, Membership.Role.EDITOR))
     assert 'id="run-dialog"' in client.get(pages(workflow, run)[0]).content.decode()
     assert 'id="run-button"' in client.get(f"/dashboard/workflows/{workflow.pk}/").content.decode()
+    assert 'id="save-button"' in client.get(f"/dashboard/workflows/{workflow.pk}/edit/").content.decode()
+    assert 'id="new-workflow-form"' in client.get(pages(workflow, run)[5]).content.decode()
     run_page = client.get(f"/dashboard/runs/{run.pk}/").content.decode()
     assert 'id="cancel-button"' in run_page
     assert 'id="approval-template"' in run_page
@@ -165,6 +178,9 @@ def test_pages_reference_only_static_files_that_exist_and_no_inline_scripts(clie
         assert finders.find(path), f"/static/{path} does not exist"
     assert "dashboard/live.js" in referenced
     assert "dashboard/document-diff.js" in referenced
+    assert {"dashboard/builder.js", "dashboard/builder.css", "vendor/drawflow/drawflow.min.js"} <= referenced
+    for path in ["dashboard/builder/canvas.js", "dashboard/builder/document.js", "vendor/dagre/dagre.esm.js"]:
+        assert finders.find(path), f"/static/{path} does not exist"
 
 
 def test_the_account_page_needs_a_login(client):
