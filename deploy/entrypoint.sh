@@ -29,6 +29,11 @@ case "$command" in
         if [ -n "${DWC_WORKER_QUEUES:-}" ]; then
             set -- "$@" -Q "$DWC_WORKER_QUEUES"
         fi
+        # Steps that wait on calls want many threads (DWC_WORKER_POOL=threads); CPU-bound control
+        # work one process per CPU (Celery's default prefork).
+        if [ -n "${DWC_WORKER_POOL:-}" ]; then
+            set -- "$@" --pool "$DWC_WORKER_POOL"
+        fi
         if [ -n "${DWC_WORKER_CONCURRENCY:-}" ]; then
             set -- "$@" --concurrency "$DWC_WORKER_CONCURRENCY"
         fi

@@ -156,6 +156,11 @@ def test_the_entrypoint_is_the_script_and_web_is_the_default():
             },
             "celery -A config worker --loglevel WARNING -Q engine --concurrency 2 --hostname engine@%h",
         ),
+        (
+            ["worker"],
+            {"DWC_WORKER_QUEUES": "calls,generation", "DWC_WORKER_POOL": "threads", "DWC_WORKER_CONCURRENCY": "32"},
+            "celery -A config worker --loglevel INFO -Q calls,generation --pool threads --concurrency 32",
+        ),
         (["beat"], {}, "celery -A config beat --loglevel INFO"),
         (["migrate"], {}, "python manage.py migrate --noinput"),
         (["embedded"], {}, "python manage.py start --host 0.0.0.0 --port 8000"),
