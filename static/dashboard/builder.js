@@ -30,6 +30,7 @@ const state = {
   version: null, // the version our edits start from (the ETag)
   writable: false,
   viewing: null, // a version shown read-only
+  viewingNodes: [], // its nodes
   types: new Map(),
   credentials: [],
   errors: new Map(), // node key → its errors, relative to the node
@@ -83,13 +84,17 @@ function afterChange({ redraw = false } = {}) {
 }
 
 function undo() {
+  commitPanel();
   history.undo();
   afterChange({ redraw: true });
+  reopenPanel();
 }
 
 function redo() {
+  commitPanel();
   history.redo();
   afterChange({ redraw: true });
+  reopenPanel();
 }
 
 function replaceNodes(nodes) {
@@ -109,6 +114,7 @@ async function loadWorkflow() {
   canvas.setErrors(new Set());
   canvas.setReadOnly(!state.writable);
   afterChange({ redraw: true });
+  reopenPanel();
   await loadVersions();
 }
 
@@ -132,6 +138,7 @@ function offerDraft() {
       showBanner();
       change(draft.state);
       canvas.render(current().nodes);
+      reopenPanel();
     }),
     " ",
     button("Discard them", () => {
@@ -145,9 +152,11 @@ function offerDraft() {
 
 async function save() {
   if (!state.writable || state.viewing) return;
+  commitPanel();
   const saveButton = $("save-button");
   saveButton.disabled = true;
   showError(errorBox, null);
+  showBanner(); // a "Saved as version N" of an earlier save must not stand for this one
   try {
     const workflow = await api(`workflows/${page.dataset.workflow}`, {
       method: "PUT",
@@ -201,15 +210,52 @@ function conflict(error) {
 
 // --- panels -------------------------------------------------------------------------------------------
 
+// The nodes on the canvas: the document's, or those of the version shown read-only.
+function shownNodes() {
+  return state.viewing ? state.viewingNodes : current().nodes;
+}
+
 function scope() {
   return {
-    nodes: current().nodes.map((node) => ({
+    nodes: shownNodes().map((node) => ({
       key: node.key,
       type: node.type,
       branches: state.types.get(node.type)?.branches ?? [],
     })),
     input: Object.keys(current().input_schema?.properties ?? {}),
   };
+}
+
+// The form's edit still waiting for the typing pause, made now: a save, an undo or a run right after a
+// keystroke (ctrl+s from the field itself) must see it.
+function commitPanel() {
+  state.panel?.flush();
+}
+
+// When the document changes under it (undo, redo, a draft restored, an import, another version) the
+// open form still shows what it was opened with: open it again on the node as it is now.
+function reopenPanel() {
+  const key = state.panelKey;
+  if (!key || !state.panel) return;
+  state.panel.close();
+  state.panel = null;
+  state.panelKey = null;
+  openPanel(key);
+}
+
+// The nodes after a node's form changed it. The form was opened with the node as it was then: its
+// place on the canvas and its edges stay the document's, and a new key carries the edges of the
+// nodes that depend on it.
+function formEdit(before, updated) {
+  const rename = (dependency) => {
+    if (typeof dependency === "string") return dependency === before ? updated.key : dependency;
+    return dependency.node === before ? { ...dependency, node: updated.key } : dependency;
+  };
+  return current().nodes.map((node) => {
+    if (node.key === before) return { ...updated, position: node.position, depends_on: node.depends_on };
+    if (before === updated.key) return node;
+    return { ...node, depends_on: (node.depends_on ?? []).map(rename) };
+  });
 }
 
 async function openPanel(key) {
@@ -221,7 +267,12 @@ async function openPanel(key) {
   const container = $("node-panel");
   container.replaceChildren();
   if (!key) return;
-  const node = current().nodes.find((candidate) => candidate.key === key);
+  const node = shownNodes().find((candidate) => candidate.key === key);
+  if (!node) {
+    $("side-hint").hidden = false; // not in the version shown
+    return;
+  }
+  let editing = key; // the node's key as its form last set it
   try {
     const { openNodePanel } = await import("./builder/node-panel.js");
     if (state.panelKey !== key) return;
@@ -232,11 +283,11 @@ async function openPanel(key) {
       scope: scope(),
       readOnly: !state.writable || Boolean(state.viewing),
       onChange: (updated) => {
-        const renamed = updated.key !== key;
-        state.panelKey = updated.key;
-        replaceNodes(current().nodes.map((candidate) => (candidate.key === key ? updated : candidate)));
-        canvas.render(current().nodes);
-        if (renamed) canvas.select([updated.key]);
+        const before = editing;
+        editing = updated.key;
+        if (state.panelKey === before) state.panelKey = updated.key;
+        replaceNodes(formEdit(before, updated));
+        canvas.update(current().nodes);
       },
     });
     state.panel.setErrors(state.errors.get(key) ?? {});
@@ -250,6 +301,7 @@ function refreshPanel() {
 }
 
 async function openRun() {
+  commitPanel();
   if (dirty()) {
     showBanner("Save your changes first: a run uses the saved version.");
     return;
@@ -327,12 +379,16 @@ async function showVersion(number) {
     showBanner();
     canvas.setReadOnly(!state.writable);
     afterChange({ redraw: true });
+    reopenPanel();
     return;
   }
   const version = await api(`workflows/${page.dataset.workflow}/versions/${number}`);
+  commitPanel();
   state.viewing = version.number;
+  state.viewingNodes = definition(version.snapshot).nodes;
   canvas.setReadOnly(true);
-  canvas.render(definition(version.snapshot).nodes);
+  canvas.render(state.viewingNodes);
+  reopenPanel();
   const restore = state.writable
     ? button("Restore this version", async () => {
         await api(`workflows/${page.dataset.workflow}/versions/${number}/restore`, { method: "POST" });
@@ -359,6 +415,7 @@ async function importFile(file) {
   if (!document || !Array.isArray(document.nodes)) throw new Error("This file holds no dwc-workflow/1 document.");
   replaceNodes(definition(document).nodes);
   canvas.render(current().nodes);
+  reopenPanel();
   showBanner(`Imported ${document.nodes.length} nodes from ${file.name}: not saved yet.`);
 }
 
@@ -421,6 +478,7 @@ function wireButtons() {
   $("workflow-name")?.addEventListener("change", (event) => change({ ...current(), name: event.target.value }));
   document.addEventListener("keydown", onKey);
   window.addEventListener("beforeunload", (event) => {
+    commitPanel(); // into the draft too
     if (state.workflow && dirty()) event.preventDefault();
   });
 }

@@ -8,6 +8,7 @@ import { h } from "../page.js";
 
 const MODULE = "Home";
 const LAYOUT_GAPS = { nodesep: 40, ranksep: 70, marginx: 20, marginy: 20 };
+const STREAM_SHOWN = 120; // characters of a step's streamed text under its node
 
 function domId(id) {
   return `node-${id}`;
@@ -35,6 +36,8 @@ export class Canvas {
     this.ids = new Map(); // node key → Drawflow id
     this.keys = new Map(); // Drawflow id → node key
     this.selected = new Set(); // keys
+    this.errorKeys = new Set(); // nodes the last save's errors name, kept across redraws
+    this.statuses = new Map(); // key → {status, text} of the run followed, kept across redraws
     this.drawing = false;
     this.listen();
   }
@@ -75,20 +78,62 @@ export class Canvas {
     this.ids.set(node.key, id);
     this.keys.set(String(id), node.key);
     const element = this.element(node.key);
-    Object.assign(element.dataset, { key: node.key, type: node.type, status: "" });
-    element.setAttribute("aria-label", `${node.title || node.key} (${node.type})`);
+    const shown = this.statuses.get(node.key) ?? {};
+    Object.assign(element.dataset, { type: node.type, status: shown.status ?? "" });
     element
       .querySelector(".drawflow_content_node")
       .replaceChildren(
-        h("span", { class: "node-title" }, node.title || node.key),
-        h("span", { class: "node-meta" }, `${node.key} · ${node.type}`),
-        h("span", { class: "node-stream" }),
+        h("span", { class: "node-title" }),
+        h("span", { class: "node-meta" }),
+        h("span", { class: "node-stream" }, (shown.text ?? "").slice(-STREAM_SHOWN)),
       );
+    this.label(element, node);
+    element.classList.toggle("has-errors", this.errorKeys.has(node.key));
     branches.forEach((branch, position) => {
       const port = element.querySelector(`.output.output_${position + 1}`);
       port.dataset.branch = branch;
       port.title = `${branch} branch`;
     });
+  }
+
+  label(element, node) {
+    element.dataset.key = node.key;
+    element.setAttribute("aria-label", `${node.title || node.key} (${node.type})`);
+    element.querySelector(".node-title").textContent = node.title || node.key;
+    element.querySelector(".node-meta").textContent = `${node.key} · ${node.type}`;
+  }
+
+  // The nodes changed outside the canvas (a node's form): take them, and relabel the drawn nodes in
+  // place rather than redraw. A form reports its last edit when its node is unselected, which Drawflow
+  // signals in the middle of the mousedown that selects the next node: a redraw there would replace
+  // the element being clicked, and Drawflow would select an id that no longer exists.
+  update(nodes) {
+    const sameShape =
+      nodes.length === this.nodes.length && nodes.every((node, index) => node.type === this.nodes[index].type);
+    if (!sameShape) {
+      this.render(nodes);
+      return;
+    }
+    nodes.forEach((node, index) => {
+      const before = this.nodes[index].key;
+      if (before !== node.key) this.rename(before, node.key);
+    });
+    this.nodes = structuredClone(nodes);
+    for (const node of this.nodes) this.label(this.element(node.key), node);
+  }
+
+  rename(before, after) {
+    const id = this.ids.get(before);
+    this.ids.delete(before);
+    this.ids.set(after, id);
+    this.keys.set(String(id), after);
+    for (const keys of [this.selected, this.errorKeys]) if (keys.delete(before)) keys.add(after);
+    if (this.statuses.has(before)) this.statuses.set(after, this.statuses.get(before));
+    this.statuses.delete(before);
+    for (const edge of this.container.querySelectorAll(".connection")) {
+      if (edge.dataset.source === before) edge.dataset.source = after;
+      if (edge.dataset.target === before) edge.dataset.target = after;
+    }
   }
 
   drawEdge(dependency, target) {
@@ -301,19 +346,25 @@ export class Canvas {
   // --- what the server said ----------------------------------------------------------------------
 
   setErrors(keys) {
+    this.errorKeys = new Set(keys);
     for (const element of this.container.querySelectorAll(".drawflow-node")) {
       element.classList.toggle("has-errors", keys.has(element.dataset.key));
     }
   }
 
   setStatus(key, status, text) {
+    const shown = { ...this.statuses.get(key) };
+    if (status !== undefined) shown.status = status;
+    if (text !== undefined) shown.text = text;
+    this.statuses.set(key, shown);
     const element = this.ids.has(key) && this.element(key);
     if (!element) return;
     if (status !== undefined) element.dataset.status = status;
-    if (text !== undefined) element.querySelector(".node-stream").textContent = text.slice(-120);
+    if (text !== undefined) element.querySelector(".node-stream").textContent = text.slice(-STREAM_SHOWN);
   }
 
   clearStatuses() {
+    this.statuses.clear();
     for (const element of this.container.querySelectorAll(".drawflow-node")) {
       element.dataset.status = "";
       element.querySelector(".node-stream").textContent = "";

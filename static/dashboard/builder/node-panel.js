@@ -48,7 +48,7 @@ function withDefaults(schema, defaults) {
 
 /**
  * container: where the panel goes (its content is replaced). See the module's callers for the options:
- * {nodeType, node, credentials, scope, readOnly, onChange} → {setErrors(errorsByPath), close()}.
+ * {nodeType, node, credentials, scope, readOnly, onChange} → {setErrors(errorsByPath), flush(), close()}.
  */
 export function openNodePanel(container, { nodeType, node, credentials = [], scope = {}, readOnly = false, onChange }) {
   const schema = nodeType.schema;
@@ -140,6 +140,10 @@ export function openNodePanel(container, { nodeType, node, credentials = [], sco
   return {
     setErrors(errorsByPath) {
       showFieldErrors(panel, problems, errorsByPath);
+    },
+    // Reports the edit still waiting for the typing pause now (before a save, an undo or a run).
+    flush() {
+      if (timer !== null) flush();
     },
     close() {
       if (timer !== null) flush();
