@@ -7,18 +7,9 @@ import { Canvas, uniqueKey } from "./builder/canvas.js";
 import { History, Drafts, copyNodes, definition, errorsByNode, pastedNodes } from "./builder/document.js";
 import { LiveConnection } from "./live.js";
 import { ApiError, api, canWrite, dashboardUrls, h, setUpSwitcher, showError } from "./page.js";
+import { STEP_STATUS_AFTER } from "./runs-table.js";
 
 const GROUPS = ["documents", "logic", "integrations", "people"];
-const STEP_STATUS_AFTER = {
-  "step.queued": "queued",
-  "step.started": "running",
-  "step.retrying": "retrying",
-  "step.waiting": "waiting",
-  "step.succeeded": "succeeded",
-  "step.failed": "failed",
-  "step.skipped": "skipped",
-  "step.cancelled": "cancelled",
-};
 
 const page = document.getElementById("builder-page");
 const errorBox = document.getElementById("builder-error");
@@ -34,7 +25,9 @@ const state = {
   types: new Map(),
   credentials: [],
   errors: new Map(), // node key → its errors, relative to the node
-  panel: null,
+  workflowErrors: {}, // the workflow's own fields' errors (input_schema, settings.timeout, …)
+  viewingWorkflow: null, // the fields of the version shown read-only
+  panel: null, // the node's form, or with no node selected the workflow's
   panelKey: null,
 };
 let canvas;
@@ -114,7 +107,8 @@ async function loadWorkflow() {
   canvas.setErrors(new Set());
   canvas.setReadOnly(!state.writable);
   afterChange({ redraw: true });
-  reopenPanel();
+  if (state.panel) reopenPanel();
+  else openPanel(null); // the workflow's own fields until a node is selected
   await loadVersions();
 }
 
@@ -184,6 +178,7 @@ async function save() {
 function pinErrors(errors) {
   const { byNode, rest } = errorsByNode(errors, current().nodes.map((node) => node.key));
   state.errors = byNode;
+  state.workflowErrors = rest;
   canvas.setErrors(new Set(byNode.keys()));
   const lines = [
     ...[...byNode].map(([key, fields]) => `${key}: ${Object.values(fields).flat().join(" ")}`),
@@ -191,7 +186,7 @@ function pinErrors(errors) {
   ];
   showError(errorBox, lines.length ? new ApiError(400, { errors: { non_field_errors: lines } }) : null);
   if (byNode.size) canvas.select([byNode.keys().next().value]);
-  state.panel?.setErrors(state.errors.get(state.panelKey) ?? {});
+  state.panel?.setErrors(state.panelKey ? (state.errors.get(state.panelKey) ?? {}) : rest);
 }
 
 function conflict(error) {
@@ -236,7 +231,7 @@ function commitPanel() {
 // open form still shows what it was opened with: open it again on the node as it is now.
 function reopenPanel() {
   const key = state.panelKey;
-  if (!key || !state.panel) return;
+  if (!state.panel) return;
   state.panel.close();
   state.panel = null;
   state.panelKey = null;
@@ -263,10 +258,13 @@ async function openPanel(key) {
   state.panel?.close();
   state.panel = null;
   state.panelKey = key;
-  $("side-hint").hidden = Boolean(key);
+  $("side-hint").hidden = true;
   const container = $("node-panel");
   container.replaceChildren();
-  if (!key) return;
+  if (!key) {
+    openWorkflowSettings(container);
+    return;
+  }
   const node = shownNodes().find((candidate) => candidate.key === key);
   if (!node) {
     $("side-hint").hidden = false; // not in the version shown
@@ -293,6 +291,22 @@ async function openPanel(key) {
     state.panel.setErrors(state.errors.get(key) ?? {});
   } catch (error) {
     container.replaceChildren(h("p", { class: "errors" }, `The node form could not be loaded: ${error.message}`));
+  }
+}
+
+// No node selected: the workflow's own fields (description, input schema, run settings).
+async function openWorkflowSettings(container) {
+  try {
+    const { openWorkflowPanel } = await import("./builder/workflow-panel.js");
+    if (state.panelKey !== null || state.panel) return; // a node was selected meanwhile
+    state.panel = openWorkflowPanel(container, {
+      workflow: state.viewing ? state.viewingWorkflow : current(),
+      readOnly: !state.writable || Boolean(state.viewing),
+      onChange: (fields) => change({ ...current(), ...fields }),
+    });
+    state.panel.setErrors(state.workflowErrors);
+  } catch (error) {
+    container.replaceChildren(h("p", { class: "errors" }, `The workflow form could not be loaded: ${error.message}`));
   }
 }
 
@@ -386,6 +400,7 @@ async function showVersion(number) {
   commitPanel();
   state.viewing = version.number;
   state.viewingNodes = definition(version.snapshot).nodes;
+  state.viewingWorkflow = definition(version.snapshot);
   canvas.setReadOnly(true);
   canvas.render(state.viewingNodes);
   reopenPanel();

@@ -8,21 +8,11 @@
 import { drawGraph } from "./graph.js";
 import { LiveConnection } from "./live.js";
 import { api, canWrite, duration, h, me, setBadge, setUpSwitcher, showError, timeElement } from "./page.js";
-import { runStatusAfter } from "./runs-table.js";
+import { STEP_STATUS_AFTER, runStatusAfter } from "./runs-table.js";
 
 const page = document.getElementById("run-page");
 const runId = page.dataset.run;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-const STEP_STATUS_AFTER = {
-  "step.queued": "queued",
-  "step.started": "running",
-  "step.retrying": "retrying",
-  "step.waiting": "waiting",
-  "step.succeeded": "succeeded",
-  "step.failed": "failed",
-  "step.skipped": "skipped",
-  "step.cancelled": "cancelled",
-};
 
 const state = { run: null, steps: new Map(), order: [], writable: false, email: "" };
 const views = new Map();

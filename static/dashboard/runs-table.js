@@ -15,6 +15,18 @@ const RUN_STATUS_AFTER = {
   "run.regenerating": "pending",
 };
 
+// What a step's status is after each step event (the run page's and the builder's canvases).
+export const STEP_STATUS_AFTER = {
+  "step.queued": "queued",
+  "step.started": "running",
+  "step.retrying": "retrying",
+  "step.waiting": "waiting",
+  "step.succeeded": "succeeded",
+  "step.failed": "failed",
+  "step.skipped": "skipped",
+  "step.cancelled": "cancelled",
+};
+
 /** The run's status after `event`, or undefined for an event that does not change it. A resumed run
  * is running again, or waits for a concurrency slot (queued): its event says which. */
 export function runStatusAfter(event) {

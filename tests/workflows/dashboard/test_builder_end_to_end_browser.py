@@ -267,3 +267,49 @@ def test_a_form_edit_is_one_undo_step_survives_a_reload_and_keeps_the_nodes_plac
     assert nodes["greeting"]["position"]["x"] > 200
     context.close()
     assert errors == []
+
+
+def test_the_workflows_own_fields_give_the_run_form_and_the_templates_their_input(server, editor, letter, browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = log_in(context, server, editor)
+    open_builder(page, server, letter.pk, 2)
+    errors = []
+    watch_for_script_errors(page, errors)
+
+    # No node selected: the workflow's own form, the input schema among its fields.
+    settings = page.get_by_role("region", name="Workflow settings")
+    settings.wait_for()
+    schema = settings.get_by_label("Input schema")
+    schema.fill('{"type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}')
+    wait_for_draft(page, '"topic"')
+
+    intro = open_panel(page, "intro", "text")
+    content = intro.get_by_label("Content")
+    content.fill("")
+    content.press_sequentially("{{ input.t")
+    assert intro.get_by_role("listbox").get_by_role("option").all_inner_texts() == ["input.topic"]
+    content.press("Enter")
+    content.press_sequentially(" }}")
+    wait_for_draft(page, "{{ input.topic }}")
+    saved(page)
+    stored = api_get(page, f"workflows/{letter.pk}")
+    assert stored["input_schema"]["properties"] == {"topic": {"type": "string"}}
+    assert stored["nodes"][0]["content"] == "{{ input.topic }}"
+
+    # A bad value for one of the workflow's fields is pinned on it (a click on the empty canvas
+    # leaves the node for the workflow's form).
+    box = page.locator("#canvas").bounding_box()
+    page.locator("#canvas").click(position={"x": box["width"] - 30, "y": box["height"] - 30})
+    settings.wait_for()
+    settings.get_by_role("spinbutton", name="Timeout").fill("0")
+    page.keyboard.press("Control+s")
+    timeout_field = settings.locator('[data-path="settings.timeout"]')
+    timeout_field.get_by_role("alert").wait_for()
+    assert api_get(page, f"workflows/{letter.pk}")["version"] == stored["version"]
+
+    # The Run form asks for what the schema names.
+    settings.get_by_role("spinbutton", name="Timeout").fill("")
+    page.get_by_role("button", name="Run", exact=True).click()
+    run_form = page.get_by_role("form", name="Run Letter")
+    run_form.get_by_label("Topic").wait_for()
+    assert errors == []
