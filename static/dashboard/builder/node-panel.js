@@ -3,11 +3,11 @@
 // node object; validation messages from the API are pinned on the fields they name.
 
 import { h } from "../page.js";
+import { editReporter } from "./edits.js";
 import { showFieldErrors } from "./field-errors.js";
 import { humanize, schemaField } from "./schema-form.js";
 import { scopeNames, templateEditor } from "./template-field.js";
 
-const TYPING_DELAY_MS = 300;
 const RUN_SETTINGS = ["title", "key", "retry", "timeout", "trigger_rule", "priority", "tags"];
 // Config properties that name a workspace credential: `credential` everywhere, and a webhook's
 // `secret` (the credential whose value signs the body; docs/api.md, "What a node names").
@@ -54,18 +54,10 @@ export function openNodePanel(container, { nodeType, node, credentials = [], sco
   const schema = nodeType.schema;
   const names = scopeNames(scope, node.key);
   let current = structuredClone(node);
-  let timer = null;
-
-  const flush = () => {
-    clearTimeout(timer);
-    timer = null;
+  const edits = editReporter(() => {
     if (!readOnly && onChange) onChange(structuredClone(current));
-  };
-  const changed = (typing) => {
-    if (!typing) return flush();
-    clearTimeout(timer);
-    timer = setTimeout(flush, TYPING_DELAY_MS);
-  };
+  });
+  const changed = (typing) => edits.changed(typing);
   const setTop = (name) => (value, typing) => {
     const next = { ...current };
     if (value === undefined) delete next[name];
@@ -143,10 +135,10 @@ export function openNodePanel(container, { nodeType, node, credentials = [], sco
     },
     // Reports the edit still waiting for the typing pause now (before a save, an undo or a run).
     flush() {
-      if (timer !== null) flush();
+      edits.flush();
     },
     close() {
-      if (timer !== null) flush();
+      edits.flush();
       panel.remove();
     },
   };

@@ -4,10 +4,10 @@
 // the editor the changed fields; the API's messages for them are pinned on their fields.
 
 import { h } from "../page.js";
+import { editReporter } from "./edits.js";
 import { showFieldErrors } from "./field-errors.js";
 import { schemaField } from "./schema-form.js";
 
-const TYPING_DELAY_MS = 300;
 // What the API takes for these fields (workflows.specs.WORKFLOW_SCHEMA); the server checks them again.
 const FIELDS = {
   description: { type: "string", maxLength: 10000, description: "What the workflow is for." },
@@ -43,21 +43,16 @@ export function openWorkflowPanel(container, { workflow, readOnly = false, onCha
     input_schema: workflow.input_schema ?? {},
     settings: workflow.settings ?? {},
   };
-  let timer = null;
-  const flush = () => {
-    clearTimeout(timer);
-    timer = null;
+  const edits = editReporter(() => {
     if (!readOnly && onChange) onChange(structuredClone(current));
-  };
+  });
   const field = (name) =>
     schemaField(FIELDS[name], current[name], name, {
       label: LABELS[name],
       readOnly,
       onChange: (value, typing) => {
         current = { ...current, [name]: value ?? (name === "description" ? "" : {}) };
-        clearTimeout(timer);
-        if (typing) timer = setTimeout(flush, TYPING_DELAY_MS);
-        else flush();
+        edits.changed(typing);
       },
     });
   const problems = h("div", { class: "node-panel-problems", role: "alert", hidden: true });
@@ -74,10 +69,10 @@ export function openWorkflowPanel(container, { workflow, readOnly = false, onCha
       showFieldErrors(panel, problems, errorsByPath);
     },
     flush() {
-      if (timer !== null) flush();
+      edits.flush();
     },
     close() {
-      if (timer !== null) flush();
+      edits.flush();
       panel.remove();
     },
   };

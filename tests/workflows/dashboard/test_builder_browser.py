@@ -265,3 +265,49 @@ def test_shift_click_selects_several_nodes_that_move_together_and_an_old_version
     page.wait_for_selector("#builder-banner >> text=Version 1 restored.")
     assert page.locator("#version-label").inner_text() == "Version 3"
     context.close()
+
+
+@pytest.fixture
+def other(editor, workflow):
+    """Made before the browser starts, as every fixture here: no ORM calls while Playwright's loop runs."""
+    return workflow_create(
+        actor=editor, workspace=workflow.workspace, data={"name": "Other", "nodes": [{"key": "solo", "content": "x"}]}
+    )
+
+
+def test_delete_zoom_paste_into_another_workflow_and_the_question_before_leaving(
+    server, editor, workflow, other, browser
+):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = log_in(context, server, editor)
+    open_builder(page, server, workflow.pk, 2)
+
+    # Delete: the button removes the selected node and its edge; the Delete key the next one.
+    node(page, "outro").locator(".node-title").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    assert node(page, "outro").count() == 0
+    page.keyboard.press("Control+z")
+    assert node(page, "outro").count() == 1
+
+    # Zoom changes the canvas' scale; 100 % puts it back.
+    scale = "() => getComputedStyle(document.querySelector('#canvas .drawflow')).transform"
+    before = page.evaluate(scale)
+    page.get_by_role("button", name="Zoom in").click()
+    assert page.evaluate(scale) != before
+    page.get_by_role("button", name="100 %").click()
+
+    # Copied here, pasted into another workflow's builder.
+    node(page, "intro").locator(".node-title").click()
+    page.keyboard.press("Control+c")
+    # Leaving with unsaved changes asks first.
+    page.locator('#palette .palette-item[data-type="delay"]').click()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
+    open_builder(page, server, other.pk, 1)
+    assert dialogs == ["beforeunload"]
+    page.locator("#canvas").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+v")
+    assert node(page, "intro").count() == 1
+    saved(page)
+    assert {item["key"] for item in api_get(page, f"workflows/{other.pk}")["nodes"]} == {"solo", "intro"}
+    context.close()

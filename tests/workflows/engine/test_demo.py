@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run_dialog_input(schema: dict) -> dict:
-    """The input the dashboard's run dialog pre-fills (inputSkeleton in static/dashboard/run-dialog.js):
+    """The input the dashboard's run dialog pre-fills (inputSkeleton in static/dashboard/run-start.js):
     each property's default, else an empty value of its type."""
     empty = {"string": "", "number": 0, "integer": 0, "boolean": False, "array": [], "object": {}}
     return {
@@ -26,7 +26,8 @@ def run_dialog_input(schema: dict) -> dict:
 
 
 def test_the_run_dialog_pre_fills_the_schema_defaults():
-    script = Path(finders.find("dashboard/run-dialog.js")).read_text()
+    # The Run dialog and the builder's Run panel start from run-start.js's inputSkeleton.
+    script = Path(finders.find("dashboard/run-start.js")).read_text()
     assert "property.default ??" in script
 
 
