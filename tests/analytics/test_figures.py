@@ -186,8 +186,15 @@ def test_concurrency_is_the_mean_number_of_runs_in_flight(team):
     assert sum(value for value in by_minute.values()) == pytest.approx(1.0)
 
 
-def test_day_and_week_buckets_start_at_the_callers_midnight(team):
+# These two tests need fixed dates (a Sunday night, the day Paris left summer time in 2026), which the
+# hour rollups answer only while they are kept (DWC_ANALYTICS_HOUR_ROLLUP_DAYS, 90 days): they keep them
+# here for as long as the dates need, so that the tests do not start failing when the dates grow old.
+KEPT_FOR_EVER_DAYS = 36500
+
+
+def test_day_and_week_buckets_start_at_the_callers_midnight(team, settings):
     # 23:30 UTC on a Sunday is 00:30 on Monday in Paris: the next day, and the next week, there.
+    settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS = KEPT_FOR_EVER_DAYS
     workflow = uuid.uuid4()
     moment = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
     fact = run_fact(team["workspace"], workflow)
@@ -206,8 +213,9 @@ def test_day_and_week_buckets_start_at_the_callers_midnight(team):
     assert day_of_the_run(bucket="week", tz="Europe/Paris") == ["2026-11-30T00:00:00+01:00"]
 
 
-def test_a_day_across_a_daylight_saving_change_holds_its_25_hours(team):
+def test_a_day_across_a_daylight_saving_change_holds_its_25_hours(team, settings):
     # Paris left summer time on 25 October 2026: its day ran from 22:00 UTC the day before to 23:00 UTC.
+    settings.DWC_ANALYTICS_HOUR_ROLLUP_DAYS = KEPT_FOR_EVER_DAYS
     workflow = uuid.uuid4()
     facts = []
     for moment in ("2026-10-24T22:30:00+00:00", "2026-10-25T22:30:00+00:00", "2026-10-25T23:30:00+00:00"):
