@@ -3,8 +3,7 @@
 // node object; validation messages from the API are pinned on the fields they name.
 
 import { h } from "../page.js";
-import { editReporter } from "./edits.js";
-import { showFieldErrors } from "./field-errors.js";
+import { editReporter, panelHandle } from "./edits.js";
 import { humanize, schemaField } from "./schema-form.js";
 import { scopeNames, templateEditor } from "./template-field.js";
 
@@ -129,17 +128,5 @@ export function openNodePanel(container, { nodeType, node, credentials = [], sco
   );
   container.replaceChildren(panel);
 
-  return {
-    setErrors(errorsByPath) {
-      showFieldErrors(panel, problems, errorsByPath);
-    },
-    // Reports the edit still waiting for the typing pause now (before a save, an undo or a run).
-    flush() {
-      edits.flush();
-    },
-    close() {
-      edits.flush();
-      panel.remove();
-    },
-  };
+  return panelHandle(panel, problems, edits);
 }

@@ -4,8 +4,7 @@
 // the editor the changed fields; the API's messages for them are pinned on their fields.
 
 import { h } from "../page.js";
-import { editReporter } from "./edits.js";
-import { showFieldErrors } from "./field-errors.js";
+import { editReporter, panelHandle } from "./edits.js";
 import { schemaField } from "./schema-form.js";
 
 // What the API takes for these fields (workflows.specs.WORKFLOW_SCHEMA); the server checks them again.
@@ -64,16 +63,5 @@ export function openWorkflowPanel(container, { workflow, readOnly = false, onCha
     ...Object.keys(FIELDS).map(field),
   );
   container.replaceChildren(panel);
-  return {
-    setErrors(errorsByPath) {
-      showFieldErrors(panel, problems, errorsByPath);
-    },
-    flush() {
-      edits.flush();
-    },
-    close() {
-      edits.flush();
-      panel.remove();
-    },
-  };
+  return panelHandle(panel, problems, edits);
 }
