@@ -193,6 +193,8 @@ disableForm.addEventListener("submit", (event) => {
     }
   });
 });
+// Enabled only now: before this script ran, a click would have put the password in the page's address.
+disableForm.querySelector("[type=submit]").disabled = false;
 
 // --- sessions ------------------------------------------------------------------------------------
 

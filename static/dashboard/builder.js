@@ -533,6 +533,8 @@ function startNew() {
       showError($("new-error"), error);
     }
   });
+  // Enabled only now: a click before this script ran would submit the form to the page itself.
+  if (form) $("new-workflow-button").disabled = false;
 }
 
 setUpSwitcher().catch((error) => console.error(error));

@@ -168,9 +168,11 @@ async function setUpPush() {
   });
 }
 
+// Save stays disabled until the preferences are on the form: saving the empty form would unmute everything.
 async function load() {
   try {
     fill(await api("notifications/preferences"));
+    saveButton.disabled = false;
   } catch (error) {
     showFieldErrors(error);
   }
