@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection, models, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.request import Request
@@ -299,16 +300,20 @@ M = TypeVar("M", bound=models.Model)
 class AuditedChanges(Generic[M]):
     """Create, change and delete one kind of workspace object (it has a `workspace`), each change in one
     transaction with its audit event (`<action_prefix>.created|updated|deleted`, its changes a diff of
-    `snapshot`). `save` writes the object, raising ValidationError for what the database refuses (a
-    name in use, say). The services check roles and bodies first; this is what they then share."""
+    `snapshot`). The services check roles and bodies first; this is what they then share.
+
+    The objects' names are unique in their scope: the database's refusal becomes a ValidationError on
+    `name` saying `name_taken`. `check`, if given, raises ValidationError for what the object may not
+    be once the body is applied (a PATCH's fields together with the kept ones)."""
 
     action_prefix: str
     snapshot: Callable[[M], dict]
-    save: Callable[[M], M]
+    name_taken: str
+    check: Callable[[M], None] | None = None
 
     def created(self, obj: M, *, actor: Any, request: AnyRequest | None = None) -> M:
         with transaction.atomic():
-            obj = self.save(obj)
+            obj = self._saved(obj)
             self._record(obj, "created", diff({}, self.snapshot(obj)), actor, request)
         return obj
 
@@ -320,7 +325,7 @@ class AuditedChanges(Generic[M]):
             for name, value in fields.items():
                 setattr(obj, name, value)
             if changes := diff(before, self.snapshot(obj)):
-                obj = self.save(obj)
+                obj = self._saved(obj)
                 self._record(obj, "updated", changes, actor, request)
         return obj
 
@@ -328,6 +333,16 @@ class AuditedChanges(Generic[M]):
         with transaction.atomic():
             self._record(obj, "deleted", diff(self.snapshot(obj), {}), actor, request)
             obj.delete()
+
+    def _saved(self, obj: M) -> M:
+        if self.check is not None:
+            self.check(obj)
+        try:
+            with transaction.atomic():
+                obj.save()
+        except IntegrityError as error:
+            raise ValidationError({"name": [self.name_taken]}) from error
+        return obj
 
     def _record(self, obj: M, verb: str, changes: dict, actor: Any, request: AnyRequest | None) -> None:
         audit_record(

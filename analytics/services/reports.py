@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -144,15 +143,9 @@ def _span_errors(report: Report) -> Errors:
     return {}
 
 
-def _saved(report: Report) -> Report:
+def _span_checked(report: Report) -> None:
     if errors := _span_errors(report):
         raise ValidationError(errors)
-    try:
-        with transaction.atomic():
-            report.save()
-    except IntegrityError as error:
-        raise ValidationError({"name": [NAME_TAKEN]}) from error
-    return report
 
 
 def _snapshot(report: Report) -> dict:
@@ -162,7 +155,7 @@ def _snapshot(report: Report) -> dict:
     return snapshot
 
 
-AUDITED = AuditedChanges("analytics_report", snapshot=_snapshot, save=_saved)
+AUDITED = AuditedChanges("analytics_report", snapshot=_snapshot, name_taken=NAME_TAKEN, check=_span_checked)
 
 
 def report_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Report:

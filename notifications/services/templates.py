@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from accounts.access import Role, ensure_role
@@ -151,16 +150,7 @@ def _snapshot(template: Template) -> dict:
     return {name: getattr(template, name) for name in WRITABLE_FIELDS}
 
 
-def _saved(template: Template) -> Template:
-    try:
-        with transaction.atomic():
-            template.save()
-    except IntegrityError as error:
-        raise ValidationError({"name": [NAME_TAKEN]}) from error
-    return template
-
-
-AUDITED = AuditedChanges("notification_template", snapshot=_snapshot, save=_saved)
+AUDITED = AuditedChanges("notification_template", snapshot=_snapshot, name_taken=NAME_TAKEN)
 
 
 def template_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Template:

@@ -13,7 +13,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
@@ -126,22 +125,13 @@ def _workflow(value: Any, workspace: Workspace, errors: Errors) -> Workflow | No
     return workflow
 
 
-def _saved(budget: Budget) -> Budget:
-    try:
-        with transaction.atomic():
-            budget.save()
-    except IntegrityError as error:
-        raise ValidationError({"name": [NAME_TAKEN]}) from error
-    return budget
-
-
 def _snapshot(budget: Budget) -> dict:
     snapshot = {name: getattr(budget, name) for name in WRITABLE_FIELDS if name != "workflow"}
     snapshot.update(limit=str(budget.limit), threshold=str(budget.threshold), workflow=str(budget.workflow_id or ""))
     return snapshot
 
 
-AUDITED = AuditedChanges("budget", snapshot=_snapshot, save=_saved)
+AUDITED = AuditedChanges("budget", snapshot=_snapshot, name_taken=NAME_TAKEN)
 
 
 def budget_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Budget:
