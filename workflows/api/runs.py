@@ -233,8 +233,9 @@ class RunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(
         request=serializers.RequestChangesSerializer,
         responses={202: serializers.RunSerializer},
-        description="Send the documents a waiting approval reviews back: they are written again with the comment "
-        "added to their prompts, the steps between them and the approval run again, and the approval waits anew.",
+        description="Send the documents a waiting approval reviews back: they are written again, the model "
+        "seeing its draft and the comment after the prompt; the steps between them and the approval run again, "
+        "and the approval waits anew.",
     )
     @action(detail=True, methods=["post"], url_path=r"steps/(?P<node_key>[a-z0-9_]+)/request-changes")
     def request_changes(self, request, pk=None, node_key=None):

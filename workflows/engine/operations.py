@@ -8,7 +8,7 @@ lock the run and call these; each returns the messages to send once the transiti
 from workflows.engine import snapshot, state, store
 from workflows.engine.dispatch import Dispatch
 from workflows.engine.errors import PermanentError
-from workflows.engine.nodes.base import PROMPT_OVERRIDE, REVIEW_COMMENT
+from workflows.engine.nodes.base import PROMPT_OVERRIDE, REVIEW_COMMENT, REVIEW_DRAFT
 from workflows.engine.transition import Transition
 from workflows.models import Run, StepRun
 
@@ -126,16 +126,17 @@ def _edit(tx: Transition, run: Run, key: str, content: str, *, by: str, approval
 def request_changes(
     tx: Transition, run: Run, step: StepRun, *, keys: list[str], by: str, comment: str
 ) -> list[Dispatch]:
-    """Send a waiting approval's documents back: the document steps `keys` run again with `comment`
-    added to their prompts, then every step between them and the approval, then the approval waits
-    again. Steps on other branches keep their outputs."""
+    """Send a waiting approval's documents back: the document steps `keys` run again, the model seeing
+    the draft under review and `comment` after their prompts, then every step between them and the
+    approval, then the approval waits again. Steps on other branches keep their outputs."""
     approval_ancestors = set(snapshot.ancestors_in_order(run, step.node_key))
     between = {later for key in keys for later in snapshot.descendants(run, key)} & approval_ancestors
     reopened = {*keys, *between, step.node_key}
+    drafts = {key: (tx.steps(run)[key].output or {}).get("content") or "" for key in keys}
     _reopen_steps(tx, run, reopened)
     for key in keys:
         document_step = tx.steps(run)[key]
-        document_step.state = {REVIEW_COMMENT: comment}
+        document_step.state = {REVIEW_COMMENT: comment, REVIEW_DRAFT: drafts[key]}
     data = {"steps": sorted(reopened), "documents": list(keys), "by": by, "comment": comment}
     tx.emit(run, "run.changes_requested", step=step.node_key, data=data)
     return state.advance(tx, run)

@@ -80,7 +80,7 @@ def test_the_reviewer_asks_for_changes_then_edits_the_document_and_approves(serv
     )
     page.screenshot(path=SCREENSHOTS / "document-review-1280.png", full_page=True)
 
-    # Sent back with a comment: written again (the template provider repeats its prompt, comment included).
+    # Sent back with a comment: written again (the template provider repeats the request, comment included).
     form.get_by_label("Comment").fill("Mention the lighthouse.")
     form.get_by_role("button", name="Request changes").click()
     second = page.get_by_role("form", name="Decide review").get_by_label("Outline (outline, version 2)")

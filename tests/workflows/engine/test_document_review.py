@@ -23,12 +23,12 @@ COMMENT = "Shorter, and mention the sea."
 
 
 def answer(body: dict) -> str:
-    """The fake model's answer: a second outline once a reviewer asked for changes, a chapter that
-    repeats the prompt it was given."""
+    """The fake model's answer: a chapter that repeats the prompt it was given; an outline, the second
+    once a reviewer asked for changes."""
     prompt = body["messages"][-1]["content"]
-    if prompt.startswith("Outline"):
-        return "Outline v2" if COMMENT in prompt else "Outline v1"
-    return f"Chapter written from: {prompt}"
+    if prompt.startswith("Chapter"):
+        return f"Chapter written from: {prompt}"
+    return "Outline v2" if COMMENT in prompt else "Outline v1"
 
 
 @pytest.fixture
@@ -158,9 +158,15 @@ def test_requesting_changes_writes_the_document_again_with_the_comment_then_wait
     assert reply.status_code == 202, reply.content
     wait_for_run(run_id, statuses={"waiting"})
 
-    outline_prompts = [r.json["messages"][-1]["content"] for r in llm.requests if r not in chapter_requests(llm)]
-    assert len(outline_prompts) == 2
-    assert outline_prompts[-1].startswith("Outline a story about boats") and COMMENT in outline_prompts[-1]
+    outline_requests = [r.json["messages"] for r in llm.requests if r not in chapter_requests(llm)]
+    assert len(outline_requests) == 2
+    # The model sees its prompt, the draft under review as its own answer, then the reviewer's request.
+    prompt, draft, request = outline_requests[-1]
+    assert (prompt, draft) == (
+        {"role": "user", "content": "Outline a story about boats"},
+        {"role": "assistant", "content": "Outline v1"},
+    )
+    assert request["role"] == "user" and COMMENT in request["content"]
     second = Document.objects.get(run_id=run_id, node_key="outline", version=2)
     assert (second.previous_id, second.content, second.metadata["review_comment"]) == (first.pk, "Outline v2", COMMENT)
     steps = steps_of(run_id)

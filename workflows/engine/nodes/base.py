@@ -17,9 +17,10 @@ from workflows.engine.expressions.rendering import render_strings, render_templa
 Errors = dict[str, list[str]]
 # The key of a step's state holding a prompt that replaces its node's (set when regenerating).
 PROMPT_OVERRIDE = "prompt_override"
-# The key of a step's state holding a reviewer's comment that the document node adds to its prompt
-# (set when an approval asks for changes).
+# The keys of a step's state holding a reviewer's comment and the draft it is about, which the document
+# node sends after its prompt (set when an approval asks for changes).
 REVIEW_COMMENT = "review_comment"
+REVIEW_DRAFT = "review_draft"
 
 
 def _schema_error_path(error) -> str:

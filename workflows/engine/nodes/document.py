@@ -6,7 +6,14 @@ from django.conf import settings
 from workflows.credentials import credential_kind_and_value
 from workflows.engine import json_schema, pricing, providers
 from workflows.engine.errors import PermanentError, TransientError
-from workflows.engine.nodes.base import PROMPT_OVERRIDE, REVIEW_COMMENT, NodeResult, NodeType, StepContext
+from workflows.engine.nodes.base import (
+    PROMPT_OVERRIDE,
+    REVIEW_COMMENT,
+    REVIEW_DRAFT,
+    NodeResult,
+    NodeType,
+    StepContext,
+)
 from workflows.engine.nodes.schema import credential_name
 from workflows.engine.providers.base import Connection, GenerationRequest, Message
 
@@ -22,8 +29,12 @@ CONTEXT_NOT_UPSTREAM = "`context` names {key!r}, which is not an upstream step w
 NOT_JSON = "The model's output is not valid JSON: {error}"
 SCHEMA_VIOLATION = "The model's output does not satisfy `json_schema` at {path}: {message}"
 UNUSABLE_SCHEMA = "`json_schema` cannot be applied: {problem}"
-# How a reviewer's request for changes reaches the model: after the prompt, as plain text.
-REVIEW_COMMENT_PROMPT = "{prompt}\n\nA reviewer asked for changes to the previous version:\n{comment}"
+# How a reviewer's request for changes reaches the model: after the prompt, its draft under review as
+# its own earlier answer, then this (plain text: a person's words, never a template).
+REVISION_REQUEST = (
+    "A reviewer asked for changes to your previous version:\n{comment}\n\n"
+    "Write the whole document again with these changes."
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -135,11 +146,11 @@ class DocumentNode(NodeType):
         prepared = super().prepare(node if override is None else {**node, "prompt": override}, context)
         if override is not None:
             prepared["prompt_override"] = override
-        # Added after rendering: the comment is a person's words, never a template.
+        # Kept apart from the rendered prompt: the comment is a person's words, never a template.
         comment = context.state.get(REVIEW_COMMENT)
         if comment:
-            prepared["prompt"] = REVIEW_COMMENT_PROMPT.format(prompt=prepared["prompt"], comment=comment)
             prepared["review_comment"] = comment
+            prepared["review_draft"] = context.state.get(REVIEW_DRAFT) or ""
         return prepared
 
     @classmethod
@@ -216,7 +227,8 @@ class DocumentNode(NodeType):
 
 
 def _request(prepared: dict, context: StepContext, provider: str) -> tuple[GenerationRequest, dict]:
-    """What the model is sent: the system text, the context documents within their budget, the prompt;
+    """What the model is sent: the system text, the context documents within their budget, the prompt
+    (after a request for changes: then the draft under review as the model's answer, and the request);
     and the record of the documents sent and dropped (`sent`: the documents themselves)."""
     config = prepared["config"]
     documents, truncation = _context_documents(config, context.documents)
@@ -225,6 +237,10 @@ def _request(prepared: dict, context: StepContext, provider: str) -> tuple[Gener
         messages.append(Message("system", config["system"]))
     messages += [Message("user", f"# {doc['title']}\n\n{doc['content']}") for doc in documents]
     messages.append(Message("user", prepared["prompt"]))
+    if "review_comment" in prepared:
+        if prepared["review_draft"]:
+            messages.append(Message("assistant", prepared["review_draft"]))
+        messages.append(Message("user", REVISION_REQUEST.format(comment=prepared["review_comment"])))
     request = GenerationRequest(
         model=config.get("model") or providers.PROVIDERS[provider].default_model,
         messages=tuple(messages),
