@@ -4,11 +4,10 @@ kind's schema, audited)."""
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, audit_record, diff
+from audit.services import AnyRequest, AuditedChanges
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
 from notifications.models import Channel
 from workflows.credentials import credential_value
@@ -81,17 +80,11 @@ def channel_check(*, workspace_id, data: Any, channel: Channel | None = None) ->
     return fields
 
 
-def _saved(channel: Channel, *, update_fields: list[str] | None = None) -> Channel:
-    try:
-        with transaction.atomic():
-            channel.save(update_fields=update_fields)
-    except IntegrityError as error:
-        raise ValidationError({"name": [NAME_TAKEN]}) from error
-    return channel
-
-
 def _snapshot(channel: Channel) -> dict:
     return {name: getattr(channel, name) for name in WRITABLE_FIELDS}
+
+
+AUDITED = AuditedChanges("notification_channel", snapshot=_snapshot, name_taken=NAME_TAKEN)
 
 
 def channel_create(*, actor: User, workspace: Workspace, data: Any, request: AnyRequest | None = None) -> Channel:
@@ -102,17 +95,7 @@ def channel_create(*, actor: User, workspace: Workspace, data: Any, request: Any
     """
     ensure_role(actor, workspace, Role.ADMIN)
     fields = channel_check(workspace_id=workspace.pk, data=data)
-    with transaction.atomic():
-        channel = _saved(Channel(workspace=workspace, created_by=actor, **fields))
-        audit_record(
-            action="notification_channel.created",
-            actor=actor,
-            workspace=workspace,
-            target=channel,
-            changes=diff({}, _snapshot(channel)),
-            request=request,
-        )
-    return channel
+    return AUDITED.created(Channel(workspace=workspace, created_by=actor, **fields), actor=actor, request=request)
 
 
 def channel_update(*, channel: Channel, actor: User, data: Any, request: AnyRequest | None = None) -> Channel:
@@ -121,35 +104,10 @@ def channel_update(*, channel: Channel, actor: User, data: Any, request: AnyRequ
     The config and credential are checked together against the kind, as on creation."""
     ensure_role(actor, channel.workspace, Role.ADMIN)
     fields = channel_check(workspace_id=channel.workspace_id, data=data, channel=channel)
-    with transaction.atomic():
-        channel = Channel.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=channel.pk)
-        before = _snapshot(channel)
-        for name, value in fields.items():
-            setattr(channel, name, value)
-        changes = diff(before, _snapshot(channel))
-        if changes:
-            _saved(channel)
-            audit_record(
-                action="notification_channel.updated",
-                actor=actor,
-                workspace=channel.workspace,
-                target=channel,
-                changes=changes,
-                request=request,
-            )
-    return channel
+    return AUDITED.updated(channel, fields, actor=actor, request=request)
 
 
 def channel_delete(*, channel: Channel, actor: User, request: AnyRequest | None = None) -> None:
     """Delete a channel; its deliveries stay as history (channel set to null). Admins and owners only."""
     ensure_role(actor, channel.workspace, Role.ADMIN)
-    with transaction.atomic():
-        audit_record(
-            action="notification_channel.deleted",
-            actor=actor,
-            workspace=channel.workspace,
-            target=channel,
-            changes=diff(_snapshot(channel), {}),
-            request=request,
-        )
-        channel.delete()
+    AUDITED.deleted(channel, actor=actor, request=request)
