@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from analytics import selectors
 from analytics.models import Rollup
+from analytics.selectors import ranges
 from analytics.services.recording import events_record, rollups_catch_up
 from tests.analytics.facts import record, run_fact
 from tests.conftest import client_for
@@ -253,7 +254,7 @@ def test_a_30_day_range_reads_whole_days_from_day_rows_and_its_edges_from_hours(
     now = timezone.now()
     span = selectors.Range(now - timedelta(days=30), now)
 
-    cover = selectors._cover(span, Rollup.Granularity.DAY, now)
+    cover = ranges._cover(span, Rollup.Granularity.DAY, now)
     read = Rollup.objects.filter(cover, workflow_id=workflow)
 
     assert {row.granularity for row in read} == {"day", "hour"}

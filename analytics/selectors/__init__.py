@@ -1,0 +1,125 @@
+"""Questions answered from the rollups, confined to the workspaces the caller is a member of: the
+names a question may use (`catalog`), whose figures (`access`), ranges and buckets (`ranges`), sums and
+merges in PostgreSQL (`aggregation`) and the questions themselves (`questions`), read as
+`selectors.<name>`.
+
+A range is read from the coarsest rows that fit it: the whole UTC days inside it from day rows, the
+hours at its edges from hour rows, the minutes at the very edges from minute rows (each as long as
+it is kept), so that 30 days of a workspace are a few thousand rows. Sums and histogram merges happen
+in PostgreSQL (`jsonb_each_text`), percentiles from the merged histograms (within 2 %,
+analytics.histograms); ranges short enough to read the raw events get exact percentiles
+(`percentile_cont`). Buckets of a day or a week start at the caller's midnight (`tz`): from hour
+rows while they are kept, from UTC day rows beyond (then approximate, and said so).
+"""
+
+from analytics.selectors.access import (
+    INSIGHT_STATUSES,
+    NO_SUCH_REPORT,
+    SEVERITY_INVALID,
+    STATUS_INVALID,
+    Scope,
+    insight_get,
+    insights_for_user,
+    report_get,
+    reports_for_user,
+    scope_for_user,
+)
+from analytics.selectors.catalog import (
+    BREAKDOWNS,
+    BUCKETS,
+    EXACT_PERCENTILE_MAX_RUNS,
+    EXACT_PERCENTILE_SPAN,
+    GROUPS,
+    MAX_POINTS,
+    MAX_SERIES,
+    METRICS,
+    NODE_GROUPS,
+    PERCENTILE_METRICS,
+    RANGES,
+    RUN_METRICS,
+    RUN_SUMS,
+    STEP_METRICS,
+    STEP_SUMS,
+    TALLY_METRICS,
+    TALLY_SUMS,
+    Granularity,
+)
+from analytics.selectors.questions import (
+    BucketStart,
+    breakdown,
+    nodes,
+    overview,
+    timeseries,
+)
+from analytics.selectors.ranges import (
+    BREAKDOWN_INVALID,
+    BUCKET_INVALID,
+    BUCKET_TOO_FINE,
+    FROM_AFTER_TO,
+    GROUP_INVALID,
+    GROUP_METRIC_INVALID,
+    METRIC_INVALID,
+    MOMENT_INVALID,
+    NODE_GROUP_INVALID,
+    RANGE_INVALID,
+    TZ_INVALID,
+    Range,
+    bucket_checked,
+    bucket_span,
+    granularity_for,
+    range_of,
+    timezone_of,
+)
+
+__all__ = [
+    "BREAKDOWNS",
+    "BREAKDOWN_INVALID",
+    "BUCKETS",
+    "BUCKET_INVALID",
+    "BUCKET_TOO_FINE",
+    "EXACT_PERCENTILE_MAX_RUNS",
+    "EXACT_PERCENTILE_SPAN",
+    "FROM_AFTER_TO",
+    "GROUPS",
+    "GROUP_INVALID",
+    "GROUP_METRIC_INVALID",
+    "INSIGHT_STATUSES",
+    "MAX_POINTS",
+    "MAX_SERIES",
+    "METRICS",
+    "METRIC_INVALID",
+    "MOMENT_INVALID",
+    "NODE_GROUPS",
+    "NODE_GROUP_INVALID",
+    "NO_SUCH_REPORT",
+    "PERCENTILE_METRICS",
+    "RANGES",
+    "RANGE_INVALID",
+    "RUN_METRICS",
+    "RUN_SUMS",
+    "SEVERITY_INVALID",
+    "STATUS_INVALID",
+    "STEP_METRICS",
+    "STEP_SUMS",
+    "TALLY_METRICS",
+    "TALLY_SUMS",
+    "TZ_INVALID",
+    "BucketStart",
+    "Granularity",
+    "Range",
+    "Scope",
+    "breakdown",
+    "bucket_checked",
+    "bucket_span",
+    "granularity_for",
+    "insight_get",
+    "insights_for_user",
+    "nodes",
+    "overview",
+    "range_of",
+    "report_get",
+    "reports_for_user",
+    "scope_for_user",
+    "timeseries",
+    "timezone_of",
+]
