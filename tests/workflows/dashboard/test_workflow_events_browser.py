@@ -39,6 +39,13 @@ def colleague(workflow):
 
 
 @pytest.fixture
+def viewer(workflow):
+    user = UserFactory(email="live-viewer@example.com")
+    MembershipFactory(workspace=workflow.workspace, user=user, role="viewer")
+    return user
+
+
+@pytest.fixture
 def colleague_api(server, colleague):
     """The colleague's changes go through the public API with a JWT, as an integrator's would."""
     tokens = httpx.post(f"{server}/api/v3/auth/token", json={"email": colleague.email, "password": PASSWORD})
@@ -57,12 +64,15 @@ def opened(browser, server, user, width=1366):
 
 
 def test_the_builder_names_who_saved_a_newer_version_and_loads_it_but_not_for_its_own_save(
-    server, editor, workflow, colleague_api, browser
+    server, editor, viewer, workflow, colleague_api, browser
 ):
     context, page, errors = opened(browser, server, editor)
     open_builder(page, server, workflow.pk, 2)
     page.wait_for_function(LIVE)
     page.locator('#palette .palette-item[data-type="delay"]').click()  # an unsaved edit
+    viewer_context, viewer_page, viewer_errors = opened(browser, server, viewer)
+    open_builder(viewer_page, server, workflow.pk, 2)
+    viewer_page.wait_for_function(LIVE)
 
     theirs = {**CHAIN, "nodes": [*CHAIN["nodes"], THEIR_NODE]}
     answer = colleague_api.put(f"workflows/{workflow.pk}", json=theirs, headers={"If-Match": '"1"'})
@@ -85,6 +95,17 @@ def test_the_builder_names_who_saved_a_newer_version_and_loads_it_but_not_for_it
     assert node(page, "delay").count() == 0
     assert page.locator("#version-label").inner_text() == "Version 2"
     assert banner.is_hidden()
+
+    # A viewer has nothing to lose: the banner only offers to show their version.
+    viewer_banner = viewer_page.locator("#builder-banner")
+    viewer_banner.get_by_text("colleague@example.com saved version 2.").wait_for()
+    assert "conflict" not in viewer_banner.inner_text()
+    assert viewer_banner.get_by_role("button", name="Download my changes").count() == 0
+    viewer_banner.get_by_role("button", name="Load version 2").click()
+    node(viewer_page, "theirs").wait_for()
+    assert viewer_page.locator("#version-label").inner_text() == "Version 2"
+    viewer_context.close()
+    assert viewer_errors == []
 
     # The page's own save: its event comes to this page too, before or after the PUT's answer.
     page.locator('#palette .palette-item[data-type="transform"]').click()
