@@ -9,6 +9,9 @@ replays the log after N, and the live events that arrive meanwhile are held back
 until it is done, then dropped or sent by their seq. A client sends it before it needs the run's
 live events: what this connection delivered of the run before the resume may come again (clients
 drop what they have by seq). `/ws/runs/<id>/?after_seq=N` resumes as part of connecting.
+
+A workflow's own events (workflows.realtime.workflow_event: saved, deleted, its runs paused) come the
+same way with no seq: nothing to order or resume, they are forwarded as they arrive.
 """
 
 import asyncio
@@ -129,7 +132,11 @@ class RunEventsConsumer(LoginSessionBound, AuthenticatedConsumer):
     async def run_events(self, message: dict) -> None:
         """A transaction's events, from workflows.realtime through the channel layer."""
         for event in message["events"]:
-            if self.wants(event):
+            if not self.wants(event):
+                continue
+            if event["seq"] is None:  # a workflow's event, not a run's
+                await self.send_json(event)
+            else:
                 await self._deliver(event)
 
     async def _deliver(self, event: dict) -> None:
@@ -187,7 +194,7 @@ class RunConsumer(RunEventsConsumer):
 
 
 class WorkflowConsumer(RunEventsConsumer):
-    """/ws/workflows/<id>/: the events of every run of one workflow."""
+    """/ws/workflows/<id>/: the events of every run of one workflow, and of the workflow itself."""
 
     scope_name = "workflow"
 
@@ -204,11 +211,13 @@ class WorkflowConsumer(RunEventsConsumer):
         return [str(workflow.workspace_id)], {"workflow": workflow_id}
 
     def wants(self, event: dict) -> bool:
-        return event["workflow"] == self.workflow_id
+        # No workflow: an event about all of the workspace's (its runs paused), this one's included.
+        return event["workflow"] in (self.workflow_id, None)
 
 
 class DashboardConsumer(RunEventsConsumer):
-    """/ws/dashboard/[?workspace=<id>]: the events of every run of the user's workspaces (or of one)."""
+    """/ws/dashboard/[?workspace=<id>]: the events of every run and workflow of the user's workspaces (or
+    of one)."""
 
     scope_name = "dashboard"
 

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from accounts.models import User
+from workflows import realtime
 from workflows.models import Edge, Node, Workflow, WorkflowVersion
 from workflows.selectors import workflow_specs
 from workflows.specs import NODE_VALUE_FIELDS, definition_check, settings_with_defaults, snapshot_of, specs_from_input
@@ -73,13 +74,16 @@ def snapshot_fields(workflow: Workflow) -> dict:
 
 
 def workflow_version_record(workflow: Workflow, *, actor: User | None, note: str = "") -> WorkflowVersion | None:
-    """Record a new version if the executable definition changed since the latest one."""
+    """Record a new version if the executable definition changed since the latest one. A version after
+    the first tells the workflow's open pages (`workflow.updated`: an editor's next save would conflict)."""
     snapshot = snapshot_of(snapshot_fields(workflow), workflow_specs(workflow))
     latest = workflow.versions.order_by("-number").first()
     if latest is not None and _canonical(latest.snapshot) == _canonical(snapshot):
         return None
     workflow.version = (latest.number if latest else 0) + 1
     workflow.save(update_fields=["version", "updated_at"])
+    if latest is not None:
+        realtime.workflow_saved("workflow.updated", workflow, actor)
     return WorkflowVersion.objects.create(
         workflow=workflow, number=workflow.version, snapshot=snapshot, created_by=actor, note=note[:200]
     )

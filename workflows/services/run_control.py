@@ -19,6 +19,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record
 from core.problems import Conflict
+from workflows import realtime
 from workflows.engine import dispatch, pausing, store
 from workflows.engine.transition import transition
 from workflows.models import EngineDrain, Run, RunsPause, Workflow
@@ -100,6 +101,9 @@ def _runs_pause(
                 target=workflow or workspace,
                 request=request,
             )
+            realtime.workflow_event(
+                f"{scope}.runs_paused", workspace_id=workspace.pk, workflow_id=workflow and workflow.pk, actor=actor
+            )
     except IntegrityError as error:
         raise Conflict(RUNS_ALREADY_PAUSED.format(scope=scope)) from error
     # Each run is paused in a transition of its own. A run that was starting while the pause was made
@@ -124,6 +128,9 @@ def _runs_resume(*, workspace: Workspace, workflow: Workflow | None, actor: User
             workspace=workspace,
             target=workflow or workspace,
             request=request,
+        )
+        realtime.workflow_event(
+            f"{scope}.runs_resumed", workspace_id=workspace.pk, workflow_id=workflow and workflow.pk, actor=actor
         )
     runs = Run.objects.filter(workflow=workflow) if workflow else Run.objects.filter(workspace=workspace)
     paused = runs.filter(status=Run.Status.PAUSED, pause_scope=scope).order_by("created_at")

@@ -11,6 +11,7 @@ from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from audit.services import AnyRequest, audit_record, diff
 from core.problems import Conflict
+from workflows import realtime
 from workflows.models import Workflow, WorkflowTag
 from workflows.selectors import workflow_specs
 from workflows.services.definitions import (
@@ -138,6 +139,7 @@ def workflow_create(
             changes=diff({}, _audit_state(workflow, specs)),
             request=request,
         )
+        realtime.workflow_saved("workflow.created", workflow, actor)
     return workflow
 
 
@@ -188,15 +190,18 @@ def workflow_update(
             _tags_set(workflow, fields["tags"])
         if raw_nodes is not None:
             workflow_graph_save(workflow, specs)
-        workflow_version_record(workflow, actor=actor, note="updated")
+        version = workflow_version_record(workflow, actor=actor, note="updated")
+        changes = diff(before, _audit_state(workflow, specs))
         audit_record(
             action="workflow.updated",
             actor=actor,
             workspace=workflow.workspace,
             target=workflow,
-            changes=diff(before, _audit_state(workflow, specs)),
+            changes=changes,
             request=request,
         )
+        if version is None and changes:  # a new version told them already
+            realtime.workflow_saved("workflow.updated", workflow, actor)
     return workflow
 
 
@@ -213,6 +218,13 @@ def workflow_delete(*, workflow: Workflow, actor: User, request: AnyRequest | No
                 target=workflow,
                 changes={"deleted_at": [None, now]},
                 request=request,
+            )
+            realtime.workflow_event(
+                "workflow.deleted",
+                workspace_id=workflow.workspace_id,
+                workflow_id=workflow.pk,
+                actor=actor,
+                name=workflow.name,
             )
 
 
@@ -231,6 +243,7 @@ def workflow_restore(*, workflow: Workflow, actor: User, request: AnyRequest | N
                 changes={"deleted_at": [deleted_at, None]},
                 request=request,
             )
+            realtime.workflow_saved("workflow.restored", workflow, actor)
     return workflow
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.access import Role, ensure_role
 from accounts.models import User
 from audit.services import AnyRequest, audit_record_many, diff
+from workflows import realtime
 from workflows.models import Workflow, WorkflowTag
 from workflows.selectors import workflows_for_user
 
@@ -70,7 +71,7 @@ def workflows_bulk(
         else:
             WorkflowTag.objects.filter(workflow_id__in=list(visible), name=tag.strip()).delete()
         tags_after = _tags_by_workflow(list(visible)) if action in ("tag", "untag") else {}
-        records = []
+        records, events = [], []
         for pk, workflow in visible.items():
             if action in STATUS_OF_ACTION:
                 changes = diff({"status": workflow.status}, {"status": STATUS_OF_ACTION[action]})
@@ -83,8 +84,20 @@ def workflows_bulk(
                 records.append(
                     {"action": name, "workspace": workflow.workspace, "target": workflow, "changes": changes}
                 )
+                events.append(_event(name, workflow, actor, status=STATUS_OF_ACTION.get(action, workflow.status)))
         audit_record_many(records=records, actor=actor, request=request)
+        realtime.send_on_commit(events)
     return len(visible)
+
+
+def _event(event_type: str, workflow: Workflow, actor: User, *, status: str) -> dict:
+    if event_type == "workflow.deleted":
+        data = {"name": workflow.name}
+    else:
+        data = {"name": workflow.name, "status": status, "version": workflow.version}
+    return realtime.workflow_envelope(
+        event_type, workspace_id=workflow.workspace_id, workflow_id=workflow.pk, actor=actor, **data
+    )
 
 
 def _tags_by_workflow(workflow_ids: list) -> dict:
