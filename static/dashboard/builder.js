@@ -245,13 +245,23 @@ function theyDeleted(who) {
 function theySaved(who, version) {
   if (!(version > state.version) || version <= state.offered) return;
   state.offered = version;
-  const mine = dirty() ? ["Saving your unsaved changes now will be refused as a conflict. ", keepMineButton(), " "] : [];
+  const mine = dirty() ? ["Saving your changes now will be refused as a conflict. ", keepMineButton(), " "] : [];
   showBanner(`${who} saved version ${version}. `, ...mine, loadTheirsButton(version));
+}
+
+// Workflow events sent while the socket was down are not replayed: the workflow's version says whether
+// someone saved it meanwhile. (Once it is deleted the socket is refused, and says so in the header.)
+async function missedSaves() {
+  while (state.changing.size) await Promise.allSettled([...state.changing]);
+  if (state.workflow) theySaved("Someone", (await api(`workflows/${page.dataset.workflow}`)).version);
 }
 
 function followWorkflow() {
   return new LiveConnection(`/ws/workflows/${page.dataset.workflow}/`, {
     onWorkflowEvent: (event) => onWorkflowEvent(event).catch((error) => showError(errorBox, error)),
+    onSubscribed: (reconnected) => {
+      if (reconnected) missedSaves().catch((error) => showError(errorBox, error));
+    },
     shown: () => [], // its runs' events are the run panel's business, not this connection's
   });
 }

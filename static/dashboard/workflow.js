@@ -89,17 +89,26 @@ async function showUpdated({ name, status, version }) {
   drawWorkflow(await api(`workflows/${workflowId}`));
 }
 
+async function refreshRunsPause() {
+  showRunsPause(await api(`workflows/${workflowId}/runs-pause`), writable);
+}
+
 // Anyone (this page too) paused or resumed the workflow's runs or its workspace's: the note and buttons follow.
 async function onWorkflowEvent(event) {
-  if (RUNS_PAUSE_CHANGES.has(event.type)) showRunsPause(await api(`workflows/${workflowId}/runs-pause`), writable);
+  if (RUNS_PAUSE_CHANGES.has(event.type)) await refreshRunsPause();
   else if (event.type === "workflow.updated") await showUpdated(event.data);
+}
+
+// After a reconnect: the runs, and the pause whose events (never replayed) may have been missed.
+function reloadAfterGap() {
+  return Promise.all([loadRuns(), refreshRunsPause()]).catch((error) => showError(loadError, error));
 }
 
 setUpSwitcher().catch((error) => console.error(error));
 const live = new LiveConnection(`/ws/workflows/${workflowId}/`, {
   onEvent: (event) => runs.apply(event),
   onWorkflowEvent: (event) => onWorkflowEvent(event).catch((error) => showError(loadError, error)),
-  onSubscribed: (reconnected) => (reconnected ? loadRuns().catch((error) => showError(loadError, error)) : undefined),
+  onSubscribed: (reconnected) => (reconnected ? reloadAfterGap() : undefined),
   shown: () => runs.ids(),
 });
 live.hold(load()).catch((error) => showError(loadError, error));

@@ -81,7 +81,7 @@ def test_the_builder_names_who_saved_a_newer_version_and_loads_it_but_not_for_it
 
     banner = page.locator("#builder-banner")
     banner.get_by_text("colleague@example.com saved version 2.").wait_for()
-    assert "Saving your unsaved changes now will be refused as a conflict." in banner.inner_text()
+    assert "Saving your changes now will be refused as a conflict." in banner.inner_text()
     assert banner.get_by_role("button", name="Download my changes").is_visible()
     page.screenshot(path=SCREENSHOTS / "builder-live-banner-1366.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
