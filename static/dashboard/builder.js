@@ -29,6 +29,8 @@ const state = {
   viewingWorkflow: null, // the fields of the version shown read-only
   panel: null, // the node's form, or with no node selected the workflow's
   panelKey: null,
+  changing: new Set(), // this page's own saves, restores and loads still waiting for their answer
+  offered: 0, // the newest version a banner offers to load (a conflict's or another editor's save)
 };
 let canvas;
 let history;
@@ -38,6 +40,7 @@ const current = () => history.current;
 const dirty = () => JSON.stringify(current()) !== JSON.stringify(definition(state.workflow));
 
 function showBanner(...children) {
+  children = children.filter((child) => child !== null && child !== undefined);
   banner.replaceChildren(...children);
   banner.hidden = !children.length;
 }
@@ -191,16 +194,76 @@ function pinErrors(errors) {
 
 function conflict(error) {
   const theirs = error.problem.version;
+  state.offered = Math.max(state.offered, theirs ?? 0);
+  showBanner(`Someone saved version ${theirs ?? "?"} meanwhile. `, keepMineButton(), " ", loadTheirsButton(theirs));
+}
+
+// The unsaved edits as an importable dwc-workflow/1 document: what the person keeps before loading
+// another version over them.
+function keepMineButton() {
   const mine = { format: "dwc-workflow/1", ...current() };
+  return button("Download my changes", () => download(`${current().name || "workflow"}-unsaved.json`, mine));
+}
+
+function loadTheirsButton(theirs) {
+  return button(`Load version ${theirs ?? "the latest"}`, () => {
+    showBanner();
+    ownChange(loadWorkflow()).catch((failure) => showError(errorBox, failure));
+  });
+}
+
+// --- other people's changes, from the workflow's websocket ---------------------------------------------
+
+// A change this page makes itself: its own event may come before or after the API's answer, so the
+// workflow's events wait for these and then compare versions with the answer's.
+function ownChange(promise) {
+  state.changing.add(promise);
+  const settled = () => state.changing.delete(promise);
+  promise.then(settled, settled);
+  return promise;
+}
+
+async function onWorkflowEvent(event) {
+  while (state.changing.size) await Promise.allSettled([...state.changing]);
+  if (!state.workflow) return;
+  const who = event.data.by ?? "Someone";
+  if (event.type === "workflow.updated") theySaved(who, event.data.version);
+  else if (event.type === "workflow.deleted") theyDeleted(who);
+  else if (event.type === "workflow.restored") showBanner(`${who} restored this workflow.`);
+}
+
+function theyDeleted(who) {
+  const unsaved = dirty();
   showBanner(
-    `Someone saved version ${theirs ?? "?"} meanwhile. `,
-    button("Download my changes", () => download(`${current().name || "workflow"}-unsaved.json`, mine)),
-    " ",
-    button(`Load version ${theirs ?? "the latest"}`, () => {
-      showBanner();
-      loadWorkflow().catch((failure) => showError(errorBox, failure));
-    }),
+    `${who} deleted this workflow.`,
+    unsaved ? " Your unsaved changes can no longer be saved: " : null,
+    unsaved ? keepMineButton() : null,
   );
+}
+
+// A version newer than the one the edits start from (a status or tags change keeps the version: no banner).
+function theySaved(who, version) {
+  if (!(version > state.version) || version <= state.offered) return;
+  state.offered = version;
+  const mine = dirty() ? ["Saving your changes now will be refused as a conflict. ", keepMineButton(), " "] : [];
+  showBanner(`${who} saved version ${version}. `, ...mine, loadTheirsButton(version));
+}
+
+// Workflow events sent while the socket was down are not replayed: the workflow's version says whether
+// someone saved it meanwhile. (Once it is deleted the socket is refused, and says so in the header.)
+async function missedSaves() {
+  while (state.changing.size) await Promise.allSettled([...state.changing]);
+  if (state.workflow) theySaved("Someone", (await api(`workflows/${page.dataset.workflow}`)).version);
+}
+
+function followWorkflow() {
+  return new LiveConnection(`/ws/workflows/${page.dataset.workflow}/`, {
+    onWorkflowEvent: (event) => onWorkflowEvent(event).catch((error) => showError(errorBox, error)),
+    onSubscribed: (reconnected) => {
+      if (reconnected) missedSaves().catch((error) => showError(errorBox, error));
+    },
+    shown: () => [], // its runs' events are the run panel's business, not this connection's
+  });
 }
 
 // --- panels -------------------------------------------------------------------------------------------
@@ -404,19 +467,19 @@ async function showVersion(number) {
   canvas.setReadOnly(true);
   canvas.render(state.viewingNodes);
   reopenPanel();
-  const restore = state.writable
-    ? button("Restore this version", async () => {
-        await api(`workflows/${page.dataset.workflow}/versions/${number}/restore`, { method: "POST" });
-        drafts.clear();
-        showBanner();
-        await loadWorkflow();
-        showBanner(`Version ${number} restored.`);
-      })
-    : null;
+  const restore = state.writable ? button("Restore this version", () => ownChange(restoreVersion(number))) : null;
   showBanner(`Version ${number}, read-only. `, restore, " ", button("Back to editing", () => {
     $("versions").value = "";
     showVersion("");
   }));
+}
+
+async function restoreVersion(number) {
+  await api(`workflows/${page.dataset.workflow}/versions/${number}/restore`, { method: "POST" });
+  drafts.clear();
+  showBanner();
+  await loadWorkflow();
+  showBanner(`Version ${number} restored.`);
 }
 
 async function exportWorkflow() {
@@ -445,7 +508,7 @@ function onKey(event) {
   const key = event.key.toLowerCase();
   if (mod && key === "s") {
     event.preventDefault();
-    save();
+    ownChange(save());
     return;
   }
   if (typing(event.target) || !state.writable || state.viewing) return;
@@ -472,7 +535,7 @@ function onKey(event) {
 function wireButtons() {
   const on = (id, handler) =>
     $(id)?.addEventListener("click", () => Promise.resolve(handler()).catch((error) => showError(errorBox, error)));
-  on("save-button", save);
+  on("save-button", () => ownChange(save()));
   on("undo-button", undo);
   on("redo-button", redo);
   on("delete-button", () => canvas.deleteSelection());
@@ -516,7 +579,8 @@ async function start() {
   });
   if (state.writable) drawPalette();
   wireButtons();
-  await loadWorkflow();
+  followWorkflow();
+  await ownChange(loadWorkflow());
   if (state.writable) offerDraft();
 }
 

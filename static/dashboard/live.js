@@ -41,9 +41,11 @@ export class LiveConnection {
    * onResumed(run, seq): the server finished replaying a run's log after a resume.
    * run: the run of a /ws/runs/<id>/ connection: it resumes while connecting (?after_seq=N).
    * shown(): ids of the runs the page shows, resumed after a reconnect (default: every run seen).
+   * onWorkflowEvent(event): a workflow or workspace event (workflow.updated, workspace.runs_paused, …):
+   *   its seq is null, as the server neither logs nor replays them, so none is missed or repeated here.
    */
-  constructor(path, { onEvent, onSubscribed, onResumed, run, shown } = {}) {
-    Object.assign(this, { path, onEvent, onSubscribed, onResumed, run, shown });
+  constructor(path, { onEvent, onSubscribed, onResumed, onWorkflowEvent, run, shown } = {}) {
+    Object.assign(this, { path, onEvent, onSubscribed, onResumed, onWorkflowEvent, run, shown });
     this.seqs = new Map();
     this.held = [];
     this.holds = 0;
@@ -96,6 +98,11 @@ export class LiveConnection {
       case "error":
         console.warn("live updates:", message.detail);
         return;
+    }
+    if (message.seq === null && typeof message.type === "string") {
+      // After a page's reload in progress, as run events: what it reloads must not overwrite them.
+      if (this.onWorkflowEvent) this.afterHolds(() => this.onWorkflowEvent(message));
+      return;
     }
     if (typeof message.run !== "string" || typeof message.seq !== "number") return;
     if (this.holds > 0) this.held.push(message);

@@ -2,7 +2,7 @@
 
 import { drawGraph } from "./graph.js";
 import { LiveConnection } from "./live.js";
-import { api, canWrite, setUpSwitcher, showError } from "./page.js";
+import { api, canWrite, setBadge, setUpSwitcher, showError } from "./page.js";
 import { canStartRuns, openRunDialog } from "./run-dialog.js";
 import { RunsTable } from "./runs-table.js";
 
@@ -10,6 +10,13 @@ const page = document.getElementById("workflow-page");
 const workflowId = page.dataset.workflow;
 const runs = new RunsTable(document.getElementById("runs"));
 const loadError = document.getElementById("load-error");
+const RUNS_PAUSE_CHANGES = new Set([
+  "workflow.runs_paused",
+  "workflow.runs_resumed",
+  "workspace.runs_paused",
+  "workspace.runs_resumed",
+]);
+let writable = false;
 
 async function loadRuns() {
   runs.replace((await api(`runs?workflow=${workflowId}`)).results);
@@ -30,7 +37,7 @@ function showRunsPause(pause, writable) {
   if (resumeButton) resumeButton.hidden = !writable || !pause.paused;
 }
 
-async function setUpRunsPause(writable) {
+async function setUpRunsPause() {
   const path = `workflows/${workflowId}/runs-pause`;
   showRunsPause(await api(path), writable);
   for (const [id, method] of [
@@ -55,10 +62,11 @@ async function setUpRunsPause(writable) {
 
 async function load() {
   const workflow = await api(`workflows/${workflowId}`);
-  await setUpRunsPause(await canWrite(workflow.workspace));
-  drawGraph(document.getElementById("graph"), workflow, { label: `Graph of ${workflow.name}` });
+  writable = await canWrite(workflow.workspace);
+  await setUpRunsPause();
+  drawWorkflow(workflow);
   const button = document.getElementById("run-button");
-  if (button && canStartRuns && (await canWrite(workflow.workspace))) {
+  if (button && canStartRuns && writable) {
     button.addEventListener("click", () => openRunDialog(workflow));
     button.disabled = false;
   } else {
@@ -67,10 +75,40 @@ async function load() {
   await loadRuns();
 }
 
+function drawWorkflow(workflow) {
+  drawGraph(document.getElementById("graph"), workflow, { label: `Graph of ${workflow.name}` });
+}
+
+// The name, status and version the page shows; a new version has a new graph too.
+async function showUpdated({ name, status, version }) {
+  document.getElementById("workflow-name").textContent = name;
+  setBadge(document.getElementById("workflow-status"), status);
+  const shown = document.getElementById("workflow-version");
+  if (shown.textContent === String(version)) return;
+  shown.textContent = version;
+  drawWorkflow(await api(`workflows/${workflowId}`));
+}
+
+async function refreshRunsPause() {
+  showRunsPause(await api(`workflows/${workflowId}/runs-pause`), writable);
+}
+
+// Anyone (this page too) paused or resumed the workflow's runs or its workspace's: the note and buttons follow.
+async function onWorkflowEvent(event) {
+  if (RUNS_PAUSE_CHANGES.has(event.type)) await refreshRunsPause();
+  else if (event.type === "workflow.updated") await showUpdated(event.data);
+}
+
+// After a reconnect: the runs, and the pause whose events (never replayed) may have been missed.
+function reloadAfterGap() {
+  return Promise.all([loadRuns(), refreshRunsPause()]).catch((error) => showError(loadError, error));
+}
+
 setUpSwitcher().catch((error) => console.error(error));
 const live = new LiveConnection(`/ws/workflows/${workflowId}/`, {
   onEvent: (event) => runs.apply(event),
-  onSubscribed: (reconnected) => (reconnected ? loadRuns().catch((error) => showError(loadError, error)) : undefined),
+  onWorkflowEvent: (event) => onWorkflowEvent(event).catch((error) => showError(loadError, error)),
+  onSubscribed: (reconnected) => (reconnected ? reloadAfterGap() : undefined),
   shown: () => runs.ids(),
 });
 live.hold(load()).catch((error) => showError(loadError, error));

@@ -7,6 +7,8 @@ import { canStartRuns, runButton } from "./run-dialog.js";
 import { runStatusAfter } from "./runs-table.js";
 
 const PARALLEL_REQUESTS = 4;
+const RELOAD_AFTER_MS = 300;
+const LIST_CHANGES = new Set(["workflow.created", "workflow.updated", "workflow.deleted", "workflow.restored"]);
 const workspace = document.body.dataset.workspace;
 const table = document.getElementById("workflows");
 const loadError = document.getElementById("load-error");
@@ -94,10 +96,22 @@ function apply(event) {
   showLastRun(event.workflow);
 }
 
+// A burst of calls (workflow events of an import or a script) runs `callback` once, when they pause.
+function debounced(callback, ms) {
+  let timer;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(callback, ms);
+  };
+}
+
 if (table) {
   setUpSwitcher().catch((error) => console.error(error));
+  // A workflow created, changed, deleted or restored by anyone: the list loads again, as after a reconnect.
+  const reloadSoon = debounced(() => live.hold(load()), RELOAD_AFTER_MS);
   const live = new LiveConnection(`/ws/dashboard/?workspace=${workspace}`, {
     onEvent: apply,
+    onWorkflowEvent: (event) => LIST_CHANGES.has(event.type) && reloadSoon(),
     onSubscribed: (reconnected) => (reconnected ? load() : undefined),
     shown: () => [...lastRuns.values()].map((run) => run.id),
   });
