@@ -1,7 +1,7 @@
 // Validation messages of the API ({"config.url": ["..."]}) shown on the schema-form fields they name.
 
 import { h } from "../page.js";
-import { uniqueId } from "./schema-form.js";
+import { uniqueId } from "./form-parts.js";
 
 const pinned = new WeakMap();
 

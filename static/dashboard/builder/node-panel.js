@@ -4,7 +4,8 @@
 
 import { h } from "../page.js";
 import { editReporter, panelHandle } from "./edits.js";
-import { humanize, schemaField } from "./schema-form.js";
+import { humanize } from "./form-parts.js";
+import { schemaField } from "./schema-form.js";
 import { scopeNames, templateEditor } from "./template-field.js";
 
 const RUN_SETTINGS = ["title", "key", "retry", "timeout", "trigger_rule", "priority", "tags"];
