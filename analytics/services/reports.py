@@ -20,7 +20,8 @@ from django.utils.dateparse import parse_datetime
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
 from analytics.models import Granularity, Report
-from audit.services import AnyRequest, AuditedChanges
+from audit.audited_changes import AuditedChanges
+from audit.services import AnyRequest
 
 Errors = dict[str, list[str]]
 

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, AuditedChanges
+from audit.audited_changes import AuditedChanges
+from audit.services import AnyRequest
 from notifications.channels.registry import CHANNEL_KINDS, channel_kind_get
 from notifications.models import Channel
 from workflows.credentials import credential_value

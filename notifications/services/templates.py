@@ -14,7 +14,8 @@ from django.db.models import ProtectedError
 
 from accounts.access import Role, ensure_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, AuditedChanges
+from audit.audited_changes import AuditedChanges
+from audit.services import AnyRequest
 from core.problems import Conflict
 from notifications.models import Template
 from notifications.services.bodies import body_fields

@@ -18,7 +18,8 @@ from django.http import Http404
 
 from accounts.access import Role, ensure_role, workspaces_with_role
 from accounts.models import User, Workspace
-from audit.services import AnyRequest, AuditedChanges
+from audit.audited_changes import AuditedChanges
+from audit.services import AnyRequest
 from workflows.engine import budgets as enforcement
 from workflows.models import Budget, BudgetUsage, Run, Workflow
 
