@@ -18,15 +18,14 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # Run as a file, this script has bench/ on sys.path, not the project that holds bench/ and the apps.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.environment import PROJECT, configure, create_database
+from bench.servers import slow_peer
 
 DATABASE_URL, _ = configure()
 os.environ.setdefault("DWC_OUTBOUND_ALLOWLIST", "127.0.0.1")
@@ -37,20 +36,6 @@ TOPOLOGIES = {
     "one pool": [("engine,calls,generation,notifications", 2), ("engine,calls,generation,notifications", 2)],
     "split": [(STEP_QUEUES, 2), (STEP_QUEUES, 2), ("engine", 1)],
 }
-
-
-class SlowHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        time.sleep(CALL_SECONDS)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def start_workers(topology: list[tuple[str, int]]) -> list[subprocess.Popen]:
@@ -108,8 +93,7 @@ def main() -> None:
     from workflows.services.definitions import workflow_create
 
     call_command("migrate", verbosity=0)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = slow_peer(CALL_SECONDS)
     user = user_register(
         email=f"bench-{uuid.uuid4().hex[:8]}@example.com", password=uuid.uuid4().hex + "-Aa1", name="Bench"
     )

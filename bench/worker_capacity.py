@@ -15,34 +15,19 @@ BENCH_REDIS_URL override them).
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.environment import PROJECT, configure, recreate_database
+from bench.servers import slow_peer
 
 DATABASE_URL, REDIS_URL = configure(database="dwc_bench_capacity", redis_db=8)
 os.environ["DWC_OUTBOUND_ALLOWLIST"] = "127.0.0.1"
 RUNS = 200
 CHAIN = 5
 PEER_SECONDS = 0.2
-
-
-class SlowPeer(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        time.sleep(PEER_SECONDS)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 def start_worker(pool: str, concurrency: int) -> subprocess.Popen:
@@ -90,8 +75,7 @@ def main() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
     user = user_register(email=f"capacity-{uuid.uuid4().hex[:8]}@example.com", password=uuid.uuid4().hex + "-Aa1")
     workspace = user.memberships.get().workspace
-    peer = ThreadingHTTPServer(("127.0.0.1", 0), SlowPeer)
-    threading.Thread(target=peer.serve_forever, daemon=True).start()
+    peer = slow_peer(PEER_SECONDS)
     chain = workflow_create(
         actor=user,
         workspace=workspace,
