@@ -223,8 +223,12 @@ function ownChange(promise) {
   return promise;
 }
 
-async function onWorkflowEvent(event) {
+async function ownChangesSettled() {
   while (state.changing.size) await Promise.allSettled([...state.changing]);
+}
+
+async function onWorkflowEvent(event) {
+  await ownChangesSettled();
   if (!state.workflow) return;
   const who = event.data.by ?? "Someone";
   if (event.type === "workflow.updated") theySaved(who, event.data.version);
@@ -252,7 +256,7 @@ function theySaved(who, version) {
 // Workflow events sent while the socket was down are not replayed: the workflow's version says whether
 // someone saved it meanwhile. (Once it is deleted the socket is refused, and says so in the header.)
 async function missedSaves() {
-  while (state.changing.size) await Promise.allSettled([...state.changing]);
+  await ownChangesSettled();
   if (state.workflow) theySaved("Someone", (await api(`workflows/${page.dataset.workflow}`)).version);
 }
 

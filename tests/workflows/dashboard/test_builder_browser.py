@@ -61,6 +61,22 @@ def node(page, key):
     return page.locator(f'#canvas .drawflow-node[data-key="{key}"]')
 
 
+def new_workflow_by_drag_and_drop(page, name, drops):
+    """From the dashboard: a new workflow `name`, then each (type, (x, y)) of `drops` dragged from the
+    palette onto the canvas. Returns the workflow's id."""
+    page.get_by_role("link", name="New workflow").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Create and edit").click()
+    page.wait_for_url(re.compile(r"/dashboard/workflows/[0-9a-f-]{36}/edit/$"))
+    workflow_id = page.url.rstrip("/").split("/")[-2]
+    page.wait_for_selector(f'#palette .palette-item[data-type="{drops[0][0]}"]')
+    canvas = page.locator("#canvas")
+    for type_, (x, y) in drops:
+        page.locator(f'#palette .palette-item[data-type="{type_}"]').drag_to(canvas, target_position={"x": x, "y": y})
+    page.wait_for_function(f"() => document.querySelectorAll('#canvas .drawflow-node').length === {len(drops)}")
+    return workflow_id
+
+
 def connect(page, source, target, port=1):
     start = node(page, source).locator(f".output_{port}").bounding_box()
     end = node(page, target).locator(".input_1").bounding_box()
@@ -86,17 +102,8 @@ def test_a_condition_workflow_is_built_by_drag_and_drop_and_saved_with_its_branc
     errors = []
     watch_for_script_errors(page, errors)
 
-    page.get_by_role("link", name="New workflow").click()
-    page.get_by_label("Name").fill("Drag and drop")
-    page.get_by_role("button", name="Create and edit").click()
-    page.wait_for_url(re.compile(r"/dashboard/workflows/[0-9a-f-]{36}/edit/$"))
-    workflow_id = page.url.rstrip("/").split("/")[-2]
-    page.wait_for_selector('#palette .palette-item[data-type="text"]')
-
-    canvas = page.locator("#canvas")
-    for type_, (x, y) in [("text", (300, 40)), ("condition", (300, 200)), ("text", (100, 400)), ("text", (500, 400))]:
-        page.locator(f'#palette .palette-item[data-type="{type_}"]').drag_to(canvas, target_position={"x": x, "y": y})
-    page.wait_for_function("() => document.querySelectorAll('#canvas .drawflow-node').length === 4")
+    drops = [("text", (300, 40)), ("condition", (300, 200)), ("text", (100, 400)), ("text", (500, 400))]
+    workflow_id = new_workflow_by_drag_and_drop(page, "Drag and drop", drops)
     assert [node(page, key).count() for key in ["text", "condition", "text_2", "text_3"]] == [1, 1, 1, 1]
     assert node(page, "condition").locator(".output_1").get_attribute("data-branch") == "true"
     assert node(page, "condition").locator(".output_2").get_attribute("data-branch") == "false"

@@ -3,14 +3,20 @@ drag and drop, configured through the generated node forms in the side panel, sa
 error on the field that caused it, fixed, run from the editor's Run panel (the embedded worker really
 runs it) and followed on the canvas; undo/redo and drafts across a form edit."""
 
-import re
-
 import pytest
 
 from accounts.access import personal_workspace
 from tests.factories import UserFactory
 from tests.workflows.dashboard.test_browser import SCREENSHOTS, browser, needs_chromium, server, watch_for_script_errors
-from tests.workflows.dashboard.test_builder_browser import api_get, connect, log_in, node, open_builder, saved
+from tests.workflows.dashboard.test_builder_browser import (
+    api_get,
+    connect,
+    log_in,
+    new_workflow_by_drag_and_drop,
+    node,
+    open_builder,
+    saved,
+)
 from workflows.services.workflows import workflow_create
 
 __all__ = ["browser", "server"]  # fixtures
@@ -66,6 +72,18 @@ def wait_for_draft(page, text):
     )
 
 
+def complete_template(panel, label, typed, offered):
+    """Empty the template field `label` of `panel`, type `typed`, check that the completion list offers
+    exactly `offered`, take the first and close the expression; returns the field."""
+    field = panel.get_by_label(label)
+    field.fill("")
+    field.press_sequentially(typed)
+    assert panel.get_by_role("listbox").get_by_role("option").all_inner_texts() == offered
+    field.press("Enter")
+    field.press_sequentially(" }}")
+    return field
+
+
 def stored_nodes(page, workflow_id):
     return {item["key"]: item for item in api_get(page, f"workflows/{workflow_id}")["nodes"]}
 
@@ -77,17 +95,8 @@ def test_a_branching_workflow_is_built_configured_saved_fixed_and_run_in_the_edi
     watch_for_script_errors(page, errors)
 
     # 1. From scratch, by drag and drop: document → condition, true → text, false → text_2.
-    page.get_by_role("link", name="New workflow").click()
-    page.get_by_label("Name").fill("Builder end to end")
-    page.get_by_role("button", name="Create and edit").click()
-    page.wait_for_url(re.compile(r"/dashboard/workflows/[0-9a-f-]{36}/edit/$"))
-    workflow_id = page.url.rstrip("/").split("/")[-2]
-    page.wait_for_selector('#palette .palette-item[data-type="document"]')
-    canvas = page.locator("#canvas")
     drops = [("document", (180, 30)), ("condition", (180, 190)), ("text", (40, 380)), ("text", (330, 380))]
-    for type_, (x, y) in drops:
-        page.locator(f'#palette .palette-item[data-type="{type_}"]').drag_to(canvas, target_position={"x": x, "y": y})
-    page.wait_for_function("() => document.querySelectorAll('#canvas .drawflow-node').length === 4")
+    workflow_id = new_workflow_by_drag_and_drop(page, "Builder end to end", drops)
     connect(page, "document", "condition")
     connect(page, "condition", "text", port=1)
     connect(page, "condition", "text_2", port=2)
@@ -119,12 +128,7 @@ def test_a_branching_workflow_is_built_configured_saved_fixed_and_run_in_the_edi
     wait_for_draft(page, "length > 5")
 
     text = open_panel(page, "text", "text")
-    content = text.get_by_label("Content")
-    content.fill("")
-    content.press_sequentially("{{ nodes.document.c")
-    assert text.get_by_role("listbox").get_by_role("option").all_inner_texts() == ["nodes.document.content"]
-    content.press("Enter")
-    content.press_sequentially(" }}")
+    content = complete_template(text, "Content", "{{ nodes.document.c", ["nodes.document.content"])
     assert content.input_value() == "{{ nodes.document.content }}"
     wait_for_draft(page, "{{ nodes.document.content }}")
 
@@ -284,12 +288,7 @@ def test_the_workflows_own_fields_give_the_run_form_and_the_templates_their_inpu
     wait_for_draft(page, '"topic"')
 
     intro = open_panel(page, "intro", "text")
-    content = intro.get_by_label("Content")
-    content.fill("")
-    content.press_sequentially("{{ input.t")
-    assert intro.get_by_role("listbox").get_by_role("option").all_inner_texts() == ["input.topic"]
-    content.press("Enter")
-    content.press_sequentially(" }}")
+    complete_template(intro, "Content", "{{ input.t", ["input.topic"])
     wait_for_draft(page, "{{ input.topic }}")
     saved(page)
     stored = api_get(page, f"workflows/{letter.pk}")
